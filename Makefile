@@ -1,0 +1,25 @@
+# Two commands do everything on a fresh machine:
+#   make demo   - set up, then run the grounding agent on a real clip (tiny offline models unless MODEL is set)
+#   make test   - set up, then run the whole test suite (slow and integration tests included)
+SHELL := /bin/bash
+VIDEO ?= ../shared/data/videos/timer1_charades_OHOFG.mp4
+QUERY ?= person sits down in a chair, then eats some food
+TINY  ?= $(HOME)/.cache/grounding-agent/tiny-models-demo
+MODEL ?= $(TINY)/qwen2_5_vl
+CLIP  ?= $(TINY)/clip
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test bench
+
+setup:
+	bash scripts/setup_env.sh
+
+demo: setup
+	@if [ "$(MODEL)" = "$(TINY)/qwen2_5_vl" ]; then .venv/bin/python tests/assets/build_tiny_models.py $(TINY) >/dev/null; fi
+	.venv/bin/grounding-agent ground "$(VIDEO)" "$(QUERY)" --agent --explain --backend hf --model "$(MODEL)" --clip "$(CLIP)"
+
+test: setup
+	.venv/bin/python -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	for b in bench/*.py; do .venv/bin/python $$b || exit 1; done

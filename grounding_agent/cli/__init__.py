@@ -1,0 +1,67 @@
+"""`grounding-agent` command line. Each subcommand lives in its own module with `add_parser` and `run`.
+
+The registry `COMMANDS` maps a subcommand name to its module; the parser's choices come from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from grounding_agent.errors import GroundingAgentError
+
+# name -> module under grounding_agent.cli (imported lazily so `probe` never pays for torch).
+COMMANDS: dict[str, str] = {
+    "probe": "probe",
+    "ground": "ground",
+    "plan": "plan",
+    "highlights": "highlights",
+    "eval": "eval",
+    "serve": "serve",
+    "finetune": "finetune",
+}
+
+HELP: dict[str, str] = {
+    "probe": "video metadata and the timestamps a sampling would take",
+    "ground": "find when a query happens in a video",
+    "plan": "show how a compositional query is decomposed",
+    "highlights": "saliency curve and highlight windows of a video",
+    "eval": "score predictions / run a grounder over a dataset",
+    "serve": "launch the vLLM OpenAI-compatible server with LoRA adapters",
+    "finetune": "run a LoRA/QLoRA fine-tuning recipe from a YAML config",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="grounding-agent", description="Find when things happen in a video.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, module in COMMANDS.items():
+        mod = importlib.import_module(f"grounding_agent.cli.{module}")
+        p = sub.add_parser(name, help=HELP[name], description=HELP[name])
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args._run(args) or 0)
+    except GroundingAgentError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""Prompt templates: data files in `prompts/` (shipped inside the wheel), rendered strictly.
+
+Each `prompts/NAME.yaml` has `version`, `description`, and one or more Jinja2 templates under
+`templates:` (e.g. `system`, `user`). Rendering fails on a missing variable *and* on an unexpected
+one, so a renamed variable can never silently drop out of a prompt.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import jinja2.meta
+import yaml
+
+from grounding_agent.errors import PromptError
+
+_ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
+
+
+def prompts_dir() -> Path:
+    """The prompts folder: inside the installed package, else the source checkout's top-level `prompts/`."""
+    packaged = resources.files("grounding_agent") / "prompts"
+    if packaged.is_dir():
+        return Path(str(packaged))
+    source = Path(__file__).resolve().parent.parent / "prompts"
+    if source.is_dir():
+        return source
+    raise PromptError("no prompts/ folder found next to the package; reinstall grounding-agent")
+
+
+@dataclass(frozen=True)
+class Prompt:
+    name: str
+    version: str
+    description: str
+    templates: dict[str, str]
+
+    def variables(self, part: str) -> set[str]:
+        return jinja2.meta.find_undeclared_variables(_ENV.parse(self.templates[part]))
+
+    def render(self, part: str = "user", **variables: Any) -> str:
+        """Render one template part with exactly the variables it uses.
+
+        Raises:
+            PromptError: unknown part, missing variable, or unexpected variable.
+        """
+        if part not in self.templates:
+            raise PromptError(f"prompt {self.name!r} has no part {part!r} (has {sorted(self.templates)})")
+        expected = self.variables(part)
+        missing, extra = expected - variables.keys(), variables.keys() - expected
+        if missing or extra:
+            raise PromptError(
+                f"prompt {self.name}.{part} v{self.version}: missing {sorted(missing)}, unexpected {sorted(extra)}"
+            )
+        return _ENV.from_string(self.templates[part]).render(**variables).strip()
+
+
+@functools.cache
+def load_prompt(name: str) -> Prompt:
+    """Load `prompts/NAME.yaml`.
+
+    Raises:
+        PromptError: the file is missing or not a valid prompt file.
+    """
+    path = prompts_dir() / f"{name}.yaml"
+    if not path.is_file():
+        available = sorted(p.stem for p in prompts_dir().glob("*.yaml"))
+        raise PromptError(f"no prompt named {name!r}; available: {available}")
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or not isinstance(data.get("templates"), dict):
+        raise PromptError(f"{path}: a prompt file needs a 'templates:' mapping")
+    return Prompt(name, str(data.get("version", "0")), str(data.get("description", "")), dict(data["templates"]))
+
+
+def available_prompts() -> list[str]:
+    return sorted(p.stem for p in prompts_dir().glob("*.yaml"))
