@@ -22,6 +22,18 @@ class ServerError(GroundingAgentError):
     """The vLLM server is unreachable, failed to start, or answered with an error."""
 
 
+class ServerStartError(ServerError):
+    """The vLLM server process died or never became healthy while starting.
+
+    The message is one line; `log_tail` holds the server log's last lines and `log_path` the full log.
+    """
+
+    def __init__(self, message: str, log_path: object = None, log_tail: str = ""):
+        self.log_path = None if log_path is None else str(log_path)
+        self.log_tail = log_tail
+        super().__init__(message)
+
+
 class PromptError(GroundingAgentError):
     """A prompt template is missing or was rendered with missing/unknown variables."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -29,3 +30,80 @@ def real_clips(shared_data: Path) -> dict[str, Path]:
 def sidecar(clip: Path) -> dict:
     """The JSON facts file written beside each real clip."""
     return json.loads(clip.with_suffix(".json").read_text())
+
+
+# --- tiny random-weight models of the real architectures ------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tiny_models() -> dict[str, Path]:
+    """name -> folder of the tiny models (qwen2_vl, qwen2_5_vl, qwen3_vl, clip, qwen2_5_vl_lora).
+
+    Built once per version of tests/assets/build_tiny_models.py under ~/.cache/grounding-agent.
+    """
+    from tests.assets.build_tiny_models import cached_tiny_models
+
+    return cached_tiny_models()
+
+
+@pytest.fixture(scope="session")
+def clip_frames(real_clips: dict[str, Path]):
+    """8 frames spread over the real Charades clip Y1HGC (30.7 s, 15000/1001 fps), with real timestamps."""
+    from grounding_agent.video import sample_frames
+
+    return sample_frames(real_clips["univtg_charades_Y1HGC.mp4"], max_frames=8)
+
+
+# --- a live vLLM OpenAI-compatible server ----------------------------------------------------------
+
+TINY_MODEL_NAME = "tiny-qwen2.5-vl"
+TINY_ADAPTER_NAME = "tiny-lora"
+
+
+@dataclass(frozen=True)
+class LiveServer:
+    """What a test needs to talk to the session's vLLM server over the OpenAI API."""
+
+    base_url: str  # http://127.0.0.1:PORT/v1
+    model: str  # served name of the base model
+    adapter: str  # served name of the LoRA adapter
+    log_path: Path
+    pid: int
+
+
+@pytest.fixture(scope="session")
+def vllm_server(tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory):
+    """A real vLLM server on 127.0.0.1 (free port) serving the tiny Qwen2.5-VL and its LoRA adapter.
+
+    Started once per session (~40 s on 2 CPU cores), stopped by PID at the end; a failed start fails
+    the test with the server log's tail.
+    """
+    from grounding_agent.errors import ServerStartError
+    from grounding_agent.serving import VLLMServer
+
+    server = VLLMServer(
+        tiny_models["qwen2_5_vl"],
+        served_model_name=TINY_MODEL_NAME,
+        loras={TINY_ADAPTER_NAME: tiny_models["qwen2_5_vl_lora"]},
+        log_path=tmp_path_factory.mktemp("vllm") / "server.log",
+    )
+    try:
+        server.start(timeout_s=300)
+    except ServerStartError as exc:
+        pytest.fail(f"{exc}\n--- vLLM log tail ---\n{exc.log_tail}", pytrace=False)
+    try:
+        yield LiveServer(server.base_url, TINY_MODEL_NAME, TINY_ADAPTER_NAME, server.log_path, server.pid)
+    finally:
+        server.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """A failing test that used the live server gets the server log's tail in its report."""
+    outcome = yield
+    report = outcome.get_result()
+    live = getattr(item, "funcargs", {}).get("vllm_server")
+    if isinstance(live, LiveServer) and report.when == "call" and report.failed:
+        from grounding_agent.serving import read_log_tail
+
+        report.sections.append(("vLLM server log (tail)", read_log_tail(live.log_path)))
