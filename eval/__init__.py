@@ -1,0 +1,1 @@
+"""Evaluation recipes (runner, report). They import the library; the library never imports them."""
