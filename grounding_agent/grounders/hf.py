@@ -1,0 +1,218 @@
+"""In-process grounding with transformers: Qwen2-VL / Qwen2.5-VL / Qwen3-VL (+ optional PEFT adapter).
+
+Confidence (stored as `Moment.score`, method in `Grounding.info["confidence"]`):
+- greedy (`num_samples=1`): exp(mean log-probability of the generated tokens), i.e. the geometric
+  mean token probability of the answer, from `generate`'s scores. A multi-moment answer's stated
+  per-moment confidences are multiplied by it.
+- sampling (`num_samples=n > 1`): agreement — each sample's moment scores the mean temporal IoU with
+  the other samples' first moments (self-consistency); duplicates are merged by temporal NMS.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from typing import Any, Literal
+
+from grounding_agent.errors import ConfigError, ModelLoadError
+from grounding_agent.grounders.base import (
+    BaseGrounder,
+    Grounding,
+    moments_from_answers,
+    rank_candidates,
+    timed,
+    whole_video_fallback,
+)
+from grounding_agent.grounders.qwen_inputs import Family, InputMode, build_request, family_of, hf_inputs
+from grounding_agent.types import Frames, Video
+
+Quantization = Literal["4bit", "8bit"]
+
+
+def load_model(
+    model: str,
+    *,
+    adapter: str | None = None,
+    quantization: Quantization | None = None,
+    dtype: str = "auto",
+    device: str = "auto",
+) -> tuple[Any, Any]:
+    """`AutoModelForImageTextToText` + `AutoProcessor` from a hub id or a local folder.
+
+    Args:
+        model: hub id or path of the base model.
+        adapter: optional PEFT adapter folder (or hub id), applied with `PeftModel.from_pretrained`.
+        quantization: "4bit" / "8bit" via bitsandbytes (vision tower and lm_head kept unquantized).
+        dtype: torch dtype name, or "auto" (the checkpoint's).
+        device: "auto" (CUDA if available, else CPU), "cpu", "cuda", "cuda:1", ...
+
+    Raises:
+        ModelLoadError: the model, processor or adapter cannot be loaded.
+    """
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    torch_dtype = dtype if dtype == "auto" else getattr(torch, dtype, None)
+    if not (torch_dtype == "auto" or isinstance(torch_dtype, torch.dtype)):
+        raise ConfigError(f"unknown dtype {dtype!r}; use 'auto', 'bfloat16', 'float16' or 'float32'")
+    kwargs: dict[str, Any] = {"dtype": torch_dtype}
+    if quantization is not None:
+        from transformers import BitsAndBytesConfig
+
+        if quantization not in ("4bit", "8bit"):
+            raise ConfigError(f"quantization must be '4bit' or '8bit', got {quantization!r}")
+        # Small or vision layers lose most from quantization (and < 64-wide Linears fail on CPU).
+        skip = ["visual", "lm_head"]
+        kwargs["quantization_config"] = (
+            BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", llm_int8_skip_modules=skip)
+            if quantization == "4bit"
+            else BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=skip)
+        )
+        kwargs["device_map"] = device
+    try:
+        processor = AutoProcessor.from_pretrained(model)
+        net = AutoModelForImageTextToText.from_pretrained(model, **kwargs)
+    except (OSError, ValueError, KeyError, ImportError) as exc:
+        raise ModelLoadError(
+            f"cannot load {model!r} ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+            "pass a Hugging Face hub id or a local folder with config.json"
+        ) from exc
+    if quantization is None:
+        net = net.to(device)
+    if adapter:
+        from peft import PeftModel
+
+        try:
+            net = PeftModel.from_pretrained(net, adapter)
+        except (OSError, ValueError, KeyError) as exc:
+            raise ModelLoadError(
+                f"cannot load PEFT adapter {adapter!r} ({type(exc).__name__}); pass a folder with "
+                "adapter_config.json + adapter_model.safetensors trained on this base model"
+            ) from exc
+    net.eval()
+    return net, processor
+
+
+class HFGrounder(BaseGrounder):
+    """Ground with a Qwen-VL model in this process.
+
+    Args:
+        model: hub id or local folder (the real `from_pretrained` path).
+        adapter: PEFT adapter folder, optional.
+        quantization: "4bit" / "8bit" (bitsandbytes), optional.
+        dtype, device: see `load_model`.
+        mode: "video" or "images" (default per family, see `qwen_inputs`).
+        prompt: "grounding" or "reasoning".
+        fps, max_frames, max_pixels: sampling used when `ground` gets no frames.
+        max_new_tokens: generation budget (the reasoning prompt needs more).
+        num_samples: 1 = greedy; n > 1 = n sampled answers, scored by agreement.
+        temperature: for sampling.
+        fallback: when no answer parses, return the whole video with score 0 (see `whole_video_fallback`).
+    """
+
+    needs_pixels = True
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        adapter: str | None = None,
+        quantization: Quantization | None = None,
+        dtype: str = "auto",
+        device: str = "auto",
+        mode: InputMode | None = None,
+        prompt: str = "grounding",
+        fps: float = 2.0,
+        max_pixels: int | None = 448 * 448,
+        max_frames: int = 32,
+        max_new_tokens: int | None = None,
+        num_samples: int = 1,
+        temperature: float = 0.7,
+        fallback: bool = True,
+    ):
+        if num_samples < 1:
+            raise ConfigError(f"num_samples must be >= 1, got {num_samples}")
+        self.model_id, self.adapter = model, adapter
+        self.model, self.processor = load_model(
+            model, adapter=adapter, quantization=quantization, dtype=dtype, device=device
+        )
+        config = self.model.config
+        self.family: Family = family_of(getattr(config, "model_type", ""))
+        self.name = f"hf:{adapter or model}"
+        self.mode, self.prompt = mode, prompt
+        self.fps, self.max_frames, self.max_pixels = fps, max_frames, max_pixels
+        self.max_new_tokens = max_new_tokens or (256 if prompt == "reasoning" else 48)
+        self.num_samples, self.temperature = num_samples, temperature
+        self.fallback = fallback
+        # `aground` runs `ground` in worker threads; one model must not generate for two at once.
+        self._lock = threading.Lock()
+
+    def ground(self, video: Video, query: str, *, top_k: int = 1, frames: Frames | None = None) -> Grounding:
+        import torch
+
+        timings: dict[str, float] = {}
+        frames = self.frames_for(video, frames, timings)
+        with timed(timings, "preprocess"):
+            request = build_request(
+                frames, query, family=self.family, mode=self.mode, prompt=self.prompt, top_k=top_k
+            )
+            inputs = hf_inputs(self.processor, request).to(self.model.device)
+        with self._lock, torch.inference_mode(), timed(timings, "model"):
+            texts, confidences = self._generate(inputs)
+
+        grounding = Grounding(moments=[], raw_text=texts, timings_s=timings)
+        candidates = moments_from_answers(
+            grounding,
+            texts,
+            confidences,
+            duration_s=video.duration_s,
+            model_duration_s=request.model_duration_s,
+            time_offset_s=request.time_offset_s,
+        )
+        grounding.moments = rank_candidates(candidates, top_k, sampled=self.num_samples > 1)
+        grounding.info = {
+            "backend": "hf",
+            "model": self.model_id,
+            "adapter": self.adapter,
+            "family": self.family,
+            "mode": request.mode,
+            "prompt": request.prompt,
+            "confidence": "agreement" if self.num_samples > 1 else "mean_token_logprob",
+        }
+        if self.fallback:
+            whole_video_fallback(grounding, video.duration_s)
+        return grounding
+
+    def _generate(self, inputs: Any) -> tuple[list[str], list[float]]:
+        """Generated texts and, for greedy, exp(mean token log-prob) of each (1.0 for samples)."""
+        sampled = self.num_samples > 1
+        gen_kwargs: dict[str, Any] = {
+            "max_new_tokens": self.max_new_tokens,
+            "do_sample": sampled,
+            "num_return_sequences": self.num_samples,
+            "return_dict_in_generate": True,
+            "output_scores": not sampled,
+        }
+        if sampled:
+            gen_kwargs["temperature"] = self.temperature
+        else:
+            # Greedy: unset sampling knobs a checkpoint's generation_config may carry (avoids warnings).
+            gen_kwargs.update(temperature=None, top_p=None, top_k=None)
+        out = self.model.generate(**inputs, **gen_kwargs)
+        prompt_len = inputs["input_ids"].shape[1]
+        new_tokens = out.sequences[:, prompt_len:]
+        texts = self.processor.batch_decode(new_tokens, skip_special_tokens=True)
+        if sampled:
+            return texts, [1.0] * len(texts)
+        logprobs = self.model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
+        special = set(self.processor.tokenizer.all_special_ids)
+        confidences = []
+        for row_tokens, row_logprobs in zip(new_tokens.tolist(), logprobs.tolist()):
+            kept = [
+                lp for tok, lp in zip(row_tokens, row_logprobs) if tok not in special and math.isfinite(lp)
+            ]
+            confidences.append(math.exp(sum(kept) / len(kept)) if kept else 0.0)
+        return texts, confidences
+

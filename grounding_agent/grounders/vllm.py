@@ -1,0 +1,286 @@
+"""Grounding through vLLM's OpenAI-compatible server (the production path).
+
+Frames travel as base64 image parts, each preceded by its timestamp text `<t seconds>` (see
+`qwen_inputs`): portable across Qwen generations and server versions, and the video + timestamps come
+before the query so several queries on one video share a prefix that vLLM's prefix cache reuses.
+A LoRA adapter served with `--lora-modules name=path` is selected by passing its name as `model`.
+
+Confidence: greedy -> exp(mean token log-prob) of the answer from the server's `logprobs`;
+`num_samples=n > 1` -> agreement between the n answers (see `base.rank_candidates`).
+Format forcing (`structured=True`): a regex through `extra_body={"structured_outputs": {"regex": ...}}`
+(the legacy `guided_*` fields are silently ignored by current vLLM).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+from collections import OrderedDict
+from typing import Any, Literal
+
+import openai
+
+from grounding_agent.errors import ConfigError, ServerError
+from grounding_agent.grounders.base import (
+    BaseGrounder,
+    Grounding,
+    moments_from_answers,
+    rank_candidates,
+    timed,
+    whole_video_fallback,
+)
+from grounding_agent.grounders.qwen_inputs import GroundingRequest, build_request, openai_messages
+from grounding_agent.types import Frames, Video
+
+def answer_regex(prompt: str, top_k: int, duration_s: float, think_chars: int = 1500) -> str:
+    """The regex an answer must match (structured outputs): what `parsing.format_moment` writes.
+
+    Times get at most as many integer digits as the duration (a 30 s video allows 0.00 - 99.99; the
+    parser clamps the rest), so a forced answer cannot wander to hours. The reasoning is capped at
+    `think_chars` characters so the answer tag still fits in the token budget.
+    """
+    digits = len(str(int(duration_s)))
+    time = rf"[0-9]{{1,{digits}}}\.[0-9]{{2}}"
+    span = rf"{time} - {time} seconds"
+    if prompt == "reasoning":
+        return rf"<think>[^<]{{0,{think_chars}}}</think><answer>{span}</answer>"
+    if top_k > 1:
+        line = rf"{span} \((0\.[0-9]{{2}}|1\.00)\)"
+        return rf"{line}(\n{line}){{0,{top_k - 1}}}"
+    return span
+
+
+def _server_error(base_url: str, exc: Exception) -> ServerError:
+    if isinstance(exc, openai.APITimeoutError):
+        return ServerError(f"vLLM server at {base_url} timed out; raise --timeout or use fewer frames")
+    if isinstance(exc, openai.APIConnectionError):
+        return ServerError(
+            f"cannot reach a vLLM server at {base_url}; start one with `grounding-agent serve --model ...` "
+            "or pass the right --server URL"
+        )
+    if isinstance(exc, openai.APIStatusError):
+        first = str(exc).splitlines()[0][:300]
+        return ServerError(f"vLLM server at {base_url} answered HTTP {exc.status_code}: {first}")
+    return ServerError(f"vLLM server at {base_url} failed: {type(exc).__name__}: {exc}")
+
+
+class VLLMGrounder(BaseGrounder):
+    """Ground through a running vLLM server.
+
+    Args:
+        base_url: the server's OpenAI API root, e.g. "http://127.0.0.1:8000/v1".
+        model: served model name: the base model or a LoRA adapter's name; None -> the first served.
+        prompt: "grounding" or "reasoning".
+        fps, max_frames, max_pixels: sampling when `ground` gets no frames (keep max_frames within
+            the server's `--limit-mm-per-prompt` image limit).
+        max_tokens: generation budget.
+        num_samples: 1 = greedy; n > 1 = n sampled answers (one request, `n=`), scored by agreement.
+        temperature: for sampling.
+        structured: force the answer format with a regex (structured outputs).
+        image_format: "jpeg" (small) or "png" (lossless: the server sees exactly our pixels).
+        timeout_s: per request; max_retries: the client's retries with exponential backoff on
+            connection errors, 408/409/429 and 5xx.
+        concurrency: requests in flight at once in the async API.
+        fallback: when no answer parses, return the whole video with score 0.
+        api_key: only if the server was started with --api-key.
+    """
+
+    needs_pixels = True
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str | None = None,
+        *,
+        prompt: str = "grounding",
+        fps: float = 2.0,
+        max_pixels: int | None = 448 * 448,
+        max_frames: int = 16,
+        max_tokens: int | None = None,
+        num_samples: int = 1,
+        temperature: float = 0.7,
+        structured: bool = False,
+        image_format: Literal["jpeg", "png"] = "jpeg",
+        timeout_s: float = 120.0,
+        max_retries: int = 2,
+        concurrency: int = 4,
+        fallback: bool = True,
+        api_key: str = "EMPTY",
+    ):
+        if num_samples < 1 or concurrency < 1:
+            raise ConfigError("num_samples and concurrency must be >= 1")
+        self.base_url = base_url.rstrip("/")
+        self.prompt, self.fps, self.max_frames, self.max_pixels = prompt, fps, max_frames, max_pixels
+        self.max_tokens = max_tokens or (512 if prompt == "reasoning" else 48)
+        self.num_samples, self.temperature = num_samples, temperature
+        self.structured, self.image_format, self.fallback = structured, image_format, fallback
+        self.concurrency = concurrency
+        # A character is at least one token: half the budget for reasoning leaves room for the answer.
+        self.think_chars = max(16, self.max_tokens // 2)
+        self._client_kwargs = {
+            "base_url": self.base_url,
+            "api_key": api_key,
+            "timeout": timeout_s,
+            "max_retries": max_retries,
+        }
+        self.client = openai.OpenAI(**self._client_kwargs)
+        self._async: dict[int, tuple[openai.AsyncOpenAI, asyncio.Semaphore]] = {}
+        # Frames' identity -> {frame position: data URL}: repeated queries on one video skip re-encoding.
+        self._encoded: OrderedDict[tuple, dict[int, str]] = OrderedDict()
+        self.model = model or self.served_models()[0]
+        self.name = f"vllm:{self.model}"
+
+    # --- server -----------------------------------------------------------------------------------
+
+    def served_models(self) -> list[str]:
+        """Names the server answers to (base model and LoRA adapters).
+
+        Raises:
+            ServerError: the server is down or answered with an error.
+        """
+        try:
+            names = [m.id for m in self.client.models.list().data]
+        except openai.OpenAIError as exc:
+            raise _server_error(self.base_url, exc) from exc
+        if not names:
+            raise ServerError(f"vLLM server at {self.base_url} serves no model")
+        return names
+
+    # --- grounding --------------------------------------------------------------------------------
+
+    def _prepare(
+        self, video: Video, query: str, top_k: int, frames: Frames | None, timings: dict[str, float]
+    ) -> tuple[GroundingRequest, dict[str, Any]]:
+        frames = self.frames_for(video, frames, timings)
+        with timed(timings, "preprocess"):
+            request = build_request(
+                frames, query, family=None, mode="images", prompt=self.prompt, top_k=top_k
+            )
+            messages = openai_messages(request, self.image_format, self._encoded_cache(frames))
+        return request, self._create_kwargs(messages, top_k, video.duration_s)
+
+    def _encoded_cache(self, frames: Frames, keep: int = 8) -> dict[int, str]:
+        """Data URLs already made for these frames (same file, frames and size); LRU of `keep` videos."""
+        try:  # an edited file must not reuse stale images
+            stat = os.stat(frames.video.path)
+            version = (stat.st_mtime_ns, stat.st_size)
+        except OSError:
+            version = (id(frames), 0)
+        key = (
+            str(frames.video.path), version, frames.indices.tobytes(), frames.pixels.shape, self.image_format
+        )
+        cache = self._encoded.pop(key, None) or {}
+        self._encoded[key] = cache
+        while len(self._encoded) > keep:
+            self._encoded.popitem(last=False)
+        return cache
+
+    def _create_kwargs(self, messages: list[dict[str, Any]], top_k: int, duration_s: float) -> dict[str, Any]:
+        sampled = self.num_samples > 1
+        kwargs: dict[str, Any] = {
+            "model": self.model,
+            "messages": messages,
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature if sampled else 0.0,
+            "n": self.num_samples,
+            "logprobs": not sampled,
+        }
+        if self.structured:
+            regex = answer_regex(self.prompt, top_k, duration_s, self.think_chars)
+            kwargs["extra_body"] = {"structured_outputs": {"regex": regex}}
+        return kwargs
+
+    def _finish(
+        self, video: Video, request: GroundingRequest, response: Any, top_k: int, timings: dict[str, float]
+    ) -> Grounding:
+        texts = [choice.message.content or "" for choice in response.choices]
+        confidences = [_confidence(choice) for choice in response.choices]
+        grounding = Grounding(moments=[], raw_text=texts, timings_s=timings)
+        candidates = moments_from_answers(
+            grounding,
+            texts,
+            confidences,
+            duration_s=video.duration_s,
+            model_duration_s=request.model_duration_s,
+        )
+        grounding.moments = rank_candidates(candidates, top_k, sampled=self.num_samples > 1)
+        grounding.info = {
+            "backend": "vllm",
+            "server": self.base_url,
+            "model": self.model,
+            "prompt": request.prompt,
+            "structured": self.structured,
+            "confidence": "agreement" if self.num_samples > 1 else "mean_token_logprob",
+        }
+        if response.usage is not None:
+            grounding.info["usage"] = {
+                "prompt_tokens": response.usage.prompt_tokens,
+                "completion_tokens": response.usage.completion_tokens,
+            }
+        if self.fallback:
+            whole_video_fallback(grounding, video.duration_s)
+        return grounding
+
+    def ground(self, video: Video, query: str, *, top_k: int = 1, frames: Frames | None = None) -> Grounding:
+        """Ground one query (blocking).
+
+        Raises:
+            ServerError: the server is down, timed out after retries, or rejected the request.
+        """
+        timings: dict[str, float] = {}
+        request, kwargs = self._prepare(video, query, top_k, frames, timings)
+        with timed(timings, "model"):
+            try:
+                response = self.client.chat.completions.create(**kwargs)
+            except openai.OpenAIError as exc:
+                raise _server_error(self.base_url, exc) from exc
+        return self._finish(video, request, response, top_k, timings)
+
+    async def aground(
+        self, video: Video, query: str, *, top_k: int = 1, frames: Frames | None = None
+    ) -> Grounding:
+        """Ground one query without blocking the event loop; at most `concurrency` requests in flight."""
+        client, semaphore = self._async_state()
+        timings: dict[str, float] = {}
+        # Decoding and base64-encoding frames is CPU work: keep it off the event loop.
+        request, kwargs = await asyncio.to_thread(self._prepare, video, query, top_k, frames, timings)
+        async with semaphore:
+            with timed(timings, "model"):
+                try:
+                    response = await client.chat.completions.create(**kwargs)
+                except openai.OpenAIError as exc:
+                    raise _server_error(self.base_url, exc) from exc
+        return self._finish(video, request, response, top_k, timings)
+
+    async def aground_many(
+        self, items: list[tuple[Video, str]], *, top_k: int = 1, frames: list[Frames | None] | None = None
+    ) -> list[Grounding]:
+        """Ground many (video, query) pairs concurrently (bounded by `concurrency`); results in order."""
+        frames = frames or [None] * len(items)
+        return await asyncio.gather(
+            *(self.aground(v, q, top_k=top_k, frames=f) for (v, q), f in zip(items, frames, strict=True))
+        )
+
+    def ground_many(
+        self, items: list[tuple[Video, str]], *, top_k: int = 1, frames: list[Frames | None] | None = None
+    ) -> list[Grounding]:
+        """Blocking wrapper of `aground_many` (not callable from inside a running event loop)."""
+        return asyncio.run(self.aground_many(items, top_k=top_k, frames=frames))
+
+    def _async_state(self) -> tuple[openai.AsyncOpenAI, asyncio.Semaphore]:
+        # An async client and a semaphore belong to one event loop: keep one pair per loop.
+        loop_id = id(asyncio.get_running_loop())
+        if loop_id not in self._async:
+            client = openai.AsyncOpenAI(**self._client_kwargs)
+            self._async = {loop_id: (client, asyncio.Semaphore(self.concurrency))}
+        return self._async[loop_id]
+
+
+def _confidence(choice: Any) -> float:
+    """exp(mean token log-prob) of one choice; 1.0 when the server sent no log-probs (sampling)."""
+    content = getattr(getattr(choice, "logprobs", None), "content", None)
+    if not content:
+        return 1.0
+    logprobs = [t.logprob for t in content if t.logprob is not None and math.isfinite(t.logprob)]
+    return math.exp(sum(logprobs) / len(logprobs)) if logprobs else 0.0
