@@ -1,0 +1,113 @@
+"""`grounding-agent highlights VIDEO [--query Q] [--top-k K] [--model CLIP] [--plot out.png] [--json]`.
+
+With --query: the query's CLIP saliency per 2-s clip and its top windows (needs --model). Without: generic
+highlights fusing CLIP similarity to a prompt set (only with --model), motion, scene novelty and audio.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from grounding_agent.cli._common import fmt_s, print_json
+from grounding_agent.errors import ConfigError
+
+DEFAULT_SIGNAL_FPS = 2.0
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from grounding_agent.saliency import BACKENDS, DEFAULT_BACKEND, DEFAULT_FPS
+
+    p.add_argument("video", type=Path, help="video file")
+    p.add_argument("--query", help="what to look for; omit for generic (query-free) highlights")
+    p.add_argument("--top-k", type=int, default=5, help="windows to return (default 5)")
+    p.add_argument("--model", help="CLIP/SigLIP hub id or local folder (needed with --query)")
+    p.add_argument(
+        "--fps",
+        type=float,
+        help=f"frames per second to sample (default: {DEFAULT_FPS:g} CLIP, {DEFAULT_SIGNAL_FPS:g} motion)",
+    )
+    p.add_argument(
+        "--backend",
+        choices=sorted(BACKENDS),
+        default=DEFAULT_BACKEND,
+        help=f"CLIP vision tower runtime (default {DEFAULT_BACKEND}; torch is the fp32 reference)",
+    )
+    p.add_argument(
+        "--cache-dir", type=Path, help="frame-embedding cache (default ~/.cache/grounding-agent/embeddings)"
+    )
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the embedding cache")
+    p.add_argument(
+        "--weights", default="", help="generic signal weights, e.g. 'audio=2,motion=1,scene=0.5,clip=1'"
+    )
+    p.add_argument(
+        "--prompt", action="append", help="generic CLIP prompt (repeatable; replaces the default set)"
+    )
+    p.add_argument("--nms-iou", type=float, default=0.3, help="temporal NMS IoU threshold (default 0.3)")
+    p.add_argument(
+        "--diversity", type=float, default=0.5, help="penalty per unit IoU with chosen windows (default 0.5)"
+    )
+    p.add_argument("--plot", type=Path, help="write a PNG of the saliency curves with the chosen windows")
+    p.add_argument("--json", action="store_true", help="print the QVHighlights-shaped prediction as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    from grounding_agent import highlights as hl
+
+    if args.fps is not None and args.fps <= 0:
+        raise ConfigError(f"--fps must be > 0, got {args.fps}")
+    if args.query is not None and not args.query.strip():
+        raise ConfigError("--query is empty: give a sentence, or omit it for generic highlights")
+    if args.query and not args.model:
+        raise ConfigError("--query needs a CLIP model: pass --model HUB_ID_OR_FOLDER")
+    search = hl.WindowSearch(top_k=args.top_k, nms_iou=args.nms_iou, diversity=args.diversity)
+    saliency = _load_saliency(args) if args.model else None
+    if args.query:
+        result = hl.query_highlights(saliency, args.video, args.query, fps=args.fps, search=search)
+    else:
+        result = hl.generic_highlights(
+            args.video,
+            saliency=saliency,
+            prompts=tuple(args.prompt) if args.prompt else hl.DEFAULT_PROMPTS,
+            weights=hl.HighlightWeights.parse(args.weights),
+            fps=args.fps or DEFAULT_SIGNAL_FPS,
+            search=search,
+        )
+    if args.plot:
+        hl.save_plot(result, args.plot)
+    if args.json:
+        print_json(result.prediction.to_dict())
+    else:
+        _print_text(args, result)
+    return 0
+
+
+def _load_saliency(args: argparse.Namespace):
+    from grounding_agent.saliency import DEFAULT_FPS, ClipSaliency
+
+    return ClipSaliency.from_pretrained(
+        args.model,
+        backend=args.backend,
+        fps=args.fps or DEFAULT_FPS,
+        cache_dir=args.cache_dir,
+        use_cache=not args.no_cache,
+    )
+
+
+def _print_text(args: argparse.Namespace, result) -> None:
+    n = len(result.prediction.pred_saliency_scores or [])
+    print(f"video: {args.video} ({fmt_s(result.duration_s)}, {n} clips of 2 s)")
+    if args.query:
+        print(f"query: {args.query}  (CLIP saliency, model {args.model})")
+    else:
+        used = ", ".join(f"{k} {v:.2f}" for k, v in result.weights.items()) or "none"
+        print(f"generic highlights; signals used (weight): {used}")
+        for name, why in result.absent.items():
+            print(f"  not used: {name} ({why})")
+        if not args.model:
+            print("  note: no --model, so only model-free signals (motion, scene, audio) were fused")
+    print(f"{'#':>2}  {'start':>20}  {'end':>20}  score")
+    for rank, w in enumerate(result.windows, 1):
+        print(f"{rank:>2}  {fmt_s(w.start_s):>20}  {fmt_s(w.end_s):>20}  {w.score:.3f}")
+    if args.plot:
+        print(f"plot: {args.plot}")

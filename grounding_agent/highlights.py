@@ -1,0 +1,368 @@
+"""Highlight detection: saliency per 2-second clip, then top-k windows (temporal NMS + diversity).
+
+Two modes, one output (a QVHighlights-shaped `Prediction`: `pred_saliency_scores` per 2-s clip and
+`pred_relevant_windows` [start_s, end_s, score]):
+
+- query-based: a query's CLIP saliency curve (`ClipSaliency.curve`) averaged per clip;
+- generic (no query): a weighted fusion of CLIP similarity to a prompt set, visual motion, scene novelty
+  and audio loudness, each averaged per clip and min-max normalised over the video. A signal that is
+  missing (no model, no audio stream) or flat is left out, the remaining weights are renormalised, and
+  the prediction records which signals it used and why others were absent.
+
+Windows: every run of 1..16 clips is a candidate, scored by its total excess over a threshold
+(sum of clip score - tau, tau = mean + threshold_std * std over the video), so the best window covers
+the whole salient stretch instead of its single highest clip; then `temporal.nms` and a greedy diversity
+penalty (score - diversity * max IoU with the windows already chosen). Window scores are divided by the
+best candidate's, so the top window scores 1; a window that is mostly below the threshold scores < 0.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from grounding_agent.errors import ConfigError
+from grounding_agent.signals import Curve, audio_energy, minmax, visual_change
+from grounding_agent.temporal import nms, tiou
+from grounding_agent.types import Moment, Prediction
+
+if TYPE_CHECKING:
+    from grounding_agent.saliency import ClipSaliency
+
+CLIP_LEN_S = 2.0  # QVHighlights' clip length
+DEFAULT_PROMPTS = (
+    "an exciting moment",
+    "the highlight of the video",
+    "something surprising happens",
+    "people cheering and celebrating",
+    "a fast, dramatic action",
+)
+SIGNALS = ("clip", "motion", "scene", "audio")
+_COLORS = {
+    "clip": "tab:purple",
+    "motion": "tab:blue",
+    "scene": "tab:olive",
+    "audio": "tab:orange",
+    "fused": "black",
+}
+_WINDOW_COLORS = ("tab:green", "tab:red", "tab:cyan", "tab:pink", "tab:brown", "tab:gray")
+# Smallest per-clip range that counts as a real variation, in each signal's unit. A signal varying less
+# is left out as steady (its noise would otherwise be blown up to the full [0, 1] by min-max scaling);
+# one varying a little more is scaled by max(range, 2 * this) so it cannot dominate.
+MIN_SPAN = {"clip": 0.0, "motion": 0.01, "scene": 0.05, "audio": 6.0}  # -, grey/255, TV distance, dB
+
+
+@dataclass(frozen=True)
+class HighlightWeights:
+    """Weights of the generic detector's signals (renormalised over the signals actually present)."""
+
+    clip: float = 1.0
+    motion: float = 1.0
+    scene: float = 0.5
+    audio: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            if not math.isfinite(value) or value < 0:
+                raise ConfigError(f"highlight weight {name} must be a finite number >= 0, got {value}")
+
+    @classmethod
+    def parse(cls, text: str) -> HighlightWeights:
+        """'audio=2,motion=0.5' -> weights (unnamed ones keep their defaults)."""
+        values: dict[str, float] = {}
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            name, _, value = part.partition("=")
+            if name.strip() not in SIGNALS:
+                raise ConfigError(
+                    f"unknown signal {name.strip()!r} in weights {text!r}; use {', '.join(SIGNALS)}"
+                )
+            try:
+                values[name.strip()] = float(value)
+            except ValueError:
+                raise ConfigError(f"weight {part!r} is not NAME=NUMBER (e.g. audio=2)") from None
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class WindowSearch:
+    """How windows are proposed and chosen.
+
+    Attributes:
+        top_k: windows returned.
+        widths_clips: candidate lengths, in clips.
+        nms_iou: candidates overlapping a better one by more than this are dropped.
+        diversity: penalty per unit of IoU with an already chosen window.
+        threshold_std: tau = mean + threshold_std * std of the clip scores; clips above tau add to a
+            window's score, clips below take away.
+    """
+
+    top_k: int = 5
+    widths_clips: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16)
+    nms_iou: float = 0.3
+    diversity: float = 0.5
+    threshold_std: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.top_k < 1 or not self.widths_clips or min(self.widths_clips) < 1:
+            raise ConfigError(f"top_k and window widths must be >= 1, got {self.top_k}, {self.widths_clips}")
+        if not 0 <= self.nms_iou <= 1 or self.diversity < 0:
+            raise ConfigError(
+                f"nms_iou must be in [0, 1] and diversity >= 0, got {self.nms_iou}, {self.diversity}"
+            )
+
+
+@dataclass
+class HighlightResult:
+    """What a detector found, and the evidence (for plots and explanations).
+
+    Attributes:
+        prediction: QVHighlights-shaped answer.
+        windows: the chosen windows, best first.
+        clip_scores: signal name -> per-clip scores in [0, 1] (plus "fused"; query mode: "clip" only).
+        curves: the raw signals on their own time axes.
+        weights: the weights actually used (renormalised), by signal.
+        absent: signal name -> why it was not used.
+        duration_s: the video's duration.
+    """
+
+    prediction: Prediction
+    windows: list[Moment]
+    clip_scores: dict[str, np.ndarray]
+    curves: dict[str, Curve]
+    weights: dict[str, float]
+    absent: dict[str, str] = field(default_factory=dict)
+    duration_s: float = 0.0
+
+
+# --- per-clip scores and windows -------------------------------------------------------------------
+
+
+def num_clips(duration_s: float, clip_len_s: float = CLIP_LEN_S) -> int:
+    return max(1, math.ceil(duration_s / clip_len_s - 1e-9))
+
+
+def clip_scores(curve: Curve, duration_s: float, clip_len_s: float = CLIP_LEN_S) -> np.ndarray:
+    """Mean of the curve over each clip [k*c, (k+1)*c); a clip with no sample gets the curve at its centre."""
+    if len(curve) == 0:
+        raise ConfigError(f"curve {curve.name!r} is empty: nothing to score")
+    n = num_clips(duration_s, clip_len_s)
+    ids = np.clip(np.floor(curve.times_s / clip_len_s).astype(np.int64), 0, n - 1)
+    sums = np.bincount(ids, weights=curve.values, minlength=n)
+    counts = np.bincount(ids, minlength=n)
+    centres = (np.arange(n) + 0.5) * clip_len_s
+    filled = np.interp(centres, curve.times_s, curve.values)
+    return np.where(counts > 0, sums / np.maximum(counts, 1), filled)
+
+
+def find_windows(
+    scores: np.ndarray,
+    duration_s: float,
+    search: WindowSearch = WindowSearch(),
+    clip_len_s: float = CLIP_LEN_S,
+) -> list[Moment]:
+    """Top-k windows over per-clip scores: excess-scored candidates, temporal NMS, diversity penalty."""
+    scores = np.asarray(scores, dtype=np.float64)
+    n = len(scores)
+    tau = scores.mean() + search.threshold_std * scores.std()
+    cum = np.concatenate([[0.0], np.cumsum(scores - tau)])
+    spans, excess = [], []
+    for width in sorted({min(w, n) for w in search.widths_clips}):
+        starts = np.arange(0, n - width + 1)
+        spans.extend((int(s), int(s) + width) for s in starts)
+        excess.append(cum[starts + width] - cum[starts])
+    values = np.concatenate(excess)
+    top = values.max()
+    values = values / top if top > 1e-12 else values  # the top candidate scores 1
+    candidates = [
+        Moment(a * clip_len_s, max(a * clip_len_s, min(b * clip_len_s, duration_s)), float(v))
+        for (a, b), v in zip(spans, values, strict=True)
+    ]
+    # A sliver of the last, partial clip is not a highlight worth showing on its own.
+    min_len_s = 0.5 * min(clip_len_s, duration_s)
+    candidates = [m for m in candidates if m.length_s >= min_len_s] or candidates
+    # The diversity pass only needs a few more candidates than it returns.
+    pool = nms(candidates, iou_threshold=search.nms_iou, max_keep=4 * search.top_k + 16)
+    chosen: list[Moment] = []
+    while pool and len(chosen) < search.top_k:
+        adjusted = [
+            m.score
+            - search.diversity
+            * max((tiou((m.start_s, m.end_s), (c.start_s, c.end_s)) for c in chosen), default=0)
+            for m in pool
+        ]
+        best = int(np.argmax(adjusted))
+        chosen.append(pool.pop(best).with_score(float(adjusted[best])))
+    return sorted(chosen, key=lambda m: -m.score)
+
+
+def _prediction(
+    windows: list[Moment], saliency: np.ndarray, *, qid: int | str, vid: str, query: str, **extra: object
+) -> Prediction:
+    pred = Prediction.from_moments(qid, vid, query, windows, **extra)
+    pred.pred_saliency_scores = [float(round(v, 6)) for v in saliency]
+    return pred
+
+
+# --- query-based ------------------------------------------------------------------------------------
+
+
+def query_highlights(
+    saliency: ClipSaliency,
+    path: str | Path,
+    query: str,
+    *,
+    fps: float | None = None,
+    search: WindowSearch = WindowSearch(),
+    qid: int | str = 0,
+) -> HighlightResult:
+    """Highlights of `query` in a video from its CLIP saliency curve."""
+    from grounding_agent.video import open_video
+
+    duration_s = open_video(path).duration_s
+    curve = saliency.curve(path, query, fps=fps)
+    raw = clip_scores(curve, duration_s)
+    windows = find_windows(minmax(raw), duration_s, search)
+    pred = _prediction(
+        windows,
+        raw,
+        qid=qid,
+        vid=Path(path).stem,
+        query=query,
+        highlight_mode="query",
+        model=saliency.model_id,
+    )
+    return HighlightResult(
+        pred, windows, {"clip": minmax(raw)}, {"clip": curve}, {"clip": 1.0}, {}, duration_s
+    )
+
+
+# --- generic ----------------------------------------------------------------------------------------
+
+
+def generic_signals(
+    path: str | Path,
+    *,
+    saliency: ClipSaliency | None = None,
+    prompts: tuple[str, ...] = DEFAULT_PROMPTS,
+    fps: float = 2.0,
+    skip: frozenset[str] = frozenset(),
+) -> tuple[dict[str, Curve], dict[str, str]]:
+    """Every generic signal computable for this video (except those in `skip`), and why the others are not."""
+    curves: dict[str, Curve] = {}
+    absent: dict[str, str] = {name: "weight 0" for name in skip}
+    if "clip" not in skip:
+        if saliency is None:
+            absent["clip"] = "no CLIP model given"
+        else:
+            per_prompt = saliency.curves(path, list(prompts), fps=min(fps, saliency.fps))
+            curves["clip"] = per_prompt[0].with_values(np.mean([c.values for c in per_prompt], axis=0))
+    if not {"motion", "scene"} <= skip:
+        motion, scene = visual_change(path, fps=fps)
+        curves.update((c.name, c) for c in (motion, scene) if c.name not in skip)
+    if "audio" not in skip:
+        audio = audio_energy(path)
+        if audio is None:
+            absent["audio"] = "no audio stream"
+        else:
+            curves["audio"] = audio
+    return curves, absent
+
+
+def generic_highlights(
+    path: str | Path,
+    *,
+    saliency: ClipSaliency | None = None,
+    prompts: tuple[str, ...] = DEFAULT_PROMPTS,
+    weights: HighlightWeights = HighlightWeights(),
+    fps: float = 2.0,
+    search: WindowSearch = WindowSearch(),
+    qid: int | str = 0,
+) -> HighlightResult:
+    """Query-free highlights: fused CLIP-prompt, motion, scene and audio saliency per 2-s clip."""
+    from grounding_agent.video import open_video
+
+    duration_s = open_video(path).duration_s
+    skip = frozenset(name for name in SIGNALS if getattr(weights, name) == 0)
+    curves, absent = generic_signals(path, saliency=saliency, prompts=prompts, fps=fps, skip=skip)
+    per_clip: dict[str, np.ndarray] = {}
+    for name, curve in curves.items():
+        raw = clip_scores(curve, duration_s)
+        if np.ptp(raw) <= max(MIN_SPAN[name], 1e-9):
+            absent[name] = f"steady over this video (varies by {np.ptp(raw):.3g} < {MIN_SPAN[name]:g})"
+        else:
+            per_clip[name] = (raw - raw.min()) / max(np.ptp(raw), 2 * MIN_SPAN[name])
+    total = sum(getattr(weights, name) for name in per_clip)
+    used = {name: getattr(weights, name) / total for name in per_clip} if total > 0 else {}
+    fused = sum((used[name] * per_clip[name] for name in used), np.zeros(num_clips(duration_s)))
+    windows = find_windows(fused, duration_s, search)
+    pred = _prediction(
+        windows,
+        fused,
+        qid=qid,
+        vid=Path(path).stem,
+        query="",
+        highlight_mode="generic",
+        signals_used={k: round(v, 6) for k, v in used.items()},
+        signals_absent=dict(absent),
+    )
+    return HighlightResult(pred, windows, {**per_clip, "fused": fused}, curves, used, absent, duration_s)
+
+
+# --- picture ----------------------------------------------------------------------------------------
+
+
+def save_plot(result: HighlightResult, path: str | Path, *, title: str | None = None) -> Path:
+    """PNG of the per-clip saliency over time, the raw curves, and the chosen windows shaded and ranked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    n = len(next(iter(result.clip_scores.values())))
+    edges = np.arange(n + 1) * CLIP_LEN_S
+    edges[-1] = max(min(edges[-1], result.duration_s), edges[-2] + 1e-3)  # the last clip may be short
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(12, 6), sharex=True, height_ratios=(3, 2))
+    main = "fused" if "fused" in result.clip_scores else "clip"
+    for name, scores in result.clip_scores.items():
+        style = {"lw": 2.6, "zorder": 3} if name == main else {"lw": 1.3, "alpha": 0.85}
+        top.stairs(
+            scores, edges, baseline=None, label=f"{name} (per 2-s clip)", color=_COLORS.get(name), **style
+        )
+    for name, curve in result.curves.items():
+        bottom.plot(curve.times_s, minmax(curve.values), lw=1, label=name, color=_COLORS.get(name))
+    for rank, w in enumerate(result.windows, 1):
+        color = _WINDOW_COLORS[(rank - 1) % len(_WINDOW_COLORS)]
+        for ax in (top, bottom):
+            ax.axvspan(w.start_s, w.end_s, color=color, alpha=0.28 if rank == 1 else 0.14, lw=0)
+        # Ranks are stacked so overlapping windows keep readable labels.
+        y = 1.12 - 0.07 * (rank - 1)
+        top.plot([w.start_s, w.end_s], [y, y], color=color, lw=3, solid_capstyle="butt")
+        top.text(w.start_s, y + 0.015, f"#{rank} {w.score:.2f}", fontsize=8, va="bottom", ha="left")
+    top.set_ylim(-0.05, 1.2)
+    top.set_ylabel("saliency (0-1)")
+    bottom.set_ylabel("raw signals\n(min-max)")
+    bottom.set_xlabel("time (s)")
+    bottom.set_xlim(0, edges[-1])
+    for ax in (top, bottom):
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+        ax.grid(axis="x", alpha=0.3)
+    pred = result.prediction
+    top.set_title(title or (f"query: {pred.query}" if pred.query else "generic highlights"), fontsize=11)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=110)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        Path(tmp).unlink(missing_ok=True)
+    return path
