@@ -1,0 +1,352 @@
+"""Planners: a query -> a `Plan` (sub-events, their temporal relations, what to return).
+
+Two implementations behind one interface (`plan(query) -> Plan`):
+
+- `RulePlanner`: deterministic, for the common English patterns ("X then Y", "after X, Y", "Y after X",
+  "X before Y", "while X, Y", "Y while X", "X, followed by Y"); anything else is one step.
+- `LLMPlanner`: a LangChain chat model (e.g. `ChatOpenAI` pointed at the vLLM OpenAI endpoint) asked for
+  JSON constrained by `schemas/plan.schema.json`. Whatever it answers is validated; an answer that fails
+  falls back to the rule planner and the plan's `notes` say why.
+
+Step ids are `s1, s2, ...` in the order the sub-events appear in the query text.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import logging
+import re
+from dataclasses import replace
+from importlib import resources
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import jsonschema
+
+from grounding_agent.errors import ConfigError, ServerError
+from grounding_agent.prompts import load_prompt
+from grounding_agent.types import Plan, Relation, Step
+
+log = logging.getLogger(__name__)
+
+MAX_STEPS = 4
+
+
+@runtime_checkable
+class Planner(Protocol):
+    name: str
+
+    def plan(self, query: str) -> Plan: ...
+
+
+# --- JSON schema ----------------------------------------------------------------------------------------
+
+
+@functools.cache
+def plan_schema() -> dict[str, Any]:
+    """The JSON schema of a plan (`schemas/plan.schema.json`, packaged or in the source checkout)."""
+    packaged = resources.files("grounding_agent") / "schemas" / "plan.schema.json"
+    source = Path(__file__).resolve().parents[2] / "schemas" / "plan.schema.json"
+    for path in (packaged, source):
+        if path.is_file():
+            return json.loads(path.read_text(encoding="utf-8"))
+    raise ConfigError("schemas/plan.schema.json not found next to the package; reinstall grounding-agent")
+
+
+def llm_output_schema() -> dict[str, Any]:
+    """The plan schema without the fields we fill in ourselves (query, planner, notes): what the LLM writes."""
+    schema = copy.deepcopy(plan_schema())
+    for key in ("query", "planner", "notes"):
+        schema["properties"].pop(key)
+    schema["required"] = [k for k in schema["required"] if k in schema["properties"]]
+    return schema
+
+
+def validate_plan_dict(data: Any) -> Plan:
+    """Check a plan dict against the schema and the plan's own invariants.
+
+    Raises:
+        ConfigError: the dict is not a valid plan (the message says where).
+    """
+    try:
+        jsonschema.validate(data, plan_schema())
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
+        raise ConfigError(f"plan fails schema at {where}: {exc.message}") from None
+    return Plan.from_dict(data)
+
+
+# --- rule planner ---------------------------------------------------------------------------------------
+
+_PEOPLE = r"(?:person|man|woman|boy|girl|guy|lady|kid|child|people|persons|someone|somebody)"
+_PRONOUN = r"(?:he|she|they)"
+# A subject at the start of a clause: "a person", "the man", "person", "he", "someone".
+_SUBJECT = re.compile(rf"^(?:(?:(?:a|an|the|another|one|this|that)\s+)?{_PEOPLE}|{_PRONOUN})\b", re.I)
+# Words that can open a clause after "after"/"before"/"as" for it to be a second event, not a location
+# ("looks after the baby", "stands before the mirror", "uses it as a towel" stay one step).
+_CLAUSE_START = rf"(?=\w+ing\b|(?:(?:a|an|the|another)\s+)?{_PEOPLE}\b|{_PRONOUN}\b)"
+
+# Connectors of a sequence "X then Y then Z" (all before, return the span).
+_SEQUENCE = re.compile(
+    r"\s*[,;.]?\s*\b(?:and\s+then|then|and\s+afterwards|afterwards|and\s+after\s+that|after\s+that"
+    r"|and\s+finally|followed\s+by|and\s+subsequently|subsequently)\b\s*,?\s*",
+    re.I,
+)
+# A leading subordinate clause: "after X, Y", "before X, Y", "while X, Y", "once X, Y", "as X, Y".
+_LEADING = re.compile(r"^(after|before|while|whilst|once|as)\s+(.+)$", re.I)
+# An infix subordinate clause: "Y after X", "X before Y", "Y while X", "Y as he X".
+_INFIX = re.compile(
+    rf"\s*,?\s+(?:(after|before|once)\s+{_CLAUSE_START}|(while|whilst)\s+|(as)\s+(?=(?:(?:a|an|the)\s+)?{_PEOPLE}\b|{_PRONOUN}\b))",
+    re.I,
+)
+_FILLER = re.compile(r"^(?:and|first|firstly|first\s+of\s+all|then)\b\s*,?\s*", re.I)
+
+
+def _clean(text: str) -> str:
+    text = re.sub(r"\s+", " ", text).strip()
+    text = _FILLER.sub("", text)
+    return text.strip(" ,;:.!?")
+
+
+def _subject(text: str) -> str | None:
+    m = _SUBJECT.match(text)
+    return m.group(0) if m else None
+
+
+def _share_subject(texts: list[str]) -> list[str]:
+    """Give subject-less steps ("walks in", "sitting down") the query's subject; resolve he/she/they."""
+    nouns = [s for s in map(_subject, texts) if s and not re.fullmatch(_PRONOUN, s, re.I)]
+    if not nouns:
+        return texts
+    noun = nouns[0]
+    out = []
+    for text in texts:
+        subj = _subject(text)
+        if subj is None:
+            text = f"{noun} {text}"
+        elif re.fullmatch(_PRONOUN, subj, re.I):
+            rest = text[len(subj) :]
+            rest = re.sub(r"^(?:'re|'s)\b", " is", rest)  # "they're leaving" -> "the person is leaving"
+            text = noun + rest
+        out.append(text)
+    return out
+
+
+def _split_leading(body: str) -> tuple[str, str] | None:
+    """'X, Y' (or 'X the man Y' with no comma) -> (X, Y)."""
+    if "," in body:
+        x, y = body.split(",", 1)
+        return (x, y) if _clean(x) and _clean(y) else None
+    # No comma: the main clause starts at the first subject with a clause (not a bare "the") before it.
+    for m in re.finditer(rf"\s(?=(?:(?:a|an|the)\s+)?{_PEOPLE}\b|{_PRONOUN}\b)", body, re.I):
+        head = body[: m.start()]
+        if _is_clause(head) and not re.search(r"\b(?:a|an|the|another|this|that)$", head, re.I):
+            return head, body[m.end() :]
+    return None
+
+
+def _is_clause(text: str) -> bool:
+    """Not empty and more than a bare subject: "person" (as in "person after awakening") is no event."""
+    text = _clean(text)
+    m = _SUBJECT.match(text)
+    return bool(text) and not (m and m.end() == len(text))
+
+
+class RulePlanner:
+    """Deterministic planner for common English patterns; anything else passes through as one step."""
+
+    name = "rule"
+
+    def plan(self, query: str) -> Plan:
+        text = _clean(query)
+        if not text:
+            raise ConfigError("empty query: give a sentence describing the moment to find")
+        for parse in (self._leading, self._sequence, self._infix):
+            parsed = parse(text)
+            if parsed is not None and all(map(_is_clause, parsed[0])):
+                return self._build(query, *parsed)
+        return Plan(query=query, steps=(Step("s1", text),), target="s1", planner="rule")
+
+    @staticmethod
+    def _build(query: str, texts: list[str], relations: list[tuple[str, int, int]], target: int | str) -> Plan:
+        texts = _share_subject([_clean(t) for t in texts])
+        steps = tuple(Step(f"s{i + 1}", t) for i, t in enumerate(texts))
+        rels = tuple(Relation(kind, f"s{a + 1}", f"s{b + 1}") for kind, a, b in relations)  # type: ignore[arg-type]
+        tgt = target if isinstance(target, str) else f"s{target + 1}"
+        return Plan(query=query, steps=steps, relations=rels, target=tgt, planner="rule")
+
+    @staticmethod
+    def _leading(text: str):
+        m = _LEADING.match(text)
+        if not m:
+            return None
+        word, body = m.group(1).lower(), m.group(2)
+        if word == "as":  # "as soon as X, Y" is "after X, Y"; "as X, Y" is "while X, Y"
+            soon = re.match(r"soon\s+as\s+", body, re.I)
+            word, body = ("once", body[soon.end() :]) if soon else ("while", body)
+        split = _split_leading(body)
+        if split is None:
+            return None
+        x, y = split  # s1 = X (subordinate), s2 = Y (main clause, returned)
+        if word in ("after", "once"):
+            return [x, y], [("before", 0, 1)], 1
+        if word == "before":
+            return [x, y], [("before", 1, 0)], 1
+        return [x, y], [("during", 1, 0)], 1  # while / whilst / as
+
+    @staticmethod
+    def _sequence(text: str):
+        parts = [_clean(p) for p in _SEQUENCE.split(text)]
+        if len(parts) < 2 or len(parts) > MAX_STEPS or not all(parts):
+            return None
+        return parts, [("before", i, i + 1) for i in range(len(parts) - 1)], "span"
+
+    @staticmethod
+    def _infix(text: str):
+        m = _INFIX.search(text)
+        if not m or m.start() == 0:
+            return None
+        left, right = text[: m.start()], text[m.end() :]
+        if not _clean(left) or not _clean(right):
+            return None
+        word = (m.group(1) or m.group(2) or m.group(3)).lower()
+        if word in ("after", "once"):  # "Y after X": X before Y, return Y
+            return [left, right], [("before", 1, 0)], 0
+        if word == "before":  # "X before Y": return X
+            return [left, right], [("before", 0, 1)], 0
+        return [left, right], [("during", 0, 1)], 0  # "Y while X": Y during X, return Y
+
+
+# --- LLM planner ----------------------------------------------------------------------------------------
+
+
+class LLMPlanner:
+    """Plan with a LangChain chat model; fall back to `fallback` (the rule planner) on an invalid answer.
+
+    Args:
+        chat_model: any LangChain chat model: `ChatOpenAI` on the vLLM endpoint (base model or a planner
+            LoRA by its served name; see `chat_model`), or e.g. `ChatHuggingFace` for an in-process HF model.
+        fallback: used when the model's plan fails validation; defaults to `RulePlanner()`.
+        structured: ask the server to constrain decoding to the plan schema (vLLM honours
+            `response_format={"type": "json_schema", ...}`); the answer is validated either way.
+    """
+
+    name = "llm"
+
+    def __init__(self, chat_model: Any, *, fallback: Planner | None = None, structured: bool = True):
+        self.chat_model = chat_model
+        self.fallback = fallback or RulePlanner()
+        self.structured = structured
+        self.prompt = load_prompt("planner")
+
+    def _messages(self, query: str) -> list[tuple[str, str]]:
+        return [("system", self.prompt.render("system")), ("human", self.prompt.render("user", query=query))]
+
+    def plan(self, query: str) -> Plan:
+        if not query.strip():
+            raise ConfigError("empty query: give a sentence describing the moment to find")
+        raw, notes = self._ask(query)
+        try:
+            data = json.loads(raw)
+            if not isinstance(data, dict):
+                raise ConfigError(f"expected a JSON object, got {type(data).__name__}")
+            plan = validate_plan_dict({"query": query, **data, "planner": "llm"})
+            return replace(plan, notes=(*plan.notes, *notes))
+        except (json.JSONDecodeError, ConfigError) as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            log.info("LLM plan rejected (%s); using the %s planner", reason, self.fallback.name)
+            fallback = self.fallback.plan(query)
+            notes += [
+                f"llm plan rejected ({_short(reason)}); fell back to the {fallback.planner} planner",
+                f"llm raw output: {_short(raw, 300)}",
+            ]
+            return replace(fallback, notes=(*fallback.notes, *notes))
+
+    def _ask(self, query: str) -> tuple[str, list[str]]:
+        """The model's raw answer; a server that refuses the schema (HTTP 400) is asked again without it."""
+        messages = self._messages(query)
+        if not self.structured:
+            return message_text(invoke_chat(self.chat_model, messages)), []
+        schema = {"type": "json_schema", "json_schema": {"name": "plan", "schema": llm_output_schema()}}
+        try:
+            return message_text(invoke_chat(self.chat_model.bind(response_format=schema), messages)), []
+        except ServerError as exc:
+            if "HTTP 400" not in str(exc):
+                raise
+            note = f"server refused structured output ({_short(str(exc))}); asked without it"
+            return message_text(invoke_chat(self.chat_model, messages)), [note]
+
+
+def _short(text: str, limit: int = 160) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def invoke_chat(model: Any, messages: list[Any], *, what: str = "planner") -> Any:
+    """Run a LangChain chat model; transport failures become `ServerError` (one line, how to fix)."""
+    import openai  # the client LangChain-OpenAI uses; imported lazily
+
+    try:
+        return model.invoke(messages)
+    except openai.LengthFinishReasonError as exc:
+        # Structured output cut at max_tokens: the client refuses to parse it, but the text is an answer
+        # like any other (malformed), for the caller to validate and fall back from.
+        from langchain_core.messages import AIMessage
+
+        choices = exc.completion.choices
+        text = (choices[0].message.content or "") if choices else ""
+        return AIMessage(content=text, response_metadata={"finish_reason": "length"})
+    except (openai.APIConnectionError, openai.APITimeoutError) as exc:
+        raise ServerError(f"{what} LLM unreachable ({exc}); check the --server URL and that the server is up") from None
+    except openai.APIStatusError as exc:
+        raise ServerError(f"{what} LLM answered HTTP {exc.status_code}: {_short(exc.message)}") from None
+
+
+def message_text(msg: Any) -> str:
+    """The text of a chat message (joins content blocks)."""
+    content = msg.content
+    if isinstance(content, list):
+        content = "".join(b.get("text", "") if isinstance(b, dict) else str(b) for b in content)
+    return str(content)
+
+
+def openai_base_url(server: str) -> str:
+    """'http://host:8000' or 'http://host:8000/v1' -> 'http://host:8000/v1'."""
+    server = server.rstrip("/")
+    return server if server.endswith("/v1") else server + "/v1"
+
+
+def chat_model(server: str, model: str, *, api_key: str = "EMPTY", max_tokens: int = 256, timeout_s: float = 60.0):
+    """A `ChatOpenAI` pointed at a vLLM (or any OpenAI-compatible) server, deterministic decoding."""
+    from langchain_openai import ChatOpenAI
+
+    return ChatOpenAI(
+        base_url=openai_base_url(server),
+        model=model,
+        api_key=api_key,
+        temperature=0.0,
+        max_tokens=max_tokens,
+        timeout=timeout_s,
+        max_retries=1,
+    )
+
+
+PLANNERS: dict[str, type] = {"rule": RulePlanner, "llm": LLMPlanner}
+
+
+def make_planner(name: str | None = None, *, server: str | None = None, model: str | None = None) -> Planner:
+    """The planner by registry name; default: "llm" when a server is given, else "rule".
+
+    Raises:
+        ConfigError: unknown name, or "llm" without --server/--model.
+    """
+    name = name or ("llm" if server else "rule")
+    if name not in PLANNERS:
+        raise ConfigError(f"unknown planner {name!r}; choose one of {sorted(PLANNERS)}")
+    if name == "rule":
+        return RulePlanner()
+    if not server or not model:
+        raise ConfigError("the llm planner needs --server URL and --model NAME (the served model or LoRA name)")
+    return LLMPlanner(chat_model(server, model))

@@ -1,0 +1,188 @@
+"""Rerank composed moments: grounder confidence fused with CLIP saliency features and a VLM verifier.
+
+Saliency (`rerank_features.fuse`) says how much a window stands out from the rest of the video for the
+query; the optional verifier asks the served VLM "does this clip show: ...? yes or no" over a few of the
+clip's frames and reads P(yes) from the first token's log-probs (VideoMind's verifier role).
+
+    final = (1 - verifier_weight) * fused + verifier_weight * P(yes)
+
+Moments beyond the first `max_verify` get the neutral P(yes) = 0.5 so scales stay comparable.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from grounding_agent.agent.planner import invoke_chat, message_text
+from grounding_agent.errors import ConfigError
+from grounding_agent.grounders.base import timed
+from grounding_agent.prompts import load_prompt
+from grounding_agent.rerank_features import FusionWeights, fuse, window_features
+from grounding_agent.types import Frames, Moment, Video
+
+NEUTRAL_P_YES = 0.5
+
+
+@dataclass(frozen=True)
+class VerifierAnswer:
+    """What the verifier said about one clip. `p_yes` = P(yes) / (P(yes) + P(no)) over the first token."""
+
+    p_yes: float
+    answer: str
+    frames_s: list[float] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"p_yes": round(self.p_yes, 4), "answer": self.answer, "frames_s": [round(t, 2) for t in self.frames_s]}
+
+
+def p_yes_from_top_logprobs(top: Sequence[dict[str, Any]]) -> float | None:
+    """P(yes) normalised over yes/no from one token's top log-probs; None if neither is among them."""
+    yes = no = 0.0
+    for entry in top:
+        word = str(entry.get("token", "")).strip().strip(".").lower()
+        p = math.exp(float(entry.get("logprob", -math.inf)))
+        if word == "yes":
+            yes += p
+        elif word == "no":
+            no += p
+    return yes / (yes + no) if yes + no > 0 else None
+
+
+def clip_frames(frames: Frames | None, moment: Moment, num_frames: int) -> Frames | None:
+    """Up to `num_frames` of the already-sampled `frames` inside the moment, evenly spread (no decoding)."""
+    if frames is None or len(frames) == 0:
+        return None
+    inside = np.flatnonzero((frames.timestamps_s >= moment.start_s) & (frames.timestamps_s <= moment.end_s))
+    if len(inside) == 0:  # a clip shorter than the sampling step: the frame nearest its centre
+        centre = 0.5 * (moment.start_s + moment.end_s)
+        inside = np.array([int(np.argmin(np.abs(frames.timestamps_s - centre)))])
+    keep = inside[np.linspace(0, len(inside) - 1, min(num_frames, len(inside))).round().astype(int)]
+    return frames.subset(np.unique(keep))
+
+
+class VLMVerifier:
+    """Asks a served VLM whether a clip shows the query, through a LangChain chat model.
+
+    Args:
+        chat_model: e.g. `ChatOpenAI` on the vLLM endpoint (see `planner.chat_model`); log-probs are bound here.
+        num_frames: frames of the clip shown (timestamped images).
+        top_logprobs: alternatives read for the first token.
+    """
+
+    def __init__(self, chat_model: Any, *, num_frames: int = 4, top_logprobs: int = 10):
+        if num_frames < 1:
+            raise ConfigError(f"num_frames must be >= 1, got {num_frames}")
+        self.model = chat_model.bind(logprobs=True, top_logprobs=top_logprobs, max_tokens=1, temperature=0.0)
+        self.num_frames = num_frames
+        self.prompt = load_prompt("verifier")
+        self.calls = 0
+
+    def _frames(self, video: Video, moment: Moment, frames: Frames | None) -> Frames:
+        picked = clip_frames(frames, moment, self.num_frames)
+        if picked is not None:
+            return picked
+        from grounding_agent.video import sample_frames
+
+        return sample_frames(video, max_frames=self.num_frames, start_s=moment.start_s, end_s=max(moment.end_s, moment.start_s + 1e-3))
+
+    def messages(self, query: str, frames: Frames) -> list[Any]:
+        from langchain_core.messages import HumanMessage, SystemMessage
+
+        from grounding_agent.grounders.qwen_inputs import encode_image, frame_label
+
+        content: list[dict[str, Any]] = []
+        for t, pixels in zip(frames.timestamps_s, frames.pixels):
+            content.append({"type": "text", "text": frame_label(float(t))})
+            content.append({"type": "image_url", "image_url": {"url": encode_image(pixels)}})
+        content.append({"type": "text", "text": self.prompt.render("user", query=query)})
+        return [SystemMessage(self.prompt.render("system")), HumanMessage(content=content)]
+
+    def verify(self, video: Video, query: str, moment: Moment, frames: Frames | None = None) -> VerifierAnswer:
+        clip = self._frames(video, moment, frames)
+        msg = invoke_chat(self.model, self.messages(query, clip), what="verifier")
+        self.calls += 1
+        answer = message_text(msg).strip()
+        content = (msg.response_metadata.get("logprobs") or {}).get("content") or []
+        p = p_yes_from_top_logprobs(content[0].get("top_logprobs", [])) if content else None
+        if p is None:  # no yes/no among the alternatives: read the answer itself, else stay neutral
+            word = answer.lower().strip(" .")
+            p = 1.0 if word == "yes" else 0.0 if word == "no" else NEUTRAL_P_YES
+        return VerifierAnswer(p, answer, [float(t) for t in clip.timestamps_s])
+
+
+@dataclass
+class Reranker:
+    """Fuses grounder confidence, CLIP saliency and (optionally) the verifier's P(yes).
+
+    Attributes:
+        saliency: a `ClipSaliency` (anything with `curve(path_or_frames, query, fps=) -> Curve`), optional.
+        verifier: a `VLMVerifier`, optional.
+        weights: fusion weights of confidence and saliency features.
+        verifier_weight: share of P(yes) in the final score.
+        saliency_fps: frames per second of the saliency curve (embeddings are cached per video and fps).
+        max_verify: verifier calls per query (the best moments after saliency fusion).
+    """
+
+    saliency: Any = None
+    verifier: VLMVerifier | None = None
+    weights: FusionWeights = field(default_factory=FusionWeights)
+    verifier_weight: float = 0.5
+    saliency_fps: float = 1.0
+    max_verify: int = 3
+
+    def rerank(
+        self,
+        video: Video,
+        queries: Sequence[str],
+        moments: Sequence[Moment],
+        frames: Frames | None = None,
+        timings_s: dict[str, float] | None = None,
+    ) -> list[Moment]:
+        """Rescore `moments` (each against its own query text), best first; evidence goes to `explanation`.
+
+        Args:
+            frames: frames already sampled from the video; the verifier picks the clip's frames from them.
+            timings_s: if given, gains "saliency" and "verifier" seconds (model time for benchmarks).
+        """
+        timings_s = {} if timings_s is None else timings_s
+        if len(queries) != len(moments):
+            raise ConfigError(f"rerank needs one query per moment, got {len(queries)} for {len(moments)}")
+        curves: dict[str, Any] = {}
+        scored: list[tuple[Moment, str]] = []
+        for query, m in zip(queries, moments):
+            why = dict(m.explanation or {})
+            why["grounder_score"] = m.score
+            score = m.score
+            if self.saliency is not None:
+                if query not in curves:
+                    with timed(timings_s, "saliency"):
+                        curves[query] = self.saliency.curve(str(video.path), query, fps=self.saliency_fps)
+                feats = window_features(curves[query], m)
+                score = fuse(m.score, feats, self.weights)
+                why["saliency"] = {**_rounded(feats.to_dict()), "fused_score": round(score, 4)}
+            scored.append((m.with_score(score, why), query))
+        scored.sort(key=lambda t: -t[0].score)
+        if self.verifier is None:
+            return [m for m, _ in scored]
+        out = []
+        for rank, (m, query) in enumerate(scored):
+            why = dict(m.explanation or {})
+            if rank < self.max_verify:
+                with timed(timings_s, "verifier"):
+                    answer = self.verifier.verify(video, query, m, frames)
+                why["verifier"] = answer.to_dict()
+                p = answer.p_yes
+            else:
+                p = NEUTRAL_P_YES
+            final = (1.0 - self.verifier_weight) * m.score + self.verifier_weight * p
+            out.append(m.with_score(final, why))
+        return sorted(out, key=lambda m: -m.score)
+
+
+def _rounded(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in d.items()}

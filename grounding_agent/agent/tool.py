@@ -1,0 +1,47 @@
+"""The agent for other agents: a LangChain tool and a Runnable, `ground_video(video, query)`.
+
+    tool = ground_video_tool(agent)              # StructuredTool: bind it to any tool-calling chat model
+    tool.invoke({"video": "clip.mp4", "query": "person opens the door then walks in"})
+    runnable = ground_video_runnable(agent)      # Runnable[{"video", "query"}] -> prediction dict
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.runnables import RunnableLambda
+from langchain_core.tools import StructuredTool
+from pydantic import BaseModel, Field
+
+from grounding_agent.agent.pipeline import Agent
+
+DESCRIPTION = (
+    "Find when something happens in a video. Handles compositional queries ('X then Y', 'after X, Y', "
+    "'Y while X'). Returns ranked [start_s, end_s, score] windows, the plan, each sub-event's window and "
+    "an explanation per window."
+)
+
+
+class GroundVideoInput(BaseModel):
+    video: str = Field(description="path of the video file")
+    query: str = Field(description="what to find, in plain English")
+
+
+def ground_video_tool(agent: Agent, *, top_n: int | None = None) -> StructuredTool:
+    """A LangChain tool named `ground_video` running `agent`; returns the prediction as a JSON-ready dict."""
+
+    def ground_video(video: str, query: str) -> dict[str, Any]:
+        out = agent.run(video, query).to_prediction().to_dict()
+        if top_n is not None:
+            out["pred_relevant_windows"] = out["pred_relevant_windows"][:top_n]
+            out["explanations"] = out["explanations"][:top_n]
+        return out
+
+    return StructuredTool.from_function(
+        func=ground_video, name="ground_video", description=DESCRIPTION, args_schema=GroundVideoInput
+    )
+
+
+def ground_video_runnable(agent: Agent) -> RunnableLambda:
+    """A Runnable taking {"video": path, "query": text} and returning the prediction dict."""
+    return RunnableLambda(lambda inputs: agent.run(inputs["video"], inputs["query"]).to_prediction().to_dict(), name="ground_video")

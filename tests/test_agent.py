@@ -1,0 +1,250 @@
+"""The agent's wiring and logic above the model: nodes, graph, explanations, coarse-to-fine budget, CLI glue."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import openai
+import pytest
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage
+
+from grounding_agent.agent.cli_support import add_agent_arguments, build_agent, format_agent_output, run_agent, wants_agent
+from grounding_agent.agent.coarse_to_fine import CoarseToFineGrounder, propose_windows
+from grounding_agent.agent.explain import ExplanationWriter
+from grounding_agent.agent.graph import NODES
+from grounding_agent.agent.pipeline import Agent, AgentConfig
+from grounding_agent.agent.planner import LLMPlanner, plan_schema
+from grounding_agent.agent.rerank import Reranker
+from grounding_agent.errors import ConfigError
+from grounding_agent.signals import Curve
+from grounding_agent.types import Frames, Moment, Video
+from tests.agent_doubles import ScriptedGrounderForTests
+from tests.test_rerank import CurveSaliencyForTests
+
+VIDEO = Video(Path("kitchen.mp4"), duration_s=30.0, avg_fps=10.0, num_frames=300, width=64, height=48)
+QUERY = "person opens the fridge, then drinks from a bottle."
+SCRIPT = {
+    "person opens the fridge": [Moment(20, 24, 0.9), Moment(2, 6, 0.6)],
+    "person drinks from a bottle": [Moment(8, 12, 0.8), Moment(25, 29, 0.3)],
+}
+
+
+def test_graph_wires_the_five_nodes_in_order():
+    graph = Agent(ScriptedGrounderForTests(SCRIPT)).graph().get_graph()
+    edges = {(e.source, e.target) for e in graph.edges}
+    chain = ["__start__", *NODES, "__end__"]
+    assert edges == set(zip(chain, chain[1:]))
+
+
+def test_compositional_query_end_to_end_with_scripted_grounder():
+    grounder = ScriptedGrounderForTests(SCRIPT)
+    result = Agent(grounder).run(VIDEO, QUERY)
+    out = json.loads(json.dumps(result.to_prediction(qid=7).to_dict()))  # JSON-ready
+    jsonschema.validate(out["plan"], plan_schema())
+    assert out["qid"] == 7 and out["vid"] == "kitchen"
+    best = out["pred_relevant_windows"][0]
+    assert best[:2] == [2.0, 12.0]  # opens 2-6, drinks 8-12: the best *consistent* pair, span returned
+    assert [s["window_s"] for s in out["steps"]] == [[0.0, 30.0], [0.0, 30.0]]
+    expl = out["explanations"][0]
+    assert [e["window_s"] for e in expl["sub_events"]] == [[2.0, 6.0], [8.0, 12.0]]
+    assert expl["relations"] == [{"kind": "before", "a": "s1", "b": "s2", "satisfied": True}]
+    assert "2.0-12.0 s" in expl["sentence"] and expl["sentence_by"] == "template"
+    assert len(out["explanations"]) == len(out["pred_relevant_windows"])
+    assert out["model_calls"] == {"grounder": 2}
+    assert {"plan", "ground", "compose", "explain", "total"} <= set(out["timings_s"])
+    for start, end, _ in out["pred_relevant_windows"]:
+        assert 0 <= start <= end <= VIDEO.duration_s
+
+
+def test_target_step_and_saliency_evidence():
+    times = np.arange(0.0, 30.0, 1.0)
+    saliency = CurveSaliencyForTests(Curve("clip", times, np.where(times >= 25, 1.0, 0.0)))
+    agent = Agent(ScriptedGrounderForTests(SCRIPT), reranker=Reranker(saliency=saliency))
+    result = agent.run(VIDEO, "the person drinks from a bottle after opening the fridge.")
+    assert result.plan.target == "s1"
+    expl = result.moments[0].explanation
+    assert expl["saliency"]["peak_time_s"] >= 25 and "frames match the query best" in expl["sentence"]
+    # Saliency is computed against the target step's text, not the whole query.
+    assert saliency.calls[0][1] == "the person drinks from a bottle"
+
+
+def test_inconsistent_candidates_are_flagged():
+    script = {"person sits down": [Moment(10, 12, 0.9)], "person stands up": [Moment(0, 3, 0.8)]}
+    result = Agent(ScriptedGrounderForTests(script)).run(VIDEO, "person sits down then stands up.")
+    assert any("relations relaxed" in n for n in result.notes)
+    assert result.moments[0].explanation["consistent"] is False
+    assert "not met" in result.moments[0].explanation["sentence"]
+
+
+class ScriptedChatModelForTests(GenericFakeChatModel):
+    """Test double for the chat model: replays scripted answers (logic above the model under test)."""
+
+
+class UnreachableChatModelForTests(GenericFakeChatModel):
+    """Test double: a chat model whose server is down."""
+
+    def _generate(self, *args, **kwargs):
+        raise openai.APIConnectionError(request=None)  # type: ignore[arg-type]
+
+
+def test_llm_plan_fallback_is_recorded_in_the_result():
+    planner = LLMPlanner(ScriptedChatModelForTests(messages=iter([AIMessage(content="fridge fridge 3.2")])))
+    result = Agent(ScriptedGrounderForTests(SCRIPT), planner=planner).run(VIDEO, QUERY)
+    assert result.plan.planner == "rule" and len(result.plan.steps) == 2
+    assert any("fell back to the rule planner" in n for n in result.notes)
+    assert result.model_calls["planner_llm"] == 1
+
+
+def test_llm_written_explanation_and_its_fallback():
+    writer = ExplanationWriter(ScriptedChatModelForTests(messages=iter([AIMessage(content=" The fridge opens, then a drink. ")] * 9)))
+    result = Agent(ScriptedGrounderForTests(SCRIPT), writer=writer).run(VIDEO, QUERY)
+    expl = result.moments[0].explanation
+    assert expl["sentence"] == "The fridge opens, then a drink." and expl["sentence_by"] == "llm"
+    assert expl["template_sentence"].startswith("The whole sequence")
+    writer = ExplanationWriter(UnreachableChatModelForTests(messages=iter([])))
+    expl = Agent(ScriptedGrounderForTests(SCRIPT), writer=writer).run(VIDEO, QUERY).moments[0].explanation
+    assert expl["sentence_by"] == "template" and "unreachable" in expl["notes"][0]
+
+
+# --- coarse-to-fine -----------------------------------------------------------------------------------
+
+
+def test_propose_windows_picks_salient_non_overlapping_windows():
+    times = np.arange(0.0, 600.0, 2.0)
+    values = np.exp(-((times - 400.0) ** 2) / 200.0) + 0.5 * np.exp(-((times - 100.0) ** 2) / 200.0)
+    windows = propose_windows(times, values, 600.0, window_s=60.0, max_windows=3)
+    assert len(windows) == 3
+    assert windows[0].start_s <= 400 <= windows[0].end_s and windows[1].start_s <= 100 <= windows[1].end_s
+    spans = sorted((w.start_s, w.end_s) for w in windows)
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))
+    assert propose_windows(times, values, 50.0, window_s=60.0, max_windows=3)[0].end_s == 50.0
+
+
+def fake_frames(video: Video, start_s: float, end_s: float) -> Frames:
+    times = np.linspace(start_s, end_s, 4)
+    return Frames(video, np.zeros((4, 2, 2, 3), np.uint8), times, np.arange(4), 1.0, 1.0, (start_s, end_s))
+
+
+class WindowEchoGrounderForTests(ScriptedGrounderForTests):
+    """Test double: answers the middle of whatever window it is shown, in video time, like real grounders."""
+
+    def ground(self, video, query, *, top_k=1, frames=None):
+        g = super().ground(video, query, top_k=top_k, frames=frames)
+        lo, hi = frames.window_s
+        g.moments = [Moment(lo + 0.4 * (hi - lo), lo + 0.6 * (hi - lo), 0.5), Moment(hi - 1, hi + 30, 0.4)]
+        return g
+
+
+def test_coarse_to_fine_budget_and_global_times():
+    long_video = Video(Path("long.mp4"), duration_s=1200.0, avg_fps=1.0, num_frames=1200, width=64, height=48)
+    inner = WindowEchoGrounderForTests({}, needs_pixels=True)
+
+    def scorer(video, query):
+        times = np.arange(0.0, 1200.0, 2.0)
+        return times, np.exp(-((times - 900.0) ** 2) / 500.0)
+
+    c2f = CoarseToFineGrounder(inner, scorer, window_s=60.0, max_calls=2, sampler=fake_frames)
+    g = c2f.ground(long_video, "person opens the door", top_k=5)
+    assert len(inner.calls) == 2 == g.info["vlm_calls"] == c2f.calls
+    first = g.info["windows_s"][0]
+    assert first[0] <= 900 <= first[1]
+    assert any(first[0] < m.start_s < m.end_s < first[1] for m in g.moments)  # global time, inside its window
+    for m in g.moments:
+        assert any(w[0] <= m.start_s <= m.end_s <= w[1] for w in g.info["windows_s"])  # clipped to its window
+    with pytest.raises(ConfigError, match="max_calls"):
+        CoarseToFineGrounder(inner, scorer, max_calls=0)
+
+
+def test_agent_switches_to_coarse_to_fine_on_long_videos_within_budget():
+    long_video = Video(Path("long.mp4"), duration_s=1200.0, avg_fps=1.0, num_frames=1200, width=64, height=48)
+    times = np.arange(0.0, 1200.0, 2.0)
+    saliency = CurveSaliencyForTests(Curve("clip", times, np.sin(times / 50.0)))
+    inner = WindowEchoGrounderForTests({}, needs_pixels=True)
+    agent = Agent(
+        inner,
+        reranker=Reranker(saliency=saliency),
+        config=AgentConfig(max_vlm_calls=5, long_video_s=300),
+        sampler=fake_frames,  # the file does not exist: windows are "sampled" by the test double
+    )
+    result = agent.run(long_video, QUERY)
+    assert len(inner.calls) <= 5 and result.model_calls["grounder"] == len(inner.calls) == 4  # 2 steps x 5//2
+    assert any("coarse-to-fine" in n for n in result.notes)
+    assert all(0 <= m.start_s <= m.end_s <= 1200 for m in result.moments)
+
+
+# --- CLI glue -------------------------------------------------------------------------------------------
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    p = argparse.ArgumentParser()
+    p.add_argument("--server")
+    p.add_argument("--model")
+    add_agent_arguments(p)
+    return p.parse_args(argv)
+
+
+def test_agent_is_used_for_compositional_queries_by_default():
+    assert wants_agent(parse(), QUERY) is True
+    assert wants_agent(parse(), "person sitting down in a chair.") is False
+    assert wants_agent(parse("--agent"), "person sitting down in a chair.") is True
+    assert wants_agent(parse("--no-agent"), QUERY) is False
+
+
+def test_llm_features_need_a_server():
+    with pytest.raises(ConfigError, match="--verify need --server"):
+        build_agent(parse("--verify"), ScriptedGrounderForTests(SCRIPT))
+    with pytest.raises(ConfigError, match="--planner llm need --server URL and --planner-model"):
+        build_agent(parse("--planner", "llm", "--server", "http://127.0.0.1:9/v1"), ScriptedGrounderForTests(SCRIPT))
+    with pytest.raises(ConfigError, match=">= 1"):
+        build_agent(parse("--step-top-k", "0"), ScriptedGrounderForTests(SCRIPT))
+
+
+def test_run_agent_output_with_and_without_explain():
+    out = run_agent(parse("--explain"), ScriptedGrounderForTests(SCRIPT), VIDEO, QUERY)
+    assert out["explanations"][0]["sentence"] and out["plan"]["steps"][1]["text"] == "person drinks from a bottle"
+    assert "1. 2.00-12.00 s" in format_agent_output(out)
+    assert "explanations" not in run_agent(parse(), ScriptedGrounderForTests(SCRIPT), VIDEO, QUERY)
+
+
+def test_rambling_llm_explanation_is_rejected():
+    ramble = " ".join(["hands"] * 200)
+    writer = ExplanationWriter(ScriptedChatModelForTests(messages=iter([AIMessage(content=ramble)] * 9)))
+    expl = Agent(ScriptedGrounderForTests(SCRIPT), writer=writer).run(VIDEO, QUERY).moments[0].explanation
+    assert expl["sentence_by"] == "template" and "rejected (200 words)" in expl["notes"][0]
+
+
+def test_async_run_matches_sync_run():
+    import asyncio
+
+    agent = Agent(ScriptedGrounderForTests(SCRIPT))
+    sync, async_ = agent.run(VIDEO, QUERY), asyncio.run(agent.arun(VIDEO, QUERY))
+    assert [m.to_window() for m in async_.moments] == [m.to_window() for m in sync.moments]
+    assert async_.plan == sync.plan
+
+
+def test_langchain_tool_and_runnable(tmp_path):
+    from grounding_agent.agent.tool import ground_video_runnable, ground_video_tool
+    from tests.videogen import make_video
+
+    clip = make_video(tmp_path / "kitchen.mp4", duration_s=30, fps=2, size=(32, 24))
+    agent = Agent(ScriptedGrounderForTests(SCRIPT))
+    tool = ground_video_tool(agent, top_n=1)
+    assert tool.name == "ground_video" and set(tool.args) == {"video", "query"}
+    out = tool.invoke({"video": str(clip), "query": QUERY})
+    assert out["pred_relevant_windows"][0][:2] == [2.0, 12.0] and len(out["explanations"]) == 1
+    out2 = ground_video_runnable(agent).invoke({"video": str(clip), "query": QUERY})
+    assert out2["plan"] == out["plan"] and out2["vid"] == "kitchen"
+
+
+def test_build_agent_uses_the_served_grounder_model_for_llm_features():
+    grounder = ScriptedGrounderForTests(SCRIPT)
+    grounder.model = "tiny-qwen2.5-vl"  # what a VLLMGrounder exposes: its served name
+    agent = build_agent(parse("--planner", "llm", "--verify", "--server", "http://127.0.0.1:9"), grounder)
+    assert isinstance(agent.planner, LLMPlanner) and agent.reranker.verifier is not None
+    assert agent.planner.chat_model.model_name == "tiny-qwen2.5-vl"
+    assert str(agent.planner.chat_model.openai_api_base) == "http://127.0.0.1:9/v1"

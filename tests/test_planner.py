@@ -1,0 +1,187 @@
+"""Planners: the rule planner on a corpus of Charades-style queries, the plan schema, the LLM fallback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage
+
+from grounding_agent.agent.planner import (
+    PLANNERS,
+    LLMPlanner,
+    RulePlanner,
+    llm_output_schema,
+    make_planner,
+    plan_schema,
+    validate_plan_dict,
+)
+from grounding_agent.cli import plan as plan_cli
+from grounding_agent.errors import ConfigError
+from grounding_agent.types import Plan, Relation, Step
+
+CORPUS = yaml.safe_load((Path(__file__).parent / "assets" / "planner_corpus.yaml").read_text())
+
+
+def expected_plan(case: dict) -> dict:
+    return {
+        "query": case["q"],
+        "steps": [{"id": f"s{i + 1}", "text": t} for i, t in enumerate(case["steps"])],
+        "relations": [dict(zip(("kind", "a", "b"), r.split())) for r in case["rel"]],
+        "target": case["target"],
+        "planner": "rule",
+    }
+
+
+def test_corpus_is_big_enough():
+    assert len(CORPUS["compositional"]) >= 40
+    assert len({c["q"] for c in CORPUS["compositional"]}) == len(CORPUS["compositional"])
+
+
+@pytest.mark.parametrize("case", CORPUS["compositional"], ids=lambda c: c["q"][:40])
+def test_rule_planner_corpus(case):
+    plan = RulePlanner().plan(case["q"])
+    assert plan.to_dict() == expected_plan(case)
+    jsonschema.validate(plan.to_dict(), plan_schema())
+
+
+@pytest.mark.parametrize("query", CORPUS["simple"])
+def test_simple_queries_pass_through(query):
+    plan = RulePlanner().plan(query)
+    assert plan.steps == (Step("s1", query.rstrip(".")),)
+    assert plan.relations == () and plan.target == "s1"
+
+
+def test_empty_query_is_a_config_error():
+    with pytest.raises(ConfigError, match="empty query"):
+        RulePlanner().plan("  . ")
+
+
+def test_plan_json_round_trip_keeps_notes():
+    plan = Plan("q", (Step("s1", "sit"), Step("s2", "read")), (Relation("before", "s1", "s2"),), "s2", "llm", ("n",))
+    assert Plan.from_dict(json.loads(json.dumps(plan.to_dict()))) == plan
+    assert validate_plan_dict(plan.to_dict()) == plan
+
+
+@pytest.mark.parametrize(
+    "bad, where",
+    [
+        ({"query": "q", "steps": [], "relations": [], "target": "span"}, "steps"),
+        ({"query": "q", "steps": [{"id": "s1", "text": "ab"}], "relations": [], "target": "s7"}, "target"),
+        ({"query": "q", "steps": [{"id": "x", "text": "ab"}], "relations": [], "target": "span"}, "steps/0/id"),
+        (
+            {"query": "q", "steps": [{"id": "s1", "text": "ab"}], "target": "span",
+             "relations": [{"kind": "after", "a": "s1", "b": "s1"}]},
+            "relations/0/kind",
+        ),
+    ],
+)
+def test_schema_rejects_bad_plans(bad, where):
+    with pytest.raises(ConfigError, match=where):
+        validate_plan_dict(bad)
+
+
+def test_plan_invariants_beyond_the_schema():
+    # Schema-valid, but the relation names a step that does not exist.
+    bad = {"query": "q", "steps": [{"id": "s1", "text": "ab"}], "relations": [{"kind": "before", "a": "s1", "b": "s2"}],
+           "target": "span"}
+    with pytest.raises(ConfigError, match="unknown or identical"):
+        validate_plan_dict(bad)
+
+
+def test_llm_output_schema_leaves_our_fields_out():
+    schema = llm_output_schema()
+    assert set(schema["required"]) == {"steps", "relations", "target"}
+    assert "query" not in schema["properties"] and "query" in plan_schema()["properties"]
+
+
+class ScriptedChatModelForTests(GenericFakeChatModel):
+    """Test double for the chat model: replays scripted answers, to test the validation logic above it."""
+
+
+def scripted(*answers: str) -> ScriptedChatModelForTests:
+    return ScriptedChatModelForTests(messages=iter(AIMessage(content=a) for a in answers))
+
+
+def test_llm_planner_accepts_a_valid_answer():
+    answer = json.dumps({
+        "steps": [{"id": "s1", "text": "person opens the door"}, {"id": "s2", "text": "person walks in"}],
+        "relations": [{"kind": "before", "a": "s1", "b": "s2"}],
+        "target": "span",
+    })
+    plan = LLMPlanner(scripted(answer)).plan("person opens the door and walks in")
+    assert plan.planner == "llm" and plan.notes == ()
+    assert [s.text for s in plan.steps] == ["person opens the door", "person walks in"]
+    assert plan.query == "person opens the door and walks in"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    ["The person opens", '{"steps": []', '["s1"]', '{"steps": [{"id": "s1", "text": "ab"}], "relations": [], "target": "s3"}'],
+)
+def test_llm_planner_falls_back_on_invalid_answers(answer):
+    query = "after sitting down, the man reads a book."
+    plan = LLMPlanner(scripted(answer)).plan(query)
+    assert plan.planner == "rule"
+    assert plan.to_dict() | {"notes": None} == RulePlanner().plan(query).to_dict() | {"notes": None}
+    assert any("fell back to the rule planner" in n for n in plan.notes)
+    jsonschema.validate(plan.to_dict(), plan_schema())
+
+
+def test_make_planner_registry():
+    assert set(PLANNERS) == {"rule", "llm"}
+    assert isinstance(make_planner(), RulePlanner)
+    with pytest.raises(ConfigError, match="--server"):
+        make_planner("llm")
+    with pytest.raises(ConfigError, match="unknown planner"):
+        make_planner("oracle")
+
+
+def run_plan_cli(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    plan_cli.add_arguments(parser)
+    args = parser.parse_args(argv)
+    assert plan_cli.run(args) == 0
+    return args
+
+
+def test_plan_cli_json(capsys):
+    run_plan_cli("person opens the fridge, then drinks from a bottle.", "--json")
+    out = json.loads(capsys.readouterr().out)
+    jsonschema.validate(out, plan_schema())
+    assert out["planner"] == "rule" and out["relations"] == [{"kind": "before", "a": "s1", "b": "s2"}]
+
+
+def test_plan_cli_text(capsys):
+    run_plan_cli("a person laughs while talking on the phone.")
+    out = capsys.readouterr().out
+    assert "s1 during s2" in out and "returns: s1" in out
+
+
+class TruncatingChatModelForTests(GenericFakeChatModel):
+    """Test double: the OpenAI client's parse refusing a structured answer cut at max_tokens."""
+
+    def _generate(self, *args, **kwargs):
+        import openai
+        from openai.types.chat import ChatCompletion
+        from openai.types.completion_usage import CompletionUsage
+
+        completion = ChatCompletion.model_validate({
+            "id": "x", "object": "chat.completion", "created": 0, "model": "tiny",
+            "choices": [{"index": 0, "finish_reason": "length",
+                         "message": {"role": "assistant", "content": '{"steps": [{"id": "s1", "text": "ab'}}],
+            "usage": {"completion_tokens": 8, "prompt_tokens": 8, "total_tokens": 16},
+        })
+        assert isinstance(completion.usage, CompletionUsage)
+        raise openai.LengthFinishReasonError(completion=completion)
+
+
+def test_llm_planner_truncated_structured_answer_falls_back():
+    plan = LLMPlanner(TruncatingChatModelForTests(messages=iter([]))).plan("person sits down then reads.")
+    assert plan.planner == "rule" and len(plan.steps) == 2
+    assert any('llm raw output: {"steps": [{"id": "s1", "text": "ab' in n for n in plan.notes)
