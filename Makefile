@@ -16,7 +16,7 @@ setup:
 
 demo: setup
 	@if [ "$(MODEL)" = "$(TINY)/qwen2_5_vl" ]; then .venv/bin/python tests/assets/build_tiny_models.py $(TINY) >/dev/null; fi
-	.venv/bin/grounding-agent ground "$(VIDEO)" "$(QUERY)" --agent --explain --backend hf --model "$(MODEL)" --clip "$(CLIP)"
+	.venv/bin/grounding-agent ground "$(VIDEO)" "$(QUERY)" --agent --explain --backend hf --model "$(MODEL)" --saliency-model "$(CLIP)"
 
 test: setup
 	.venv/bin/python -m pytest $(PYTEST_ARGS)

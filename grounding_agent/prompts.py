@@ -41,7 +41,7 @@ class Prompt:
     templates: dict[str, str]
 
     def variables(self, part: str) -> set[str]:
-        return jinja2.meta.find_undeclared_variables(_ENV.parse(self.templates[part]))
+        return _variables(self.templates[part])
 
     def render(self, part: str = "user", **variables: Any) -> str:
         """Render one template part with exactly the variables it uses.
@@ -57,7 +57,18 @@ class Prompt:
             raise PromptError(
                 f"prompt {self.name}.{part} v{self.version}: missing {sorted(missing)}, unexpected {sorted(extra)}"
             )
-        return _ENV.from_string(self.templates[part]).render(**variables).strip()
+        return _compile(self.templates[part]).render(**variables).strip()
+
+
+# Compiling a template costs ~50 ms; prompts are rendered per query, so compile each source once.
+@functools.lru_cache(maxsize=256)
+def _compile(source: str) -> jinja2.Template:
+    return _ENV.from_string(source)
+
+
+@functools.lru_cache(maxsize=256)
+def _variables(source: str) -> frozenset[str]:
+    return frozenset(jinja2.meta.find_undeclared_variables(_ENV.parse(source)))
 
 
 @functools.cache

@@ -1,4 +1,4 @@
-"""The wheel ships prompts/ as package data: build it, install it elsewhere, render every prompt from it."""
+"""The wheel ships prompts/ and schemas/ as package data: build it, install it elsewhere, use them from there."""
 
 import os
 import subprocess
@@ -30,6 +30,10 @@ def test_prompts_render_from_installed_wheel(tmp_path):
             for part in p.templates:
                 text = p.render(part, **{v: 1 for v in p.variables(part)})  # 1 fits text and number slots
                 assert text, (name, part)
+        from grounding_agent.agent.planner import plan_schema
+        assert plan_schema()["type"] == "object"
+        import importlib.resources as R
+        assert (R.files("grounding_agent") / "schemas" / "prediction.schema.json").is_file()
         print(len(names))
         """
     ).replace("SITE", repr(str(site)))

@@ -3,6 +3,10 @@
     grounding-agent ground clip.mp4 "person opens the door" --backend hf --model Qwen/Qwen2.5-VL-7B-Instruct
     grounding-agent ground clip.mp4 "person opens the door" --server http://127.0.0.1:8000/v1
     grounding-agent ground clip.mp4 "..." --json     # a Prediction (schemas/prediction.schema.json)
+    grounding-agent ground clip.mp4 "X, then Y" --explain   # compositional: the agent plans and composes
+
+A query the rule planner splits into several sub-events goes through the agent (`--agent` / `--no-agent`
+override); its JSON adds `plan`, `steps` and, with `--explain`, `explanations`.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import argparse
 import os
 from pathlib import Path
 
+from grounding_agent.agent.cli_support import add_agent_arguments, format_agent_output, run_agent, wants_agent
 from grounding_agent.cli._common import fmt_s, print_json
 from grounding_agent.errors import ConfigError
 from grounding_agent.grounders import GROUNDERS
@@ -42,6 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, default=120.0, help="vllm: seconds per request")
     p.add_argument("--qid", default="0", help="query id written into the JSON prediction")
     p.add_argument("--json", action="store_true", help="print a Prediction as JSON")
+    add_agent_arguments(p)
 
 
 def build_grounder(args: argparse.Namespace) -> BaseGrounder:
@@ -70,6 +76,11 @@ def run(args: argparse.Namespace) -> int:
 
     video = open_video(args.video)
     grounder = build_grounder(args)
+    if wants_agent(args, args.query):
+        out = run_agent(args, grounder, video, args.query, qid=args.qid)
+        out.update(vid=Path(args.video).stem, duration_s=video.duration_s)
+        print_json(out) if args.json else print(format_agent_output(out))
+        return 0
     grounding = grounder.ground(video, args.query, top_k=args.top_k)
     if args.json:
         prediction = grounding.to_prediction(args.qid, Path(args.video).stem, args.query)
