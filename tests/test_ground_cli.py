@@ -115,3 +115,30 @@ def test_ground_user_errors_are_one_line(capsys, real_clips, argv: list[str], me
     assert main(["ground", *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and message in err and "\n" not in err
+
+
+def _agent_json(capsys, argv: list[str]) -> dict:
+    assert main(["ground", *argv, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    jsonschema.validate(out, SCHEMA)  # the agent's output is a Prediction too, plus plan/steps/explanations
+    return out
+
+
+@pytest.mark.integration
+def test_ground_sends_compositional_queries_through_the_agent(capsys, real_clips, tiny_models) -> None:
+    """No --agent flag: the rule planner finds two sub-events, so the agent plans, composes and explains."""
+    clip = real_clips[CHARADES[1]]
+    argv = [str(clip), "person sits down in a chair, then eats some food", "--backend", "hf"]
+    argv += ["--model", str(tiny_models["qwen2_5_vl"]), "--saliency-model", str(tiny_models["clip"]), "--explain"]
+    out = _agent_json(capsys, argv)
+    assert [s["text"] for s in out["plan"]["steps"]] == ["person sits down in a chair", "person eats some food"]
+    assert out["plan"]["relations"] == [{"kind": "before", "a": "s1", "b": "s2"}]
+    assert len(out["steps"]) == 2 and len(out["explanations"]) == len(out["pred_relevant_windows"]) >= 1
+    for start_s, end_s, _ in out["pred_relevant_windows"]:
+        assert 0.0 <= start_s <= end_s <= out["duration_s"] + 1e-6
+    assert all(e["sentence"] for e in out["explanations"])
+    # a simple query stays a single grounder call unless --agent is given
+    simple = _agent_json(capsys, [str(clip), "person sits down", "--backend", "uniform"])
+    assert "plan" not in simple
+    forced = _agent_json(capsys, [str(clip), "person sits down", "--backend", "uniform", "--agent"])
+    assert forced["plan"]["steps"] == [{"id": "s1", "text": "person sits down"}]
