@@ -29,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from grounding_agent.io import write_json_atomic
+
 REPO = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("GA_CACHE_DIR", Path.home() / ".cache" / "grounding-agent")) / "bench"
 METHODS = ("ours", "decord_get_batch", "pyav_seek")
@@ -324,9 +326,7 @@ def main() -> int:
         "memory": memory,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2))
-    os.replace(tmp, args.out)
+    write_json_atomic(args.out, result)
     print(f"\nwrote {args.out}")
     return 0
 

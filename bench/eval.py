@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 import tempfile
@@ -30,6 +29,7 @@ sys.path.insert(0, str(REPO))
 from eval import runner  # noqa: E402
 from grounding_agent.datasets import load_charades_sta  # noqa: E402
 from grounding_agent.grounders.baselines import UniformGrounder  # noqa: E402
+from grounding_agent.io import write_json_atomic  # noqa: E402
 from grounding_agent.types import Video  # noqa: E402
 
 DEFAULT_GT = REPO.parent / "shared" / "data" / "charades_sta" / "charades_sta_test.txt"
@@ -165,9 +165,7 @@ def main() -> int:
                 rows += vllm_throughput(annotations, server.base_url, args.model, args.videos, args.queries)
     print_table(rows)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(f".{args.out.name}.tmp")
-    tmp.write_text(json.dumps({"machine": f"{os.cpu_count()} cpu", "rows": rows}, indent=2) + "\n")
-    os.replace(tmp, args.out)
+    write_json_atomic(args.out, {"machine": f"{os.cpu_count()} cpu", "rows": rows})
     print(f"wrote {args.out}")
     return 0
 

@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from grounding_agent.io import write_json_atomic
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -205,9 +207,7 @@ def main() -> int:
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2))
-    os.replace(tmp, out)
+    write_json_atomic(out, result)
     print(f"wrote {out}")
     return 0
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import os
 import platform
 import statistics
@@ -28,6 +27,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from grounding_agent.io import write_json_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -210,9 +211,7 @@ def main() -> int:
         "cache": cache,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2))
-    os.replace(tmp, args.out)
+    write_json_atomic(args.out, result)
     print(f"\nwrote {args.out}")
     return 0
 

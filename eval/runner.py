@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import itertools
 import json
-import os
 import sys
 import time
 from collections import Counter
@@ -41,6 +40,7 @@ from eval.report import load_anchors, render  # noqa: E402
 from grounding_agent.datasets import DATASETS, Annotation, load_dataset  # noqa: E402
 from grounding_agent.errors import ConfigError, DatasetError, GroundingAgentError  # noqa: E402
 from grounding_agent.grounders.baselines import BASELINES  # noqa: E402
+from grounding_agent.io import write_text_atomic as write_atomic  # noqa: E402
 from grounding_agent.metrics import METRICS, brief  # noqa: E402
 from grounding_agent.types import Prediction, Video  # noqa: E402
 
@@ -176,12 +176,6 @@ def read_done(path: Path, retry_errors: bool = False) -> dict[Any, dict[str, Any
         done = {q: r for q, r in done.items() if "error" not in r}
         write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in done.values()))
     return done
-
-
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def check_settings(out: Path, settings: dict[str, Any]) -> None:

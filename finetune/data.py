@@ -20,7 +20,6 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -33,6 +32,7 @@ if __package__ in (None, ""):  # run as `python finetune/data.py`: make the chec
 from grounding_agent.datasets import Annotation, load_dataset
 from grounding_agent.errors import ConfigError, DatasetError, VideoError
 from grounding_agent.grounders.qwen_inputs import PROMPTS
+from grounding_agent.io import atomic_path
 from grounding_agent.parsing import format_moment, format_moments, parse_moments
 from grounding_agent.prompts import load_prompt
 from grounding_agent.types import TIME_EPS_S, Moment
@@ -219,16 +219,9 @@ def split_by_video(
 def write_jsonl(rows: Iterable[dict[str, Any]], path: str | Path) -> Path:
     """Write rows atomically (temp file + os.replace): a reader never sees half a file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for row in rows:
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
     return path
 
 

@@ -19,8 +19,6 @@ best candidate's, so the top window scores 1; a window that is mostly below the 
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,6 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from grounding_agent.errors import ConfigError
+from grounding_agent.io import atomic_path
 from grounding_agent.signals import Curve, audio_energy, minmax, visual_change
 from grounding_agent.temporal import nms, tiou
 from grounding_agent.types import Moment, Prediction
@@ -356,13 +355,9 @@ def save_plot(result: HighlightResult, path: str | Path, *, title: str | None = 
     pred = result.prediction
     top.set_title(title or (f"query: {pred.query}" if pred.query else "generic highlights"), fontsize=11)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, format=path.suffix.lstrip(".") or "png")
     finally:
         plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
     return path

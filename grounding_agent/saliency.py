@@ -20,7 +20,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from grounding_agent.errors import ConfigError, ModelLoadError, VideoNotFoundError
+from grounding_agent.io import atomic_path
 from grounding_agent.signals import DEFAULT_CHUNK_S, Curve, iter_frame_chunks
 from grounding_agent.types import Frames
 
@@ -115,15 +115,8 @@ class EmbeddingCache:
             return None
 
     def save(self, key: str, arrays: dict[str, np.ndarray]) -> Path:
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".npz", dir=self.root)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-            os.replace(tmp, self.path(key))
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(self.path(key)) as tmp, open(tmp, "wb") as f:
+            np.savez(f, **arrays)
         return self.path(key)
 
 
@@ -169,12 +162,10 @@ def export_vision_onnx(model: Any, path: Path, image_size: int) -> Path:
         def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
             return _features(self.clip.get_image_features(pixel_values=pixel_values))
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     example = torch.zeros(2, 3, image_size, image_size)
     # The TorchScript exporter (dynamo=False) needs no onnxscript and handles CLIP/SigLIP fine; its
     # deprecation and tracer warnings (shape checks traced as constants: the input size is fixed) are noise.
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), atomic_path(path) as tmp:
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         torch.onnx.export(
@@ -187,7 +178,6 @@ def export_vision_onnx(model: Any, path: Path, image_size: int) -> Path:
             dynamic_axes={"pixel_values": {0: "batch"}, "image_embeds": {0: "batch"}},
             opset_version=17,
         )
-    os.replace(tmp, path)
     return path
 
 
@@ -211,14 +201,13 @@ def _quantize_int8(fp32_path: Path, path: Path) -> Path:
         # ORT logs a generic "consider pre-processing" tip on the root logger; it is not actionable here.
         return "pre-processing before quantization" not in record.getMessage()
 
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     root = logging.getLogger()
     root.addFilter(not_preprocessing_advice)
     try:
-        quantize_dynamic(str(fp32_path), str(tmp), weight_type=QuantType.QInt8)
+        with atomic_path(path) as tmp:
+            quantize_dynamic(str(fp32_path), str(tmp), weight_type=QuantType.QInt8)
     finally:
         root.removeFilter(not_preprocessing_advice)
-    os.replace(tmp, path)
     return path
 
 
