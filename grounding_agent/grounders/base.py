@@ -172,6 +172,40 @@ def rank_candidates(candidates: list[list[Moment]], top_k: int, *, sampled: bool
     return nms(scored, iou_threshold=0.9, max_keep=top_k)
 
 
+def grounding_from_answers(
+    texts: list[str],
+    confidences: list[float],
+    *,
+    duration_s: float,
+    request: Any,
+    top_k: int,
+    num_samples: int,
+    timings_s: dict[str, float],
+    info: dict[str, Any],
+    fallback: bool,
+) -> Grounding:
+    """What every model-backed grounder does with its generated answers: parse (failures recorded), map to
+    video time, rank (greedy: by score; sampled: by agreement), fall back to the whole video if asked.
+
+    `request` is the `qwen_inputs.GroundingRequest` the answers were generated from.
+    """
+    grounding = Grounding(moments=[], raw_text=texts, timings_s=timings_s)
+    candidates = moments_from_answers(
+        grounding,
+        texts,
+        confidences,
+        duration_s=duration_s,
+        model_duration_s=request.model_duration_s,
+        time_offset_s=request.time_offset_s,
+    )
+    sampled = num_samples > 1
+    grounding.moments = rank_candidates(candidates, top_k, sampled=sampled)
+    grounding.info = {**info, "prompt": request.prompt, "confidence": "agreement" if sampled else "mean_token_logprob"}
+    if fallback:
+        whole_video_fallback(grounding, duration_s)
+    return grounding
+
+
 def whole_video_fallback(grounding: Grounding, duration_s: float) -> None:
     """No answer parsed: return the whole video with score 0 (and say so), rather than nothing.
 

@@ -15,14 +15,7 @@ import threading
 from typing import Any, Literal
 
 from grounding_agent.errors import ConfigError, ModelLoadError
-from grounding_agent.grounders.base import (
-    BaseGrounder,
-    Grounding,
-    moments_from_answers,
-    rank_candidates,
-    timed,
-    whole_video_fallback,
-)
+from grounding_agent.grounders.base import BaseGrounder, Grounding, grounding_from_answers, timed
 from grounding_agent.grounders.qwen_inputs import Family, InputMode, build_request, family_of, hf_inputs
 from grounding_agent.types import Frames, Video
 
@@ -162,28 +155,18 @@ class HFGrounder(BaseGrounder):
         with self._lock, torch.inference_mode(), timed(timings, "model"):
             texts, confidences = self._generate(inputs)
 
-        grounding = Grounding(moments=[], raw_text=texts, timings_s=timings)
-        candidates = moments_from_answers(
-            grounding,
+        info = {"backend": "hf", "model": self.model_id, "adapter": self.adapter, "family": self.family}
+        return grounding_from_answers(
             texts,
             confidences,
             duration_s=video.duration_s,
-            model_duration_s=request.model_duration_s,
-            time_offset_s=request.time_offset_s,
+            request=request,
+            top_k=top_k,
+            num_samples=self.num_samples,
+            timings_s=timings,
+            info={**info, "mode": request.mode},
+            fallback=self.fallback,
         )
-        grounding.moments = rank_candidates(candidates, top_k, sampled=self.num_samples > 1)
-        grounding.info = {
-            "backend": "hf",
-            "model": self.model_id,
-            "adapter": self.adapter,
-            "family": self.family,
-            "mode": request.mode,
-            "prompt": request.prompt,
-            "confidence": "agreement" if self.num_samples > 1 else "mean_token_logprob",
-        }
-        if self.fallback:
-            whole_video_fallback(grounding, video.duration_s)
-        return grounding
 
     def _generate(self, inputs: Any) -> tuple[list[str], list[float]]:
         """Generated texts and, for greedy, exp(mean token log-prob) of each (1.0 for samples)."""

@@ -23,8 +23,8 @@ from typing import Any, Literal
 import numpy as np
 
 from grounding_agent.errors import ConfigError
-from grounding_agent.prompts import load_prompt
 from grounding_agent.parsing import format_moment
+from grounding_agent.prompts import load_prompt
 from grounding_agent.types import Frames, Moment
 
 InputMode = Literal["video", "images"]

@@ -22,16 +22,10 @@ from typing import Any, Literal
 import openai
 
 from grounding_agent.errors import ConfigError, ServerError
-from grounding_agent.grounders.base import (
-    BaseGrounder,
-    Grounding,
-    moments_from_answers,
-    rank_candidates,
-    timed,
-    whole_video_fallback,
-)
+from grounding_agent.grounders.base import BaseGrounder, Grounding, grounding_from_answers, timed
 from grounding_agent.grounders.qwen_inputs import GroundingRequest, build_request, openai_messages
 from grounding_agent.types import Frames, Video
+
 
 def answer_regex(prompt: str, top_k: int, duration_s: float, think_chars: int = 1500) -> str:
     """The regex an answer must match (structured outputs): what `parsing.format_moment` writes.
@@ -196,31 +190,25 @@ class VLLMGrounder(BaseGrounder):
     ) -> Grounding:
         texts = [choice.message.content or "" for choice in response.choices]
         confidences = [_confidence(choice) for choice in response.choices]
-        grounding = Grounding(moments=[], raw_text=texts, timings_s=timings)
-        candidates = moments_from_answers(
-            grounding,
-            texts,
-            confidences,
-            duration_s=video.duration_s,
-            model_duration_s=request.model_duration_s,
-        )
-        grounding.moments = rank_candidates(candidates, top_k, sampled=self.num_samples > 1)
-        grounding.info = {
-            "backend": "vllm",
-            "server": self.base_url,
-            "model": self.model,
-            "prompt": request.prompt,
-            "structured": self.structured,
-            "confidence": "agreement" if self.num_samples > 1 else "mean_token_logprob",
+        info: dict[str, Any] = {
+            "backend": "vllm", "server": self.base_url, "model": self.model, "structured": self.structured
         }
         if response.usage is not None:
-            grounding.info["usage"] = {
+            info["usage"] = {
                 "prompt_tokens": response.usage.prompt_tokens,
                 "completion_tokens": response.usage.completion_tokens,
             }
-        if self.fallback:
-            whole_video_fallback(grounding, video.duration_s)
-        return grounding
+        return grounding_from_answers(
+            texts,
+            confidences,
+            duration_s=video.duration_s,
+            request=request,
+            top_k=top_k,
+            num_samples=self.num_samples,
+            timings_s=timings,
+            info=info,
+            fallback=self.fallback,
+        )
 
     def ground(self, video: Video, query: str, *, top_k: int = 1, frames: Frames | None = None) -> Grounding:
         """Ground one query (blocking).
