@@ -103,6 +103,16 @@ def test_async_batch_keeps_order_and_bounds_concurrency(vllm_server, frames) -> 
         _inside(result, frames.video.duration_s)
 
 
+@pytest.mark.integration
+def test_blocking_batch_closes_its_async_client(vllm_server, frames) -> None:
+    """`ground_many` owns its event loop, so it must close that loop's client before the loop ends."""
+    g = VLLMGrounder(vllm_server.base_url, vllm_server.model, structured=True, max_tokens=16)
+    results = g.ground_many([(frames.video, QUERY), (frames.video, f"{QUERY} again")], frames=[frames] * 2)
+    assert len(results) == 2 and g._async == {}
+    for result in results:
+        _inside(result, frames.video.duration_s)
+
+
 def test_server_down_is_a_typed_error_naming_the_url() -> None:
     url = f"http://127.0.0.1:{free_port()}/v1"
     with pytest.raises(ServerError, match=re.escape(url)):

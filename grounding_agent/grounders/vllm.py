@@ -254,7 +254,20 @@ class VLLMGrounder(BaseGrounder):
         self, items: list[tuple[Video, str]], *, top_k: int = 1, frames: list[Frames | None] | None = None
     ) -> list[Grounding]:
         """Blocking wrapper of `aground_many` (not callable from inside a running event loop)."""
-        return asyncio.run(self.aground_many(items, top_k=top_k, frames=frames))
+
+        async def run() -> list[Grounding]:
+            try:
+                return await self.aground_many(items, top_k=top_k, frames=frames)
+            finally:
+                await self.aclose()
+
+        return asyncio.run(run())
+
+    async def aclose(self) -> None:
+        """Close the running loop's async client (its connections belong to that loop)."""
+        state = self._async.pop(id(asyncio.get_running_loop()), None)
+        if state is not None:
+            await state[0].close()
 
     def _async_state(self) -> tuple[openai.AsyncOpenAI, asyncio.Semaphore]:
         # An async client and a semaphore belong to one event loop: keep one pair per loop.
