@@ -160,7 +160,6 @@ def main(argv: list[str] | None = None) -> int:
         "summary": summary,
         "rows": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(args.out, payload)
     print(f"wrote {args.out}")
     return 0

@@ -325,7 +325,6 @@ def main() -> int:
         "speed": speeds,
         "memory": memory,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(args.out, result)
     print(f"\nwrote {args.out}")
     return 0

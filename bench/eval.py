@@ -164,7 +164,6 @@ def main() -> int:
             with VLLMServer(args.vllm_model) as server:
                 rows += vllm_throughput(annotations, server.base_url, args.model, args.videos, args.queries)
     print_table(rows)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(args.out, {"machine": f"{os.cpu_count()} cpu", "rows": rows})
     print(f"wrote {args.out}")
     return 0

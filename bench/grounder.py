@@ -206,7 +206,6 @@ def main() -> int:
         "summary": summary,
     }
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out, result)
     print(f"wrote {out}")
     return 0

@@ -210,7 +210,6 @@ def main() -> int:
         "preprocessing": prep,
         "cache": cache,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(args.out, result)
     print(f"\nwrote {args.out}")
     return 0
