@@ -10,11 +10,17 @@ CACHE="${GA_CACHE_DIR:-$HOME/.cache/grounding-agent}"
 PY="${PYTHON:-python3}"
 mkdir -p "$CACHE"
 
+# Debian packages the project and its tests use: ffmpeg (decode/render), espeak-ng (speech with known
+# words at known times), chromium + its driver (the web UI's browser test).
+APT_PACKAGES=(ffmpeg espeak-ng chromium chromium-driver)
+
 need_apt() {
-  command -v ffmpeg >/dev/null && return 0
-  echo "[setup] installing ffmpeg (apt)"
+  local missing=()
+  for pkg in "${APT_PACKAGES[@]}"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "[setup] installing ${missing[*]} (apt)"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq && apt-get install -y -qq ffmpeg >/dev/null
+  apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
 env_dir() {  # env_dir NAME REQFILE BUILDER -> cached venv path for this content

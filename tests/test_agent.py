@@ -13,7 +13,7 @@ import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
-from grounding_agent.agent.cli_support import add_agent_arguments, build_agent, format_agent_output, run_agent, wants_agent
+from grounding_agent.cli.options import add_agent_arguments, build_agent, format_agent_output, run_agent, wants_agent
 from grounding_agent.agent.coarse_to_fine import CoarseToFineGrounder, propose_windows
 from grounding_agent.agent.explain import ExplanationWriter
 from grounding_agent.agent.graph import NODES

@@ -36,20 +36,29 @@ HELP: dict[str, str] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The CLI parser. With `command`, only that subcommand's module is imported (and given its options);
+    the others are listed by name and help alone, so `--help` and light commands never pay for the rest."""
     parser = argparse.ArgumentParser(prog="grounding-agent", description="Find when things happen in a video.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module in COMMANDS.items():
-        mod = importlib.import_module(f"grounding_agent.cli.{module}")
         p = sub.add_parser(name, help=HELP[name], description=HELP[name])
-        mod.add_arguments(p)
-        p.set_defaults(_run=mod.run)
+        if command is None or name == command:
+            mod = importlib.import_module(f"grounding_agent.cli.{module}")
+            mod.add_arguments(p)
+            p.set_defaults(_run=mod.run)
     return parser
 
 
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The subcommand named in argv (the first word that is one), or None."""
+    return next((a for a in argv if a in COMMANDS), None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command_in(argv))
     args = parser.parse_args(argv)
     if not args.debug:
         # Library progress bars and notices would bury the one-line answers/errors this CLI prints.

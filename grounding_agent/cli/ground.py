@@ -12,63 +12,25 @@ override); its JSON adds `plan`, `steps` and, with `--explain`, `explanations`.
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
-from grounding_agent.agent.cli_support import add_agent_arguments, format_agent_output, run_agent, wants_agent
 from grounding_agent.cli._common import fmt_s, print_json
-from grounding_agent.errors import ConfigError
-from grounding_agent.grounders import GROUNDERS
+from grounding_agent.cli.options import (
+    add_backend_options,
+    build_grounder,
+    format_agent_output,
+    run_agent,
+    wants_agent,
+)
 from grounding_agent.grounders.base import BaseGrounder, Grounding
 from grounding_agent.types import Video
-
-DEFAULT_SERVER = "http://127.0.0.1:8000/v1"
-MODEL_BACKENDS = ("hf", "vllm")
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("video", help="video file")
     p.add_argument("query", help="what to find, e.g. 'the person opens the door'")
-    p.add_argument("--backend", choices=sorted(GROUNDERS), default="vllm", help="grounder (default: vllm)")
-    p.add_argument("--model", help="hf: hub id or folder; vllm: served model name (default: first served)")
-    p.add_argument("--adapter", help="hf: PEFT adapter folder; vllm: name of a LoRA served with --lora")
-    p.add_argument(
-        "--server", default=os.environ.get("GA_VLLM_URL", DEFAULT_SERVER),
-        help=f"vLLM OpenAI API URL (default: $GA_VLLM_URL or {DEFAULT_SERVER})",
-    )  # fmt: skip
-    p.add_argument("--top-k", type=int, default=1, help="how many moments to return")
-    p.add_argument("--fps", type=float, default=2.0, help="frames sampled per second of video")
-    p.add_argument("--max-frames", type=int, default=32, help="cap on frames (vllm: within its image limit)")
-    p.add_argument("--max-pixels", type=int, default=448 * 448, help="resize frames to at most N pixels")
-    p.add_argument("--prompt", choices=["grounding", "reasoning"], default="grounding", help="prompt style")
-    p.add_argument("--samples", type=int, default=1, help="1 = greedy; N = N sampled answers, by agreement")
-    p.add_argument("--structured", action="store_true", help="vllm: force the answer format")
-    p.add_argument("--quantization", choices=["4bit", "8bit"], help="hf: bitsandbytes quantization")
-    p.add_argument("--timeout", type=float, default=120.0, help="vllm: seconds per request")
+    add_backend_options(p)
     p.add_argument("--qid", default="0", help="query id written into the JSON prediction")
     p.add_argument("--json", action="store_true", help="print a Prediction as JSON")
-    add_agent_arguments(p)
-
-
-def build_grounder(args: argparse.Namespace) -> BaseGrounder:
-    """The grounder the arguments ask for (model loading / server check happen here)."""
-    if args.top_k < 1 or args.samples < 1 or args.max_frames < 1 or args.fps <= 0:
-        raise ConfigError("--top-k, --samples and --max-frames must be >= 1 and --fps > 0")
-    sampling = {"fps": args.fps, "max_frames": args.max_frames, "max_pixels": args.max_pixels}
-    common = {**sampling, "prompt": args.prompt, "num_samples": args.samples}
-    if args.backend == "hf":
-        if not args.model:
-            raise ConfigError("--backend hf needs --model (a hub id or a local model folder)")
-        return GROUNDERS["hf"](args.model, adapter=args.adapter, quantization=args.quantization, **common)
-    if args.backend == "vllm":
-        return GROUNDERS["vllm"](
-            args.server,
-            args.adapter or args.model,
-            structured=args.structured,
-            timeout_s=args.timeout,
-            **common,
-        )
-    return GROUNDERS[args.backend]()
 
 
 def run(args: argparse.Namespace) -> int:

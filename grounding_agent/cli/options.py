@@ -1,16 +1,16 @@
-"""What `grounding-agent ground` needs for `--agent` / `--explain` (the ground command module calls these).
+"""The backend options every model-using subcommand shares (ground, chat, edit, eval run, ui, api).
 
-    add_agent_arguments(parser)                    # in ground.add_arguments
-    if wants_agent(args, query):                   # --agent, --no-agent, default: auto
-        out = run_agent(args, grounder, video, query, qid=...)   # Prediction dict + plan (+ explanations)
+    add_backend_options(parser)            # grounder, sampling, prompt, agent options
+    grounder = build_grounder(args)        # the grounder they ask for
+    agent = build_agent(args, grounder)    # the agent they ask for (compositional queries)
 
-Default ("auto"): the agent runs when the rule planner splits the query into more than one step; a simple
-query goes straight to the grounder (one model call, nothing to compose).
+One spec: a subcommand that grounds gets every option `ground` has, with the same defaults.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 from grounding_agent.agent.compose import DEFAULT_BEFORE_TOLERANCE_S
@@ -19,8 +19,54 @@ from grounding_agent.agent.pipeline import Agent, AgentConfig
 from grounding_agent.agent.planner import PLANNERS, RulePlanner, chat_model, make_planner
 from grounding_agent.agent.rerank import Reranker, VLMVerifier
 from grounding_agent.errors import ConfigError
-from grounding_agent.grounders.base import Grounder
+from grounding_agent.grounders import GROUNDERS
+from grounding_agent.grounders.base import BaseGrounder, Grounder
 from grounding_agent.types import Video
+
+DEFAULT_SERVER = "http://127.0.0.1:8000/v1"
+MODEL_BACKENDS = ("hf", "vllm")
+
+
+def add_backend_options(p: argparse.ArgumentParser) -> None:
+    """Grounder, sampling and prompt options, then the agent's."""
+    p.add_argument("--backend", choices=sorted(GROUNDERS), default="vllm", help="grounder (default: vllm)")
+    p.add_argument("--model", help="hf: hub id or folder; vllm: served model name (default: first served)")
+    p.add_argument("--adapter", help="hf: PEFT adapter folder; vllm: name of a LoRA served with --lora")
+    p.add_argument(
+        "--server", default=os.environ.get("GA_VLLM_URL", DEFAULT_SERVER),
+        help=f"vLLM OpenAI API URL (default: $GA_VLLM_URL or {DEFAULT_SERVER})",
+    )  # fmt: skip
+    p.add_argument("--top-k", type=int, default=1, help="how many moments to return")
+    p.add_argument("--fps", type=float, default=2.0, help="frames sampled per second of video")
+    p.add_argument("--max-frames", type=int, default=32, help="cap on frames (vllm: within its image limit)")
+    p.add_argument("--max-pixels", type=int, default=448 * 448, help="resize frames to at most N pixels")
+    p.add_argument("--prompt", choices=["grounding", "reasoning"], default="grounding", help="prompt style")
+    p.add_argument("--samples", type=int, default=1, help="1 = greedy; N = N sampled answers, by agreement")
+    p.add_argument("--structured", action="store_true", help="vllm: force the answer format")
+    p.add_argument("--quantization", choices=["4bit", "8bit"], help="hf: bitsandbytes quantization")
+    p.add_argument("--timeout", type=float, default=120.0, help="vllm: seconds per request")
+    add_agent_arguments(p)
+
+
+def build_grounder(args: argparse.Namespace) -> BaseGrounder:
+    """The grounder the arguments ask for (model loading / server check happen here)."""
+    if args.top_k < 1 or args.samples < 1 or args.max_frames < 1 or args.fps <= 0:
+        raise ConfigError("--top-k, --samples and --max-frames must be >= 1 and --fps > 0")
+    sampling = {"fps": args.fps, "max_frames": args.max_frames, "max_pixels": args.max_pixels}
+    common = {**sampling, "prompt": args.prompt, "num_samples": args.samples}
+    if args.backend == "hf":
+        if not args.model:
+            raise ConfigError("--backend hf needs --model (a hub id or a local model folder)")
+        return GROUNDERS["hf"](args.model, adapter=args.adapter, quantization=args.quantization, **common)
+    if args.backend == "vllm":
+        return GROUNDERS["vllm"](
+            args.server,
+            args.adapter or args.model,
+            structured=args.structured,
+            timeout_s=args.timeout,
+            **common,
+        )
+    return GROUNDERS[args.backend]()
 
 
 def add_agent_arguments(p: argparse.ArgumentParser) -> None:
