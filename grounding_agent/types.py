@@ -138,6 +138,41 @@ class Moment:
         return [float(self.start_s), float(self.end_s), float(self.score)]
 
 
+EvidenceKind = Literal["grounder", "composition", "saliency", "verifier", "speech", "ocr", "audio", "reference"]
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One piece of support for an answer, from one channel, at one place in the video.
+
+    Attributes:
+        kind: the channel ("grounder": the VLM's answer, "saliency": CLIP, "verifier": the VLM's yes/no,
+            "speech": words spoken, "ocr": text on screen, "audio": loudness/speech activity,
+            "composition": relations between sub-events, "reference": a follow-up's earlier turn).
+        start_s, end_s: where in the video it holds.
+        score: its strength in [0, 1] where the channel has one.
+        text: what it says (raw model text, words spoken, text read on screen, a note).
+        source: which model or step produced it (a model name, a step id).
+    """
+
+    kind: EvidenceKind
+    start_s: float
+    end_s: float
+    score: float | None = None
+    text: str = ""
+    source: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "start_s": float(self.start_s), "end_s": float(self.end_s)}
+        if self.score is not None:
+            out["score"] = float(self.score)
+        if self.text:
+            out["text"] = self.text
+        if self.source:
+            out["source"] = self.source
+        return out
+
+
 RelationKind = Literal["before", "during"]
 
 
