@@ -44,8 +44,8 @@ MODEL_KEYS = ("grounder_model", "saliency", "verifier")
 
 def build_agent(args):
     sys.path.insert(0, str(REPO))
-    from grounding_agent.agent.pipeline import Agent
-    from grounding_agent.agent.rerank import Reranker
+    from grounding_agent.agent import Agent
+    from grounding_agent.agent import Reranker
 
     model, clip = args.model, args.saliency_model
     if model is None or (clip is None and not args.no_saliency):

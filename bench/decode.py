@@ -1,17 +1,29 @@
-"""Benchmark frame sampling on a long video: our sampler vs naive decord `get_batch` vs PyAV seek-per-frame.
+"""Benchmark frame sampling against what users pick today, side by side, in one run.
 
-    .venv/bin/python bench/decode.py                  # 10-min 720p H.264, 1 fps, plus the 2-hour memory run
-    .venv/bin/python bench/decode.py --repeats 3 --fps 0.5 --bframes 3 --skip-long
+    .venv/bin/python bench/decode.py                                  # the full matrix (hours on 2 cores)
+    .venv/bin/python bench/decode.py --minutes 10 --bframes 3 0 --samplings 1fps 64 --rounds 3
+    .venv/bin/python bench/decode.py --minutes 60 120 --long-size 640x360 --methods ours torchcodec_exact
 
-Videos are generated once with ffmpeg (testsrc2, libx264 ultrafast, GOP 250) and cached under
-~/.cache/grounding-agent/bench/: one as ultrafast makes it (no B-frames: every frame is a reference, so
-1-fps sampling must decode them all) and one with 3 B-frames like x264's default presets and most real
-H.264 (non-reference frames can be skipped). Every measurement runs in a fresh subprocess (clean peak RSS, no
-in-process caches); the file is read once first so all methods see a warm page cache. Reported: wall and
-CPU seconds (median over repeats; CPU time is the fairer number on a shared machine), peak RSS, and
-whether each method's timestamps agree with ours within one frame and its pixels are identical.
-The long run samples a 2-hour video at 1 fps to show memory stays bounded by the sampled frames.
-Prints a table and writes bench/results/decode.json.
+Methods (each in a fresh subprocess: cold process, warm page cache, clean peak RSS):
+  ours                 grounding_agent.video.sample_frames (GOP runs in parallel threads; the default)
+  ours_serial          the same with one decoding thread (the decoder's own frame threading): the lever
+  decord_get_batch     indices from the average fps, one get_batch call
+  pyav_seek            seek to each target, decode forward to it (64 frames only: at 1 fps it decodes
+                       every GOP ~15 times over)
+  pyav_sequential      decode every frame in order, keep the first at or after each target
+  torchcodec_exact     torchcodec VideoDecoder(seek_mode="exact").get_frames_played_at(targets), all cores
+  torchcodec_approx    the same with seek_mode="approximate"
+  ffmpeg_fps           `ffmpeg -vf fps=R -f rawvideo -pix_fmt rgb24 pipe:` read into numpy (1 fps only)
+  floor_all            `ffmpeg -f null`: decode every frame, no conversion (the decode floor)
+  floor_nonref         the same with `-skip_frame nonref` (the floor for sparse sampling with B-frames)
+  floor_keyframes      the same with `-skip_frame nokey` (what a keyframe-only coarse pass costs)
+
+Videos: testsrc2 encoded once with libx264 preset medium (CABAC, 3 B-frames, or none with --bframes 0), GOP
+250, cached under ~/.cache/grounding-agent/bench/. Samplings: `1fps` (every second of the video) and `64`
+(64 frames spread evenly). Rounds are interleaved (round 1 of every method, then round 2, ...), so a
+background load hits every method alike; reported min / median / max of wall and CPU seconds, peak RSS, and
+whether the timestamps agree with ours within one frame and the pixels are identical. Prints a table and
+writes bench/results/decode.json.
 """
 
 from __future__ import annotations
@@ -33,49 +45,43 @@ from grounding_agent.io import write_json_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("GA_CACHE_DIR", Path.home() / ".cache" / "grounding-agent")) / "bench"
-METHODS = ("ours", "decord_get_batch", "pyav_seek")
+METHODS = (
+    "ours",
+    "ours_serial",
+    "decord_get_batch",
+    "pyav_seek",
+    "pyav_sequential",
+    "torchcodec_exact",
+    "torchcodec_approx",
+    "ffmpeg_fps",
+    "floor_all",
+    "floor_nonref",
+    "floor_keyframes",
+)
+FLOORS = ("floor_all", "floor_nonref", "floor_keyframes")
+# Methods that make no sense for a sampling (see the module docstring).
+SKIP = {"1fps": {"pyav_seek"}, "64": {"pyav_sequential", "ffmpeg_fps", "floor_all", "floor_nonref"}}
 
 
 # --- video generation -------------------------------------------------------------------------------
 
 
-def ensure_video(width: int, height: int, fps: int, duration_s: int, gop: int, bframes: int = 0) -> Path:
-    """Generate (once) a testsrc2 H.264 clip; written to a temp name and renamed, so never half-written."""
-    suffix = f"_bf{bframes}" if bframes else ""
-    path = CACHE / f"testsrc2_{width}x{height}_{fps}fps_{duration_s}s_g{gop}{suffix}.mp4"
+def ensure_video(width: int, height: int, duration_s: int, bframes: int, fps: int = 30, gop: int = 250) -> Path:
+    """Generate (once) a testsrc2 clip with x264 medium + CABAC; written to a temp name, then renamed."""
+    path = CACHE / f"x264medium_{width}x{height}_{fps}fps_{duration_s}s_bf{bframes}.mp4"
     if path.exists():
         return path
     CACHE.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".part.mp4")
     print(f"generating {path.name} (once) ...", flush=True)
     t0 = time.perf_counter()
+    source = f"testsrc2=size={width}x{height}:rate={fps}:duration={duration_s}"
     subprocess.run(
-        [
-            "ffmpeg",
-            "-nostdin",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            f"testsrc2=size={width}x{height}:rate={fps}:duration={duration_s}",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-g",
-            str(gop),
-            "-bf",
-            str(bframes),
-            "-pix_fmt",
-            "yuv420p",
-            "-movflags",
-            "+faststart",
-            str(tmp),
-        ],
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i", source,
+         "-c:v", "libx264", "-preset", "medium", "-coder", "cabac", "-bf", str(bframes), "-g", str(gop),
+         "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(tmp)],
         check=True,
-    )
+    )  # fmt: skip
     os.replace(tmp, path)
     print(f"  {time.perf_counter() - t0:.0f} s, {path.stat().st_size / 1e6:.0f} MB", flush=True)
     return path
@@ -84,84 +90,121 @@ def ensure_video(width: int, height: int, fps: int, duration_s: int, gop: int, b
 # --- workers (one per subprocess) -------------------------------------------------------------------
 
 
-def _cpu_s() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
+def _usage(who: int) -> tuple[float, float]:
+    r = resource.getrusage(who)
+    return r.ru_utime + r.ru_stime, r.ru_maxrss / 1024
 
 
-def worker(method: str, path: str, fps: float, max_pixels: int | None) -> dict:
-    """Sample at `fps` with one method; returns timings, peak RSS, timestamps and a pixel digest."""
+def targets_for(sampling: str, duration_s: float):
+    """The target times every method is asked for: k / 1 s, or 64 spread evenly (ours' own rule)."""
     import numpy as np
 
-    t0, c0 = time.perf_counter(), _cpu_s()
-    if method == "ours":
-        from grounding_agent.video import sample_frames
+    if sampling == "1fps":
+        return np.arange(int(np.ceil(duration_s - 1e-9))) * 1.0
+    return np.arange(64) * (duration_s / 64)
 
-        frames = sample_frames(path, fps=fps, max_pixels=max_pixels)
-        pixels, timestamps = frames.pixels, frames.timestamps_s
+
+def worker(method: str, path: str, sampling: str, duration_s: float) -> dict:
+    """Sample with one method; returns timings, peak RSS, timestamps and a pixel digest."""
+    import numpy as np
+
+    targets = targets_for(sampling, duration_s)
+    kw = {"fps": 1.0} if sampling == "1fps" else {"max_frames": 64}
+    pixels = None
+    timestamps: list[float] = []
+    t0, (c0, _) = time.perf_counter(), _usage(resource.RUSAGE_SELF)
+    if method in ("ours", "ours_serial"):
+        from grounding_agent import video
+
+        if method == "ours_serial":
+            video._DECODE_WORKERS = 1
+        frames = video.sample_frames(path, **kw)
+        pixels, timestamps = frames.pixels, frames.timestamps_s.tolist()
     elif method == "decord_get_batch":
-        # What a user writes first: indices from the average fps, one get_batch call.
         import decord
 
         reader = decord.VideoReader(path)
         n, avg_fps = len(reader), reader.get_avg_fps()
-        indices = np.unique(
-            np.round(np.arange(0, n / avg_fps, 1.0 / fps) * avg_fps).astype(int).clip(0, n - 1)
-        )
+        indices = np.unique(np.round(targets * avg_fps).astype(int).clip(0, n - 1))
         pixels = reader.get_batch(indices.tolist()).asnumpy()
-        timestamps = reader.get_frame_timestamp(indices)[:, 0].astype(np.float64)
-    elif method == "pyav_seek":
-        # Seek to each target time, decode forward to the first frame at or after it.
-        import av
+        timestamps = reader.get_frame_timestamp(indices)[:, 0].astype(np.float64).tolist()
+    elif method in ("pyav_seek", "pyav_sequential"):
+        pixels, timestamps = _pyav(path, targets, seek=method == "pyav_seek")
+    elif method.startswith("torchcodec"):
+        from torchcodec.decoders import VideoDecoder
 
-        out, stamps = [], []
-        with av.open(path) as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            duration_s = float(stream.duration * stream.time_base)
-            for t in np.arange(0, duration_s, 1.0 / fps):
-                container.seek(int(t / stream.time_base), stream=stream, backward=True)
-                for frame in container.decode(stream):
-                    if frame.time >= t - 1e-6:
-                        out.append(frame.to_ndarray(format="rgb24"))
-                        stamps.append(frame.time)
-                        break
-        pixels, timestamps = np.stack(out), np.asarray(stamps)
+        mode = "exact" if method == "torchcodec_exact" else "approximate"
+        decoder = VideoDecoder(path, seek_mode=mode, num_ffmpeg_threads=0, dimension_order="NHWC")
+        batch = decoder.get_frames_played_at(seconds=targets.tolist())
+        pixels, timestamps = batch.data.numpy(), batch.pts_seconds.tolist()
+    elif method == "ffmpeg_fps":
+        pixels, timestamps = _ffmpeg_fps(path, targets)
+    elif method in FLOORS:
+        skip = {"floor_all": [], "floor_nonref": ["-skip_frame", "noref"], "floor_keyframes": ["-skip_frame", "nokey"]}
+        subprocess.run(
+            ["ffmpeg", "-nostdin", "-loglevel", "error", *skip[method], "-i", path, "-map", "0:v:0", "-f", "null", "-"],
+            check=True,
+        )  # fmt: skip
     else:
         raise SystemExit(f"unknown method {method}")
-    wall_s, cpu_s = time.perf_counter() - t0, _cpu_s() - c0
-    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before hashing
+    wall_s = time.perf_counter() - t0
+    cpu_self, rss_self = _usage(resource.RUSAGE_SELF)
+    cpu_kids, rss_kids = _usage(resource.RUSAGE_CHILDREN)
     digest = hashlib.sha1()
-    for frame in pixels:  # frame by frame: no second copy of the output
+    for frame in pixels if pixels is not None else ():  # frame by frame: no second copy of the output
         digest.update(np.ascontiguousarray(frame).data)
     return {
         "wall_s": wall_s,
-        "cpu_s": cpu_s,
-        "peak_rss_mb": peak_rss_mb,
+        "cpu_s": cpu_self - c0 + cpu_kids,
+        "peak_rss_mb": max(rss_self, rss_kids),
         "n_frames": len(timestamps),
-        "output_mb": pixels.nbytes / 2**20,
-        "frame_shape": list(pixels.shape[1:]),
-        "timestamps_s": [float(t) for t in timestamps],
-        "pixel_sha1": digest.hexdigest(),
+        "timestamps_s": [round(float(t), 6) for t in timestamps],
+        "pixel_sha1": digest.hexdigest() if pixels is not None else None,
     }
 
 
-def run_worker(method: str, path: Path, fps: float, max_pixels: int | None) -> dict:
+def _pyav(path: str, targets, *, seek: bool):
+    import av
+    import numpy as np
+
+    out, stamps = [], []
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        frames = None if seek else container.decode(stream)
+        for t in targets:
+            if seek:
+                container.seek(int(t / stream.time_base), stream=stream, backward=True)
+                frames = container.decode(stream)
+            for frame in frames:
+                if frame.time >= t - 1e-6:
+                    out.append(frame.to_ndarray(format="rgb24"))
+                    stamps.append(frame.time)
+                    break
+    return np.stack(out), stamps
+
+
+def _ffmpeg_fps(path: str, targets):
+    """ffmpeg's fps filter to an rgb24 pipe; its timestamps are the output grid (k / rate)."""
+    import av
+    import numpy as np
+
+    with av.open(path) as container:
+        s = container.streams.video[0]
+        w, h = s.codec_context.width, s.codec_context.height
+    proc = subprocess.run(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-i", path, "-map", "0:v:0", "-vf", "fps=1",
+         "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:"],
+        check=True, stdout=subprocess.PIPE,
+    )  # fmt: skip
+    pixels = np.frombuffer(proc.stdout, np.uint8).reshape(-1, h, w, 3)
+    return pixels, [float(t) for t in np.arange(len(pixels))]
+
+
+def run_worker(method: str, path: Path, sampling: str, duration_s: float) -> dict:
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
-        cmd = [
-            sys.executable,
-            __file__,
-            "--worker",
-            method,
-            "--video",
-            str(path),
-            "--fps",
-            str(fps),
-            "--worker-out",
-            out.name,
-        ]
-        if max_pixels:
-            cmd += ["--max-pixels", str(max_pixels)]
+        cmd = [sys.executable, __file__, "--worker", method, "--video", str(path), "--sampling", sampling,
+               "--duration", str(duration_s), "--worker-out", out.name]  # fmt: skip
         subprocess.run(cmd, check=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
         return json.loads(Path(out.name).read_text())
 
@@ -172,7 +215,7 @@ def warm_page_cache(path: Path) -> None:
             pass
 
 
-# --- comparisons ------------------------------------------------------------------------------------
+# --- one video x sampling ---------------------------------------------------------------------------
 
 
 def agree_within_one_frame(ours: list[float], other: list[float], avg_fps: float) -> tuple[bool, float]:
@@ -183,147 +226,98 @@ def agree_within_one_frame(ours: list[float], other: list[float], avg_fps: float
     return worst <= 1.0 / avg_fps + 1e-3, worst
 
 
-def bench_speed(path: Path, fps: float, repeats: int) -> dict:
+def spread(values: list[float]) -> dict:
+    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
+
+
+def bench_case(path: Path, sampling: str, methods: list[str], rounds: int) -> dict:
     from grounding_agent.video import open_video
 
     video = open_video(path)
     warm_page_cache(path)
-    runs: dict[str, list[dict]] = {m: [] for m in METHODS}
-    for r in range(repeats):  # interleaved, so background load hits every method alike
-        for m in METHODS:
-            if m == "pyav_seek" and r > 0:
-                continue  # 3-4x slower than the others: one run places it
-            res = run_worker(m, path, fps, None)
+    chosen = [m for m in methods if m not in SKIP[sampling]]
+    runs: dict[str, list[dict]] = {m: [] for m in chosen}
+    for r in range(rounds):  # interleaved, so background load hits every method alike
+        for m in chosen:
+            res = run_worker(m, path, sampling, video.duration_s)
             runs[m].append(res)
-            print(
-                f"  [{r + 1}/{repeats}] {m:17s} wall {res['wall_s']:6.1f} s  cpu {res['cpu_s']:6.1f} s",
-                flush=True,
-            )
-    ours = runs["ours"][0]
+            print(f"  [{r + 1}/{rounds}] {m:18s} wall {res['wall_s']:7.2f} s  cpu {res['cpu_s']:7.2f} s  "
+                  f"rss {res['peak_rss_mb']:6.0f} MB", flush=True)  # fmt: skip
+    ours = runs["ours"][0] if "ours" in runs else None
     table = {}
-    for m in METHODS:
-        first = runs[m][0]
-        ok, worst = agree_within_one_frame(ours["timestamps_s"], first["timestamps_s"], video.avg_fps)
-        table[m] = {
-            "wall_s_median": statistics.median(x["wall_s"] for x in runs[m]),
-            "cpu_s_median": statistics.median(x["cpu_s"] for x in runs[m]),
-            "wall_s_all": [round(x["wall_s"], 3) for x in runs[m]],
-            "cpu_s_all": [round(x["cpu_s"], 3) for x in runs[m]],
-            "peak_rss_mb": max(x["peak_rss_mb"] for x in runs[m]),
+    for m, rs in runs.items():
+        first = rs[0]
+        row = {
+            "wall_s": spread([x["wall_s"] for x in rs]),
+            "cpu_s": spread([x["cpu_s"] for x in rs]),
+            "peak_rss_mb": spread([x["peak_rss_mb"] for x in rs]),
             "n_frames": first["n_frames"],
-            "timestamps_agree_within_one_frame": ok,
-            "max_timestamp_diff_s": worst,
-            "pixels_identical_to_ours": first["pixel_sha1"] == ours["pixel_sha1"],
+            "wall_s_all": [round(x["wall_s"], 3) for x in rs],
         }
-    base = table["decord_get_batch"]
-    for m in METHODS:
-        table[m]["speedup_wall_vs_decord"] = base["wall_s_median"] / table[m]["wall_s_median"]
-        table[m]["speedup_cpu_vs_decord"] = base["cpu_s_median"] / table[m]["cpu_s_median"]
-    return {"video": video.to_dict() | {"path": path.name}, "fps": fps, "repeats": repeats, "methods": table}
+        if ours is not None and m not in FLOORS:
+            ok, worst = agree_within_one_frame(ours["timestamps_s"], first["timestamps_s"], video.avg_fps)
+            row |= {"timestamps_within_one_frame": ok, "max_timestamp_diff_s": worst,
+                    "pixels_identical_to_ours": first["pixel_sha1"] == ours["pixel_sha1"]}  # fmt: skip
+        table[m] = row
+    if "ours" in table:
+        for row in table.values():  # > 1: ours is faster
+            row["ours_speedup_wall"] = row["wall_s"]["median"] / table["ours"]["wall_s"]["median"]
+    return {"video": video.to_dict() | {"path": path.name}, "sampling": sampling, "rounds": rounds,
+            "methods": table}  # fmt: skip
 
 
-def bframes_of(path: Path) -> bool:
-    import av
-
-    with av.open(str(path)) as container:
-        return bool(container.streams.video[0].codec_context.has_b_frames)
-
-
-def bench_memory(path: Path, fps: float, max_pixels: int) -> dict:
-    from grounding_agent.video import open_video
-
-    video = open_video(path)
-    warm_page_cache(path)
-    res = run_worker("ours", path, fps, max_pixels)
-    frame_bytes = video.width * video.height * 3
-    return {
-        "video": video.to_dict() | {"path": path.name},
-        "fps": fps,
-        "max_pixels": max_pixels,
-        "n_frames_sampled": res["n_frames"],
-        "wall_s": res["wall_s"],
-        "cpu_s": res["cpu_s"],
-        "peak_rss_mb": res["peak_rss_mb"],
-        "output_mb": res["output_mb"],
-        "all_frames_decoded_mb": video.num_frames * frame_bytes / 2**20,
-    }
-
-
-def print_table(speed: dict) -> None:
-    v = speed["video"]
-    print(
-        f"\n{v['path']}: {v['duration_s']:.0f} s, {v['width']}x{v['height']}, {v['avg_fps']:.0f} fps, "
-        f"{v['num_frames']} frames, B-frames: {speed['b_frames']}; sampling at {speed['fps']} fps, "
-        f"median of {speed['repeats']} (pyav_seek: 1 run)"
-    )
-    print(
-        f"{'method':18s} {'frames':>6s} {'wall s':>8s} {'cpu s':>8s} {'x wall':>7s} {'x cpu':>7s} "
-        f"{'rss MB':>7s} {'ts ok':>6s} {'max dt s':>9s} {'same px':>8s}"
-    )
-    for m, r in speed["methods"].items():
-        print(
-            f"{m:18s} {r['n_frames']:6d} {r['wall_s_median']:8.2f} {r['cpu_s_median']:8.2f} "
-            f"{r['speedup_wall_vs_decord']:7.2f} {r['speedup_cpu_vs_decord']:7.2f} {r['peak_rss_mb']:7.0f} "
-            f"{r['timestamps_agree_within_one_frame']!s:>6s} {r['max_timestamp_diff_s']:9.4f} "
-            f"{r['pixels_identical_to_ours']!s:>8s}"
-        )
-
-
-def print_memory(memory: dict) -> None:
-    if memory:
-        v = memory["video"]
-        print(
-            f"\nbounded memory: {v['path']} ({v['duration_s'] / 3600:.1f} h, {v['num_frames']} frames) at "
-            f"{memory['fps']} fps, max_pixels {memory['max_pixels']}: {memory['n_frames_sampled']} frames in "
-            f"{memory['wall_s']:.1f} s; peak RSS {memory['peak_rss_mb']:.0f} MB for {memory['output_mb']:.0f} MB "
-            f"of output (all frames decoded would be {memory['all_frames_decoded_mb']:.0f} MB)"
-        )
+def print_case(case: dict) -> None:
+    v = case["video"]
+    print(f"\n{v['path']}: {v['duration_s'] / 60:.0f} min, {v['width']}x{v['height']}, {v['num_frames']} frames; "
+          f"sampling {case['sampling']}; min/median/max of {case['rounds']} interleaved rounds")  # fmt: skip
+    print(f"{'method':18s} {'frames':>6s} {'wall s (min/med/max)':>22s} {'cpu s med':>9s} {'rss MB':>7s} "
+          f"{'ours x':>7s} {'ts ok':>6s} {'same px':>7s}")  # fmt: skip
+    for m, r in case["methods"].items():
+        w = r["wall_s"]
+        print(f"{m:18s} {r['n_frames']:6d} {w['min']:6.2f} /{w['median']:6.2f} /{w['max']:6.2f} "
+              f"{r['cpu_s']['median']:9.2f} {r['peak_rss_mb']['max']:7.0f} {r.get('ours_speedup_wall', 0):7.2f} "
+              f"{str(r.get('timestamps_within_one_frame', '-')):>6s} {str(r.get('pixels_identical_to_ours', '-')):>7s}")  # fmt: skip
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--fps", type=float, default=1.0, help="sampling rate (default 1)")
-    p.add_argument("--repeats", type=int, default=2, help="runs per method, interleaved (default 2)")
-    p.add_argument("--minutes", type=int, default=10, help="length of the 720p speed video (default 10)")
-    p.add_argument("--long-hours", type=float, default=2.0, help="length of the memory-run video (default 2)")
-    p.add_argument(
-        "--bframes", type=int, nargs="+", default=[0, 3], help="B-frame settings to test (default 0 3)"
-    )
-    p.add_argument("--skip-long", action="store_true", help="skip the bounded-memory run")
+    p.add_argument("--minutes", type=int, nargs="+", default=[10, 60, 120], help="video lengths (default 10 60 120)")
+    p.add_argument("--bframes", type=int, nargs="+", default=[3, 0], help="B-frame settings (default 3 0)")
+    p.add_argument("--samplings", nargs="+", choices=["1fps", "64"], default=["1fps", "64"])
+    p.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds per method (default 3)")
+    p.add_argument("--size", default="1280x720", help="resolution of the 10-min videos (default 1280x720)")
+    p.add_argument("--long-size", default="1280x720",
+                   help="resolution of longer videos (default 1280x720; smaller makes generation feasible)")
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "decode.json")
     p.add_argument("--worker", choices=METHODS, help=argparse.SUPPRESS)
     p.add_argument("--video", help=argparse.SUPPRESS)
+    p.add_argument("--sampling", help=argparse.SUPPRESS)
+    p.add_argument("--duration", type=float, help=argparse.SUPPRESS)
     p.add_argument("--worker-out", help=argparse.SUPPRESS)
-    p.add_argument("--max-pixels", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
 
     if args.worker:
-        Path(args.worker_out).write_text(
-            json.dumps(worker(args.worker, args.video, args.fps, args.max_pixels))
-        )
+        Path(args.worker_out).write_text(json.dumps(worker(args.worker, args.video, args.sampling, args.duration)))
         return 0
 
     sys.path.insert(0, str(REPO))
-    speeds = []
-    for bframes in args.bframes:
-        path = ensure_video(1280, 720, 30, args.minutes * 60, 250, bframes)
-        print(f"{path.name}:", flush=True)
-        speeds.append(bench_speed(path, args.fps, args.repeats) | {"b_frames": bframes_of(path)})
-    long_video = None if args.skip_long else ensure_video(320, 180, 10, int(args.long_hours * 3600), 250)
-    memory = bench_memory(long_video, args.fps, 160 * 90) if long_video else None
-    for speed in speeds:
-        print_table(speed)
-    print_memory(memory)
+    cases = []
+    t0 = time.time()
+    for minutes in args.minutes:
+        w, h = map(int, (args.size if minutes <= 10 else args.long_size).split("x"))
+        for bframes in args.bframes:
+            path = ensure_video(w, h, minutes * 60, bframes)
+            for sampling in args.samplings:
+                print(f"{path.name}, {sampling}:", flush=True)
+                cases.append(bench_case(path, sampling, args.methods, args.rounds) | {"b_frames": bframes})
+    for case in cases:
+        print_case(case)
     result = {
         "bench": "decode",
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "load_avg_1m": os.getloadavg()[0],
-        },
-        "speed": speeds,
-        "memory": memory,
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0)),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load_avg_1m_at_end": os.getloadavg()[0]},
+        "cases": cases,
     }
     write_json_atomic(args.out, result)
     print(f"\nwrote {args.out}")

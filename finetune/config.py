@@ -6,6 +6,8 @@ Sections (see finetune/configs/*.yaml):
     lora:      PEFT LoRA hyper-parameters and target modules
     data:      SFT jsonl files (finetune/data.py writes them) and the frame-sampling spec
     training:  passed as-is to transformers.TrainingArguments (output_dir, max_steps, save_steps, seed, ...)
+    grpo:      GRPO recipe only: trl.GRPOConfig keys (num_generations, beta, epsilon, use_vllm, ...)
+    reward:    GRPO recipe only: weights of the tIoU and format rewards
     eval:      the post-training eval on the held-out split
 """
 
@@ -31,6 +33,7 @@ class ModelConfig:
     dtype: str = "auto"  # auto | bfloat16 | float16 | float32
     attn_implementation: str | None = None  # e.g. sdpa, flash_attention_2
     trust_remote_code: bool = False
+    adapter: str | None = None  # start from this PEFT adapter and keep training it (e.g. SFT -> GRPO)
 
 
 @dataclass
@@ -54,12 +57,20 @@ class LoraConfig:
     target_modules: list[str] = field(default_factory=lambda: list(QWEN_LM_LINEARS))
     language_model_only: bool = True  # keep the vision tower frozen and adapter-free (vLLM serves LM LoRA)
     bias: str = "none"
+    # Modules trained in full and saved with the adapter (peft `modules_to_save`), e.g. [lm_head] for a
+    # random-init tiny model whose frozen head cannot express a confident answer.
+    modules_to_save: list[str] | None = None
 
 
 @dataclass
 class DataConfig:
-    train: str
+    train: str | None = None  # required unless `synthetic` is set
     val: str | None = None
+    # true or a mapping (finetune/synthetic.py SyntheticSpec): the recipe builds the synthetic task itself
+    # and trains / evaluates on its train / held-out split (train and val are then ignored).
+    synthetic: bool | dict[str, Any] = False
+    mode: str | None = None  # "video" | "images" (timestamped frames); None: the family's default
+    prompt: str = "grounding"  # grounder prompt style: grounding | reasoning (GRPO; SFT targets are plain)
     # Frame sampling: None keeps each sample's own spec (written by finetune/data.py).
     fps: float | None = None
     max_frames: int | None = None
@@ -76,6 +87,14 @@ class EvalConfig:
 
 
 @dataclass
+class RewardConfig:
+    """GRPO reward = iou_weight * tIoU(parsed answer, GT) + format_weight * format reward."""
+
+    iou_weight: float = 1.0
+    format_weight: float = 0.2
+
+
+@dataclass
 class RecipeConfig:
     model: ModelConfig
     lora: LoraConfig
@@ -83,6 +102,8 @@ class RecipeConfig:
     training: dict[str, Any]
     quant: QuantConfig | None = None
     eval: EvalConfig = field(default_factory=EvalConfig)
+    grpo: dict[str, Any] = field(default_factory=dict)  # GRPO recipe: extra trl.GRPOConfig keys
+    reward: RewardConfig = field(default_factory=RewardConfig)
     resume: str | bool = "auto"  # auto: latest checkpoint in output_dir if any; true/path/false
     source: str = ""  # the YAML file it came from
 
@@ -105,6 +126,7 @@ _SECTIONS = {
     "data": DataConfig,
     "quant": QuantConfig,
     "eval": EvalConfig,
+    "reward": RewardConfig,
 }
 
 
@@ -142,6 +164,17 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return out
 
 
+def _mapping(path: Path, name: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: section '{name}' must be a mapping, got {type(value).__name__}")
+    return dict(value)
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def load_config(path: str | Path, overrides: list[str] | None = None) -> RecipeConfig:
     """Read a recipe YAML, apply overrides, check every section.
 
@@ -153,10 +186,15 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RecipeC
         raise ConfigError(f"config file {path} not found; see finetune/configs/ for examples")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML ({exc})") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: invalid YAML ({_first_line(exc)})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{path}: a recipe config must be a mapping of sections (model, data, training, ...), "
+            f"got {type(raw).__name__}"
+        )
     raw = apply_overrides(raw, overrides or [])
-    allowed = set(_SECTIONS) | {"training", "resume"}
+    allowed = set(_SECTIONS) | {"training", "grpo", "resume"}
     unknown = set(raw) - allowed
     if unknown:
         raise ConfigError(f"{path}: unknown section(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
@@ -167,13 +205,20 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RecipeC
     if not isinstance(training, dict) or not training.get("output_dir"):
         raise ConfigError(f"{path}: training.output_dir is required (where checkpoints and the adapter go)")
     quant = raw.get("quant")
+    data = _section("data", DataConfig, raw["data"])
+    if not data.synthetic and not data.train:
+        raise ConfigError(f"{path}: data.train is required (or set data.synthetic: true)")
+    if data.mode not in (None, "video", "images"):
+        raise ConfigError(f"{path}: data.mode must be video, images or null, got {data.mode!r}")
     return RecipeConfig(
         model=_section("model", ModelConfig, raw["model"]),
         lora=_section("lora", LoraConfig, raw.get("lora") or {}),
-        data=_section("data", DataConfig, raw["data"]),
+        data=data,
         training=dict(training),
         quant=_section("quant", QuantConfig, quant) if quant else None,
         eval=_section("eval", EvalConfig, raw.get("eval") or {}),
+        grpo=_mapping(path, "grpo", raw.get("grpo") or {}),
+        reward=_section("reward", RewardConfig, raw.get("reward") or {}),
         resume=raw.get("resume", "auto"),
         source=str(path),
     )

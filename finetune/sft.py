@@ -28,6 +28,7 @@ if __package__ in (None, ""):  # run as `python finetune/sft.py`: make the check
 from finetune.config import RecipeConfig, load_config
 from finetune.data import SFTSample, read_samples
 from grounding_agent.errors import ConfigError, GroundingAgentError, ModelLoadError, VideoError
+from grounding_agent.io import write_text_atomic
 
 log = logging.getLogger("finetune.sft")
 
@@ -53,7 +54,7 @@ def load_model(cfg: RecipeConfig) -> tuple[Any, Any]:
         ConfigError: bad dtype / quantization / LoRA settings.
     """
     import torch
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from peft import get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     m, q = cfg.model, cfg.quant
@@ -95,6 +96,24 @@ def load_model(cfg: RecipeConfig) -> tuple[Any, Any]:
         model = prepare_model_for_kbit_training(
             model, use_gradient_checkpointing=gc, gradient_checkpointing_kwargs={"use_reentrant": False}
         )
+    if m.adapter:  # keep training an existing adapter (SFT -> GRPO): same LoRA, same servable layout
+        from peft import PeftModel
+
+        try:
+            return PeftModel.from_pretrained(model, m.adapter, is_trainable=True), processor
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(f"cannot load adapter {m.adapter!r}: {str(exc).splitlines()[0]}") from None
+    try:
+        model = get_peft_model(model, lora_config(cfg))
+    except ValueError as exc:
+        raise ConfigError(f"LoRA config does not fit {m.name_or_path}: {exc}") from None
+    return model, processor
+
+
+def lora_config(cfg: RecipeConfig) -> Any:
+    """The PEFT LoraConfig of the `lora` section."""
+    from peft import LoraConfig
+
     lora = cfg.lora
     peft_config = LoraConfig(
         r=lora.r,
@@ -104,13 +123,10 @@ def load_model(cfg: RecipeConfig) -> tuple[Any, Any]:
         # The vision MLP reuses gate/up/down_proj names; keep it adapter-free so vLLM can serve the LoRA.
         exclude_modules=r".*visual.*" if lora.language_model_only else None,
         bias=lora.bias,
+        modules_to_save=list(lora.modules_to_save) if lora.modules_to_save else None,
         task_type="CAUSAL_LM",
     )
-    try:
-        model = get_peft_model(model, peft_config)
-    except ValueError as exc:
-        raise ConfigError(f"LoRA config does not fit {m.name_or_path}: {exc}") from None
-    return model, processor
+    return peft_config
 
 
 def _dtype(name: str) -> Any:
@@ -165,17 +181,44 @@ class SFTDataset:
 
 
 def resume_checkpoint(cfg: RecipeConfig) -> str | None:
-    """`resume`: auto -> latest checkpoint-N in output_dir (None if none); a path -> it; false -> None."""
-    from transformers.trainer_utils import get_last_checkpoint
-
+    """`resume`: auto -> latest *complete* checkpoint-N in output_dir (None if none); a path -> it;
+    false -> None. A checkpoint whose save was killed midway is skipped (and logged), never resumed."""
     if cfg.resume in (False, None, "false", "no"):
         return None
     if cfg.resume in ("auto", True, "true"):
-        return get_last_checkpoint(str(cfg.output_dir)) if cfg.output_dir.is_dir() else None
+        return latest_complete_checkpoint(cfg.output_dir)
     path = Path(str(cfg.resume))
-    if not (path / "trainer_state.json").is_file():
-        raise ConfigError(f"resume={cfg.resume}: not a Trainer checkpoint (no trainer_state.json)")
+    if not checkpoint_is_complete(path):
+        raise ConfigError(
+            f"resume={cfg.resume}: not a complete Trainer checkpoint (no readable trainer_state.json); "
+            "pick another checkpoint-N or set resume=auto"
+        )
     return str(path)
+
+
+def checkpoint_is_complete(path: Path) -> bool:
+    """The Trainer writes trainer_state.json last: a checkpoint with a readable one was saved in full."""
+    try:
+        state = json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(state, dict) and "global_step" in state
+
+
+def latest_complete_checkpoint(output_dir: Path) -> str | None:
+    """The highest-numbered complete checkpoint-N in output_dir; incomplete ones are skipped."""
+    if not output_dir.is_dir():
+        return None
+    steps = []
+    for child in output_dir.iterdir():
+        name, _, step = child.name.partition("-")
+        if name == "checkpoint" and step.isdigit() and child.is_dir():
+            steps.append((int(step), child))
+    for _, path in sorted(steps, reverse=True):
+        if checkpoint_is_complete(path):
+            return str(path)
+        log.warning("skipping incomplete checkpoint %s (no readable trainer_state.json)", path)
+    return None
 
 
 def train(cfg: RecipeConfig) -> dict[str, Any]:
@@ -186,14 +229,11 @@ def train(cfg: RecipeConfig) -> dict[str, Any]:
 
     args = training_arguments(cfg)
     set_seed(args.seed)
-    train_samples = read_samples(cfg.data.train)[: cfg.data.max_train_samples]
-    val_samples = read_samples(cfg.data.val) if cfg.data.val else []
-    if not train_samples:
-        raise ConfigError(f"{cfg.data.train} has no samples; run finetune/data.py first")
+    train_samples, val_samples = load_splits(cfg)
     model, processor = load_model(cfg)
     collator = GroundingCollator(
-        processor, family_of_model(model), fps=cfg.data.fps, max_frames=cfg.data.max_frames,
-        max_pixels=cfg.data.max_pixels, frame_cache=cfg.data.frame_cache,
+        processor, family_of_model(model), mode=cfg.data.mode, fps=cfg.data.fps,
+        max_frames=cfg.data.max_frames, max_pixels=cfg.data.max_pixels, frame_cache=cfg.data.frame_cache,
     )  # fmt: skip
     trainer = Trainer(
         model=model,
@@ -220,6 +260,21 @@ def train(cfg: RecipeConfig) -> dict[str, Any]:
         card["eval"] = evaluate_adapter(cfg, adapter_dir, val_samples)
         write_card(adapter_dir, card)
     return card
+
+
+def load_splits(cfg: RecipeConfig) -> tuple[list[SFTSample], list[SFTSample]]:
+    """Train and held-out samples; with `data.synthetic` the synthetic task is built (or reused) first
+    and `data.train` / `data.val` point at it."""
+    if cfg.data.synthetic:
+        from finetune.synthetic import SyntheticSpec, make_synthetic
+
+        paths = make_synthetic(SyntheticSpec.from_config(cfg.data.synthetic))
+        cfg.data.train, cfg.data.val = str(paths["train"]), str(paths["val"])
+    train_samples = read_samples(cfg.data.train)[: cfg.data.max_train_samples]
+    val_samples = read_samples(cfg.data.val) if cfg.data.val else []
+    if not train_samples:
+        raise ConfigError(f"{cfg.data.train} has no samples; run finetune/data.py first")
+    return train_samples, val_samples
 
 
 def trainer_is_main() -> bool:
@@ -283,7 +338,7 @@ def make_card(cfg, trainer, result, train_samples, val_samples, resume, seconds)
 
 def write_card(adapter_dir: Path, card: dict[str, Any]) -> None:
     """training_card.json (machine-readable) + README.md (a Hub-style model card) beside the adapter."""
-    _atomic_write(adapter_dir / "training_card.json", json.dumps(card, indent=2, default=str) + "\n")
+    write_text_atomic(adapter_dir / "training_card.json", json.dumps(card, indent=2, default=str) + "\n")
     metrics = (card.get("eval") or {}).get("metrics") or {}
     lines = [
         "---",
@@ -307,17 +362,11 @@ def write_card(adapter_dir: Path, card: dict[str, Any]) -> None:
         'Use: `grounding-agent ground VIDEO "QUERY" --backend hf --model BASE --adapter THIS_DIR`, or serve '
         "with `grounding-agent serve --model BASE --lora NAME=THIS_DIR` and pass `--model NAME`.",
     ]
-    _atomic_write(adapter_dir / "README.md", "\n".join(lines) + "\n")
+    write_text_atomic(adapter_dir / "README.md", "\n".join(lines) + "\n")
 
 
 def _fmt(x: float | None) -> str:
     return "n/a" if x is None or not math.isfinite(x) else f"{x:.4f}"
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 # --- eval hook -------------------------------------------------------------------------------------
@@ -340,6 +389,8 @@ def evaluate_adapter(cfg: RecipeConfig, adapter_dir: Path, samples: list[SFTSamp
         adapter=str(adapter_dir),
         quantization="4bit" if cfg.quant else None,
         dtype="float32" if cfg.model.dtype == "auto" and not _cuda() else cfg.model.dtype,
+        mode=cfg.data.mode,
+        prompt=cfg.data.prompt,
         max_new_tokens=cfg.eval.max_new_tokens,
     )
     predictions, annotations, failures, errors = {}, [], 0, []
@@ -367,7 +418,7 @@ def evaluate_adapter(cfg: RecipeConfig, adapter_dir: Path, samples: list[SFTSamp
         "seconds": round(time.perf_counter() - t0, 2),
         "metrics": metrics,
     }
-    _atomic_write(adapter_dir / "eval_metrics.json", json.dumps(result, indent=2) + "\n")
+    write_text_atomic(adapter_dir / "eval_metrics.json", json.dumps(result, indent=2) + "\n")
     return result
 
 

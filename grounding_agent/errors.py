@@ -19,7 +19,40 @@ class ModelLoadError(GroundingAgentError):
 
 
 class ServerError(GroundingAgentError):
-    """The vLLM server is unreachable, failed to start, or answered with an error."""
+    """The vLLM server is unreachable, failed to start, or answered with an error.
+
+    `status_code` is the HTTP status when the server answered one (None: no answer, or not HTTP).
+    """
+
+    def __init__(self, message: str, *, status_code: int | None = None):
+        self.status_code = status_code
+        super().__init__(message)
+
+
+def server_error_from_openai(exc: Exception, where: str) -> ServerError:
+    """The one mapping of an `openai` client exception to a one-line `ServerError` saying how to fix it.
+
+    Args:
+        where: what was asked, for the message, e.g. "vLLM server at http://127.0.0.1:8000/v1".
+    """
+    import openai  # only callers holding an openai exception get here
+
+    if isinstance(exc, openai.APITimeoutError):
+        return ServerError(f"{where} timed out; raise --timeout or ask for less (fewer frames or tokens)")
+    if isinstance(exc, openai.APIConnectionError):
+        return ServerError(
+            f"cannot reach {where}; start one with `grounding-agent serve --model ...` or pass the right --server URL"
+        )
+    if isinstance(exc, openai.APIStatusError):
+        first = (str(exc).splitlines() or [""])[0][:300]
+        return ServerError(f"{where} answered HTTP {exc.status_code}: {first}", status_code=exc.status_code)
+    # Not an openai error: the client choked on a 200 reply that is no chat completion (an HTML page,
+    # cut JSON, null choices or message), as LangChain and the client raise them.
+    detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:160]
+    return ServerError(
+        f"{where} sent a reply that is not an OpenAI chat completion ({detail}); "
+        "check that --server is the /v1 URL of a vLLM (OpenAI-compatible) server"
+    )
 
 
 class ServerStartError(ServerError):
@@ -32,6 +65,18 @@ class ServerStartError(ServerError):
         self.log_path = None if log_path is None else str(log_path)
         self.log_tail = log_tail
         super().__init__(message)
+
+
+class MissingDependencyError(ConfigError, ImportError):
+    """An optional dependency is not installed; the message names the extra to install."""
+
+
+class OutputError(GroundingAgentError, OSError):
+    """An output path cannot be written (a directory, a FIFO or device, a symlink, read-only, disk full)."""
+
+
+class EditError(ConfigError):
+    """An edit instruction or edit that cannot be carried out (reads as nothing, keeps nothing, bad output)."""
 
 
 class PromptError(GroundingAgentError):

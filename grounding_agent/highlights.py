@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from grounding_agent.errors import ConfigError
-from grounding_agent.io import atomic_path
 from grounding_agent.signals import Curve, audio_energy, minmax, visual_change
 from grounding_agent.temporal import nms, tiou
 from grounding_agent.types import Moment, Prediction
@@ -35,6 +34,8 @@ if TYPE_CHECKING:
     from grounding_agent.saliency import ClipSaliency
 
 CLIP_LEN_S = 2.0  # QVHighlights' clip length
+# Per-clip scores varying less than this are flat: no window stands out.
+FLAT_SPAN = 1e-6
 DEFAULT_PROMPTS = (
     "an exciting moment",
     "the highlight of the video",
@@ -43,14 +44,6 @@ DEFAULT_PROMPTS = (
     "a fast, dramatic action",
 )
 SIGNALS = ("clip", "motion", "scene", "audio")
-_COLORS = {
-    "clip": "tab:purple",
-    "motion": "tab:blue",
-    "scene": "tab:olive",
-    "audio": "tab:orange",
-    "fused": "black",
-}
-_WINDOW_COLORS = ("tab:green", "tab:red", "tab:cyan", "tab:pink", "tab:brown", "tab:gray")
 # Smallest per-clip range that counts as a real variation, in each signal's unit. A signal varying less
 # is left out as steady (its noise would otherwise be blown up to the full [0, 1] by min-max scaling);
 # one varying a little more is scaled by max(range, 2 * this) so it cannot dominate.
@@ -165,9 +158,23 @@ def find_windows(
     search: WindowSearch = WindowSearch(),
     clip_len_s: float = CLIP_LEN_S,
 ) -> list[Moment]:
-    """Top-k windows over per-clip scores: excess-scored candidates, temporal NMS, diversity penalty."""
-    scores = np.asarray(scores, dtype=np.float64)
+    """Top-k windows over per-clip scores: excess-scored candidates, temporal NMS, diversity penalty.
+
+    Raises:
+        ConfigError: scores that are empty, not flat, or not finite; a duration that is not > 0.
+    """
+    try:
+        scores = np.asarray(scores, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ConfigError("scores must be a flat list of numbers, one per clip") from None
+    if scores.ndim != 1 or len(scores) == 0 or not np.isfinite(scores).all():
+        raise ConfigError(f"scores must be a non-empty flat list of finite numbers (shape {scores.shape})")
+    if isinstance(duration_s, bool) or not isinstance(duration_s, (int, float)) or not duration_s > 0 \
+            or not np.isfinite(duration_s):  # fmt: skip
+        raise ConfigError(f"duration_s must be a number of seconds > 0, got {duration_s!r}")
     n = len(scores)
+    if n and np.ptp(scores) <= FLAT_SPAN:
+        return []  # a flat curve: nothing stands out, so no window is a highlight
     tau = scores.mean() + search.threshold_std * scores.std()
     cum = np.concatenate([[0.0], np.cumsum(scores - tau)])
     spans, excess = [], []
@@ -317,47 +324,7 @@ def generic_highlights(
 
 
 def save_plot(result: HighlightResult, path: str | Path, *, title: str | None = None) -> Path:
-    """PNG of the per-clip saliency over time, the raw curves, and the chosen windows shaded and ranked."""
-    import matplotlib
+    """PNG of the per-clip saliency, the raw curves and the chosen windows (`plots.save_highlights_plot`)."""
+    from grounding_agent.plots import save_highlights_plot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    n = len(next(iter(result.clip_scores.values())))
-    edges = np.arange(n + 1) * CLIP_LEN_S
-    edges[-1] = max(min(edges[-1], result.duration_s), edges[-2] + 1e-3)  # the last clip may be short
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(12, 6), sharex=True, height_ratios=(3, 2))
-    main = "fused" if "fused" in result.clip_scores else "clip"
-    for name, scores in result.clip_scores.items():
-        style = {"lw": 2.6, "zorder": 3} if name == main else {"lw": 1.3, "alpha": 0.85}
-        top.stairs(
-            scores, edges, baseline=None, label=f"{name} (per 2-s clip)", color=_COLORS.get(name), **style
-        )
-    for name, curve in result.curves.items():
-        bottom.plot(curve.times_s, minmax(curve.values), lw=1, label=name, color=_COLORS.get(name))
-    for rank, w in enumerate(result.windows, 1):
-        color = _WINDOW_COLORS[(rank - 1) % len(_WINDOW_COLORS)]
-        for ax in (top, bottom):
-            ax.axvspan(w.start_s, w.end_s, color=color, alpha=0.28 if rank == 1 else 0.14, lw=0)
-        # Ranks are stacked so overlapping windows keep readable labels.
-        y = 1.12 - 0.07 * (rank - 1)
-        top.plot([w.start_s, w.end_s], [y, y], color=color, lw=3, solid_capstyle="butt")
-        top.text(w.start_s, y + 0.015, f"#{rank} {w.score:.2f}", fontsize=8, va="bottom", ha="left")
-    top.set_ylim(-0.05, 1.2)
-    top.set_ylabel("saliency (0-1)")
-    bottom.set_ylabel("raw signals\n(min-max)")
-    bottom.set_xlabel("time (s)")
-    bottom.set_xlim(0, edges[-1])
-    for ax in (top, bottom):
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
-        ax.grid(axis="x", alpha=0.3)
-    pred = result.prediction
-    top.set_title(title or (f"query: {pred.query}" if pred.query else "generic highlights"), fontsize=11)
-    fig.tight_layout()
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=110, format=path.suffix.lstrip(".") or "png")
-    finally:
-        plt.close(fig)
-    return path
+    return save_highlights_plot(result, path, title=title)

@@ -1,14 +1,107 @@
-"""Atomic file writes: a reader (or a killed run) never sees half a file."""
+"""Atomic file writes: a reader (or a killed run) never sees half a file, and nothing but a regular file
+is ever replaced.
+
+Policy (the writer is called with paths users type):
+- The target must be absent or a regular file we may write. A directory, FIFO, device, socket or
+  *symlink* is refused (`OutputError`), never replaced: replacing a symlink would silently turn it into a
+  file, and writing through it would write somewhere the user did not name. Write to the link's target
+  instead. A read-only file (no write permission bit, or not writable by us) is refused too.
+- A new file gets the mode `open()` would give it (0666 minus the umask); a replaced file keeps its mode.
+- Every OS failure of the write itself (no such folder, permission denied, disk full, a name too long,
+  a NUL in the path) is one `OutputError` line naming the path.
+"""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from grounding_agent.errors import ConfigError, OutputError
+
+# Errors of the disk rather than of the caller's code: mapped to OutputError even inside the `with` body.
+_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
+
+
+def _umask() -> int:
+    """The process umask (read from /proc where possible: setting it to read it is not thread-safe)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _describe(exc: OSError) -> str:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "no space left on the device (free some space or write elsewhere)"
+    return exc.strerror or str(exc)
+
+
+def check_output_path(path: str | Path) -> Path:
+    """The path as a `Path` if a file may be written there; else raise `OutputError` (one line).
+
+    Checks what can be known before any work starts: the name, what already sits at the path, and that
+    the nearest existing folder above it is a writable folder.
+    """
+    text = os.fspath(path)
+    if not isinstance(text, str):
+        text = os.fsdecode(text)
+    if not text.strip():
+        raise OutputError("the output path is empty: give a file name")
+    if "\x00" in text:
+        raise OutputError(f"{text!r}: a path cannot contain a NUL character")
+    path = Path(text)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise OutputError(f"cannot write {text}: {_describe(exc)}") from None
+    if st is not None:
+        mode = st.st_mode
+        if stat.S_ISLNK(mode):
+            raise OutputError(f"{text} is a symbolic link: write to its target ({os.readlink(path)}) or remove it")
+        if stat.S_ISDIR(mode):
+            raise OutputError(f"{text} is a directory: give a file name inside it")
+        if not stat.S_ISREG(mode):
+            raise OutputError(f"{text} is not a regular file (a FIFO, device or socket): give a file path")
+        # Root passes os.access for any file: a file with no write bit at all is read-only on purpose.
+        if not mode & 0o222 or not os.access(path, os.W_OK):
+            raise OutputError(f"{text} is read-only: make it writable or write elsewhere")
+    _check_folder(path.parent, text)
+    return path
+
+
+def _check_folder(folder: Path, text: str) -> None:
+    """The nearest existing ancestor of `folder` must be a folder we can create files in."""
+    probe = folder if str(folder) else Path(".")
+    while True:
+        try:
+            st = os.stat(probe)
+            break
+        except FileNotFoundError:
+            if probe.parent == probe:
+                return
+            probe = probe.parent
+        except OSError as exc:
+            raise OutputError(f"cannot write {text}: {_describe(exc)}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise OutputError(f"cannot write {text}: {probe} is not a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write {text}: permission denied in {probe}")
 
 
 @contextmanager
@@ -18,24 +111,81 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     Example:
         with atomic_path("plot.png") as tmp:
             fig.savefig(tmp)
+
+    Raises:
+        OutputError: the path is not writable (see the module docstring), or the disk is full.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
+    path = check_output_path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {_describe(exc)}") from None
     tmp = Path(name)
     try:
-        yield tmp
-        os.replace(tmp, path)
+        try:
+            existing = os.stat(path).st_mode & 0o7777
+        except FileNotFoundError:
+            existing = 0o666 & ~_umask()  # mkstemp makes 0600; a new file gets what open() would give
+        try:
+            os.fchmod(fd, existing)
+        finally:
+            os.close(fd)
+        try:
+            yield tmp
+        except OSError as exc:
+            if exc.errno in _DISK_ERRNOS:
+                raise OutputError(f"cannot write {path}: {_describe(exc)}") from None
+            raise
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise OutputError(f"cannot write {path}: {_describe(exc)}") from None
     finally:
         tmp.unlink(missing_ok=True)
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write `text` as UTF-8 (an unpaired surrogate becomes "?": never invalid UTF-8 on disk)."""
+    data = text.encode("utf-8", errors="replace")
     with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+        try:
+            tmp.write_bytes(data)
+        except OSError as exc:
+            raise OutputError(f"cannot write {path}: {_describe(exc)}") from None
     return Path(path)
 
 
 def write_json_atomic(path: str | Path, obj: Any) -> Path:
     return write_text_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+# --- model sources (a hub id or a local folder) ------------------------------------------------------------
+
+# The shape of a Hugging Face repo id ("name" or "org/name"), as the hub validates it.
+_HUB_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,96}(?:/[A-Za-z0-9_.\-]{1,96})?$")
+
+
+def check_model_source(ref: str | os.PathLike, option: str = "--model") -> str:
+    """A model reference that can be loaded: an existing local folder, or something shaped like a hub id.
+
+    A local path that is not there would otherwise reach the hub client and come back as its
+    "Repo id must be in the form ..." (after a long server start, for `serve`): say what is wrong instead.
+
+    Raises:
+        ConfigError: a missing local path, a file where a folder is needed, or a folder without config.json.
+    """
+    text = os.fspath(ref)
+    if "\x00" in text or not text.strip():
+        raise ConfigError(f"{option} {text!r}: not a model folder or hub id")
+    path = Path(text).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file() and not (path / "adapter_config.json").is_file():
+            raise ConfigError(f"{option} {text}: folder has no config.json (not a saved model)")
+        return text
+    if path.exists():
+        raise ConfigError(f"{option} {text}: is a file; give the model's folder (with config.json) or a hub id")
+    looks_local = text.startswith(("/", "./", "../", "~", ".")) or text.count("/") > 1 or "\\" in text
+    if looks_local or not _HUB_ID.match(text) or "--" in text or ".." in text:
+        raise ConfigError(f"{option} {text}: no such folder (and not a hub id like 'Qwen/Qwen2.5-VL-7B-Instruct')")
+    return text

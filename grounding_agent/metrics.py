@@ -44,6 +44,9 @@ HL_LEVELS = {"Fair": 2, "Good": 3, "VeryGood": 4}
 HL_CLIP_LENGTH_S = 2.0
 
 CHARADES_KEYS = ("R1@0.3", "R1@0.5", "R1@0.7", "R5@0.3", "R5@0.5", "R5@0.7", "mIoU")
+# TACoS tables report IoU 0.1 / 0.3 / 0.5 (its moments are short in long videos).
+TACOS_IOU_THRESHOLDS = (0.1, 0.3, 0.5)
+TACOS_KEYS = ("R1@0.1", "R1@0.3", "R1@0.5", "R5@0.1", "R5@0.3", "R5@0.5", "mIoU")
 # moment_detr's "brief" names, plus R1@0.3 and mIoU (what the Charades-style tables also report).
 QVH_MR_BRIEF_KEYS = (
     "MR-full-R1@0.3",
@@ -100,6 +103,8 @@ def detection_ap(
     """
     thr = np.asarray(thresholds, dtype=np.float64)
     n_pred, n_gt = len(pred_windows), len(gt_windows)
+    if n_gt == 0:  # recall is undefined: the caller scored a query without ground truth
+        raise DatasetError("detection_ap needs at least one GT window; drop queries without ground truth")
     if n_pred == 0:
         return np.zeros(len(thr))
     order = np.argsort(-np.asarray(pred_scores, dtype=np.float64), kind="stable")
@@ -150,6 +155,10 @@ def ranking_ap(y_true: np.ndarray, y_score: np.ndarray) -> float | np.ndarray:
     labels = np.asarray(y_true, dtype=np.float64)
     y = labels[:, None] if labels.ndim == 1 else labels
     y_score = np.asarray(y_score, dtype=np.float64)
+    if len(y_score) != len(y):
+        raise DatasetError(f"ranking_ap: {len(y_score)} scores for {len(y)} labels")
+    if not np.isfinite(y_score).all():  # NaN sorts arbitrarily and would give any AP
+        raise DatasetError("ranking_ap: scores must be finite (got NaN or inf)")
     if len(y) == 0:  # a video shorter than one clip has nothing to rank
         return 0.0 if labels.ndim == 1 else np.zeros(y.shape[1])
     order = np.argsort(y_score, kind="mergesort")[::-1]
@@ -362,11 +371,32 @@ def qvhighlights_metrics(
 
 def brief(metrics: Mapping[str, float], dataset: str) -> dict[str, float]:
     """The headline numbers (`eval score --json` keys) of a full metrics dict."""
-    keys = CHARADES_KEYS if dataset == "charades-sta" else QVH_MR_BRIEF_KEYS + QVH_HL_BRIEF_KEYS
+    keys = BRIEF_KEYS.get(dataset, QVH_MR_BRIEF_KEYS + QVH_HL_BRIEF_KEYS)
     return {k: metrics[k] for k in keys if k in metrics}
 
 
-METRICS = {"charades-sta": charades_sta_metrics, "qvhighlights": qvhighlights_metrics}
+def tacos_metrics(
+    annotations: Sequence[Annotation], predictions: Mapping[object, Prediction], *, allow_missing: bool = False
+) -> dict[str, float]:
+    """R@k at IoU 0.1 / 0.3 / 0.5 and mIoU: `charades_sta_metrics` at TACoS's thresholds."""
+    return charades_sta_metrics(
+        annotations, predictions, allow_missing=allow_missing, thresholds=TACOS_IOU_THRESHOLDS
+    )
+
+
+# ActivityNet Captions grounding is scored like Charades-STA (R@k at IoU 0.3 / 0.5 / 0.7, mIoU).
+METRICS = {
+    "charades-sta": charades_sta_metrics,
+    "qvhighlights": qvhighlights_metrics,
+    "activitynet-captions": charades_sta_metrics,
+    "tacos": tacos_metrics,
+}
+BRIEF_KEYS = {
+    "charades-sta": CHARADES_KEYS,
+    "activitynet-captions": CHARADES_KEYS,
+    "tacos": TACOS_KEYS,
+    "qvhighlights": QVH_MR_BRIEF_KEYS + QVH_HL_BRIEF_KEYS,
+}
 
 
 # --- generic highlight scores (TVSum / SumMe style) ------------------------------------------------

@@ -34,7 +34,7 @@ from grounding_agent.types import Moment
 
 # A time: H:MM:SS(.f) or MM:SS(.f) (SRT writes ",mmm"), or plain seconds.
 _CLOCK = r"(?:\d+:)?\d{1,2}:\d{1,2}(?:\.\d+|,\d{3})?"
-_NUM = r"\d+(?:\.\d+)?"
+_NUM = r"\d+(?:\.\d+)?(?:[eE][+-]?\d+)?"  # "2.5e1" is 25 s, not 2.5
 _TIME = rf"(?<![\w.:])(?:{_CLOCK}|{_NUM})(?![\d:])"
 _UNIT = r"(?:\s*(?:seconds?|secs?|s)\b\.?)?"
 _SEP = r"\s*(?:-->|->|-{1,2}|–|—|−|~|\bto\b|\btill\b|\buntil\b|\band\b)\s*"
@@ -57,7 +57,7 @@ _TIME_WITH_UNIT = re.compile(
     rf"(?P<t>(?<![\w.:]){_CLOCK}(?![\d:]))|(?P<n>{_TIME})\s*(?:seconds?|secs?|s)\b", re.I
 )
 _ANY_NUMBER = re.compile(_TIME)
-_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.I | re.S)
+_OPEN, _CLOSE = "<answer>", "</answer>"
 _THINK = re.compile(r"<think>.*?(?:</think>|$)", re.I | re.S)
 
 
@@ -153,17 +153,39 @@ def _spans(text: str) -> list[_Span]:
     return _explicit_spans(text) or _implicit_span(text)
 
 
+def _answer_blocks(text: str) -> tuple[list[str], str]:
+    """The closed `<answer>…</answer>` blocks (leftmost, non-overlapping) and the text outside them.
+
+    One left-to-right pass with `str.find`: a lazy regex would rescan to the end of the text at every
+    unclosed `<answer>`, quadratic in the text's length (a degenerate generation repeating the tag).
+    """
+    lower = text.lower()
+    blocks: list[str] = []
+    outside: list[str] = []
+    pos = 0
+    while (opened := lower.find(_OPEN, pos)) >= 0:
+        closed = lower.find(_CLOSE, opened + len(_OPEN))
+        if closed < 0:
+            break
+        blocks.append(text[opened + len(_OPEN) : closed])
+        outside.append(text[pos:opened])
+        pos = closed + len(_CLOSE)
+    outside.append(text[pos:])
+    return blocks, " ".join(outside)
+
+
 def _regions(text: str) -> list[tuple[str, bool]]:
     """Where to look, in order: (region text, keep only its last span)."""
     regions: list[tuple[str, bool]] = []
-    answers = [a for a in _ANSWER.findall(text) if a.strip()]
+    blocks, outside = _answer_blocks(text)
+    answers = [a for a in blocks if a.strip()]
     if answers:
         regions.append((answers[-1], False))
     else:
-        opened = text.lower().rfind("<answer>")
-        if opened >= 0 and text[opened + 8 :].strip():
-            regions.append((text[opened + 8 :], False))
-    outside = _THINK.sub(" ", _ANSWER.sub(" ", text))
+        opened = text.lower().rfind(_OPEN)
+        if opened >= 0 and text[opened + len(_OPEN) :].strip():
+            regions.append((text[opened + len(_OPEN) :], False))
+    outside = _THINK.sub(" ", outside)
     regions.append((outside, False))
     if outside != text:
         regions.append((text, True))
@@ -207,16 +229,22 @@ def parse_answer(text: str, duration_s: float) -> ParsedAnswer:
             seen.add((moment.start_s, moment.end_s))
             out.moments.append(moment)
     if not out.moments:
-        out.failure = ParseFailure(text, f"every span lies outside the video (0 - {duration_s:.2f} s)")
+        finite = [s for s in spans if math.isfinite(s.start_s) and math.isfinite(s.end_s)]
+        reason = f"every span lies outside the video (0 - {duration_s:.2f} s)" if finite else "no finite time span"
+        out.failure = ParseFailure(text, reason)
     return out
 
 
 def _to_moment(span: _Span, duration_s: float, notes: list[str]) -> Moment | None:
     start_s, end_s = span.start_s, span.end_s
+    if not (math.isfinite(start_s) and math.isfinite(end_s)):
+        # "1e309" overflows to inf: a number that size is no time in any video, not "the end of it".
+        notes.append(f"dropped {start_s:g} - {end_s:g}: not a finite time")
+        return None
     if start_s > end_s:
         notes.append(f"swapped reversed range {start_s:g} - {end_s:g}")
         start_s, end_s = end_s, start_s
-    if not math.isfinite(start_s) or start_s >= duration_s:
+    if start_s >= duration_s:
         notes.append(f"dropped {start_s:g} - {end_s:g}: starts at or after the end ({duration_s:.2f} s)")
         return None
     if end_s > duration_s:

@@ -4,7 +4,8 @@ The agent reranks grounded candidates with a query's saliency curve (`ClipSalien
 
     feats = window_features(curve, moment)              # z-normalised over the video by default
     score = fuse(moment.score, feats, FusionWeights())  # in [0, 1] when the confidence is
-    ranked = rerank(moments, curve)                     # both, for a list; features land in `explanation`
+
+(`agent.rerank.Reranker` applies both to a list of moments, with the evidence typed.)
 
 Why z-normalise per video: raw CLIP cosines sit in a narrow, model- and query-dependent band (about
 0.15-0.35 for CLIP ViT-B/32), so "0.27 inside the window" means nothing alone. After subtracting the
@@ -23,7 +24,6 @@ average for its video (z = 0) contributes 0.5 per saliency term.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -114,19 +114,3 @@ def fuse(confidence: float, features: WindowFeatures, weights: FusionWeights = F
         + w.peak * _sigmoid(features.peak)
     )
     return score / total
-
-
-def rerank(moments: Sequence[Moment], curve: Curve, weights: FusionWeights = FusionWeights()) -> list[Moment]:
-    """Moments rescored with `fuse(moment.score, window_features(curve, moment))`, best first.
-
-    Each returned moment's explanation gains a "saliency" entry (the features, the grounder's score, the
-    fused score), so the agent can say why the order changed.
-    """
-    out = []
-    for m in moments:
-        feats = window_features(curve, m)
-        score = fuse(m.score, feats, weights)
-        why = dict(m.explanation or {})
-        why["saliency"] = {**feats.to_dict(), "grounder_score": m.score, "fused_score": score}
-        out.append(m.with_score(score, why))
-    return sorted(out, key=lambda m: -m.score)

@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import warnings
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,7 +111,8 @@ class EmbeddingCache:
         try:
             with np.load(path, allow_pickle=False) as data:
                 return {k: data[k] for k in data.files}
-        except (OSError, ValueError) as exc:  # a damaged entry is a miss, and gets rewritten
+        # A damaged entry (cut-off write by another tool, disk error) is a miss, and gets rewritten.
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
             log.warning("ignoring unreadable cache entry %s (%s)", path, exc)
             return None
 

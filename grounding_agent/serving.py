@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grounding_agent.errors import ConfigError, ServerError, ServerStartError
+from grounding_agent.io import check_model_source
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,28 @@ def vllm_python() -> str:
     if CHECKOUT_VLLM_PYTHON.exists():
         return str(CHECKOUT_VLLM_PYTHON)
     return sys.executable
+
+
+def check_host(host: str) -> str:
+    """The host if this machine can listen on it (a name that resolves to a local address).
+
+    Raises:
+        ConfigError: the name does not resolve, or no interface here has that address.
+    """
+    if not isinstance(host, str) or not host.strip() or "\x00" in host:
+        raise ConfigError(f"--host must be a host name or IP address, got {host!r}")
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ConfigError(f"--host {host}: cannot resolve it ({exc}); use 127.0.0.1 or 0.0.0.0") from None
+    for family, _, _, _, address in infos:
+        try:
+            with socket.socket(family, socket.SOCK_STREAM) as sock:
+                sock.bind((address[0], 0))
+            return host
+        except OSError:
+            continue
+    raise ConfigError(f"--host {host}: no interface of this machine has that address; use 127.0.0.1 or 0.0.0.0")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -100,6 +123,18 @@ class VLLMServer:
     _proc: subprocess.Popen | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
+        # Everything checkable is checked here, before a start that takes half a minute to fail.
+        check_model_source(self.model, "model")
+        if self.port is not None and (isinstance(self.port, bool) or not isinstance(self.port, int)
+                                      or not 0 <= self.port <= 65535):  # fmt: skip
+            raise ConfigError(f"port must be 0-65535 (0 or None = any free port), got {self.port!r}")
+        check_host(self.host)
+        for name, value in (("max_model_len", self.max_model_len), ("max_lora_rank", self.max_lora_rank)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a whole number >= 1, got {value!r}")
+        for kind, n in dict(self.limit_mm_per_prompt).items():
+            if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+                raise ConfigError(f"limit_mm_per_prompt[{kind!r}] must be a whole number >= 0, got {n!r}")
         self.python = self.python or vllm_python()
         self.served_model_name = self.served_model_name or str(self.model)
         self.port = self.port or free_port(self.host)

@@ -19,9 +19,11 @@ import logging
 import math
 import os
 import re
+import stat
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -48,6 +50,7 @@ __all__ = [
     "FrameCache",
     "FramePlan",
     "fit_max_pixels",
+    "frame_times",
     "open_video",
     "plan_frames",
     "sample_frames",
@@ -68,6 +71,11 @@ _REENCODE = "`ffmpeg -i IN -c:v libx264 OUT.mp4`"
 
 # Frames per decord get_batch call in the fallback path (its batch is a second copy of the pixels).
 _DECORD_CHUNK = 32
+
+# Decoding threads (None: one per core) and the decoder's own threading when it runs alone; benches
+# (bench/decode.py) set these to measure each lever.
+_DECODE_WORKERS: int | None = None
+_DECODER_THREAD_TYPE = "AUTO"
 
 # (resolved path, mtime ns, size): changes whenever the file does.
 FileKey = tuple[str, int, int]
@@ -144,6 +152,7 @@ class _Index:
     starts_s: np.ndarray  # (N,) float64, each frame's presentation time, non-decreasing
     key_starts_s: np.ndarray  # (K,) float64, presentation times of keyframes, sorted
     tol_s: float  # two times closer than this are the same frame (decord stores float32 seconds)
+    quarter_turns: int = 0  # display rotation, counterclockwise quarter turns (np.rot90's k)
 
 
 def open_video(path: str | os.PathLike) -> Video:
@@ -157,26 +166,47 @@ def open_video(path: str | os.PathLike) -> Video:
 
 
 def _file_key(path: str | os.PathLike) -> FileKey:
+    if not isinstance(path, (str, os.PathLike)) or isinstance(path, bytes):
+        raise VideoNotFoundError(path, f"a video path must be a str or path, got {type(path).__name__}")
+    if "\0" in os.fspath(path):
+        raise VideoNotFoundError(repr(os.fspath(path)), "the path contains a NUL byte; check the path")
     p = Path(path).expanduser()
-    if p.is_dir():
-        raise VideoNotFoundError(p, "is a directory, not a video file; pass the path of a video file")
     try:
         st = p.stat()
     except FileNotFoundError:
+        if "://" in os.fspath(path):  # name it as typed: Path() would fold "http://" into "http:/"
+            raise VideoNotFoundError(os.fspath(path), "is a URL; download the video and pass the file") from None
         raise VideoNotFoundError(p, "no such file; check the path") from None
     except OSError as exc:
         raise VideoNotFoundError(
             p, f"cannot be read ({exc.strerror}); check the path and its permissions"
         ) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise VideoNotFoundError(p, "is a directory, not a video file; pass the path of a video file")
+    if not stat.S_ISREG(st.st_mode):
+        # A pipe or device has no size and cannot be seeked: it would read as "empty" or never end.
+        raise NotAVideoError(p, f"is a {_file_kind(st.st_mode)}, not a regular file; save the video to a file")
     if st.st_size == 0:
         raise EmptyVideoError(p, "the file is empty (0 bytes); copy or download it again")
     return (str(p.resolve()), st.st_mtime_ns, st.st_size)
 
 
+def _file_kind(mode: int) -> str:
+    kinds = (
+        (stat.S_ISFIFO, "FIFO (named pipe)"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+        (stat.S_ISSOCK, "socket"),
+    )
+    return next((name for test, name in kinds if test(mode)), "special file")
+
+
 @functools.lru_cache(maxsize=64)
 def _load_index(key: FileKey) -> _Index:
     path = Path(key[0])
-    expected_s, width, height = _check_container(path)
+    expected_s, width, height, turns = _check_container(path)
+    if turns % 2:  # Video reports the displayed size: a phone's portrait clip is portrait
+        width, height = height, width
     reader = _decord_reader(path)
     n = len(reader)
     if n == 0:
@@ -203,7 +233,7 @@ def _load_index(key: FileKey) -> _Index:
             "the file was cut off (interrupted copy or download?): get a complete copy",
         )
     tol_s = 1e-4 + float(last_stop) * 2.0**-22
-    return _Index(video=video, starts_s=starts, key_starts_s=key_starts, tol_s=tol_s)
+    return _Index(video=video, starts_s=starts, key_starts_s=key_starts, tol_s=tol_s, quarter_turns=turns)
 
 
 def _decord_reader(path: Path, width: int = -1, height: int = -1) -> decord.VideoReader:
@@ -225,11 +255,12 @@ def _decord_reader(path: Path, width: int = -1, height: int = -1) -> decord.Vide
         ) from None
 
 
-def _check_container(path: Path) -> tuple[float | None, int, int]:
+def _check_container(path: Path) -> tuple[float | None, int, int, int]:
     """Reject what decord would mis-handle, using PyAV (which fails cleanly) and the file's structure.
 
     Returns:
-        (the video duration the container declares in seconds when reliable, else None; width; height).
+        (the video duration the container declares in seconds when reliable, else None; coded width;
+        coded height; display rotation in counterclockwise quarter turns).
     """
     truncated = _mp4_truncation(path) or _mkv_truncation(path)
     try:
@@ -258,7 +289,7 @@ def _check_container(path: Path) -> tuple[float | None, int, int]:
                 path,
                 f"its video codec is unknown to ffmpeg; re-encode it, e.g. {_REENCODE}",
             )
-        size = stream.codec_context.width, stream.codec_context.height
+        size = stream.codec_context.width, stream.codec_context.height, _quarter_turns(container, stream)
         if stream.duration and stream.time_base:
             return float(stream.duration * stream.time_base), *size
         tagged = _parse_clock(stream.metadata.get("DURATION", ""))
@@ -267,6 +298,21 @@ def _check_container(path: Path) -> tuple[float | None, int, int]:
         if container.duration and not container.streams.audio:
             return container.duration / av.time_base, *size
         return None, *size
+
+
+def _quarter_turns(container: av.container.InputContainer, stream: av.VideoStream) -> int:
+    """The display rotation (a phone's `rotate=90` / display matrix) in counterclockwise quarter turns.
+
+    PyAV exposes it per decoded frame only, so this decodes the first frame (milliseconds); ffmpeg's own
+    autorotate turns a frame with rotation r by r degrees counterclockwise, and so do we.
+    """
+    try:
+        for packet in container.demux(stream):
+            for frame in packet.decode():
+                return round(float(frame.rotation or 0.0) / 90.0) % 4
+    except (av.error.FFmpegError, ValueError):
+        pass  # undecodable: later checks and decoding say why
+    return 0
 
 
 def _mp4_truncation(path: Path) -> str | None:
@@ -396,20 +442,29 @@ def _path_of(video_or_path: Video | str | os.PathLike) -> str | os.PathLike:
     return video_or_path.path if isinstance(video_or_path, Video) else video_or_path
 
 
+def frame_times(video_or_path: Video | str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """(every frame's presentation time, the keyframes' times), seconds, sorted: the decoder's own index.
+
+    Editing snaps cuts to these (a frame boundary, or a keyframe for stream copy).
+    """
+    index = _load_index(_file_key(_path_of(video_or_path)))
+    return index.starts_s.copy(), index.key_starts_s.copy()
+
+
 def _plan(index: _Index, fps, max_frames, start_s, end_s, max_pixels) -> FramePlan:
     """Target times start + k/rate -> the nearest frame to each, deduplicated."""
     video = index.video
     path = video.path
     if fps is None and max_frames is None:
         raise SamplingError(path, "give fps and/or max_frames to say how many frames to sample")
-    if fps is not None and (
-        isinstance(fps, bool) or not isinstance(fps, (int, float)) or not math.isfinite(fps) or fps <= 0
-    ):
+    if fps is not None and (not _is_number(fps) or not math.isfinite(fps) or fps <= 0):
         raise SamplingError(path, f"fps must be a positive number, got {fps!r}")
     if max_frames is not None and not _positive_int(max_frames):
         raise SamplingError(path, f"max_frames must be a positive integer, got {max_frames!r}")
     if max_pixels is not None and not _positive_int(max_pixels):
         raise SamplingError(path, f"max_pixels must be a positive integer, got {max_pixels!r}")
+    if not all(_is_number(v) for v in (start_s, end_s) if v is not None):
+        raise SamplingError(path, f"window start/end must be seconds (numbers), got {start_s!r}..{end_s!r}")
     start = 0.0 if start_s is None else float(start_s)
     end = video.duration_s if end_s is None else float(end_s)
     if not (math.isfinite(start) and math.isfinite(end)):
@@ -441,6 +496,10 @@ def _plan(index: _Index, fps, max_frames, start_s, end_s, max_pixels) -> FramePl
         window_s=(start, end),
         frame_size=fit_max_pixels(video.width, video.height, max_pixels),
     )
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
 
 
 def _positive_int(value: object) -> bool:
@@ -503,6 +562,8 @@ def sample_frames(
     index = _load_index(key)
     plan = _plan(index, fps, max_frames, start_s, end_s, max_pixels)
     size = plan.frame_size
+    if not isinstance(cache, (bool, FrameCache)):
+        raise SamplingError(index.video.path, f"cache must be True, False or a FrameCache, got {cache!r}")
     frame_cache = DEFAULT_FRAME_CACHE if cache is True else (cache if isinstance(cache, FrameCache) else None)
 
     pixels = np.empty((len(plan.indices), size[1], size[0], 3), dtype=np.uint8)
@@ -545,10 +606,13 @@ def _decode_into(
         len(missing),
         len(wanted),
     )
-    reader = _decord_reader(path, *(size if size != (index.video.width, index.video.height) else (-1, -1)))
+    turns = index.quarter_turns
+    coded = size if turns % 2 == 0 else size[::-1]  # decord ignores the display rotation: we apply it
+    reader = _decord_reader(path, *(coded if size != (index.video.width, index.video.height) else (-1, -1)))
     for chunk in np.array_split(missing, math.ceil(len(missing) / _DECORD_CHUNK)):  # bounded extra memory
         try:
-            out[slots[chunk]] = reader.get_batch(wanted[chunk].tolist()).asnumpy()
+            batch = reader.get_batch(wanted[chunk].tolist()).asnumpy()
+            out[slots[chunk]] = np.rot90(batch, turns, axes=(1, 2)) if turns else batch
         except _DECORD_ERRORS as exc:
             logger.debug("%s: decord failed too: %s", path, exc)
             raise CorruptVideoError(
@@ -565,18 +629,71 @@ def _decode_pyav(
 
     Seeks only when the next wanted frame lies beyond the next keyframe; otherwise decodes forward,
     skipping non-reference frames it does not keep and converting to RGB only the frames it keeps.
-    Memory: the decoder's few reference frames plus `out`.
+    GOPs are independent, so contiguous runs of them go to `_decode_workers()` threads, each with its own
+    demuxer and decoder (PyAV releases the GIL while decoding and converting): the decoder's own frame
+    threading keeps barely more than one core busy. Memory: each decoder's few reference frames plus `out`.
     """
     found = np.zeros(len(wanted), dtype=bool)
     targets = index.starts_s[wanted]
-    width, height = size
-    resize = {} if size == (index.video.width, index.video.height) else {"width": width, "height": height}
+    turns = index.quarter_turns
+    coded = size if turns % 2 == 0 else size[::-1]  # the decoder scales before we rotate
+    full = (index.video.width, index.video.height)
+    resize = {} if size == full else {"width": coded[0], "height": coded[1]}
+    parts = _split_gops(index, wanted, _decode_workers())
+    job = functools.partial(_decode_part, index, targets, resize, turns, out, slots, found, len(parts))
+    if len(parts) == 1:
+        job(parts[0])
+    else:
+        with ThreadPoolExecutor(len(parts), thread_name_prefix="decode") as pool:
+            list(pool.map(job, parts))
+    return found
+
+
+def _decode_workers() -> int:
+    """Decoding threads: one per core (at most 8: past that, GOP runs get short and seeks dominate)."""
+    return _DECODE_WORKERS or min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+
+
+def _split_gops(index: _Index, wanted: np.ndarray, workers: int) -> list[slice]:
+    """Cut the sorted `wanted` frames into <= `workers` runs of whole GOPs with about equal decode work.
+
+    The work of a frame is the frames decoded to reach it: from its keyframe, or from the previous wanted
+    frame in the same GOP.
+    """
+    if workers <= 1 or len(wanted) < 2:
+        return [slice(0, len(wanted))]
+    key_frames = np.searchsorted(index.starts_s, index.key_starts_s - index.tol_s)
+    gop = np.searchsorted(key_frames, wanted, side="right") - 1
+    new_gop = np.concatenate([[True], gop[1:] != gop[:-1]])
+    prev = np.where(new_gop, key_frames[gop], np.concatenate([[0], wanted[:-1]]))
+    work = np.cumsum(wanted - prev + 1)
+    starts = np.flatnonzero(new_gop)  # where a run may begin
+    if len(starts) < 2:
+        return [slice(0, len(wanted))]
+    before = np.concatenate([[0], work])[starts]  # work done before each possible run start
+    goals = work[-1] * np.arange(1, workers) / workers
+    cuts = np.unique(starts[np.clip(np.searchsorted(before, goals), 1, len(starts) - 1)])
+    bounds = [0, *cuts.tolist(), len(wanted)]
+    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+
+def _decode_part(
+    index: _Index,
+    targets: np.ndarray,
+    resize: dict,
+    turns: int,
+    out: np.ndarray,
+    slots: np.ndarray,
+    found: np.ndarray,
+    n_parts: int,
+    part: slice,
+) -> None:
+    """One thread's run of GOPs, with its own demuxer and decoder (`found[part]` is a view: writes land)."""
     with av.open(str(index.video.path)) as container:
         try:
-            _walk_gops(container, index, targets, resize, out, slots, found)
+            _walk_gops(container, index, targets[part], resize, turns, out, slots[part], found[part], n_parts)
         except av.error.FFmpegError as exc:  # damaged data: decord gets a chance at the rest
             logger.debug("%s: PyAV stopped decoding (%s)", index.video.path, exc)
-    return found
 
 
 def _walk_gops(
@@ -584,16 +701,20 @@ def _walk_gops(
     index: _Index,
     targets: np.ndarray,
     resize: dict,
+    turns: int,
     out: np.ndarray,
     slots: np.ndarray,
     found: np.ndarray,
+    n_parts: int = 1,
 ) -> None:
     """Fill `out[slots[i]]` with the frame at `targets[i]` (sorted seconds) and set `found[i]`."""
     tol = index.tol_s
     stream = next(
         s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic
     )
-    stream.thread_type = "AUTO"
+    # Alone, the decoder threads itself; beside other GOP runs the cores are taken, and frame threads
+    # would only add latency and reference-frame copies.
+    stream.thread_type = _DECODER_THREAD_TYPE if n_parts == 1 else "NONE"
     time_base = stream.time_base or Fraction(1, 1)
     origin = stream.start_time or 0
     frames = None  # decoding generator, None until the first seek
@@ -620,7 +741,8 @@ def _walk_gops(
         if frame is None:
             break  # stream ended: the rest stays missing
         if abs(frame_s - t) <= tol:
-            out[slots[i]] = frame.to_ndarray(format="rgb24", **resize)
+            rgb = frame.to_ndarray(format="rgb24", **resize)
+            out[slots[i]] = np.rot90(rgb, turns) if turns else rgb
             found[i] = True
         else:
             pending = frame  # later than this target: may be the next one

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from grounding_agent.grounders.base import BaseGrounder, Grounding
+import openai
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage
+
+from grounding_agent.grounders.base import BaseGrounder, Grounding, check_request
+from grounding_agent.signals import Curve
 from grounding_agent.types import Frames, Moment, Video
 
 
@@ -24,6 +29,44 @@ class ScriptedGrounderForTests(BaseGrounder):
         self.calls: list[tuple[str, tuple[float, float] | None]] = []
 
     def ground(self, video: Video, query: str, *, top_k: int = 1, frames: Frames | None = None) -> Grounding:
+        video = check_request(video, top_k)
         self.calls.append((query, frames.window_s if frames is not None else None))
         moments = sorted(self.script.get(query, []), key=lambda m: -m.score)[:top_k]
-        return Grounding(moments=moments, raw_text=[f"scripted {len(moments)}"], timings_s={"model": 0.0})
+        return Grounding(
+            moments=moments, raw_text=[f"scripted {len(moments)}"], timings_s={"model": 0.0}, duration_s=video.duration_s
+        )
+
+
+class ScriptedChatModelForTests(GenericFakeChatModel):
+    """Test double for the served chat model: replays scripted messages and records what it was sent."""
+
+    seen: list = []
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs):
+        self.seen.append((messages, kwargs))
+        return super()._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
+
+
+def scripted_chat(*answers: str | AIMessage) -> ScriptedChatModelForTests:
+    """A scripted chat model answering `answers` in order (text or ready messages)."""
+    messages = [a if isinstance(a, AIMessage) else AIMessage(content=a) for a in answers]
+    return ScriptedChatModelForTests(messages=iter(messages), seen=[])
+
+
+class UnreachableChatModelForTests(GenericFakeChatModel):
+    """Test double: a chat model whose server is down."""
+
+    def _generate(self, *args, **kwargs):
+        raise openai.APIConnectionError(request=None)  # type: ignore[arg-type]
+
+
+class CurveSaliencyForTests:
+    """Test double for ClipSaliency: returns a fixed curve (the fusion logic above the model is under test)."""
+
+    def __init__(self, curve: Curve):
+        self.curve_ = curve
+        self.calls: list[tuple[str, str, float]] = []
+
+    def curve(self, video, query, *, fps=None):
+        self.calls.append((video, query, fps))
+        return self.curve_

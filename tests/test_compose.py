@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from grounding_agent.agent.compose import compose, consistent, satisfies, search
-from grounding_agent.agent.pipeline import AgentConfig, ground_steps
+from grounding_agent.agent import AgentConfig, ground_steps
 from grounding_agent.agent.planner import RulePlanner
 from grounding_agent.errors import ConfigError
 from grounding_agent.types import Moment, Plan, Relation, Step, Video

@@ -96,3 +96,124 @@ def test_gt_policy_on_a_small_file(tmp_path):
     assert ds.stats == {"clipped_end": 1, "dropped_outside": 1, "dropped_inverted": 1}
     raw = load_charades_sta(txt, policy=GTPolicy(clip_to_duration=False))
     assert [a.windows_s for a in raw.annotations] == [((1.0, 12.0),), ((11.0, 14.0),)]
+
+
+# --- ActivityNet Captions and TACoS, on small files written in their formats -----------------------
+
+
+def test_activitynet_captions_val_json(tmp_path):
+    from grounding_agent.datasets import load_activitynet_captions
+
+    gt = tmp_path / "val_1.json"
+    gt.write_text(
+        '{"v_uqiMw7tQ1Cc": {"duration": 55.15, "timestamps": [[0.28, 55.15], [13.79, 54.32]],'
+        ' "sentences": ["A weight lifting tutorial is given.", " The coach helps the guy."]},'
+        ' "v_bXdq2zI1Ms0": {"duration": 73.1, "timestamps": [[0, 10.23], [50.0, 80.0], [30.0, 20.0]],'
+        ' "sentences": ["Three men are standing.", "They leave.", "inverted"]}}'
+    )
+    ds = load_dataset("activitynet-captions", gt)
+    assert ds.name == "activitynet-captions" and len(ds) == 4
+    assert [(a.qid, a.vid) for a in ds.annotations] == [
+        (0, "v_uqiMw7tQ1Cc"), (1, "v_uqiMw7tQ1Cc"), (2, "v_bXdq2zI1Ms0"), (3, "v_bXdq2zI1Ms0")
+    ]
+    assert ds.annotations[1].query == "The coach helps the guy." and ds.annotations[1].duration_s == 55.15
+    assert ds.annotations[3].windows_s == ((50.0, 73.1),)  # clipped to the duration
+    assert ds.stats == {"clipped_end": 1, "dropped_inverted": 1}
+    assert load_activitynet_captions(gt).annotations == ds.annotations
+
+
+def test_tacos_common_json_times_are_frames_over_fps(tmp_path):
+    gt = tmp_path / "test.json"
+    gt.write_text(
+        '{"s13-d21.avi": {"num_frames": 3000, "fps": 30.0, "timestamps": [[300, 900], [1500, 3300]],'
+        ' "sentences": ["He takes out a cutting board.", "He washes the cucumber."]}}'
+    )
+    ds = load_dataset("tacos", gt)
+    assert [(a.qid, a.vid, a.duration_s) for a in ds.annotations] == [(0, "s13-d21", 100.0), (1, "s13-d21", 100.0)]
+    assert ds.annotations[0].windows_s == ((10.0, 30.0),) and ds.annotations[1].windows_s == ((50.0, 100.0),)
+
+
+# --- hostile or careless input: typed errors naming the fix ----------------------------------------
+
+
+def _qvh_line(**over) -> str:
+    import json
+
+    row = {"qid": 1, "query": "q", "vid": "v", "duration": 10, "relevant_windows": [[0, 4]],
+           "relevant_clip_ids": [0, 1], "saliency_scores": [[1, 2, 3], [4, 0, 1]]}
+    row.update(over)
+    return json.dumps(row) + "\n"
+
+
+@pytest.mark.parametrize(
+    "over, message",
+    [
+        ({"qid": True}, "qid must be an integer or a string"),
+        ({"qid": [1]}, "qid must be an integer or a string"),
+        ({"qid": {"a": 1}}, "qid must be an integer or a string"),
+        ({"saliency_scores": [["1", 2, 3], [4, 0, 1]]}, "integers 0..4"),
+        ({"saliency_scores": [[[1], 2, 3], [4, 0, 1]]}, "integers 0..4"),
+        ({"saliency_scores": [[1, 2, 3], [4, 0]]}, "ragged"),
+        ({"saliency_scores": [[1, 2, 3]]}, "1 saliency rows for 2"),
+        ({"relevant_clip_ids": [0, 5]}, "clip id 5 is not an integer in 0..4"),
+        ({"relevant_clip_ids": [0, -1]}, "clip id -1"),
+        ({"relevant_windows": [[0, float("nan")]]}, "GT end is nan"),
+        ({"relevant_windows": [[float("-inf"), 3]]}, "GT start is -inf"),
+        ({"duration": float("inf")}, "duration is inf"),
+        ({"duration": 0}, "duration must be > 0"),
+        ({"relevant_windows": [0, 4]}, "relevant_windows must be"),
+    ],
+)
+def test_qvhighlights_rejects_bad_fields(tmp_path, over, message):
+    gt = tmp_path / "gt.jsonl"
+    gt.write_text(_qvh_line(**over))
+    with pytest.raises(DatasetError, match=message):
+        load_qvhighlights(gt)
+
+
+def test_duplicate_gt_qid_latin1_and_missing_files_are_named(sta, tmp_path):
+    gt = tmp_path / "gt.jsonl"
+    gt.write_text(_qvh_line() + _qvh_line(query="other"))
+    with pytest.raises(DatasetError, match="qid 1 appears twice"):
+        load_qvhighlights(gt)
+    latin = tmp_path / "charades_sta_test.txt"
+    latin.write_bytes("3MSZA 1 5##caf\xe9 au lait\n".encode("latin-1"))
+    with pytest.raises(DatasetError, match="not UTF-8.*iconv"):
+        load_charades_sta(latin, durations=sta / "Charades_v1_test.csv")
+    missing = tmp_path / "nope" / "charades_sta_test.txt"
+    with pytest.raises(DatasetError, match=f"{missing}: not found"):  # the GT itself, not the csv beside it
+        load_dataset("charades-sta", missing)
+    with pytest.raises(DatasetError, match="is a folder"):
+        load_dataset("qvhighlights", tmp_path)
+
+
+def test_wrong_dataset_says_which_one_it_looks_like(sta, shared_data, tmp_path):
+    txt = sta / "charades_sta_test.txt"
+    with pytest.raises(DatasetError, match="looks like a charades-sta file: pass --dataset charades-sta"):
+        load_dataset("qvhighlights", txt)
+    with pytest.raises(DatasetError, match="looks like a charades-sta file"):
+        load_dataset("tacos", txt)
+    qvh = shared_data / "qvhighlights" / "highlight_val_release.jsonl"
+    with pytest.raises(DatasetError, match="looks like a qvhighlights file: pass --dataset qvhighlights"):
+        load_dataset("activitynet-captions", qvh)
+    tacos = tmp_path / "charades_sta_test.txt"
+    tacos.write_text('{"s1.avi": {"num_frames": 30, "fps": 3, "timestamps": [[0, 3]], "sentences": ["x"]}}')
+    with pytest.raises(DatasetError, match="looks like a tacos file"):
+        load_charades_sta(tacos, durations=sta / "Charades_v1_test.csv")
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ('{"qid": true, "pred_relevant_windows": []}', "qid must be"),
+        ('{"qid": 1, "pred_relevant_windows": [[0, NaN, 1]]}', "finite"),
+        ('{"qid": 1, "pred_relevant_windows": [], "pred_saliency_scores": [1, NaN]}', "finite numbers"),
+        ('{"qid": 1, "pred_relevant_windows": [], "pred_saliency_scores": ["1"]}', "finite numbers"),
+        ('{"qid": 1, "pred_relevant_windows": [], "pred_saliency_scores": [[1]]}', "flat list"),
+    ],
+)
+def test_load_predictions_rejects_bad_qids_and_scores(tmp_path, line, message):
+    p = tmp_path / "p.jsonl"
+    p.write_text(line + "\n")
+    with pytest.raises(DatasetError, match=message):
+        load_predictions(p)

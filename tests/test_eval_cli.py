@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-import grounding_agent
 from grounding_agent.cli import eval as eval_cli
 from grounding_agent.cli import main
 from grounding_agent.errors import ConfigError
@@ -122,8 +121,11 @@ def test_eval_run_executes_the_recipe(files, tmp_path, capsys):
     assert "--concurrency" in capsys.readouterr().out
 
 
-def test_eval_run_without_checkout_says_recipes_ship_with_it(monkeypatch, tmp_path):
-    fake_pkg = tmp_path / "site-packages" / "grounding_agent" / "__init__.py"
-    monkeypatch.setattr(grounding_agent, "__file__", str(fake_pkg))
-    with pytest.raises(ConfigError, match="ship with the source checkout"):
-        eval_cli.recipe_path()
+def test_eval_run_without_the_recipes_says_to_reinstall(monkeypatch, capsys):
+    import importlib.util
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ConfigError, match="recipe module eval.runner not found: reinstall"):
+        eval_cli.recipe_module("run")
+    assert main(["eval", "analyze", "x"]) == 2
+    assert "recipe module eval.analyze not found" in capsys.readouterr().err

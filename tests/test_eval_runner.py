@@ -105,7 +105,7 @@ def test_run_writes_predictions_metrics_and_report_then_resumes_without_work(sta
     unused = FakePixelGrounderForTests()
     again = runner.run(args_for(sta_test, out, "--grounder", "uniform", "--limit", "30"), grounders=[unused])
     assert unused.calls == 0 and again.result["metrics"] == res.result["metrics"]
-    with pytest.raises(ConfigError, match="other settings"):
+    with pytest.raises(ConfigError, match=r"other settings \(2 differ: model.name: 'uniform' -> 'random'; options.backend"):
         runner.run(args_for(sta_test, out, "--grounder", "random", "--limit", "30"))
 
 
@@ -115,10 +115,16 @@ def test_missing_videos_and_grounder_errors_are_recorded_and_counted(sta_test, s
     videos.mkdir()
     out = tmp_path / "run"
     fake = FakePixelGrounderForTests()
+    with pytest.raises(DatasetError, match="3 videos missing under .*--allow-missing"):
+        runner.run(args_for(sta_test, out, "--grounder", "vllm", "--videos", str(videos), "--limit", "6"), [fake])
+    report = (out / "report.md").read_text()  # written before failing, listing them
+    assert "missing videos: 3MSZA, AMT7R, YVKIV" in report
     res = runner.run(
-        args_for(sta_test, out, "--grounder", "vllm", "--videos", str(videos), "--limit", "6"), [fake]
+        args_for(sta_test, out, "--grounder", "vllm", "--videos", str(videos), "--limit", "6", "--allow-missing"),
+        [fake],
     )
-    assert fake.calls == 0
+    assert fake.calls == 0 and res.result["missing_videos"] == ["3MSZA", "AMT7R", "YVKIV"]
+    assert res.result["status"]["error"] == 6 and res.result["parsed_only"]["num_queries"] == 0
     assert res.result["errors"] == {"video_missing": 6}
     assert res.result["brief"]["R5@0.3"] == 0.0  # errors score as misses
     row = lines(out / runner.PREDICTIONS)[0]
@@ -149,8 +155,8 @@ def test_pixel_grounder_gets_the_real_video_and_its_frames(sta_test, real_clips,
     for video, frames in fake.seen:
         assert video.duration_s == pytest.approx(30.74, abs=0.05)  # from the file, not the csv (30.62)
         assert len(frames) == 8 and frames.timestamps_s[-1] < video.duration_s
-    with pytest.raises(ConfigError, match="needs --server"):
-        runner.build_grounders(args_for(sta_test, tmp_path / "x", "--grounder", "vllm"))
+    with pytest.raises(ConfigError, match="--backend hf needs --model"):
+        runner.build_workers(runner.resolve_options(args_for(sta_test, tmp_path / "x", "--backend", "hf")))
 
 
 class _Probeless(FakePixelGrounderForTests):

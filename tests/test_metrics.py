@@ -219,3 +219,24 @@ def test_charades_lighthouse_jsonl_gives_the_same_numbers(shared_data, charades_
     }
     ours_txt = charades_sta_metrics(load_charades_sta(charades_test).annotations, tan_preds)
     assert charades_sta_metrics(lighthouse.annotations, shifted) == pytest.approx(ours_txt, abs=1e-9)
+
+
+def test_detection_ap_on_empty_gt_and_ranking_ap_with_nan_are_typed_errors():
+    with pytest.raises(DatasetError, match="at least one GT window"):
+        detection_ap(np.array([[0.0, 1.0]]), np.array([1.0]), np.zeros((0, 2)), (0.5,))
+    with pytest.raises(DatasetError, match="finite"):
+        ranking_ap(np.array([1, 0, 1]), np.array([0.2, np.nan, 0.1]))
+    with pytest.raises(DatasetError, match="2 scores for 3 labels"):
+        ranking_ap(np.array([1, 0, 1]), np.array([0.2, 0.1]))
+
+
+def test_tacos_and_activitynet_metrics_use_their_thresholds():
+    from grounding_agent.metrics import METRICS
+
+    anns = [Annotation(0, "v", "q", 100.0, ((10.0, 30.0),))]
+    preds = {0: Prediction(0, "v", "q", [[10.0, 60.0, 1.0]])}  # IoU 0.4
+    tacos = brief(METRICS["tacos"](anns, preds), "tacos")
+    assert list(tacos) == ["R1@0.1", "R1@0.3", "R1@0.5", "R5@0.1", "R5@0.3", "R5@0.5", "mIoU"]
+    assert (tacos["R1@0.3"], tacos["R1@0.5"], tacos["mIoU"]) == (100.0, 0.0, pytest.approx(40.0))
+    anet = brief(METRICS["activitynet-captions"](anns, preds), "activitynet-captions")
+    assert (anet["R1@0.3"], anet["R1@0.5"]) == (100.0, 0.0)

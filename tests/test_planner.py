@@ -10,7 +10,6 @@ import jsonschema
 import pytest
 import yaml
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage
 
 from grounding_agent.agent.planner import (
     PLANNERS,
@@ -24,6 +23,7 @@ from grounding_agent.agent.planner import (
 from grounding_agent.cli import plan as plan_cli
 from grounding_agent.errors import ConfigError
 from grounding_agent.types import Plan, Relation, Step
+from tests.agent_doubles import scripted_chat
 
 CORPUS = yaml.safe_load((Path(__file__).parent / "assets" / "planner_corpus.yaml").read_text())
 
@@ -100,21 +100,13 @@ def test_llm_output_schema_leaves_our_fields_out():
     assert "query" not in schema["properties"] and "query" in plan_schema()["properties"]
 
 
-class ScriptedChatModelForTests(GenericFakeChatModel):
-    """Test double for the chat model: replays scripted answers, to test the validation logic above it."""
-
-
-def scripted(*answers: str) -> ScriptedChatModelForTests:
-    return ScriptedChatModelForTests(messages=iter(AIMessage(content=a) for a in answers))
-
-
 def test_llm_planner_accepts_a_valid_answer():
     answer = json.dumps({
         "steps": [{"id": "s1", "text": "person opens the door"}, {"id": "s2", "text": "person walks in"}],
         "relations": [{"kind": "before", "a": "s1", "b": "s2"}],
         "target": "span",
     })
-    plan = LLMPlanner(scripted(answer)).plan("person opens the door and walks in")
+    plan = LLMPlanner(scripted_chat(answer)).plan("person opens the door and walks in")
     assert plan.planner == "llm" and plan.notes == ()
     assert [s.text for s in plan.steps] == ["person opens the door", "person walks in"]
     assert plan.query == "person opens the door and walks in"
@@ -126,7 +118,7 @@ def test_llm_planner_accepts_a_valid_answer():
 )
 def test_llm_planner_falls_back_on_invalid_answers(answer):
     query = "after sitting down, the man reads a book."
-    plan = LLMPlanner(scripted(answer)).plan(query)
+    plan = LLMPlanner(scripted_chat(answer)).plan(query)
     assert plan.planner == "rule"
     assert plan.to_dict() | {"notes": None} == RulePlanner().plan(query).to_dict() | {"notes": None}
     assert any("fell back to the rule planner" in n for n in plan.notes)

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
 from grounding_agent.agent.rerank import NEUTRAL_P_YES, Reranker, VLMVerifier, clip_frames, p_yes_from_top_logprobs
 from grounding_agent.errors import ConfigError
 from grounding_agent.signals import Curve
 from grounding_agent.types import Frames, Moment, Video
+from tests.agent_doubles import CurveSaliencyForTests, scripted_chat
 
 VIDEO = Video(Path("clip.mp4"), duration_s=20.0, avg_fps=10.0, num_frames=200, width=8, height=6)
 
@@ -49,28 +49,20 @@ def test_clip_frames_picks_evenly_inside_without_decoding():
     assert clip_frames(None, Moment(1, 2), 4) is None
 
 
-class CurveSaliencyForTests:
-    """Test double for ClipSaliency: returns a fixed curve (the fusion logic above the model is under test)."""
-
-    def __init__(self, curve: Curve):
-        self.curve_ = curve
-        self.calls: list[tuple[str, str, float]] = []
-
-    def curve(self, video, query, *, fps=None):
-        self.calls.append((video, query, fps))
-        return self.curve_
-
-
 def test_saliency_fusion_reorders_and_records_evidence():
     times = np.arange(0.0, 20.0, 1.0)
     values = np.where((times >= 12) & (times <= 15), 0.9, 0.1)  # the query matches 12-15 s
     saliency = CurveSaliencyForTests(Curve("clip", times, values))
     moments = [Moment(2, 5, 0.6), Moment(12, 15, 0.5)]
     ranked = Reranker(saliency=saliency).rerank(VIDEO, ["q", "q"], moments)
-    assert (ranked[0].start_s, ranked[0].end_s) == (12, 15)
-    ev = ranked[0].explanation
-    assert ev["grounder_score"] == 0.5 and 12 <= ev["saliency"]["peak_time_s"] <= 15
-    assert ev["saliency"]["contrast"] > 0 > ranked[1].explanation["saliency"]["contrast"]
+    best = ranked[0]
+    assert (best.moment.start_s, best.moment.end_s, best.index) == (12, 15, 1)
+    assert best.grounder_score == 0.5 and 12 <= best.saliency.features.peak_time_s <= 15
+    assert best.moment.score == pytest.approx(best.saliency.fused_score) and best.moment.score != 0.5
+    assert best.saliency.features.contrast > 0 > ranked[1].saliency.features.contrast
+    assert best.moment.explanation is None  # the evidence is typed, not smuggled through the moment
+    kinds = [(e.kind, e.score) for e in best.evidence()]
+    assert kinds == [("grounder", 0.5), ("saliency", best.saliency.fused_score)]
     assert len(saliency.calls) == 1  # one curve per distinct query
 
 
@@ -79,23 +71,13 @@ def test_rerank_needs_one_query_per_moment():
         Reranker().rerank(VIDEO, ["q"], [Moment(0, 1), Moment(2, 3)])
 
 
-class ScriptedChatModelForTests(GenericFakeChatModel):
-    """Test double for the served VLM: replays scripted messages and records what it was sent."""
-
-    seen: list = []
-
-    def _generate(self, messages, stop=None, run_manager=None, **kwargs):
-        self.seen.append((messages, kwargs))
-        return super()._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
-
-
 def answer(token: str, p_yes: float, p_no: float) -> AIMessage:
     top = [{"token": "yes", "logprob": lp(p_yes)}, {"token": "no", "logprob": lp(p_no)}]
     return AIMessage(content=token, response_metadata={"logprobs": {"content": [{"token": token, "top_logprobs": top}]}})
 
 
 def test_verifier_reads_p_yes_and_sends_the_clip_frames():
-    chat = ScriptedChatModelForTests(messages=iter([answer("yes", 0.8, 0.2)]), seen=[])
+    chat = scripted_chat(answer("yes", 0.8, 0.2))
     verifier = VLMVerifier(chat, num_frames=3)
     got = verifier.verify(VIDEO, "person opens the door", Moment(4, 8), frames_every(1.0))
     assert got.p_yes == pytest.approx(0.8) and got.answer == "yes" and got.frames_s == [4.0, 6.0, 8.0]
@@ -108,19 +90,20 @@ def test_verifier_reads_p_yes_and_sends_the_clip_frames():
 
 def test_verifier_without_yes_no_alternatives_is_neutral():
     msg = AIMessage(content="the", response_metadata={})
-    verifier = VLMVerifier(ScriptedChatModelForTests(messages=iter([msg]), seen=[]), num_frames=2)
+    verifier = VLMVerifier(scripted_chat(msg), num_frames=2)
     assert verifier.verify(VIDEO, "q", Moment(1, 3), frames_every(1.0)).p_yes == NEUTRAL_P_YES
 
 
 def test_verifier_weight_and_budget():
-    chat = ScriptedChatModelForTests(messages=iter([answer("no", 0.1, 0.9), answer("yes", 0.9, 0.1)]), seen=[])
+    chat = scripted_chat(answer("no", 0.1, 0.9), answer("yes", 0.9, 0.1))
     reranker = Reranker(verifier=VLMVerifier(chat, num_frames=1), verifier_weight=0.5, max_verify=2)
     moments = [Moment(0, 2, 0.8), Moment(5, 7, 0.6), Moment(10, 12, 0.4)]
     timings: dict[str, float] = {}
     ranked = reranker.rerank(VIDEO, ["q"] * 3, moments, frames_every(1.0), timings)
-    by_start = {m.start_s: m for m in ranked}
-    assert by_start[0].score == pytest.approx(0.5 * 0.8 + 0.5 * 0.1)
-    assert by_start[5].score == pytest.approx(0.5 * 0.6 + 0.5 * 0.9)
-    assert by_start[10].score == pytest.approx(0.5 * 0.4 + 0.5 * NEUTRAL_P_YES)  # beyond max_verify
-    assert "verifier" not in by_start[10].explanation
-    assert ranked[0].start_s == 5 and len(chat.seen) == 2 and timings["verifier"] >= 0
+    by_start = {r.moment.start_s: r for r in ranked}
+    assert by_start[0].moment.score == pytest.approx(0.5 * 0.8 + 0.5 * 0.1)
+    assert by_start[5].moment.score == pytest.approx(0.5 * 0.6 + 0.5 * 0.9)
+    assert by_start[10].moment.score == pytest.approx(0.5 * 0.4 + 0.5 * NEUTRAL_P_YES)  # beyond max_verify
+    assert by_start[10].verifier is None and by_start[5].verifier.p_yes == pytest.approx(0.9)
+    assert [e.kind for e in by_start[5].evidence()] == ["grounder", "verifier"]
+    assert ranked[0].moment.start_s == 5 and len(chat.seen) == 2 and timings["verifier"] >= 0

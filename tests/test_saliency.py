@@ -69,15 +69,27 @@ def test_cache_is_keyed_by_content_sampling_and_backend(real_clips, clip_dir, tm
     assert file_fingerprint(renamed) == file_fingerprint(clip)
 
 
-def test_a_damaged_cache_entry_is_recomputed(real_clips, clip_dir, tmp_path):
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty"])
+def test_a_damaged_cache_entry_is_recomputed(real_clips, clip_dir, tmp_path, damage):
     clip = real_clips["decord_flipping_a_pancake.mkv"]
     _saliency(clip_dir, tmp_path).curve(clip, QUERY)
     entry = max(tmp_path.glob("*.npz"), key=lambda p: p.stat().st_size)  # the frames, not the text
-    entry.write_bytes(b"not an npz")
+    data = entry.read_bytes()
+    # A cut-off write leaves a zip without its central directory: np.load raises BadZipFile.
+    entry.write_bytes({"garbage": b"not an npz", "truncated": data[: len(data) // 2], "empty": b""}[damage])
     sal = _saliency(clip_dir, tmp_path)
     curve = sal.curve(clip, QUERY)
     assert sal.stats.misses == 1 and len(curve) > 0
     assert EmbeddingCache(tmp_path).load(entry.stem) is not None  # rewritten whole
+
+
+def test_embedding_cache_reads_a_cut_off_entry_as_a_miss(tmp_path):
+    cache = EmbeddingCache(tmp_path)
+    path = cache.save("k", {"vector": np.arange(1000, dtype=np.float32)})
+    path.write_bytes(path.read_bytes()[:-100])
+    assert cache.load("k") is None
+    cache.save("k", {"vector": np.ones(3, dtype=np.float32)})
+    np.testing.assert_array_equal(cache.load("k")["vector"], np.ones(3, dtype=np.float32))
 
 
 def test_streaming_in_small_chunks_gives_the_same_curve(real_clips, clip_dir, tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import subprocess
 from pathlib import Path
 
 import decord
@@ -24,7 +25,7 @@ from grounding_agent.errors import (
 )
 from grounding_agent.video import FrameCache, fit_max_pixels, open_video, plan_frames, sample_frames
 from tests.conftest import REAL_CLIPS, sidecar
-from tests.videogen import corrupt_middle, make_audio_only, make_video, replace_bytes, truncate, write_garbage
+from tests.videogen import _ffmpeg, corrupt_middle, make_audio_only, make_video, replace_bytes, truncate, write_garbage
 
 
 @pytest.fixture(scope="session")
@@ -92,6 +93,22 @@ def test_missing_file_and_directory_raise_not_found(gen):
         sample_frames(gen, fps=1)
 
 
+def test_fifo_and_device_say_what_they_are(tmp_path):
+    fifo = tmp_path / "pipe.mp4"
+    os.mkfifo(fifo)
+    with pytest.raises(NotAVideoError, match=r"is a FIFO \(named pipe\), not a regular file"):
+        open_video(fifo)  # must not block on opening the pipe, nor call it "empty"
+    with pytest.raises(NotAVideoError, match="is a character device"):
+        sample_frames("/dev/zero", fps=1)
+
+
+@pytest.mark.parametrize("path", ["clip\0.mp4", 42, None, b"clip.mp4"], ids=["nul", "int", "none", "bytes"])
+def test_a_path_that_cannot_name_a_file_raises_a_typed_error(path):
+    with pytest.raises(VideoNotFoundError) as info:
+        open_video(path)
+    assert "\n" not in str(info.value)
+
+
 def test_corrupt_middle_raises_when_damaged_frames_are_sampled(gen):
     path = broken(gen, "corrupt_middle.mp4")
     assert open_video(path).num_frames == 20  # the index is intact: only decoding fails
@@ -114,6 +131,14 @@ def test_corrupt_middle_raises_when_damaged_frames_are_sampled(gen):
         {"fps": 1, "start_s": 2.0},  # the video is 2.0 s long
         {"fps": 1, "start_s": 1.0, "end_s": 1.0},
         {"fps": 1, "start_s": 0.0, "end_s": math.inf},
+        {"fps": 1, "start_s": "a"},
+        {"fps": 1, "end_s": "1.0"},
+        {"fps": 1, "start_s": True},
+        {"fps": "1"},
+        {"fps": [1.0]},
+        {"max_frames": "8"},
+        {"fps": 1, "max_pixels": 1.5},
+        {"fps": 1, "cache": "yes"},
     ],
     ids=lambda kw: ",".join(f"{k}={v}" for k, v in kw.items()) or "nothing",
 )
@@ -301,3 +326,59 @@ def test_trailing_junk_is_not_mistaken_for_truncation(gen, tmp_path):
         padded = tmp_path / name
         padded.write_bytes((gen / name).read_bytes() + bytes(range(7, 247)) * 4)
         assert open_video(padded).num_frames == open_video(gen / name).num_frames
+
+
+# --- parallel GOP decoding and rotation ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3, 8])
+@pytest.mark.parametrize("sampling", [{"fps": 10}, {"fps": 3}, {"max_frames": 3}, {"fps": 4, "max_pixels": 4800}])
+def test_gop_parallel_decoding_gives_the_same_frames(gen, monkeypatch, workers, sampling):
+    path = gen / "cfr.mkv"  # 40 frames, a keyframe every 5: 8 GOPs to share out
+    monkeypatch.setattr(video_mod, "_DECODE_WORKERS", 1)
+    serial = sample_frames(path, **sampling)
+    monkeypatch.setattr(video_mod, "_DECODE_WORKERS", workers)
+    parallel = sample_frames(path, **sampling)
+    np.testing.assert_array_equal(parallel.indices, serial.indices)
+    assert np.array_equal(parallel.pixels, serial.pixels)
+
+
+def test_gop_runs_split_at_keyframes_with_balanced_work(gen):
+    index = video_mod._load_index(video_mod._file_key(gen / "cfr.mkv"))  # keyframes at 0, 5, 10, ...
+    wanted = np.arange(40)
+    parts = video_mod._split_gops(index, wanted, 2)
+    assert [(p.start, p.stop) for p in parts] == [(0, 20), (20, 40)]
+    parts = video_mod._split_gops(index, np.array([0, 1, 2, 3, 4, 7]), 4)  # only two GOPs to share
+    assert [(p.start, p.stop) for p in parts] == [(0, 5), (5, 6)]
+    assert video_mod._split_gops(index, wanted, 1) == [slice(0, 40)]
+
+
+@pytest.fixture(scope="module")
+def rotated(tmp_path_factory) -> tuple[Path, Path]:
+    """(upright clip, the same stream tagged rotate=90 as phones write it)."""
+    d = tmp_path_factory.mktemp("rotated")
+    upright = make_video(d / "upright.mp4", duration_s=1.0, fps=10, size=(64, 36), gop=5)
+    turned = d / "rot90.mp4"
+    _ffmpeg("-i", str(upright), "-c", "copy", "-metadata:s:v:0", "rotate=90", str(turned))
+    return upright, turned
+
+
+@pytest.mark.parametrize("max_pixels", [None, 600])
+def test_rotation_metadata_is_honoured_like_ffmpeg_autorotate(rotated, max_pixels):
+    upright, turned = rotated
+    video = open_video(turned)
+    assert (video.width, video.height) == (36, 64)  # the displayed (portrait) size
+    frames = sample_frames(turned, fps=5, max_pixels=max_pixels)
+    plain = sample_frames(upright, fps=5, max_pixels=None if max_pixels is None else 600)
+    w, h = fit_max_pixels(36, 64, max_pixels)
+    assert frames.pixels.shape[1:] == (h, w, 3)
+    if max_pixels is None:  # ffmpeg turns a rotation-90 stream a quarter turn counterclockwise
+        assert np.array_equal(frames.pixels, np.rot90(plain.pixels, 1, axes=(1, 2)))
+    raw = subprocess.run(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(turned), "-frames:v", "1",
+         "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+        capture_output=True, check=True,
+    ).stdout  # fmt: skip
+    first = np.frombuffer(raw, np.uint8).reshape(64, 36, 3)
+    if max_pixels is None:
+        assert np.abs(first.astype(int) - frames.pixels[0]).mean() < 2.0

@@ -13,11 +13,12 @@ import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from grounding_agent.defaults import AGENT
 from grounding_agent.errors import ConfigError
 from grounding_agent.temporal import nms
 from grounding_agent.types import Moment, Plan, Relation
 
-DEFAULT_BEFORE_TOLERANCE_S = 1.0
+DEFAULT_BEFORE_TOLERANCE_S = AGENT.before_tolerance_s
 
 
 @dataclass(frozen=True)

@@ -7,23 +7,21 @@ the LLM's answer is empty or the call fails.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from grounding_agent.agent.compose import Composition, satisfies
-from grounding_agent.agent.planner import invoke_chat, message_text
-from grounding_agent.errors import GroundingAgentError, PromptError
+from grounding_agent.agent.llm import invoke_chat, message_text
+from grounding_agent.agent.rerank import Reranked
+from grounding_agent.agent.results import StepResult
+from grounding_agent.errors import GroundingAgentError
 from grounding_agent.prompts import load_prompt
 from grounding_agent.types import Moment, Plan
 
 # The prompt asks for <= 40 words; longer answers are rejected (tiny or confused models ramble).
 MAX_LLM_SENTENCE_WORDS = 80
-
-if TYPE_CHECKING:
-    from grounding_agent.agent.pipeline import StepResult
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +36,9 @@ def explanation_facts(
     steps: Mapping[str, StepResult],
     moment: Moment,
     before_tolerance_s: float,
+    reranked: Reranked | None = None,
 ) -> dict[str, Any]:
-    """The structured part of an explanation (everything but the sentence)."""
-    evidence = moment.explanation or {}
+    """The structured part of an explanation (everything but the sentence); `reranked`: the reranker's say."""
     sub_events = []
     for step in plan.steps:
         chosen = composition.chosen[step.id]
@@ -63,31 +61,13 @@ def explanation_facts(
         "target": plan.target,
         "moment_s": [_r(moment.start_s), _r(moment.end_s)],
         "score": round(moment.score, 4),
-        "grounder_score": round(evidence.get("grounder_score", composition.moment.score), 4),
+        "grounder_score": round(reranked.grounder_score if reranked else composition.moment.score, 4),
         "sub_events": sub_events,
         "relations": relations,
         "consistent": composition.consistent,
-        "saliency": evidence.get("saliency"),
-        "verifier": evidence.get("verifier"),
+        "saliency": reranked.saliency.to_dict() if reranked and reranked.saliency else None,
+        "verifier": reranked.verifier.to_dict() if reranked and reranked.verifier else None,
     }
-
-
-@functools.cache
-def _sentence_template() -> tuple[frozenset[str], Any]:
-    """The "sentence" template compiled once (Jinja compilation costs ~50 ms; rendering ~0.1 ms)."""
-    import jinja2
-
-    prompt = load_prompt("explain")
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
-    return frozenset(prompt.variables("sentence")), env.from_string(prompt.templates["sentence"])
-
-
-def _render_sentence(**variables: Any) -> str:
-    """Strict like `Prompt.render`: missing or unexpected variables raise `PromptError`."""
-    expected, template = _sentence_template()
-    if set(variables) != expected:
-        raise PromptError(f"prompt explain.sentence: expected variables {sorted(expected)}, got {sorted(variables)}")
-    return template.render(**variables).strip()
 
 
 def template_sentence(facts: Mapping[str, Any]) -> str:
@@ -105,7 +85,8 @@ def template_sentence(facts: Mapping[str, Any]) -> str:
     )
     events = ", ".join(f'"{e["text"]}" at {e["window_s"][0]}-{e["window_s"][1]} s' for e in facts["sub_events"])
     sal, ver = facts.get("saliency"), facts.get("verifier")
-    return _render_sentence(
+    return load_prompt("explain").render(
+        "sentence",
         what=what,
         start_s=facts["moment_s"][0],
         end_s=facts["moment_s"][1],
@@ -142,10 +123,11 @@ def explain(
     moment: Moment,
     *,
     before_tolerance_s: float,
+    reranked: Reranked | None = None,
     writer: ExplanationWriter | None = None,
 ) -> dict[str, Any]:
     """The full explanation of `moment` (the reranked form of `composition.moment`)."""
-    facts = explanation_facts(plan, composition, steps, moment, before_tolerance_s)
+    facts = explanation_facts(plan, composition, steps, moment, before_tolerance_s, reranked)
     facts["sentence"] = template_sentence(facts)
     facts["sentence_by"] = "template"
     if writer is not None:

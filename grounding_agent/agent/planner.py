@@ -25,6 +25,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import jsonschema
 
+from grounding_agent.agent.llm import chat_model, invoke_chat, message_text, short
 from grounding_agent.errors import ConfigError, ServerError
 from grounding_agent.prompts import load_prompt
 from grounding_agent.types import Plan, Relation, Step
@@ -36,9 +37,11 @@ MAX_STEPS = 4
 
 @runtime_checkable
 class Planner(Protocol):
+    """query -> `Plan`. `calls`, when given, gains the model calls made (key "planner_llm")."""
+
     name: str
 
-    def plan(self, query: str) -> Plan: ...
+    def plan(self, query: str, *, calls: dict[str, int] | None = None) -> Plan: ...
 
 
 # --- JSON schema ----------------------------------------------------------------------------------------
@@ -159,7 +162,7 @@ class RulePlanner:
 
     name = "rule"
 
-    def plan(self, query: str) -> Plan:
+    def plan(self, query: str, *, calls: dict[str, int] | None = None) -> Plan:
         text = _clean(query)
         if not text:
             raise ConfigError("empty query: give a sentence describing the moment to find")
@@ -244,10 +247,10 @@ class LLMPlanner:
     def _messages(self, query: str) -> list[tuple[str, str]]:
         return [("system", self.prompt.render("system")), ("human", self.prompt.render("user", query=query))]
 
-    def plan(self, query: str) -> Plan:
+    def plan(self, query: str, *, calls: dict[str, int] | None = None) -> Plan:
         if not query.strip():
             raise ConfigError("empty query: give a sentence describing the moment to find")
-        raw, notes = self._ask(query)
+        raw, notes = self._ask(query, {} if calls is None else calls)
         try:
             data = json.loads(raw)
             if not isinstance(data, dict):
@@ -259,78 +262,29 @@ class LLMPlanner:
             log.info("LLM plan rejected (%s); using the %s planner", reason, self.fallback.name)
             fallback = self.fallback.plan(query)
             notes += [
-                f"llm plan rejected ({_short(reason)}); fell back to the {fallback.planner} planner",
-                f"llm raw output: {_short(raw, 300)}",
+                f"llm plan rejected ({short(reason)}); fell back to the {fallback.planner} planner",
+                f"llm raw output: {short(raw, 300)}",
             ]
             return replace(fallback, notes=(*fallback.notes, *notes))
 
-    def _ask(self, query: str) -> tuple[str, list[str]]:
+    def _ask(self, query: str, calls: dict[str, int]) -> tuple[str, list[str]]:
         """The model's raw answer; a server that refuses the schema (HTTP 400) is asked again without it."""
         messages = self._messages(query)
-        if not self.structured:
-            return message_text(invoke_chat(self.chat_model, messages)), []
-        schema = {"type": "json_schema", "json_schema": {"name": "plan", "schema": llm_output_schema()}}
-        try:
-            return message_text(invoke_chat(self.chat_model.bind(response_format=schema), messages)), []
-        except ServerError as exc:
-            if "HTTP 400" not in str(exc):
-                raise
-            note = f"server refused structured output ({_short(str(exc))}); asked without it"
-            return message_text(invoke_chat(self.chat_model, messages)), [note]
+        if self.structured:
+            schema = {"type": "json_schema", "json_schema": {"name": "plan", "schema": llm_output_schema()}}
+            try:
+                return self._invoke(self.chat_model.bind(response_format=schema), messages, calls), []
+            except ServerError as exc:
+                if exc.status_code != 400:
+                    raise
+                note = f"server refused structured output ({short(str(exc))}); asked without it"
+                return self._invoke(self.chat_model, messages, calls), [note]
+        return self._invoke(self.chat_model, messages, calls), []
 
-
-def _short(text: str, limit: int = 160) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def invoke_chat(model: Any, messages: list[Any], *, what: str = "planner") -> Any:
-    """Run a LangChain chat model; transport failures become `ServerError` (one line, how to fix)."""
-    import openai  # the client LangChain-OpenAI uses; imported lazily
-
-    try:
-        return model.invoke(messages)
-    except openai.LengthFinishReasonError as exc:
-        # Structured output cut at max_tokens: the client refuses to parse it, but the text is an answer
-        # like any other (malformed), for the caller to validate and fall back from.
-        from langchain_core.messages import AIMessage
-
-        choices = exc.completion.choices
-        text = (choices[0].message.content or "") if choices else ""
-        return AIMessage(content=text, response_metadata={"finish_reason": "length"})
-    except (openai.APIConnectionError, openai.APITimeoutError) as exc:
-        raise ServerError(f"{what} LLM unreachable ({exc}); check the --server URL and that the server is up") from None
-    except openai.APIStatusError as exc:
-        raise ServerError(f"{what} LLM answered HTTP {exc.status_code}: {_short(exc.message)}") from None
-
-
-def message_text(msg: Any) -> str:
-    """The text of a chat message (joins content blocks)."""
-    content = msg.content
-    if isinstance(content, list):
-        content = "".join(b.get("text", "") if isinstance(b, dict) else str(b) for b in content)
-    return str(content)
-
-
-def openai_base_url(server: str) -> str:
-    """'http://host:8000' or 'http://host:8000/v1' -> 'http://host:8000/v1'."""
-    server = server.rstrip("/")
-    return server if server.endswith("/v1") else server + "/v1"
-
-
-def chat_model(server: str, model: str, *, api_key: str = "EMPTY", max_tokens: int = 256, timeout_s: float = 60.0):
-    """A `ChatOpenAI` pointed at a vLLM (or any OpenAI-compatible) server, deterministic decoding."""
-    from langchain_openai import ChatOpenAI
-
-    return ChatOpenAI(
-        base_url=openai_base_url(server),
-        model=model,
-        api_key=api_key,
-        temperature=0.0,
-        max_tokens=max_tokens,
-        timeout=timeout_s,
-        max_retries=1,
-    )
+    @staticmethod
+    def _invoke(model: Any, messages: list[Any], calls: dict[str, int]) -> str:
+        calls["planner_llm"] = calls.get("planner_llm", 0) + 1  # counted even when the call fails
+        return message_text(invoke_chat(model, messages))
 
 
 PLANNERS: dict[str, type] = {"rule": RulePlanner, "llm": LLMPlanner}

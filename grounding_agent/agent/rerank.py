@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from grounding_agent.agent.planner import invoke_chat, message_text
+from grounding_agent.agent.llm import invoke_chat, message_text
 from grounding_agent.errors import ConfigError
 from grounding_agent.grounders.base import timed
 from grounding_agent.prompts import load_prompt
-from grounding_agent.rerank_features import FusionWeights, fuse, window_features
-from grounding_agent.types import Frames, Moment, Video
+from grounding_agent.rerank_features import FusionWeights, WindowFeatures, fuse, window_features
+from grounding_agent.types import Evidence, Frames, Moment, Video
 
 NEUTRAL_P_YES = 0.5
 
@@ -69,7 +69,7 @@ class VLMVerifier:
     """Asks a served VLM whether a clip shows the query, through a LangChain chat model.
 
     Args:
-        chat_model: e.g. `ChatOpenAI` on the vLLM endpoint (see `planner.chat_model`); log-probs are bound here.
+        chat_model: e.g. `ChatOpenAI` on the vLLM endpoint (see `llm.chat_model`); log-probs are bound here.
         num_frames: frames of the clip shown (timestamped images).
         top_logprobs: alternatives read for the first token.
     """
@@ -115,6 +115,48 @@ class VLMVerifier:
         return VerifierAnswer(p, answer, [float(t) for t in clip.timestamps_s])
 
 
+@dataclass(frozen=True)
+class SaliencyEvidence:
+    """What the saliency curve said about one moment and the score fused from it."""
+
+    features: WindowFeatures
+    fused_score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        feats = {k: round(v, 4) if isinstance(v, float) else v for k, v in self.features.to_dict().items()}
+        return {**feats, "fused_score": round(self.fused_score, 4)}
+
+
+@dataclass(frozen=True)
+class Reranked:
+    """One rescored moment and why: its position in the input, the grounder's score, each channel's say.
+
+    Attributes:
+        index: the moment's position in the list given to `Reranker.rerank`.
+        moment: the moment with its final score (explanation untouched).
+        grounder_score: its score before reranking.
+        saliency: the saliency features and fused score (None without a saliency model).
+        verifier: the verifier's answer (None when not verified: no verifier, or beyond `max_verify`).
+    """
+
+    index: int
+    moment: Moment
+    grounder_score: float
+    saliency: SaliencyEvidence | None = None
+    verifier: VerifierAnswer | None = None
+
+    def evidence(self) -> list[Evidence]:
+        """The channels that spoke for this moment, as core `Evidence`."""
+        m = self.moment
+        out = [Evidence("grounder", m.start_s, m.end_s, score=self.grounder_score)]
+        if self.saliency is not None:
+            peak = self.saliency.features.peak_time_s
+            out.append(Evidence("saliency", m.start_s, m.end_s, score=self.saliency.fused_score, text=f"peak at {peak:.2f} s"))
+        if self.verifier is not None:
+            out.append(Evidence("verifier", m.start_s, m.end_s, score=self.verifier.p_yes, text=self.verifier.answer))
+        return out
+
+
 @dataclass
 class Reranker:
     """Fuses grounder confidence, CLIP saliency and (optionally) the verifier's P(yes).
@@ -142,8 +184,8 @@ class Reranker:
         moments: Sequence[Moment],
         frames: Frames | None = None,
         timings_s: dict[str, float] | None = None,
-    ) -> list[Moment]:
-        """Rescore `moments` (each against its own query text), best first; evidence goes to `explanation`.
+    ) -> list[Reranked]:
+        """Rescore `moments` (each against its own query text), best first, each with its evidence.
 
         Args:
             frames: frames already sampled from the video; the verifier picks the clip's frames from them.
@@ -153,36 +195,27 @@ class Reranker:
         if len(queries) != len(moments):
             raise ConfigError(f"rerank needs one query per moment, got {len(queries)} for {len(moments)}")
         curves: dict[str, Any] = {}
-        scored: list[tuple[Moment, str]] = []
-        for query, m in zip(queries, moments):
-            why = dict(m.explanation or {})
-            why["grounder_score"] = m.score
-            score = m.score
+        scored: list[tuple[Reranked, str]] = []
+        for i, (query, m) in enumerate(zip(queries, moments)):
+            saliency = None
             if self.saliency is not None:
                 if query not in curves:
                     with timed(timings_s, "saliency"):
                         curves[query] = self.saliency.curve(str(video.path), query, fps=self.saliency_fps)
                 feats = window_features(curves[query], m)
-                score = fuse(m.score, feats, self.weights)
-                why["saliency"] = {**_rounded(feats.to_dict()), "fused_score": round(score, 4)}
-            scored.append((m.with_score(score, why), query))
-        scored.sort(key=lambda t: -t[0].score)
+                saliency = SaliencyEvidence(feats, fuse(m.score, feats, self.weights))
+            score = saliency.fused_score if saliency is not None else m.score
+            scored.append((Reranked(i, m.with_score(score), m.score, saliency), query))
+        scored.sort(key=lambda t: -t[0].moment.score)
         if self.verifier is None:
-            return [m for m, _ in scored]
+            return [r for r, _ in scored]
         out = []
-        for rank, (m, query) in enumerate(scored):
-            why = dict(m.explanation or {})
+        for rank, (r, query) in enumerate(scored):
+            answer = None
             if rank < self.max_verify:
                 with timed(timings_s, "verifier"):
-                    answer = self.verifier.verify(video, query, m, frames)
-                why["verifier"] = answer.to_dict()
-                p = answer.p_yes
-            else:
-                p = NEUTRAL_P_YES
-            final = (1.0 - self.verifier_weight) * m.score + self.verifier_weight * p
-            out.append(m.with_score(final, why))
-        return sorted(out, key=lambda m: -m.score)
-
-
-def _rounded(d: dict[str, Any]) -> dict[str, Any]:
-    return {k: round(v, 4) if isinstance(v, float) else v for k, v in d.items()}
+                    answer = self.verifier.verify(video, query, r.moment, frames)
+            p = answer.p_yes if answer is not None else NEUTRAL_P_YES
+            final = (1.0 - self.verifier_weight) * r.moment.score + self.verifier_weight * p
+            out.append(replace(r, moment=r.moment.with_score(final), verifier=answer))
+        return sorted(out, key=lambda r: -r.moment.score)

@@ -13,7 +13,7 @@ from langchain_core.runnables import RunnableLambda
 from langchain_core.tools import StructuredTool
 from pydantic import BaseModel, Field
 
-from grounding_agent.agent.pipeline import Agent
+from grounding_agent.agent.orchestrator import Agent
 
 DESCRIPTION = (
     "Find when something happens in a video. Handles compositional queries ('X then Y', 'after X, Y', "
@@ -45,3 +45,52 @@ def ground_video_tool(agent: Agent, *, top_n: int | None = None) -> StructuredTo
 def ground_video_runnable(agent: Agent) -> RunnableLambda:
     """A Runnable taking {"video": path, "query": text} and returning the prediction dict."""
     return RunnableLambda(lambda inputs: agent.run(inputs["video"], inputs["query"]).to_prediction().to_dict(), name="ground_video")
+
+
+# --- a Session as tools (for a chat agent) ---------------------------------------------------------
+
+GROUND_DESCRIPTION = (
+    "Find when something happens in the video of this conversation. Returns ranked moments "
+    "[{start_s, end_s, score}] in seconds."
+)
+ASK_DESCRIPTION = (
+    "Ask about the video of this conversation, in plain English; follow-ups like 'what happens after "
+    "that?', 'before that', 'again' refer to the previous answer. Returns the text answer and its moments."
+)
+
+
+class GroundMomentsInput(BaseModel):
+    query: str = Field(description="what to find, in plain English")
+    top_k: int = Field(default=1, ge=1, le=20, description="how many moments")
+
+
+class AskVideoInput(BaseModel):
+    message: str = Field(description="the question or follow-up, in plain English")
+
+
+def session_tools(session: Any) -> list[StructuredTool]:
+    """LangChain tools over one `session.Session`: `ground_moments` and `ask_video` (JSON-ready dicts).
+
+    More tools (editing, transcript search) are appended by their modules to the same list.
+    """
+
+    def ground_moments(query: str, top_k: int = 1) -> dict[str, Any]:
+        prediction = session.ground(query, top_k=top_k)
+        return {
+            "query": query,
+            "duration_s": session.video.duration_s,
+            "moments": [{"start_s": s, "end_s": e, "score": c} for s, e, c in prediction.pred_relevant_windows],
+        }
+
+    def ask_video(message: str) -> dict[str, Any]:
+        answer = session.ask(message).to_dict()
+        return {key: answer[key] for key in ("text", "moments", "text_source", "window_s", "reference")}
+
+    return [
+        StructuredTool.from_function(
+            func=ground_moments, name="ground_moments", description=GROUND_DESCRIPTION, args_schema=GroundMomentsInput
+        ),
+        StructuredTool.from_function(
+            func=ask_video, name="ask_video", description=ASK_DESCRIPTION, args_schema=AskVideoInput
+        ),
+    ]

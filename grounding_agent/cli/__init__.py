@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from grounding_agent.errors import GroundingAgentError
 
@@ -23,6 +24,9 @@ COMMANDS: dict[str, str] = {
     "eval": "eval",
     "serve": "serve",
     "finetune": "finetune",
+    "ui": "ui",
+    "chat": "chat",
+    "api": "api",
 }
 
 HELP: dict[str, str] = {
@@ -33,18 +37,29 @@ HELP: dict[str, str] = {
     "eval": "score predictions / run a grounder over a dataset",
     "serve": "launch the vLLM OpenAI-compatible server with LoRA adapters",
     "finetune": "run a LoRA/QLoRA fine-tuning recipe from a YAML config",
+    "ui": "web app: pick a video, chat, click moments, plan edits (Gradio)",
+    "chat": "talk about one video: a REPL, or JSON lines for a chat app",
+    "api": "HTTP service (FastAPI): ground, sessions, messages, streaming",
 }
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """argparse, but a bad option is one `error: ...` line (exit 2) like every other user error; the full
+    usage is one `--help` away. Subcommand parsers inherit the class."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The CLI parser. With `command`, only that subcommand's module is imported (and given its options);
     the others are listed by name and help alone, so `--help` and light commands never pay for the rest."""
-    parser = argparse.ArgumentParser(prog="grounding-agent", description="Find when things happen in a video.")
+    parser = OneLineErrorParser(prog="grounding-agent", description="Find when things happen in a video.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module in COMMANDS.items():
         p = sub.add_parser(name, help=HELP[name], description=HELP[name])
-        if command is None or name == command:
+        if name == command:  # `--help` alone lists names and help: it imports no subcommand module
             mod = importlib.import_module(f"grounding_agent.cli.{module}")
             mod.add_arguments(p)
             p.set_defaults(_run=mod.run)
@@ -57,7 +72,19 @@ def _command_in(argv: Sequence[str]) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # `grounding-agent ... --json | head`: the reader left. Exit quietly, like any Unix filter
+        # (and point stdout at /dev/null so the interpreter's final flush does not complain either).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+
+
+def _main(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    _safe_stdout()
     parser = build_parser(_command_in(argv))
     args = parser.parse_args(argv)
     if not args.debug:
@@ -71,11 +98,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GroundingAgentError as exc:
         if args.debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(exc)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        raise
+    except OSError as exc:  # the environment (a file we may not read, a full disk): one line, as a user error
+        if args.debug:
+            raise
+        return _fail(exc)
+    except Exception as exc:  # a bug of ours: still one line, the traceback is one --debug away
+        if args.debug:
+            raise
+        print(f"error: internal error {type(exc).__name__}: {_one_line(exc)} (rerun with --debug for the traceback)",
+              file=sys.stderr)  # fmt: skip
+        return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:500] if lines else type(exc).__name__
+
+
+def _fail(exc: BaseException) -> int:
+    print(f"error: {_one_line(exc)}", file=sys.stderr)
+    return 2
+
+
+def _safe_stdout() -> None:
+    """Text that is not valid UTF-8 (a query typed in a Latin-1 terminal arrives with surrogates) is
+    written with "?" in its place, never as invalid bytes or a UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="replace")
+        except (AttributeError, ValueError):  # not a text file (e.g. replaced by a test harness)
+            pass
 
 
 if __name__ == "__main__":

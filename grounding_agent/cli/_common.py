@@ -1,9 +1,18 @@
-"""Small helpers shared by the subcommands."""
+"""Small helpers shared by the subcommands: output, and argparse `type=` validators.
+
+The validators turn a bad option into argparse's usual one-line error (exit 2) before any work starts:
+
+    p.add_argument("--top-k", type=positive_int, default=1)
+    p.add_argument("--timeout", type=positive_float, default=120.0)
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
+import math
 import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -18,3 +27,105 @@ def fmt_s(seconds: float) -> str:
     h, m = divmod(int(m), 60)
     clock = f"{h}:{m:02d}:{s:05.2f}" if h else f"{m}:{s:05.2f}"
     return f"{seconds:.2f} s ({clock})"
+
+
+def check_output_path(path: Any, option: str = "") -> Path:
+    """Check an output option's path before any work starts (see `grounding_agent.io`).
+
+    Raises:
+        OutputError: one line, prefixed with the option's name (e.g. "--plot: out/ is a directory ...").
+    """
+    from grounding_agent.errors import OutputError
+    from grounding_agent.io import check_output_path as check
+
+    try:
+        return check(path)
+    except OutputError as exc:
+        raise OutputError(f"{option}: {exc}" if option else str(exc)) from None
+
+
+# --- argparse validators ---------------------------------------------------------------------------------
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+def finite_float(text: str) -> float:
+    """A real number: 'nan', 'inf' and words are refused."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0 (seconds, rates)."""
+    value = finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+    return value
+
+
+def nonneg_float(text: str) -> float:
+    """A finite number >= 0."""
+    value = finite_float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+    return value
+
+
+def unit_float(text: str) -> float:
+    """A finite number in [0, 1] (IoU thresholds, fractions)."""
+    value = finite_float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """A whole number >= 1 (counts: top-k, concurrency, frames)."""
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text!r}")
+    return value
+
+
+def nonneg_int(text: str) -> int:
+    """A whole number >= 0."""
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+    return value
+
+
+def port(text: str) -> int:
+    """A TCP port: 0 (any free port) to 65535."""
+    value = _int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0-65535 (0 = any free port), got {text!r}")
+    return value
+
+
+def text_arg(text: str) -> str:
+    """Free text (a query): non-empty and valid Unicode.
+
+    A terminal that is not UTF-8 hands Python undecodable bytes as lone surrogates; no tokenizer or JSON
+    writer can take them, so they are refused here, saying how to fix it.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise argparse.ArgumentTypeError(
+            f"is not valid UTF-8 (undecodable byte at position {exc.start}): type it in a UTF-8 terminal "
+            "(e.g. LANG=C.UTF-8)"
+        ) from None
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty: give a sentence")
+    return text

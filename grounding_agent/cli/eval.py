@@ -1,17 +1,18 @@
-"""`grounding-agent eval score|run`: score a predictions file, or run a grounder over a benchmark.
+"""`grounding-agent eval score|run|analyze`: score a predictions file, run a grounder over a benchmark,
+break a run down per query.
 
-`score` uses only library code. `run` executes the recipe eval/runner.py from the source checkout
-(as torchtune's `tune run` does), so the library never imports `eval/`.
+`score` uses only library code. `run` and `analyze` execute the recipes `eval.runner` / `eval.analyze`
+(the top-level `eval/` folder, installed with the wheel beside the library), imported by module name
+at run time as torchtune's `tune run` does, so the library never imports `eval/`.
 """
 
 from __future__ import annotations
 
 import argparse
-import runpy
-import sys
+import importlib
+import importlib.util
 from pathlib import Path
 
-import grounding_agent
 from grounding_agent.cli._common import print_json
 from grounding_agent.datasets import DATASETS, GTPolicy, load_dataset, load_predictions
 from grounding_agent.errors import ConfigError
@@ -19,7 +20,7 @@ from grounding_agent.metrics import METRICS, brief
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    sub = p.add_subparsers(dest="eval_command", required=True, metavar="{score,run}")
+    sub = p.add_subparsers(dest="eval_command", required=True, metavar="{score,run,analyze}")
     s = sub.add_parser("score", help="score a predictions jsonl against ground truth")
     s.add_argument("--dataset", required=True, choices=sorted(DATASETS))
     s.add_argument(
@@ -37,24 +38,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--all", action="store_true", help="every metric (all buckets and thresholds), not just the headline"
     )
     s.add_argument("--json", action="store_true", help="print one JSON object (percent, unrounded)")
-    # Everything after `run` goes to the recipe's own parser (`eval run --help` shows it).
-    r = sub.add_parser(
-        "run",
-        help="run a grounder over a benchmark (recipe eval/runner.py)",
-        add_help=False,
-        prefix_chars="\0",
-    )
-    r.add_argument("argv", nargs=argparse.REMAINDER)
+    # Everything after `run` / `analyze` goes to the recipe's own parser (`eval run --help` shows it).
+    for name, text in (
+        ("run", "run a grounder over a benchmark (recipe eval/runner.py)"),
+        ("analyze", "IoU histogram, R1 by query/GT/video length and relation words, worst queries of a run"),
+    ):
+        r = sub.add_parser(name, help=text, add_help=False, prefix_chars="\0")
+        r.add_argument("argv", nargs=argparse.REMAINDER)
 
 
-def recipe_path(name: str = "runner.py") -> Path:
-    """eval/<name> in the source checkout this package was imported from."""
-    path = Path(grounding_agent.__file__).resolve().parents[1] / "eval" / name
-    if not path.is_file():
+RECIPES = {"run": "eval.runner", "analyze": "eval.analyze"}
+
+
+def recipe_module(command: str = "run") -> str:
+    """The recipe's module name (`eval.runner`), checked importable (source checkout or installed wheel)."""
+    name = RECIPES[command]
+    try:
+        found = importlib.util.find_spec(name) is not None
+    except ImportError:  # no `eval` package at all
+        found = False
+    if not found:
         raise ConfigError(
-            f"recipe {path} not found: recipes ship with the source checkout (git clone the repo)"
+            f"recipe module {name} not found: reinstall grounding-agent (its wheel ships eval/) "
+            "or run from the source checkout"
         )
-    return path
+    return name
 
 
 def score(args: argparse.Namespace) -> int:
@@ -79,12 +87,5 @@ def score(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.eval_command == "score":
         return score(args)
-    path = recipe_path()
-    saved_argv, sys.argv = sys.argv, ["grounding-agent eval run", *args.argv]
-    try:
-        runpy.run_path(str(path), run_name="__main__")
-    except SystemExit as exc:  # the recipe ends with sys.exit(main())
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    finally:
-        sys.argv = saved_argv
-    return 0
+    # By module name, at run time: the library itself never imports the recipes.
+    return importlib.import_module(recipe_module(args.eval_command)).main(args.argv)

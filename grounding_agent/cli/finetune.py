@@ -1,4 +1,7 @@
-"""`grounding-agent finetune CONFIG [KEY=VALUE ...]`: run the LoRA/QLoRA SFT recipe `finetune/sft.py`.
+"""`grounding-agent finetune [--recipe sft|grpo] CONFIG [KEY=VALUE ...]`: run a recipe from `finetune/`.
+
+`sft` (default): LoRA/QLoRA supervised fine-tuning, `finetune/sft.py`; `grpo`: RL tuning with a
+temporal-IoU reward (TRL GRPOTrainer), `finetune/grpo.py`.
 
 Recipes are not part of the library (they import it, never the other way round), so this command
 locates `finetune/sft.py` in the source checkout and runs it as `__main__`, the way torchtune's
@@ -15,7 +18,7 @@ from pathlib import Path
 import grounding_agent
 from grounding_agent.errors import ConfigError
 
-RECIPES: dict[str, str] = {"sft": "finetune/sft.py"}
+RECIPES: dict[str, str] = {"sft": "finetune/sft.py", "grpo": "finetune/grpo.py"}
 
 
 def recipe_path(name: str = "sft") -> Path:

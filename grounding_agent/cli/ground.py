@@ -14,10 +14,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from grounding_agent.cli._common import fmt_s, print_json
+from grounding_agent.cli._common import check_output_path, fmt_s, print_json, text_arg
 from grounding_agent.cli.options import (
     add_backend_options,
     build_grounder,
+    check_backend,
     format_agent_output,
     run_agent,
     wants_agent,
@@ -27,30 +28,56 @@ from grounding_agent.types import Video
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("video", help="video file")
-    p.add_argument("query", help="what to find, e.g. 'the person opens the door'")
+    p.add_argument("query", type=text_arg, help="what to find, e.g. 'the person opens the door'")
     add_backend_options(p)
     p.add_argument("--qid", default="0", help="query id written into the JSON prediction")
     p.add_argument("--json", action="store_true", help="print a Prediction as JSON")
+    p.add_argument("--timeline", type=Path, help="write a PNG timeline of the moments and the plan's sub-events")
 
 
 def run(args: argparse.Namespace) -> int:
     from grounding_agent.video import open_video
 
+    check_backend(args, args.query)  # missing extras / model folders: before any decoding or loading
+    if args.timeline is not None:
+        from grounding_agent import extras
+
+        check_output_path(args.timeline, "--timeline")
+        extras.require_spec(extras.PLOT, "--timeline")
     video = open_video(args.video)
     grounder = build_grounder(args)
     if wants_agent(args, args.query):
         out = run_agent(args, grounder, video, args.query, qid=args.qid)
         out.update(vid=Path(args.video).stem, duration_s=video.duration_s)
+        _timeline(args, out, video)
         print_json(out) if args.json else print(format_agent_output(out))
         return 0
     grounding = grounder.ground(video, args.query, top_k=args.top_k)
+    prediction = grounding.to_prediction(args.qid, Path(args.video).stem, args.query)
+    prediction.extra["duration_s"] = video.duration_s
+    _timeline(args, prediction.to_dict(), video)
     if args.json:
-        prediction = grounding.to_prediction(args.qid, Path(args.video).stem, args.query)
-        prediction.extra["duration_s"] = video.duration_s
         print_json(prediction.to_dict())
     else:
         print(_human(video, args.query, grounder, grounding))
     return 0
+
+
+def _timeline(args: argparse.Namespace, prediction: dict, video: Video) -> None:
+    """--timeline: the answer's moments and each sub-event's candidates, drawn from the Prediction dict."""
+    if args.timeline is None:
+        return
+    from grounding_agent.plots import save_timeline
+    from grounding_agent.types import Moment
+
+    def moments(windows: list) -> list[Moment]:
+        return [Moment(float(s), float(e), float(c)) for s, e, c in windows]
+
+    steps = [(f"{s['id']}: {s['text'][:24]}", moments(s.get("candidates", []))) for s in prediction.get("steps", [])]
+    save_timeline(
+        args.timeline, video.duration_s, moments(prediction["pred_relevant_windows"]), steps=steps,
+        title=f'"{args.query}"',
+    )
 
 
 def _human(video: Video, query: str, grounder: BaseGrounder, grounding: Grounding) -> str:

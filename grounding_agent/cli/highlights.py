@@ -9,8 +9,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from grounding_agent.cli._common import fmt_s, print_json
+from grounding_agent.cli._common import (
+    check_output_path,
+    fmt_s,
+    nonneg_float,
+    positive_float,
+    positive_int,
+    print_json,
+    text_arg,
+    unit_float,
+)
 from grounding_agent.errors import ConfigError
+from grounding_agent.plots import NOTHING_STANDS_OUT
 
 DEFAULT_SIGNAL_FPS = 2.0
 
@@ -18,13 +28,13 @@ DEFAULT_SIGNAL_FPS = 2.0
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from grounding_agent.saliency import BACKENDS, DEFAULT_BACKEND, DEFAULT_FPS
 
-    p.add_argument("video", type=Path, help="video file")
-    p.add_argument("--query", help="what to look for; omit for generic (query-free) highlights")
-    p.add_argument("--top-k", type=int, default=5, help="windows to return (default 5)")
+    p.add_argument("video", help="video file")  # str: Path() would fold a URL's "//"
+    p.add_argument("--query", type=text_arg, help="what to look for; omit for generic (query-free) highlights")
+    p.add_argument("--top-k", type=positive_int, default=5, help="windows to return (default 5)")
     p.add_argument("--model", help="CLIP/SigLIP hub id or local folder (needed with --query)")
     p.add_argument(
         "--fps",
-        type=float,
+        type=positive_float,
         help=f"frames per second to sample (default: {DEFAULT_FPS:g} CLIP, {DEFAULT_SIGNAL_FPS:g} motion)",
     )
     p.add_argument(
@@ -43,9 +53,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--prompt", action="append", help="generic CLIP prompt (repeatable; replaces the default set)"
     )
-    p.add_argument("--nms-iou", type=float, default=0.3, help="temporal NMS IoU threshold (default 0.3)")
+    p.add_argument("--nms-iou", type=unit_float, default=0.3, help="temporal NMS IoU threshold (default 0.3)")
     p.add_argument(
-        "--diversity", type=float, default=0.5, help="penalty per unit IoU with chosen windows (default 0.5)"
+        "--diversity", type=nonneg_float, default=0.5, help="penalty per unit IoU with chosen windows (default 0.5)"
     )
     p.add_argument("--plot", type=Path, help="write a PNG of the saliency curves with the chosen windows")
     p.add_argument("--json", action="store_true", help="print the QVHighlights-shaped prediction as JSON")
@@ -60,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--query is empty: give a sentence, or omit it for generic highlights")
     if args.query and not args.model:
         raise ConfigError("--query needs a CLIP model: pass --model HUB_ID_OR_FOLDER")
+    _check_before_work(args)
     search = hl.WindowSearch(top_k=args.top_k, nms_iou=args.nms_iou, diversity=args.diversity)
     saliency = _load_saliency(args) if args.model else None
     if args.query:
@@ -80,6 +91,19 @@ def run(args: argparse.Namespace) -> int:
     else:
         _print_text(args, result)
     return 0
+
+
+def _check_before_work(args: argparse.Namespace) -> None:
+    """Missing extras, model folders and unwritable outputs fail now, not after the video was scored."""
+    from grounding_agent import extras
+    from grounding_agent.io import check_model_source
+
+    if args.model:
+        extras.require_spec(extras.HF, "--model (CLIP saliency)")
+        check_model_source(args.model, "--model")
+    if args.plot:
+        check_output_path(args.plot, "--plot")
+        extras.require_spec(extras.PLOT, "--plot")
 
 
 def _load_saliency(args: argparse.Namespace):
@@ -109,5 +133,7 @@ def _print_text(args: argparse.Namespace, result) -> None:
     print(f"{'#':>2}  {'start':>20}  {'end':>20}  score")
     for rank, w in enumerate(result.windows, 1):
         print(f"{rank:>2}  {fmt_s(w.start_s):>20}  {fmt_s(w.end_s):>20}  {w.score:.3f}")
+    if not result.windows:
+        print(NOTHING_STANDS_OUT)
     if args.plot:
         print(f"plot: {args.plot}")

@@ -13,39 +13,63 @@ import argparse
 import os
 from typing import Any
 
-from grounding_agent.agent.compose import DEFAULT_BEFORE_TOLERANCE_S
-from grounding_agent.agent.explain import ExplanationWriter
-from grounding_agent.agent.pipeline import Agent, AgentConfig
-from grounding_agent.agent.planner import PLANNERS, RulePlanner, chat_model, make_planner
-from grounding_agent.agent.rerank import Reranker, VLMVerifier
+from grounding_agent.agent import (
+    PLANNERS, Agent, AgentConfig, ExplanationWriter, Reranker, RulePlanner, VLMVerifier, chat_model, make_planner,
+)  # fmt: skip
+from grounding_agent.cli._common import finite_float, nonneg_float, positive_float, positive_int
+from grounding_agent.defaults import AGENT, DEFAULT_SERVER_URL, SAMPLING, SERVER
 from grounding_agent.errors import ConfigError
 from grounding_agent.grounders import GROUNDERS
 from grounding_agent.grounders.base import BaseGrounder, Grounder
 from grounding_agent.types import Video
 
-DEFAULT_SERVER = "http://127.0.0.1:8000/v1"
+DEFAULT_SERVER = DEFAULT_SERVER_URL
 MODEL_BACKENDS = ("hf", "vllm")
 
 
-def add_backend_options(p: argparse.ArgumentParser) -> None:
-    """Grounder, sampling and prompt options, then the agent's."""
+def add_backend_options(p: argparse.ArgumentParser, *, multi_server: bool = False) -> None:
+    """Grounder, sampling and prompt options, then the agent's and the baselines'.
+
+    `multi_server` (eval run): `--server` repeats, giving a list (None when absent; `default_server()`).
+    """
     p.add_argument("--backend", choices=sorted(GROUNDERS), default="vllm", help="grounder (default: vllm)")
     p.add_argument("--model", help="hf: hub id or folder; vllm: served model name (default: first served)")
     p.add_argument("--adapter", help="hf: PEFT adapter folder; vllm: name of a LoRA served with --lora")
-    p.add_argument(
-        "--server", default=os.environ.get("GA_VLLM_URL", DEFAULT_SERVER),
-        help=f"vLLM OpenAI API URL (default: $GA_VLLM_URL or {DEFAULT_SERVER})",
-    )  # fmt: skip
-    p.add_argument("--top-k", type=int, default=1, help="how many moments to return")
-    p.add_argument("--fps", type=float, default=2.0, help="frames sampled per second of video")
-    p.add_argument("--max-frames", type=int, default=32, help="cap on frames (vllm: within its image limit)")
-    p.add_argument("--max-pixels", type=int, default=448 * 448, help="resize frames to at most N pixels")
+    server_help = f"vLLM OpenAI API URL (default: $GA_VLLM_URL or {DEFAULT_SERVER})"
+    if multi_server:  # one grounder per server, queries handed out round-robin
+        p.add_argument("--server", action="append", metavar="URL", help=server_help + "; repeat to fan out")
+    else:
+        p.add_argument("--server", default=default_server(), help=server_help)
+    p.add_argument("--top-k", type=positive_int, default=1, help="how many moments to return")
+    p.add_argument("--fps", type=positive_float, default=SAMPLING.fps, help="frames sampled per second of video")
+    p.add_argument("--max-frames", type=positive_int, default=SAMPLING.max_frames,
+                   help="cap on frames (vllm: within its image limit)")
+    p.add_argument("--max-pixels", type=positive_int, default=SAMPLING.max_pixels, help="resize frames to at most N pixels")
     p.add_argument("--prompt", choices=["grounding", "reasoning"], default="grounding", help="prompt style")
-    p.add_argument("--samples", type=int, default=1, help="1 = greedy; N = N sampled answers, by agreement")
+    p.add_argument("--samples", type=positive_int, default=1, help="1 = greedy; N = N sampled answers, by agreement")
     p.add_argument("--structured", action="store_true", help="vllm: force the answer format")
     p.add_argument("--quantization", choices=["4bit", "8bit"], help="hf: bitsandbytes quantization")
-    p.add_argument("--timeout", type=float, default=120.0, help="vllm: seconds per request")
+    p.add_argument("--timeout", type=positive_float, default=SERVER.request_timeout_s, help="vllm: total seconds per request (a deadline)")
     add_agent_arguments(p)
+    b = p.add_argument_group("model-free baselines (prior, uniform, random)")
+    b.add_argument("--prior-train", help="training annotations the 'prior' baseline is fitted on")
+    b.add_argument("--seed", type=int, default=0, help="seed of the 'random' baseline (default 0)")
+
+
+def default_server() -> str:
+    return os.environ.get("GA_VLLM_URL", DEFAULT_SERVER)
+
+
+def baseline_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments of the model-free baseline `args.backend` (options a subcommand lacks: defaults)."""
+    opts: dict[str, Any] = {"delay_s": getattr(args, "delay_s", 0.0)}
+    if args.backend == "random":
+        opts["seed"] = getattr(args, "seed", 0)
+    if args.backend == "prior":
+        if not getattr(args, "prior_train", None):
+            raise ConfigError("--backend prior is fitted on training annotations: pass --prior-train FILE")
+        opts |= {"train_gt": args.prior_train, "dataset": getattr(args, "dataset", None) or "charades-sta"}
+    return opts
 
 
 def build_grounder(args: argparse.Namespace) -> BaseGrounder:
@@ -66,15 +90,16 @@ def build_grounder(args: argparse.Namespace) -> BaseGrounder:
             timeout_s=args.timeout,
             **common,
         )
-    return GROUNDERS[args.backend]()
+    return GROUNDERS[args.backend](**baseline_options(args))
 
 
 def add_agent_arguments(p: argparse.ArgumentParser) -> None:
     """Options of the agent, as one argument group."""
     g = p.add_argument_group("agent (compositional queries)")
-    g.add_argument("--agent", dest="agent", action="store_true", default=None,
-                   help="always plan/compose (default: only when the query has several sub-events)")
-    g.add_argument("--no-agent", dest="agent", action="store_false", help="never use the agent")
+    on_off = g.add_mutually_exclusive_group()  # "--agent --no-agent" is a contradiction, not "last wins"
+    on_off.add_argument("--agent", dest="agent", action="store_true", default=None,
+                        help="always plan/compose (default: only when the query has several sub-events)")
+    on_off.add_argument("--no-agent", dest="agent", action="store_false", help="never use the agent")
     g.add_argument("--explain", action="store_true", help="add an explanation to every returned moment")
     g.add_argument("--planner", choices=sorted(PLANNERS), help="default: rule (llm needs --server)")
     g.add_argument("--planner-model",
@@ -82,11 +107,42 @@ def add_agent_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--saliency-model", help="CLIP hub id or folder: rerank with saliency; enables coarse-to-fine")
     g.add_argument("--verify", action="store_true", help="rerank with the served VLM's P(yes) (needs --server)")
     g.add_argument("--explain-llm", action="store_true", help="LLM-written explanation sentences (needs --server)")
-    g.add_argument("--step-top-k", type=int, default=5, help="candidates per sub-event (default 5)")
-    g.add_argument("--before-tolerance-s", type=float, default=DEFAULT_BEFORE_TOLERANCE_S,
-                   help="slack of 'X before Y' in seconds (default 1.0)")
-    g.add_argument("--long-video-s", type=float, default=300.0, help="coarse-to-fine above this length (default 300)")
-    g.add_argument("--max-vlm-calls", type=int, default=8, help="grounder calls per query on long videos (default 8)")
+    g.add_argument("--step-top-k", type=positive_int, default=AGENT.top_k,
+                   help=f"candidates per sub-event (default {AGENT.top_k})")
+    g.add_argument("--before-tolerance-s", type=nonneg_float, default=AGENT.before_tolerance_s,
+                   help=f"slack of 'X before Y' in seconds (default {AGENT.before_tolerance_s})")
+    g.add_argument("--long-video-s", type=positive_float, default=AGENT.long_video_s,
+                   help=f"coarse-to-fine above this length (default {AGENT.long_video_s:g})")
+    g.add_argument("--max-vlm-calls", type=positive_int, default=AGENT.max_vlm_calls,
+                   help=f"grounder calls per query on long videos (default {AGENT.max_vlm_calls})")
+
+
+def check_backend(args: argparse.Namespace, query: str | None = None) -> None:
+    """What can be checked before any work starts: the optional dependencies the options need (one line
+    naming the extra to install) and a local --model folder that does not exist.
+
+    Raises:
+        MissingDependencyError: an extra is not installed.
+        ConfigError: --model names a local path that is not there.
+    """
+    from grounding_agent import extras
+    from grounding_agent.io import check_model_source
+
+    if args.backend == "hf":
+        extras.require_spec(extras.HF, "--backend hf")
+        if args.model:
+            check_model_source(args.model, "--model")
+    elif args.backend == "vllm":
+        extras.require_spec(extras.CLIENT, "--backend vllm")
+    llm = [f for f, on in (("--verify", args.verify), ("--explain-llm", args.explain_llm),
+                           ("--planner llm", args.planner == "llm")) if on]  # fmt: skip
+    if query is not None and wants_agent(args, query):
+        extras.require_spec(extras.AGENT, "a query with several sub-events (the agent; --no-agent skips it)")
+    if llm:
+        extras.require_spec(extras.LLM_CHAT, " and ".join(llm))
+    if getattr(args, "saliency_model", None):
+        extras.require_spec(extras.HF, "--saliency-model")
+        check_model_source(args.saliency_model, "--saliency-model")
 
 
 def wants_agent(args: argparse.Namespace, query: str) -> bool:
@@ -127,6 +183,7 @@ def build_agent(args: argparse.Namespace, grounder: Grounder) -> Agent:
         reranker = Reranker(saliency=saliency, verifier=VLMVerifier(chat) if args.verify else None)
     config = AgentConfig(
         top_k=args.step_top_k,
+        top_n=args.top_k,  # --top-k: moments returned, on the agent path too
         before_tolerance_s=args.before_tolerance_s,
         long_video_s=args.long_video_s,
         max_vlm_calls=args.max_vlm_calls,
@@ -135,13 +192,27 @@ def build_agent(args: argparse.Namespace, grounder: Grounder) -> Agent:
     return Agent(grounder, planner=planner, reranker=reranker, writer=writer, config=config)
 
 
+def build_session(args: argparse.Namespace, video: Video | str, *, grounder: Grounder | None = None, agent: Any = None):
+    """A `session.Session` over `video` from parsed backend options (the agent handles compositional
+    queries unless --no-agent; --saliency-model's CLIP model also scores the session's frames).
+
+    Pass `grounder` and `agent` to share loaded models between sessions (chat, HTTP API, UI)."""
+    from grounding_agent.session import Session
+
+    grounder = grounder or build_grounder(args)
+    if agent is None and getattr(args, "agent", None) is not False:
+        agent = build_agent(args, grounder)
+    saliency = agent.reranker.saliency if agent is not None and agent.reranker is not None else None
+    return Session(video, grounder, saliency=saliency, agent=agent, top_k=args.top_k, use_agent=getattr(args, "agent", None))
+
+
 def run_agent(
     args: argparse.Namespace, grounder: Grounder, video: Video | str, query: str, *, qid: int | str = 0
 ) -> dict[str, Any]:
-    """Run the agent; the `Prediction` dict plus `plan`, `steps` and (with --explain) `explanations`."""
+    """Run the agent; the `Prediction` dict (`plan`, `steps`; `explanations` filled in with --explain)."""
     out = build_agent(args, grounder).run(video, query).to_prediction(qid).to_dict()
-    if not args.explain:
-        out.pop("explanations", None)
+    if not args.explain:  # same keys either way (one Prediction shape); the entries only with --explain
+        out["explanations"] = [None] * len(out["explanations"])
     return out
 
 
@@ -152,6 +223,6 @@ def format_agent_output(out: dict[str, Any]) -> str:
     lines += [f"  {r['a']} {r['kind']} {r['b']}" for r in plan["relations"]]
     for i, (start, end, score) in enumerate(out["pred_relevant_windows"]):
         lines.append(f"{i + 1}. {start:.2f}-{end:.2f} s  score {score:.3f}")
-        if out.get("explanations"):
+        if out.get("explanations") and out["explanations"][i]:
             lines.append(f"   {out['explanations'][i]['sentence']}")
     return "\n".join(lines)

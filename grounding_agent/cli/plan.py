@@ -9,12 +9,12 @@ from __future__ import annotations
 import argparse
 
 from grounding_agent.agent.planner import PLANNERS, make_planner
-from grounding_agent.cli._common import print_json
+from grounding_agent.cli._common import print_json, text_arg
 from grounding_agent.types import Plan
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("query", help="the query, e.g. 'person opens the fridge, then drinks from a bottle'")
+    p.add_argument("query", type=text_arg, help="the query, e.g. 'person opens the fridge, then drinks from a bottle'")
     p.add_argument("--json", action="store_true", help="print the plan as JSON (schemas/plan.schema.json)")
     p.add_argument("--planner", choices=sorted(PLANNERS), help="default: llm with --server, else rule")
     p.add_argument("--server", help="OpenAI-compatible base URL of the vLLM server, e.g. http://127.0.0.1:8000/v1")
@@ -32,6 +32,10 @@ def format_plan(plan: Plan) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if (args.planner or ("llm" if args.server else "rule")) == "llm":
+        from grounding_agent import extras
+
+        extras.require_spec(extras.LLM_CHAT, "the llm planner")
     planner = make_planner(args.planner, server=args.server, model=args.model)
     plan = planner.plan(args.query)
     if args.json:

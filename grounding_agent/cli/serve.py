@@ -14,6 +14,7 @@ import sys
 import time
 from types import FrameType
 
+from grounding_agent.cli._common import check_output_path, nonneg_int, port, positive_float, positive_int
 from grounding_agent.errors import ConfigError, ServerError
 
 
@@ -32,15 +33,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="serve a PEFT adapter under NAME (repeatable); requests select it with model=NAME",
     )  # fmt: skip
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (0.0.0.0 for all)")
-    p.add_argument("--port", type=int, default=8000, help="port (0 = any free port)")
-    p.add_argument("--max-model-len", type=int, default=8192, help="context length in tokens")
+    p.add_argument("--port", type=port, default=8000, help="port (0 = any free port)")
+    p.add_argument("--max-model-len", type=positive_int, default=8192, help="context length in tokens")
     p.add_argument(
         "--limit-mm", action="append", type=_key_value, default=[], metavar="KIND=N",
         help="most items of a modality per request, e.g. image=32 (repeatable; default image=32, video=1)",
     )  # fmt: skip
-    p.add_argument("--max-lora-rank", type=int, default=64, help="largest LoRA rank accepted")
+    p.add_argument("--max-lora-rank", type=positive_int, default=64, help="largest LoRA rank accepted")
     p.add_argument("--vllm-python", help="python of the vLLM env (default: $GA_VLLM_PYTHON or .venv-vllm)")
-    p.add_argument("--startup-timeout", type=float, default=900.0, help="seconds to wait for the server")
+    p.add_argument("--startup-timeout", type=positive_float, default=900.0, help="seconds to wait for the server")
     p.add_argument("--log", help="server log file (default: a temp file)")
     p.add_argument("vllm_args", nargs="*", help="extra vLLM arguments after `--`, passed as is")
 
@@ -56,11 +57,17 @@ def _raise_stop(signum: int, frame: FrameType | None) -> None:
 def run(args: argparse.Namespace) -> int:
     from grounding_agent.serving import VLLMServer
 
+    from grounding_agent.io import check_model_source
+
+    check_model_source(args.model, "--model")  # before a vLLM start that takes half a minute to fail
+    if args.log:
+        check_output_path(args.log, "--log")
     limits = {"image": 32, "video": 1}
     for kind, value in args.limit_mm:
-        if not value.isdigit():
-            raise ConfigError(f"--limit-mm {kind}={value}: the limit must be a whole number")
-        limits[kind] = int(value)
+        try:
+            limits[kind] = nonneg_int(value)
+        except argparse.ArgumentTypeError:
+            raise ConfigError(f"--limit-mm {kind}={value}: the limit must be a whole number >= 0") from None
     server = VLLMServer(
         model=args.model,
         served_model_name=args.served_model_name,

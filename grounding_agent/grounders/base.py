@@ -8,12 +8,15 @@ them), otherwise the grounder samples with its own `fps` / `max_frames`.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from grounding_agent.defaults import SAMPLING
+from grounding_agent.errors import ConfigError
 from grounding_agent.parsing import ParseFailure, parse_answer
 from grounding_agent.temporal import nms, tiou
 from grounding_agent.types import Frames, Moment, Prediction, Video
@@ -32,6 +35,7 @@ class Grounding:
         failures: candidates whose text held no usable time span.
         timings_s: seconds spent per stage ("decode", "preprocess", "model"; more keys allowed).
         info: backend details worth keeping (model name, prompt version, confidence method, ...).
+        duration_s: the video's duration (set by the grounders; None when unknown).
     """
 
     moments: list[Moment]
@@ -39,23 +43,104 @@ class Grounding:
     failures: list[ParseFailure] = field(default_factory=list)
     timings_s: dict[str, float] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
+    duration_s: float | None = None
 
     @property
     def best(self) -> Moment | None:
         return self.moments[0] if self.moments else None
 
-    def to_prediction(self, qid: int | str, vid: str, query: str) -> Prediction:
-        """QVHighlights-shaped prediction; raw text, failures and timings go to `extra`."""
-        return Prediction.from_moments(
+    def to_prediction(self, qid: int | str, vid: str, query: str, *, duration_s: float | None = None) -> Prediction:
+        """The one `Prediction` shape (see `prediction`); a single grounder call has no plan or steps."""
+        return prediction(
             qid,
             vid,
             query,
             self.moments,
-            raw_text=list(self.raw_text),
+            duration_s=duration_s if duration_s is not None else self.duration_s,
+            raw_text=self.raw_text,
             parse_failures=[f.to_dict() for f in self.failures],
-            timings_s=dict(self.timings_s),
-            **({"grounder": self.info} if self.info else {}),
+            timings_s=self.timings_s,
+            model_calls={"grounder": 1},
+            grounder=self.info,
         )
+
+
+def prediction(
+    qid: int | str,
+    vid: str,
+    query: str,
+    moments: Sequence[Moment],
+    *,
+    duration_s: float | None,
+    plan: dict[str, Any] | None = None,
+    steps: Sequence[dict[str, Any]] = (),
+    explanations: Sequence[dict[str, Any] | None] | None = None,
+    raw_text: Sequence[str] = (),
+    parse_failures: Sequence[dict[str, Any]] = (),
+    timings_s: dict[str, float] | None = None,
+    model_calls: dict[str, int] | None = None,
+    notes: Sequence[str] = (),
+    grounder: dict[str, Any] | None = None,
+) -> Prediction:
+    """The one `Prediction` shape of grounders and the agent: the same keys every time
+    (`schemas/prediction.schema.json`); windows best first, `explanations[i]` about window i (None: none).
+    """
+    if explanations is None:
+        explanations = [m.explanation for m in moments]
+    if len(explanations) != len(moments):
+        raise ConfigError(f"{len(explanations)} explanations for {len(moments)} moments; give one per moment")
+    # Stable: equal scores keep the caller's order; each explanation stays with its moment.
+    ranked = sorted(zip(moments, explanations), key=lambda pair: -pair[0].score)
+    return Prediction.from_moments(
+        qid,
+        vid,
+        query,
+        [m for m, _ in ranked],
+        duration_s=duration_s,
+        plan=plan,
+        steps=list(steps),
+        explanations=[e for _, e in ranked],
+        raw_text=list(raw_text),
+        parse_failures=list(parse_failures),
+        timings_s={k: round(v, 4) for k, v in (timings_s or {}).items()},
+        model_calls=dict(model_calls or {}),
+        notes=list(notes),
+        grounder=dict(grounder or {}),
+    )
+
+
+def check_request(video: Video | str | os.PathLike, top_k: int) -> Video:
+    """What every `ground` does first: open a path as a `Video`; refuse a `top_k` below 1.
+
+    Raises:
+        ConfigError: top_k is not a whole number >= 1. VideoError subclasses: the path is not a readable video.
+    """
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise ConfigError(f"top_k must be a whole number >= 1, got {top_k!r}")
+    if isinstance(video, Video):
+        return video
+    from grounding_agent.video import open_video  # lazy: decoding is heavy and optional here
+
+    return open_video(video)
+
+
+def frame_interval_s(frames: Frames | None, fps: float = SAMPLING.fps) -> float:
+    """Seconds between two sampled frames: the shortest moment worth returning."""
+    rate = frames.fps if frames is not None and frames.fps > 0 else fps
+    return 1.0 / rate
+
+
+def at_least(moment: Moment, min_length_s: float, duration_s: float) -> Moment:
+    """`moment` widened about its centre to `min_length_s` (kept inside [0, duration_s]); longer ones as is.
+
+    A grounder's frame-exact answer (7.72-7.72 s) says "around this frame": one frame interval is the
+    finest the model could see.
+    """
+    length_s = min(min_length_s, duration_s)
+    if moment.length_s >= length_s:
+        return moment
+    start_s = min(max(0.0, 0.5 * (moment.start_s + moment.end_s) - 0.5 * length_s), duration_s - length_s)
+    return Moment(start_s, start_s + length_s, moment.score, moment.explanation)
 
 
 @runtime_checkable
@@ -63,17 +148,18 @@ class Grounder(Protocol):
     """Anything that grounds a query in a video.
 
     `needs_pixels` tells callers whether to decode frames at all (model-free baselines do not).
+    `video` is a `Video` or a path (opened with `check_request`); `top_k` >= 1 moments at most come back.
     """
 
     name: str
     needs_pixels: bool
 
     def ground(
-        self, video: Video, query: str, *, top_k: int = 1, frames: Frames | None = None
+        self, video: Video | str | os.PathLike, query: str, *, top_k: int = 1, frames: Frames | None = None
     ) -> Grounding: ...
 
     async def aground(
-        self, video: Video, query: str, *, top_k: int = 1, frames: Frames | None = None
+        self, video: Video | str | os.PathLike, query: str, *, top_k: int = 1, frames: Frames | None = None
     ) -> Grounding: ...
 
 
@@ -85,16 +171,18 @@ class BaseGrounder:
 
     name: str = "base"
     needs_pixels: bool = True
-    fps: float = 2.0
-    max_frames: int = 32
+    fps: float = SAMPLING.fps
+    max_frames: int = SAMPLING.max_frames
     # Resize frames to at most this many pixels before the processor (None = the processor's budget).
-    max_pixels: int | None = 448 * 448
+    max_pixels: int | None = SAMPLING.max_pixels
 
-    def ground(self, video: Video, query: str, *, top_k: int = 1, frames: Frames | None = None) -> Grounding:
+    def ground(
+        self, video: Video | str | os.PathLike, query: str, *, top_k: int = 1, frames: Frames | None = None
+    ) -> Grounding:
         raise NotImplementedError
 
     async def aground(
-        self, video: Video, query: str, *, top_k: int = 1, frames: Frames | None = None
+        self, video: Video | str | os.PathLike, query: str, *, top_k: int = 1, frames: Frames | None = None
     ) -> Grounding:
         return await asyncio.to_thread(self.ground, video, query, top_k=top_k, frames=frames)
 
@@ -199,7 +287,10 @@ def grounding_from_answers(
         time_offset_s=request.time_offset_s,
     )
     sampled = num_samples > 1
+    min_length_s = frame_interval_s(request.frames)
+    candidates = [[at_least(m, min_length_s, duration_s) for m in answer] for answer in candidates]
     grounding.moments = rank_candidates(candidates, top_k, sampled=sampled)
+    grounding.duration_s = float(duration_s)
     grounding.info = {**info, "prompt": request.prompt, "confidence": "agreement" if sampled else "mean_token_logprob"}
     if fallback:
         whole_video_fallback(grounding, duration_s)

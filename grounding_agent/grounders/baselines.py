@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from grounding_agent.errors import ConfigError
-from grounding_agent.grounders.base import BaseGrounder, Grounding
+from grounding_agent.grounders.base import BaseGrounder, Grounding, at_least, check_request, frame_interval_s
 from grounding_agent.temporal import tiou_matrix
 from grounding_agent.types import Frames, Moment, Video
 
@@ -42,28 +42,50 @@ class _ModelFreeGrounder(BaseGrounder):
         """Normalised (start, end, score) rows, best first."""
         raise NotImplementedError
 
-    def _grounding(self, video: Video, query: str, top_k: int, elapsed_s: float) -> Grounding:
+    def _grounding(self, video: Video, query: str, top_k: int, frames: Frames | None, elapsed_s: float) -> Grounding:
         if video.duration_s <= 0:
             raise ConfigError(f"{video.path}: duration must be > 0 s for a baseline, got {video.duration_s}")
+        min_length_s = frame_interval_s(frames)
         moments = [
-            Moment(s * video.duration_s, e * video.duration_s, float(score))
+            at_least(Moment(s * video.duration_s, e * video.duration_s, float(score)), min_length_s, video.duration_s)
             for s, e, score in self.windows(video, query, top_k)[:top_k]
         ]
-        return Grounding(moments=moments, timings_s={"model": elapsed_s}, info={"grounder": self.name})
+        return Grounding(
+            moments=moments, timings_s={"model": elapsed_s}, info={"grounder": self.name}, duration_s=video.duration_s
+        )
 
-    def ground(self, video: Video, query: str, *, top_k: int = 1, frames: Frames | None = None) -> Grounding:
+    def ground(
+        self, video: Video | str | Path, query: str, *, top_k: int = 1, frames: Frames | None = None
+    ) -> Grounding:
+        video = check_request(video, top_k)
         t0 = time.perf_counter()
         if self.delay_s:
             time.sleep(self.delay_s)
-        return self._grounding(video, query, top_k, time.perf_counter() - t0)
+        return self._grounding(video, query, top_k, frames, time.perf_counter() - t0)
 
     async def aground(
-        self, video: Video, query: str, *, top_k: int = 1, frames: Frames | None = None
+        self, video: Video | str | Path, query: str, *, top_k: int = 1, frames: Frames | None = None
     ) -> Grounding:
+        video = check_request(video, top_k)
         t0 = time.perf_counter()
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
-        return self._grounding(video, query, top_k, time.perf_counter() - t0)
+        return self._grounding(video, query, top_k, frames, time.perf_counter() - t0)
+
+
+def _prior_row(row: Sequence[float]) -> tuple[float, float, float]:
+    """A prior window as finite (start, end, score), its ends clipped to [0, 1] (fractions of the video:
+    a window past the end would be returned past the end of every video)."""
+    try:
+        start, end, score = (float(v) for v in row)
+    except (TypeError, ValueError):
+        raise ConfigError(f"a prior window is [start, end, score] (fractions of the duration), got {row!r}") from None
+    if not all(np.isfinite((start, end, score))):
+        raise ConfigError(f"a prior window must hold finite numbers, got {row!r}")
+    start, end = min(max(start, 0.0), 1.0), min(max(end, 0.0), 1.0)
+    if end <= start:
+        raise ConfigError(f"a prior window must end after it starts within [0, 1], got {row!r}")
+    return start, end, score
 
 
 class BlindPriorGrounder(_ModelFreeGrounder):
@@ -74,7 +96,7 @@ class BlindPriorGrounder(_ModelFreeGrounder):
     def __init__(self, windows: Sequence[Sequence[float]], delay_s: float = 0.0):
         """Args: windows: (K, 3) normalised [start, end, score] rows, best first."""
         super().__init__(delay_s)
-        self._windows = [tuple(map(float, w)) for w in windows]
+        self._windows = [_prior_row(w) for w in windows]
         if not self._windows:
             raise ConfigError("a blind prior needs at least one window")
 

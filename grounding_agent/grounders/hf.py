@@ -15,7 +15,9 @@ import threading
 from typing import Any, Literal
 
 from grounding_agent.errors import ConfigError, ModelLoadError
-from grounding_agent.grounders.base import BaseGrounder, Grounding, grounding_from_answers, timed
+from grounding_agent.extras import HF, require_spec
+from grounding_agent.io import check_model_source
+from grounding_agent.grounders.base import BaseGrounder, Grounding, check_request, grounding_from_answers, timed
 from grounding_agent.grounders.qwen_inputs import Family, InputMode, build_request, family_of, hf_inputs
 from grounding_agent.types import Frames, Video
 
@@ -42,6 +44,10 @@ def load_model(
     Raises:
         ModelLoadError: the model, processor or adapter cannot be loaded.
     """
+    check_model_source(model, "model")
+    if adapter:
+        check_model_source(adapter, "adapter")
+    require_spec(HF, "the hf backend")
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
@@ -145,6 +151,7 @@ class HFGrounder(BaseGrounder):
     def ground(self, video: Video, query: str, *, top_k: int = 1, frames: Frames | None = None) -> Grounding:
         import torch
 
+        video = check_request(video, top_k)  # a path is opened here
         timings: dict[str, float] = {}
         frames = self.frames_for(video, frames, timings)
         with timed(timings, "preprocess"):

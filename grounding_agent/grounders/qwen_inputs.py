@@ -81,6 +81,26 @@ class GroundingRequest:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def check_query(query: object) -> str:
+    """The query if it is non-empty text a tokenizer and a JSON request can carry; else a `ConfigError`.
+
+    Text decoded from a non-UTF-8 terminal holds lone surrogates ("caf\\udce9"): they break tokenizers
+    and HTTP bodies alike, so they are refused here with how to fix it.
+    """
+    if not isinstance(query, str):
+        raise ConfigError(f"the query must be text, got {type(query).__name__}")
+    if not query.strip():
+        raise ConfigError("the query is empty; describe the moment to find")
+    try:
+        query.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ConfigError(
+            f"the query is not valid UTF-8 text (undecodable character at position {exc.start}); "
+            "retype it in a UTF-8 terminal"
+        ) from None
+    return query
+
+
 def build_request(
     frames: Frames,
     query: str,
@@ -99,8 +119,7 @@ def build_request(
     """
     if len(frames) == 0:
         raise ConfigError("no frames to show the model; sample at least one frame")
-    if not query.strip():
-        raise ConfigError("the query is empty; describe the moment to find")
+    check_query(query)
     if prompt not in PROMPTS:
         raise ConfigError(f"unknown prompt style {prompt!r}; choose from {sorted(PROMPTS)}")
     mode = mode or (DEFAULT_MODE[family] if family else "images")

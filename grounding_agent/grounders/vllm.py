@@ -14,6 +14,7 @@ Format forcing (`structured=True`): a regex through `extra_body={"structured_out
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import math
 import os
 from collections import OrderedDict
@@ -21,8 +22,8 @@ from typing import Any, Literal
 
 import openai
 
-from grounding_agent.errors import ConfigError, ServerError
-from grounding_agent.grounders.base import BaseGrounder, Grounding, grounding_from_answers, timed
+from grounding_agent.errors import ConfigError, ServerError, server_error_from_openai
+from grounding_agent.grounders.base import BaseGrounder, Grounding, check_request, grounding_from_answers, timed
 from grounding_agent.grounders.qwen_inputs import GroundingRequest, build_request, openai_messages
 from grounding_agent.types import Frames, Video
 
@@ -46,17 +47,37 @@ def answer_regex(prompt: str, top_k: int, duration_s: float, think_chars: int = 
 
 
 def _server_error(base_url: str, exc: Exception) -> ServerError:
-    if isinstance(exc, openai.APITimeoutError):
-        return ServerError(f"vLLM server at {base_url} timed out; raise --timeout or use fewer frames")
-    if isinstance(exc, openai.APIConnectionError):
-        return ServerError(
-            f"cannot reach a vLLM server at {base_url}; start one with `grounding-agent serve --model ...` "
-            "or pass the right --server URL"
-        )
-    if isinstance(exc, openai.APIStatusError):
-        first = str(exc).splitlines()[0][:300]
-        return ServerError(f"vLLM server at {base_url} answered HTTP {exc.status_code}: {first}")
-    return ServerError(f"vLLM server at {base_url} failed: {type(exc).__name__}: {exc}")
+    return server_error_from_openai(exc, f"vLLM server at {base_url}")
+
+
+def _not_openai(base_url: str, what: str, got: object) -> ServerError:
+    """A 200 reply that is not what the OpenAI API sends (an HTML page, cut JSON, null choices, ...)."""
+    detail = got if isinstance(got, str) else type(got).__name__
+    detail = " ".join(str(detail).split())[:120]
+    return ServerError(
+        f"vLLM server at {base_url} sent a reply that is not an OpenAI {what} ({detail}); "
+        "check that --server is the /v1 URL of a vLLM (OpenAI-compatible) server"
+    )
+
+
+def _checked_completion(base_url: str, response: Any) -> Any:
+    """The response if it holds at least one choice with a message; else a ServerError."""
+    choices = getattr(response, "choices", None)
+    if not isinstance(choices, list) or not choices:
+        raise _not_openai(base_url, "chat completion", response if isinstance(response, str) else "no choices")
+    if any(getattr(c, "message", None) is None for c in choices):
+        raise _not_openai(base_url, "chat completion", "a choice without a message")
+    return response
+
+
+def run_blocking(coro: Any) -> Any:
+    """Run a coroutine to completion from synchronous code, also when this thread runs an event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 class VLLMGrounder(BaseGrounder):
@@ -73,7 +94,8 @@ class VLLMGrounder(BaseGrounder):
         temperature: for sampling.
         structured: force the answer format with a regex (structured outputs).
         image_format: "jpeg" (small) or "png" (lossless: the server sees exactly our pixels).
-        timeout_s: per request; max_retries: the client's retries with exponential backoff on
+        timeout_s: total seconds per request, retries included (a wall-clock deadline: a server that
+            trickles its reply byte by byte is cut off too); max_retries: the client's retries with exponential backoff on
             connection errors, 408/409/429 and 5xx.
         concurrency: requests in flight at once in the async API.
         fallback: when no answer parses, return the whole video with score 0.
@@ -104,6 +126,11 @@ class VLLMGrounder(BaseGrounder):
     ):
         if num_samples < 1 or concurrency < 1:
             raise ConfigError("num_samples and concurrency must be >= 1")
+        if not isinstance(timeout_s, (int, float)) or not math.isfinite(timeout_s) or timeout_s <= 0:
+            raise ConfigError(f"timeout_s must be a number of seconds > 0, got {timeout_s!r}")
+        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"--server must be an http(s):// URL such as http://127.0.0.1:8000/v1, got {base_url!r}")
+        self.timeout_s = float(timeout_s)
         self.base_url = base_url.rstrip("/")
         self.prompt, self.fps, self.max_frames, self.max_pixels = prompt, fps, max_frames, max_pixels
         self.max_tokens = max_tokens or (512 if prompt == "reasoning" else 48)
@@ -133,10 +160,11 @@ class VLLMGrounder(BaseGrounder):
         Raises:
             ServerError: the server is down or answered with an error.
         """
-        try:
-            names = [m.id for m in self.client.models.list().data]
-        except openai.OpenAIError as exc:
-            raise _server_error(self.base_url, exc) from exc
+        page = self._blocking("model list", lambda client: client.models.list())
+        data = getattr(page, "data", None)
+        if not isinstance(data, list) or not all(isinstance(getattr(m, "id", None), str) for m in data):
+            raise _not_openai(self.base_url, "model list", page if isinstance(page, str) else "no model ids")
+        names = [m.id for m in data]
         if not names:
             raise ServerError(f"vLLM server at {self.base_url} serves no model")
         return names
@@ -193,7 +221,7 @@ class VLLMGrounder(BaseGrounder):
         info: dict[str, Any] = {
             "backend": "vllm", "server": self.base_url, "model": self.model, "structured": self.structured
         }
-        if response.usage is not None:
+        if getattr(response, "usage", None) is not None:
             info["usage"] = {
                 "prompt_tokens": response.usage.prompt_tokens,
                 "completion_tokens": response.usage.completion_tokens,
@@ -216,29 +244,25 @@ class VLLMGrounder(BaseGrounder):
         Raises:
             ServerError: the server is down, timed out after retries, or rejected the request.
         """
+        video = check_request(video, top_k)  # a path is opened here
         timings: dict[str, float] = {}
         request, kwargs = self._prepare(video, query, top_k, frames, timings)
         with timed(timings, "model"):
-            try:
-                response = self.client.chat.completions.create(**kwargs)
-            except openai.OpenAIError as exc:
-                raise _server_error(self.base_url, exc) from exc
+            response = self._blocking("chat completion", lambda client: client.chat.completions.create(**kwargs))
         return self._finish(video, request, response, top_k, timings)
 
     async def aground(
         self, video: Video, query: str, *, top_k: int = 1, frames: Frames | None = None
     ) -> Grounding:
         """Ground one query without blocking the event loop; at most `concurrency` requests in flight."""
+        video = check_request(video, top_k)  # a path is opened here
         client, semaphore = self._async_state()
         timings: dict[str, float] = {}
         # Decoding and base64-encoding frames is CPU work: keep it off the event loop.
         request, kwargs = await asyncio.to_thread(self._prepare, video, query, top_k, frames, timings)
         async with semaphore:
             with timed(timings, "model"):
-                try:
-                    response = await client.chat.completions.create(**kwargs)
-                except openai.OpenAIError as exc:
-                    raise _server_error(self.base_url, exc) from exc
+                response = await self._acall(client, "chat completion", lambda c: c.chat.completions.create(**kwargs))
         return self._finish(video, request, response, top_k, timings)
 
     async def aground_many(
@@ -262,6 +286,37 @@ class VLLMGrounder(BaseGrounder):
                 await self.aclose()
 
         return asyncio.run(run())
+
+    async def _acall(self, client: openai.AsyncOpenAI, what: str, call: Any) -> Any:
+        """Await `call(client)` within the total deadline `timeout_s`; every failure is one `ServerError`.
+
+        The client's own timeout is per read (a reply trickled byte by byte never trips it): the deadline
+        here is wall-clock, and cancelling the request closes its connection.
+        """
+        try:
+            response = await asyncio.wait_for(call(client), self.timeout_s)
+        except TimeoutError:
+            raise ServerError(
+                f"vLLM server at {self.base_url} did not answer within {self.timeout_s:g} s "
+                "(--timeout is the total time per request); raise --timeout or ask for less"
+            ) from None
+        except openai.OpenAIError as exc:
+            raise _server_error(self.base_url, exc) from exc
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:  # a 200 whose body is no JSON object
+            raise _not_openai(self.base_url, what, f"{type(exc).__name__}: {exc}") from None
+        return _checked_completion(self.base_url, response) if what == "chat completion" else response
+
+    def _blocking(self, what: str, call: Any) -> Any:
+        """`_acall` from synchronous code, on a short-lived async client (its connection dies with it)."""
+
+        async def once() -> Any:
+            client = openai.AsyncOpenAI(**self._client_kwargs)
+            try:
+                return await self._acall(client, what, call)
+            finally:
+                await client.close()
+
+        return run_blocking(once())
 
     async def aclose(self) -> None:
         """Close the running loop's async client (its connections belong to that loop)."""

@@ -1,0 +1,90 @@
+"""The agent's one LLM chat client: a LangChain chat model on an OpenAI-compatible server, and how to call it.
+
+The planner, the verifier and the explanation writer all talk to the served model through `invoke_chat`,
+so transport failures map to `ServerError` in one place (`errors.server_error_from_openai`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from grounding_agent.defaults import SERVER, TOKENS
+from grounding_agent.errors import server_error_from_openai
+
+
+def invoke_chat(model: Any, messages: list[Any], *, what: str = "planner") -> Any:
+    """Run a LangChain chat model; transport failures become `ServerError` (one line, how to fix, status_code).
+
+    An answer cut at max_tokens under structured output comes back as an ordinary (malformed) message for
+    the caller to validate and fall back from, not as an error.
+    """
+    import openai  # the client LangChain-OpenAI uses; imported lazily
+
+    try:
+        return model.invoke(messages)
+    except openai.LengthFinishReasonError as exc:
+        from langchain_core.messages import AIMessage
+
+        choices = exc.completion.choices
+        text = (choices[0].message.content or "") if choices else ""
+        return AIMessage(content=text, response_metadata={"finish_reason": "length"})
+    except openai.OpenAIError as exc:
+        raise server_error_from_openai(exc, f"the {what} LLM") from None
+    except (ValueError, TypeError, AttributeError, KeyError) as exc:
+        # A 200 reply that is no chat completion (HTML, cut JSON, `choices: null`, `message: null`): the
+        # client and LangChain fail on it with these. A malformed *answer* (OutputParserException) is
+        # the caller's to validate and fall back from.
+        from langchain_core.exceptions import OutputParserException
+
+        if isinstance(exc, OutputParserException):
+            raise
+        raise server_error_from_openai(exc, f"the {what} LLM") from None
+
+
+def message_text(msg: Any) -> str:
+    """The text of a chat message (joins content blocks)."""
+    content = msg.content
+    if isinstance(content, list):
+        content = "".join(b.get("text", "") if isinstance(b, dict) else str(b) for b in content)
+    return str(content)
+
+
+def openai_base_url(server: str) -> str:
+    """'http://host:8000' or 'http://host:8000/v1' -> 'http://host:8000/v1'."""
+    server = server.rstrip("/")
+    return server if server.endswith("/v1") else server + "/v1"
+
+
+def chat_model(
+    server: str,
+    model: str,
+    *,
+    api_key: str = "EMPTY",
+    max_tokens: int = TOKENS.chat,
+    timeout_s: float = SERVER.request_timeout_s,
+):
+    """A `ChatOpenAI` pointed at a vLLM (or any OpenAI-compatible) server, deterministic decoding.
+
+    Raises:
+        MissingDependencyError: langchain-openai is not installed (the `agent` extra).
+    """
+    from grounding_agent.extras import LLM_CHAT, require_spec
+
+    require_spec(LLM_CHAT, "an LLM planner, verifier or explanation writer")
+    from langchain_openai import ChatOpenAI
+
+    return ChatOpenAI(
+        base_url=openai_base_url(server),
+        model=model,
+        api_key=api_key,
+        temperature=0.0,
+        max_tokens=max_tokens,
+        timeout=timeout_s,
+        max_retries=1,
+    )
+
+
+def short(text: str, limit: int = 160) -> str:
+    """One line of at most `limit` characters (for notes and messages)."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,206 @@
+"""`Agent`: plan -> ground each step -> compose -> rerank -> explain, one plain method per graph node.
+
+`Agent.run` drives the nodes through the LangGraph graph (`graph.build_graph`); each node reads the
+`AgentState` and returns the keys it sets. Answers carry their typed trail (`results.Answer`).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import replace
+from typing import Any
+
+from grounding_agent.agent.coarse_to_fine import CoarseToFineGrounder, saliency_scorer
+from grounding_agent.agent.compose import compose
+from grounding_agent.agent.explain import ExplanationWriter, explain
+from grounding_agent.agent.planner import Planner, RulePlanner
+from grounding_agent.agent.rerank import Reranker
+from grounding_agent.agent.results import AgentResult, Answer
+from grounding_agent.agent.state import AgentState
+from grounding_agent.agent.subevents import Sampler, ground_steps, model_seconds
+from grounding_agent.defaults import AgentConfig
+from grounding_agent.errors import ConfigError
+from grounding_agent.grounders.base import Grounder, check_request, timed
+from grounding_agent.types import Frames, Video
+
+
+class Agent:
+    """Plan -> ground each step -> compose -> rerank -> explain. Run it with `run` (through the LangGraph graph).
+
+    Args:
+        grounder: any `Grounder` (HF, vLLM, baselines).
+        planner: a `Planner`; default the rule planner.
+        reranker: a `rerank.Reranker` (CLIP saliency, optional verifier); None keeps composition scores.
+        writer: an `explain.ExplanationWriter` for LLM-written sentences; None keeps templated ones.
+        config: `AgentConfig` (`config.top_n`: moments returned per query).
+        sampler: `f(video, start_s, end_s) -> Frames` for windowed grounding; default `video.sample_frames`
+            at the grounder's fps / max_frames.
+    """
+
+    def __init__(
+        self,
+        grounder: Grounder,
+        *,
+        planner: Planner | None = None,
+        reranker: Reranker | None = None,
+        writer: ExplanationWriter | None = None,
+        config: AgentConfig = AgentConfig(),
+        sampler: Sampler | None = None,
+    ):
+        self.grounder = grounder
+        self.planner = planner or RulePlanner()
+        self.reranker = reranker
+        self.writer = writer
+        self.config = config
+        self.sampler = sampler
+        self._graph = None
+
+    # nodes -----------------------------------------------------------------------------------------------
+
+    def plan_node(self, state: AgentState) -> dict[str, Any]:
+        timings: dict[str, float] = {}
+        calls: dict[str, int] = {}
+        with timed(timings, "plan"):
+            plan = self.planner.plan(state["query"], calls=calls)
+        return {"plan": plan, "timings_s": timings, "model_calls": calls, "notes": list(plan.notes)}
+
+    def ground_node(self, state: AgentState) -> dict[str, Any]:
+        video, plan, config = state["video"], state["plan"], self.config
+        timings: dict[str, float] = {}
+        grounder, frames, notes = self.grounder, state.get("frames"), []
+        if self._is_long(video):
+            per_step = config.max_vlm_calls // len(plan.steps)
+            if per_step < 1:
+                raise ConfigError(
+                    f"the plan has {len(plan.steps)} steps but max_vlm_calls is {config.max_vlm_calls}; raise the budget"
+                )
+            grounder = CoarseToFineGrounder(self.grounder, self._coarse_scorer(), max_calls=per_step, sampler=self.sampler)
+            config = replace(config, use_windows=False)
+            notes.append(f"long video ({video.duration_s:.0f} s): coarse-to-fine, <= {per_step} VLM calls per step")
+        elif frames is None and getattr(grounder, "needs_pixels", False) and hasattr(grounder, "frames_for"):
+            frames = grounder.frames_for(video, None, timings)  # sampled once, shared by every step
+        with timed(timings, "ground"):
+            steps = ground_steps(plan, video, grounder, config, frames=frames, sampler=self.sampler)
+        calls = grounder.calls if isinstance(grounder, CoarseToFineGrounder) else len(plan.steps)
+        for key, value in model_seconds(steps).items():
+            timings[f"grounder_{key}"] = value
+        notes += [f"{r.step_id}: {n}" for r in steps.values() for n in r.notes]
+        return {"steps": steps, "frames": frames, "timings_s": timings, "model_calls": {"grounder": calls}, "notes": notes}
+
+    def compose_node(self, state: AgentState) -> dict[str, Any]:
+        timings: dict[str, float] = {}
+        plan, config = state["plan"], self.config
+        with timed(timings, "compose"):
+            comps = compose(
+                plan,
+                {sid: r.candidates for sid, r in state["steps"].items()},
+                top_n=state.get("top_n") or config.top_n,
+                before_tolerance_s=config.before_tolerance_s,
+                nms_iou=config.nms_iou,
+            )
+        notes = [] if all(c.consistent for c in comps) else ["no candidates satisfied every relation; relations relaxed"]
+        answers = [Answer(c.moment, c) for c in comps]
+        return {"compositions": comps, "answers": answers, "timings_s": timings, "notes": notes}
+
+    def rerank_node(self, state: AgentState) -> dict[str, Any]:
+        if self.reranker is None:
+            return {}
+        timings: dict[str, float] = {}
+        plan, answers = state["plan"], state["answers"]
+        query = plan.query if plan.target == "span" else next(s.text for s in plan.steps if s.id == plan.target)
+        moments = [a.moment for a in answers]
+        with timed(timings, "rerank"):
+            ranked = self.reranker.rerank(state["video"], [query] * len(moments), moments, state.get("frames"), timings)
+        out = [Answer(r.moment, answers[r.index].composition, r) for r in ranked]
+        verified = sum(1 for r in ranked if r.verifier is not None)
+        return {"answers": out, "timings_s": timings, "model_calls": {"verifier": verified}}
+
+    def explain_node(self, state: AgentState) -> dict[str, Any]:
+        timings: dict[str, float] = {}
+        plan, steps, tolerance = state["plan"], state["steps"], self.config.before_tolerance_s
+        with timed(timings, "explain"):
+            out = [
+                replace(a, explanation=explain(
+                    plan, a.composition, steps, a.moment,
+                    before_tolerance_s=tolerance, reranked=a.reranked, writer=self.writer,
+                ))
+                for a in state["answers"]
+            ]  # fmt: skip
+        calls = {"explanation_llm": len(out)} if self.writer is not None else {}
+        return {"answers": out, "timings_s": timings, "model_calls": calls}
+
+    # running ---------------------------------------------------------------------------------------------
+
+    def graph(self):
+        """The compiled LangGraph graph (built once)."""
+        if self._graph is None:
+            from grounding_agent.extras import AGENT, require_spec
+
+            require_spec(AGENT, "the agent")
+            from grounding_agent.agent.graph import build_graph  # lazy: langgraph only when the agent runs
+
+            self._graph = build_graph(self)
+        return self._graph
+
+    def run(
+        self,
+        video: Video | str | os.PathLike,
+        query: str,
+        *,
+        frames: Frames | None = None,
+        top_k: int | None = None,
+    ) -> AgentResult:
+        """Answer one query on one video.
+
+        Args:
+            video: a `Video` or a path.
+            frames: frames of the whole video already sampled (shared by every step); default: sampled here.
+            top_k: moments to return (default `config.top_n`).
+
+        Raises:
+            ConfigError: empty query, bad config or top_k; VideoError subclasses: unreadable video; ServerError.
+        """
+        t0 = time.perf_counter()
+        state = self.graph().invoke(self._start(video, query, frames, top_k))
+        return self._result(state, time.perf_counter() - t0)
+
+    async def arun(
+        self,
+        video: Video | str | os.PathLike,
+        query: str,
+        *,
+        frames: Frames | None = None,
+        top_k: int | None = None,
+    ) -> AgentResult:
+        """`run` for async callers (the graph's `ainvoke`; blocking nodes run in worker threads)."""
+        t0 = time.perf_counter()
+        state = await self.graph().ainvoke(self._start(video, query, frames, top_k))
+        return self._result(state, time.perf_counter() - t0)
+
+    def _start(self, video: Video | str | os.PathLike, query: str, frames: Frames | None, top_k: int | None) -> AgentState:
+        top_n = self.config.top_n if top_k is None else top_k
+        video = check_request(video, top_n)
+        return {
+            "video": video, "query": query, "frames": frames, "top_n": top_n,
+            "timings_s": {}, "model_calls": {}, "notes": [],
+        }  # fmt: skip
+
+    @staticmethod
+    def _result(state: AgentState, total_s: float) -> AgentResult:
+        timings = {**state["timings_s"], "total": total_s}
+        return AgentResult(
+            state["video"], state["query"], state["plan"], state["steps"], state["answers"], timings,
+            dict(state["model_calls"]), list(state["notes"]),
+        )  # fmt: skip
+
+    # helpers ---------------------------------------------------------------------------------------------
+
+    def _is_long(self, video: Video) -> bool:
+        return video.duration_s > self.config.long_video_s and self._has_saliency()
+
+    def _has_saliency(self) -> bool:
+        return self.reranker is not None and self.reranker.saliency is not None
+
+    def _coarse_scorer(self):
+        return saliency_scorer(self.reranker.saliency, fps=self.config.coarse_fps)  # type: ignore[union-attr]

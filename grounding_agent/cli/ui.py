@@ -1,0 +1,56 @@
+"""`grounding-agent ui [--host 127.0.0.1] [--port P] [--media-root DIR]` plus `ground`'s backend options.
+
+    grounding-agent ui --media-root ../shared/data/videos --backend uniform          # model-free, to try it
+    grounding-agent ui --media-root videos/ --server http://127.0.0.1:8000/v1 --model timestamps
+
+A Gradio app over `Session`: pick (or upload) a video, chat with follow-ups, click a moment to seek the
+player, see the timeline and thumbnails, plan an edit and download it. The grounder is built once and
+shared by every browser session.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from grounding_agent.cli.options import add_backend_options, build_grounder
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    p.add_argument("--media-root", type=Path, default=Path("."), help="folder the videos are picked from")
+    p.add_argument("--output-dir", type=Path, help="where timelines, exports and renders go (default: a temp folder)")
+    p.add_argument("--max-upload-mb", type=int, default=512, help="largest upload accepted (default 512 MB)")
+    p.add_argument("--max-sessions", type=int, default=8, help="sessions kept in memory (default 8)")
+    add_backend_options(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from grounding_agent.errors import ConfigError
+    from grounding_agent.extras import require
+
+    require("ui", "gradio", feature="grounding-agent ui")
+    if not 0 < args.port < 65536:
+        raise ConfigError(f"--port must be in 1..65535, got {args.port}")
+    from grounding_agent.ui import UIConfig, build_app, launch_options
+
+    output = args.output_dir or Path(tempfile.mkdtemp(prefix="grounding-agent-ui-"))
+    config = UIConfig(args.media_root, output, max_upload_mb=args.max_upload_mb, max_sessions=args.max_sessions)
+    app = build_app(config, session_factory(args))
+    print(f"grounding-agent ui: http://{args.host}:{args.port}  (media root {config.media_root.resolve()})")
+    app.launch(server_name=args.host, server_port=args.port, show_error=True, **launch_options(config))
+    return 0
+
+
+def session_factory(args: argparse.Namespace):
+    """`path -> Session` with one grounder (and agent) built from the options, shared by all sessions."""
+    from grounding_agent.cli.options import build_session
+
+    grounder = build_grounder(args)
+
+    def make(path: Path):
+        return build_session(args, path, grounder=grounder)
+
+    return make

@@ -1,0 +1,111 @@
+"""One place for the defaults: how frames are sampled, token budgets, server limits, clip length, agent knobs.
+
+Every default the library, the CLI and the recipes share is a field of a frozen dataclass here, so a
+change is made once (CLI options read their defaults from these instances, never from literals).
+
+    from grounding_agent.defaults import SAMPLING, AGENT
+    sample_frames(video, fps=SAMPLING.fps, max_frames=SAMPLING.max_frames, max_pixels=SAMPLING.max_pixels)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SamplingSpec:
+    """How a grounder samples a video: frames per second, a cap on frames, a cap on pixels per frame.
+
+    Attributes:
+        fps: frames sampled per second of video (fewer when `max_frames` caps them).
+        max_frames: the most frames one request carries (within the server's image limit).
+        max_pixels: frames are resized to at most this many pixels (None: the processor's own budget).
+    """
+
+    fps: float = 2.0
+    max_frames: int = 32
+    max_pixels: int | None = 448 * 448
+
+
+@dataclass(frozen=True)
+class TokenBudget:
+    """Generation budgets in tokens: a plain answer ("12.00 - 15.50 seconds") and a reasoning answer."""
+
+    answer: int = 48
+    reasoning: int = 512
+    chat: int = 256  # planner, verifier and explanation calls through the chat model
+
+    def for_prompt(self, prompt: str) -> int:
+        return self.reasoning if prompt == "reasoning" else self.answer
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """What a vLLM server started by this package accepts (`VLLMServer`, `grounding-agent serve`).
+
+    Attributes:
+        max_model_len: context length in tokens (<= the model's max_position_embeddings).
+        max_images: images one request may carry (>= `SamplingSpec.max_frames`).
+        max_videos: videos one request may carry.
+        max_lora_rank: the largest LoRA rank accepted.
+        request_timeout_s: seconds one request may take, in total.
+    """
+
+    max_model_len: int = 8192
+    max_images: int = 32
+    max_videos: int = 1
+    max_lora_rank: int = 64
+    request_timeout_s: float = 120.0
+
+    def limit_mm_per_prompt(self) -> dict[str, int]:
+        return {"image": self.max_images, "video": self.max_videos}
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """Knobs of the agent; defaults suit Charades-length clips.
+
+    Attributes:
+        top_k: candidates asked of the grounder per step.
+        top_n: moments returned per query (after NMS).
+        before_tolerance_s: slack of the "before" relation.
+        nms_iou: temporal NMS threshold over the final moments.
+        use_windows: ground later steps inside the window their "before" relations allow.
+        min_window_gain: use a window only when it drops at least this share of the video.
+        min_window_s: never ground inside a window shorter than this.
+        long_video_s: videos longer than this are grounded coarse-to-fine (when a saliency scorer is set).
+        max_vlm_calls: grounder calls allowed per query on a long video (shared by its steps).
+        coarse_fps: saliency fps of the coarse pass on long videos.
+    """
+
+    top_k: int = 5
+    top_n: int = 5
+    before_tolerance_s: float = 1.0
+    nms_iou: float = 0.7
+    use_windows: bool = True
+    min_window_gain: float = 0.2
+    min_window_s: float = 4.0
+    long_video_s: float = 300.0
+    max_vlm_calls: int = 8
+    coarse_fps: float = 0.5
+
+
+SAMPLING = SamplingSpec()
+TOKENS = TokenBudget()
+SERVER = ServerLimits()
+AGENT = AgentConfig()
+CLIP_LEN_S = 2.0  # QVHighlights' saliency clip length: one score per 2-second clip
+DEFAULT_SERVER_URL = "http://127.0.0.1:8000/v1"
+
+__all__ = [
+    "AGENT",
+    "CLIP_LEN_S",
+    "DEFAULT_SERVER_URL",
+    "SAMPLING",
+    "SERVER",
+    "TOKENS",
+    "AgentConfig",
+    "SamplingSpec",
+    "ServerLimits",
+    "TokenBudget",
+]

@@ -1,0 +1,202 @@
+"""Render an `EditPlan` with ffmpeg (argument lists, never a shell), into a temp file beside the target
+that is checked, then renamed.
+
+- accurate (default): re-encode; each kept segment is `trim`med on the decoder's frame boundaries (the
+  cut falls between two frames' timestamps, so float rounding cannot move it) and the segments are
+  concatenated, picture and sound.
+- copy: stream copy through the concat demuxer; a stream can only be cut on keyframes, so each kept
+  segment first moves out to the keyframes around it (`EditPlan.snapped_to_keyframes`) and the result
+  says how far each cut moved.
+
+The rendered file's duration is measured with `grounding_agent.video.open_video` and must equal the
+plan's within one frame; otherwise the file is not put in place.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from grounding_agent.edit.plan import EditPlan
+from grounding_agent.errors import EditError
+from grounding_agent.io import atomic_path
+
+# Inline filter graphs up to this size; longer ones go through a script file (an argument is <= 128 KiB).
+_INLINE_FILTER_CHARS = 100_000
+# Cut points land this far past a keyframe's time, so a backward seek finds that keyframe.
+_SEEK_PAST_S = 0.0005
+
+
+@dataclass
+class RenderResult:
+    """What was rendered: where, how, the durations (planned vs measured) and, for copy, the shifts."""
+
+    path: Path
+    mode: str
+    planned_s: float
+    rendered_s: float
+    elapsed_s: float
+    shifts: list[dict[str, Any]] = field(default_factory=list)
+    plan: EditPlan | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "mode": self.mode,
+            "planned_s": round(self.planned_s, 6),
+            "rendered_s": round(self.rendered_s, 6),
+            "elapsed_s": round(self.elapsed_s, 3),
+            **({"keyframe_shifts": self.shifts} if self.mode == "copy" else {}),
+        }
+
+
+def ffmpeg_binary() -> str:
+    found = shutil.which("ffmpeg")
+    if not found:
+        raise EditError("rendering needs ffmpeg on PATH: install it (e.g. apt-get install ffmpeg)")
+    return found
+
+
+def render(
+    plan: EditPlan,
+    out: str | Path,
+    *,
+    copy: bool = False,
+    progress: bool | None = None,
+    preset: str = "veryfast",
+    crf: int = 18,
+) -> RenderResult:
+    """Render the kept segments of `plan` to `out` (the container follows its suffix).
+
+    Args:
+        copy: stream copy on keyframes (fast, cuts move) instead of re-encoding (exact).
+        progress: show a tqdm bar (None: only on a terminal).
+        preset, crf: libx264 settings of the accurate mode.
+
+    Raises:
+        EditError: nothing kept, output equal to the input, ffmpeg failing, or a duration off by more
+            than one frame. OutputError: the path cannot be written.
+    """
+    if plan.keeps_nothing:
+        raise EditError(f"{out}: the edit keeps nothing, so there is nothing to render")
+    check_not_input(plan, out)
+    target_plan, shifts = plan.snapped_to_keyframes() if copy else (plan, [])
+    started = time.perf_counter()
+    with atomic_path(out) as tmp, tempfile.TemporaryDirectory(prefix="ga-render-") as work:
+        args = _copy_args(target_plan, tmp, Path(work)) if copy else _accurate_args(target_plan, tmp, Path(work), preset, crf)
+        _run_ffmpeg(args, target_plan.kept_s, progress, Path(work))
+        rendered_s = _check_duration(target_plan, tmp, out)
+    return RenderResult(Path(out), "copy" if copy else "accurate", target_plan.kept_s, rendered_s,
+                        time.perf_counter() - started, shifts, target_plan)  # fmt: skip
+
+
+def check_not_input(plan: EditPlan, out: str | Path) -> None:
+    src, dst = Path(plan.video.path), Path(out)
+    if dst.exists() and os.path.samefile(src, dst) or dst.resolve() == src.resolve():
+        raise EditError(f"{out}: is the input video; write the edit to another file")
+
+
+def _has_audio(plan: EditPlan) -> bool:
+    from grounding_agent.signals import has_audio
+
+    return has_audio(plan.video.path)
+
+
+def _accurate_args(plan: EditPlan, tmp: Path, work: Path, preset: str, crf: int) -> list[str]:
+    grid, starts = plan.grid, plan.grid.starts_s
+    n, kept, audio = grid.num_frames, plan.kept, _has_audio(plan)
+    parts = [f"[0:v]split={len(kept)}" + "".join(f"[vs{i}]" for i in range(len(kept)))]
+    if audio:
+        parts.append(f"[0:a]asplit={len(kept)}" + "".join(f"[as{i}]" for i in range(len(kept))))
+    for i, seg in enumerate(kept):
+        # Between two frames' timestamps: frame `start_frame` is in, the one before is out.
+        bounds = []
+        if seg.start_frame > 0:
+            bounds.append(f"start={(starts[seg.start_frame - 1] + starts[seg.start_frame]) / 2:.6f}")
+        if seg.end_frame < n:
+            bounds.append(f"end={(starts[seg.end_frame - 1] + starts[seg.end_frame]) / 2:.6f}")
+        trim = f"trim={':'.join(bounds)}," if bounds else ""
+        parts.append(f"[vs{i}]{trim}setpts=PTS-STARTPTS[v{i}]")
+        if audio:
+            abounds = [f"start={seg.start_s:.6f}"] + ([f"end={seg.end_s:.6f}"] if seg.end_frame < n else [])
+            parts.append(f"[as{i}]atrim={':'.join(abounds)},asetpts=PTS-STARTPTS[a{i}]")
+    inputs = "".join(f"[v{i}]" + (f"[a{i}]" if audio else "") for i in range(len(kept)))
+    parts.append(f"{inputs}concat=n={len(kept)}:v=1:a={int(audio)}[v]" + ("[a]" if audio else ""))
+    graph = ";".join(parts)
+    if len(graph) <= _INLINE_FILTER_CHARS:
+        graph_args = ["-filter_complex", graph]
+    else:
+        script = work / "graph.txt"
+        script.write_text(graph, encoding="utf-8")
+        graph_args = ["-filter_complex_script", str(script)]
+    args = [ffmpeg_binary(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", str(plan.video.path),
+            *graph_args, "-map", "[v]", *(["-map", "[a]"] if audio else []), "-fps_mode", "passthrough",
+            "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p"]  # fmt: skip
+    if audio:
+        args += ["-c:a", "aac", "-b:a", "160k"]
+    return [*args, *_container_flags(tmp), str(tmp)]
+
+
+def _copy_args(plan: EditPlan, tmp: Path, work: Path) -> list[str]:
+    """Stream copy: an ffconcat list naming the source once per kept segment, with in / out points."""
+    src = str(Path(plan.video.path).resolve()).replace("'", "'\\''")
+    lines = ["ffconcat version 1.0"]
+    for seg in plan.kept:
+        lines.append(f"file '{src}'")
+        if seg.start_frame > 0:
+            lines.append(f"inpoint {seg.start_s + _SEEK_PAST_S:.6f}")
+        if seg.end_frame < plan.grid.num_frames:
+            lines.append(f"outpoint {seg.end_s:.6f}")
+    listing = work / "segments.ffconcat"
+    listing.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return [ffmpeg_binary(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0",
+            "-i", str(listing), "-map", "0:v:0", "-map", "0:a:0?", "-c", "copy",
+            *_container_flags(tmp), str(tmp)]  # fmt: skip
+
+
+def _container_flags(tmp: Path) -> list[str]:
+    return ["-movflags", "+faststart"] if tmp.suffix.lower() in (".mp4", ".mov", ".m4v") else []
+
+
+def _run_ffmpeg(args: list[str], total_s: float, progress: bool | None, work: Path) -> None:
+    """Run ffmpeg, reading its `-progress` key=value stream into a tqdm bar; errors become EditError."""
+    from tqdm import tqdm
+
+    args = [*args[:-1], "-progress", "pipe:1", "-nostats", args[-1]]
+    log_path = work / "ffmpeg.log"
+    with log_path.open("w+", encoding="utf-8") as log, tqdm(
+        total=round(total_s, 2), unit="s", desc="render", disable=None if progress is None else not progress,
+        bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s [{elapsed}<{remaining}]",
+    ) as bar:  # fmt: skip
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, text=True)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            key, _, value = line.strip().partition("=")
+            if key == "out_time_us" and value.lstrip("-").isdigit():
+                bar.update(max(0.0, min(int(value) / 1e6, bar.total) - bar.n))
+        code = proc.wait()
+        log.seek(0)
+        errors = log.read().strip()
+    if code != 0:
+        last = errors.splitlines()[-1] if errors else f"exit status {code}"
+        raise EditError(f"ffmpeg failed to render ({last[:300]})")
+
+
+def _check_duration(plan: EditPlan, rendered: Path, out: str | Path) -> float:
+    """The rendered picture's duration; EditError if it is more than one frame off the plan."""
+    from grounding_agent.video import open_video
+
+    rendered_s = open_video(rendered).duration_s
+    frame_s = 1.0 / float(plan.grid.rate)
+    if abs(rendered_s - plan.kept_s) > frame_s + 1e-3:
+        raise EditError(
+            f"{out}: rendered {rendered_s:.3f} s but the plan keeps {plan.kept_s:.3f} s "
+            f"(more than one frame, {frame_s:.3f} s, apart); nothing was written - rerun with --debug"
+        )
+    return rendered_s

@@ -1,0 +1,515 @@
+"""A conversation about one video: open and decode it once, then ground and answer many messages.
+
+    from grounding_agent import Session
+    session = Session("clip.mp4", grounder="vllm", server="http://127.0.0.1:8000/v1")
+    session.ground("the person opens the fridge", top_k=3)      # a Prediction
+    session.ask("what does he do after that?").text              # grounded in the part after the last answer
+
+Frames are sampled once (lazily, at the grounder's fps / max_frames) and kept; CLIP embeddings are
+computed once when a saliency model is given. `ask` reads each message with `dialogue.read_message`:
+a follow-up ("after that", "before that", "again", ...) searches only the part of the video its
+reference allows, measured from the previous answer's best moment. Text answers come from the grounder's
+own VLM (`describe`); model-free grounders get a templated text that says it is templated.
+No returned moment is shorter than one sampled frame interval.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from grounding_agent.defaults import SAMPLING
+from grounding_agent.dialogue import Reading, read_message, reference_window
+from grounding_agent.errors import ConfigError
+from grounding_agent.types import TIME_EPS_S, Evidence, Frames, Moment, Plan, Prediction, Video
+
+if TYPE_CHECKING:
+    from grounding_agent.describe import Describer
+    from grounding_agent.grounders.base import Grounder
+
+DEFAULT_FOLLOW_S = 5.0
+DEFAULT_MAX_TURNS = 200
+DESCRIBE_MAX_FRAMES = 8
+
+
+@dataclass
+class Answer:
+    """One reply of a session.
+
+    Attributes:
+        text: what the VLM said (or a templated sentence for model-free backends; see `text_source`).
+        moments: best first; empty for questions that are not about time.
+        evidence: what supports it (grounder answers, the earlier turn a follow-up refers to, saliency).
+        plan: the plan of the grounded query (a single step unless the agent split it); None if nothing
+            was grounded.
+        text_source: "vlm:<model>", "template" or "session" (a reply about the conversation itself).
+        window_s: the part of the video searched / described, when it was cut.
+        reference: for follow-ups: {"kind", "phrase", "turn", "previous": [start_s, end_s]}.
+    """
+
+    text: str
+    moments: list[Moment]
+    evidence: list[Evidence] = field(default_factory=list)
+    plan: Plan | None = None
+    text_source: str = ""
+    window_s: tuple[float, float] | None = None
+    reference: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (schemas/answer.schema.json)."""
+        return {
+            "text": self.text,
+            "moments": [moment_dict(m) for m in self.moments],
+            "plan": self.plan.to_dict() if self.plan is not None else None,
+            "evidence": [e.to_dict() for e in self.evidence],
+            "text_source": self.text_source,
+            "window_s": list(self.window_s) if self.window_s is not None else None,
+            "reference": self.reference,
+        }
+
+
+@dataclass
+class Turn:
+    """A message and its answer; `query` is the event text that was grounded ("" if none)."""
+
+    message: str
+    answer: Answer
+    query: str = ""
+    index: int = 0
+
+
+def moment_dict(m: Moment) -> dict[str, Any]:
+    return {
+        "start_s": float(m.start_s),
+        "end_s": float(m.end_s),
+        "score": float(m.score),
+        "explanation": _jsonable(m.explanation),
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON values (numpy scalars/arrays and tuples from explanations become floats/lists)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def make_grounder(backend: str, **options: Any) -> Grounder:
+    """A grounder by registry name: "vllm" (`server`, `model`), "hf" (`model` required), or a baseline."""
+    from grounding_agent.grounders import GROUNDERS
+
+    if backend not in GROUNDERS:
+        raise ConfigError(f"unknown grounder {backend!r}; choose one of {sorted(GROUNDERS)}")
+    if backend == "vllm":
+        import os
+
+        from grounding_agent.defaults import DEFAULT_SERVER_URL
+
+        server = options.pop("server", None) or os.environ.get("GA_VLLM_URL", DEFAULT_SERVER_URL)
+        return GROUNDERS["vllm"](server, options.pop("model", None), **options)
+    if backend == "hf":
+        if not options.get("model"):
+            raise ConfigError("grounder 'hf' needs model=... (a hub id or a local model folder)")
+        return GROUNDERS["hf"](options.pop("model"), **options)
+    return GROUNDERS[backend](**options)
+
+
+class Session:
+    """One video, many questions. See the module docstring.
+
+    Args:
+        video: a `Video` or a path.
+        grounder: a `Grounder`, or a registry name ("vllm", "hf", "uniform", ...) built with `**options`.
+        saliency: a `saliency.ClipSaliency`; frame embeddings are computed once and scored per query.
+        agent: an `agent.Agent` used for compositional queries ("X, then Y").
+        transcript: speech transcript of the video (set by the speech wiring), or None.
+        describer: what writes text answers; default: the grounder's own VLM, a template without one.
+        top_k: moments per `ask` answer.
+        follow_s: how far "right after", "what happens next", "right before" look (seconds).
+        use_agent: True / False to force / forbid the agent; None: when the rule planner splits the query.
+        fps, max_frames, max_pixels: frame sampling (default: the grounder's).
+        max_turns: turns kept (older ones are dropped, so memory stays bounded).
+        **options: grounder options when `grounder` is a name.
+    """
+
+    def __init__(
+        self,
+        video: Video | str | Path,
+        grounder: Grounder | str,
+        *,
+        saliency: Any = None,
+        agent: Any = None,
+        transcript: Any = None,
+        describer: Describer | None = None,
+        top_k: int = 1,
+        follow_s: float = DEFAULT_FOLLOW_S,
+        use_agent: bool | None = None,
+        fps: float | None = None,
+        max_frames: int | None = None,
+        max_pixels: int | None = None,
+        max_turns: int = DEFAULT_MAX_TURNS,
+        **options: Any,
+    ):
+        if isinstance(grounder, str):
+            if grounder in ("hf", "vllm"):  # the grounder samples with the session's settings
+                sampling = {"fps": fps, "max_frames": max_frames, "max_pixels": max_pixels}
+                options.update({k: v for k, v in sampling.items() if v is not None})
+            grounder = make_grounder(grounder, **options)
+        elif options:
+            raise ConfigError(f"unknown Session options {sorted(options)}")
+        if top_k < 1 or follow_s <= 0 or max_turns < 1:
+            raise ConfigError("top_k and max_turns must be >= 1 and follow_s > 0")
+        self.video = video if isinstance(video, Video) else _open(video)
+        self.grounder = grounder
+        self.saliency, self.agent, self.transcript = saliency, agent, transcript
+        self.top_k, self.follow_s, self.use_agent, self.max_turns = top_k, follow_s, use_agent, max_turns
+        self.fps = float(fps or getattr(grounder, "fps", SAMPLING.fps))
+        self.max_frames = int(max_frames or getattr(grounder, "max_frames", SAMPLING.max_frames))
+        self.max_pixels = max_pixels if max_pixels is not None else getattr(grounder, "max_pixels", SAMPLING.max_pixels)
+        self._describer = describer
+        self.turns: list[Turn] = []
+        self._frames: Frames | None = None
+        self._embeddings: Any = None
+        self._lock = threading.RLock()  # one message at a time per session (turn order is the history)
+        self._frames_lock = threading.Lock()
+        self._embed_lock = threading.Lock()
+        self._qids = itertools.count()
+        self._on_event: Callable[[str, dict[str, Any]], None] | None = None
+        self._turn_count = 0
+
+    # --- what is decoded once ----------------------------------------------------------------------
+
+    @property
+    def frames(self) -> Frames:
+        """The session's frames, sampled once on first use and kept."""
+        with self._frames_lock:
+            if self._frames is None:
+                from grounding_agent.video import sample_frames
+
+                self._frames = sample_frames(
+                    self.video, fps=self.fps, max_frames=self.max_frames, max_pixels=self.max_pixels, cache=True
+                )
+            return self._frames
+
+    @property
+    def embeddings(self) -> Any:
+        """CLIP embeddings of the session's frames (computed once), or None without a saliency model."""
+        if self.saliency is None:
+            return None
+        with self._embed_lock:
+            if self._embeddings is None:
+                self._embeddings = self.saliency.embed(self.frames)
+            return self._embeddings
+
+    @property
+    def describer(self) -> Describer:
+        if self._describer is None:
+            from grounding_agent.describe import describer_for
+
+            self._describer = describer_for(self.grounder)
+        return self._describer
+
+    @property
+    def frame_interval_s(self) -> float:
+        """One sampled frame interval: no returned moment is shorter."""
+        needs_pixels = getattr(self.grounder, "needs_pixels", True)
+        fps = self.frames.fps if needs_pixels else min(self.fps, self.max_frames / max(self.video.duration_s, TIME_EPS_S))
+        return min(1.0 / fps, self.video.duration_s)
+
+    def saliency_curve(self, query: str | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+        """(times_s, CLIP cosine per frame) for `query` (default: the last grounded query), or None
+        without a saliency model or a query."""
+        query = query or next((t.query for t in reversed(self.turns) if t.query), None)
+        if self.saliency is None or not query:
+            return None
+        emb = self.embeddings
+        return emb.times_s, emb.similarity(self.saliency.embed_texts([query]))[:, 0]
+
+    # --- grounding ---------------------------------------------------------------------------------
+
+    def ground(self, query: str, *, top_k: int = 1) -> Prediction:
+        """Moments of `query` in the whole video (no reference to the conversation), as a Prediction."""
+        query = _check_query(query, top_k)
+        moments, plan, prediction, evidence = self._search(query, top_k)
+        # Kept as a turn, so a later "what happens after that?" refers to it.
+        spans = "; ".join(f"{m.start_s:.2f}-{m.end_s:.2f} s (score {m.score:.2f})" for m in moments)
+        self._remember(query, Answer(f"Grounded {query!r}: {spans}.", moments, evidence, plan, "session"), query)
+        return prediction
+
+    def _search(
+        self, query: str, top_k: int, window_s: tuple[float, float] | None = None
+    ) -> tuple[list[Moment], Plan, Prediction, list[Evidence]]:
+        """Ground `query` inside `window_s` (default: the whole video): moments, plan, prediction, evidence."""
+        lo, hi = window_s or (0.0, self.video.duration_s)
+        needs_pixels = getattr(self.grounder, "needs_pixels", True)
+        qid = next(self._qids)
+        if self._wants_agent(query):
+            result = self.agent.run(self.video, query, frames=self.frames if needs_pixels else None)
+            prediction = result.to_prediction(qid)
+            raw, plan, kind, source, note = result.moments, result.plan, "composition", "agent", ""
+            self._emit("plan", plan.to_dict())
+            for step in plan.steps:  # the agent runs its graph to the end; its steps are reported after it
+                r = result.steps[step.id]
+                self._emit("step", {"id": r.step_id, "text": r.text, "window_s": list(r.window_s),
+                                    "candidates": [m.to_window() for m in r.candidates]})  # fmt: skip
+        else:
+            plan = Plan.single(query)
+            self._emit("plan", plan.to_dict())
+            frames = self._frames_in(lo, hi, sample=True) if needs_pixels else None
+            # A model-free grounder cannot be shown a window: ask for more candidates, keep those inside.
+            ask_k = top_k if needs_pixels or window_s is None else max(top_k, 10)
+            grounding = self.grounder.ground(self.video, query, top_k=ask_k, frames=frames)
+            prediction = grounding.to_prediction(qid, self.video.path.stem, query)
+            raw, kind, source = grounding.moments, "grounder", self.grounder.name
+            note = (grounding.raw_text[0] if grounding.raw_text else "")[:300]
+            self._emit("step", {"id": "s1", "text": query, "window_s": [lo, hi],
+                                "candidates": [m.to_window() for m in raw]})  # fmt: skip
+        moments = self._fit(raw, (lo, hi), top_k)
+        prediction.pred_relevant_windows = [m.to_window() for m in moments]
+        if "explanations" in prediction.extra:  # one per returned window
+            prediction.extra["explanations"] = [_jsonable(m.explanation) for m in moments]
+        prediction.extra["duration_s"] = self.video.duration_s
+        if window_s is not None:
+            prediction.extra["window_s"] = [lo, hi]
+        evidence = [Evidence(kind, m.start_s, m.end_s, _unit_score(m.score), note, source) for m in moments]
+        evidence += self._saliency_evidence(query, moments)
+        return moments, plan, prediction, evidence
+
+    def _wants_agent(self, query: str) -> bool:
+        if self.agent is None or self.use_agent is False:
+            return False
+        if self.use_agent:
+            return True
+        return len(self.agent.planner.plan(query).steps) > 1
+
+    def _fit(self, moments: list[Moment], window_s: tuple[float, float], top_k: int) -> list[Moment]:
+        """Inside the window, at least one frame interval long, no duplicates, best first, at most top_k;
+        the whole window with score 0 when nothing usable is left."""
+        lo, hi = window_s
+        min_s = self.frame_interval_s
+        out: list[Moment] = []
+        for m in sorted(moments, key=lambda m: -m.score):
+            start, end = max(m.start_s, lo), min(m.end_s, hi)
+            if end <= start and not (m.start_s >= lo and m.end_s <= hi):
+                continue  # entirely outside the window
+            fitted = _widen(Moment(start, max(start, end), m.score, m.explanation), min_s, lo, hi)
+            if fitted is not None and all(_key(fitted) != _key(o) for o in out):
+                out.append(fitted)
+        if not out and hi - lo >= min_s - TIME_EPS_S:
+            out = [Moment(lo, hi, 0.0, {"fallback": "the grounder found nothing usable here; the whole window"})]
+        return out[:top_k]
+
+    def _frames_in(self, lo: float, hi: float, *, sample: bool = False) -> Frames:
+        """The session's frames inside [lo, hi]; the nearest one if none falls inside (or, with `sample`,
+        that window sampled at the session's rate, from the frame cache when possible)."""
+        frames = self.frames
+        if lo <= frames.window_s[0] + TIME_EPS_S and hi >= self.video.duration_s - TIME_EPS_S:
+            return frames
+        t = frames.timestamps_s
+        inside = (t >= lo - TIME_EPS_S) & (t <= hi + TIME_EPS_S)
+        if inside.sum() >= 2 or (inside.any() and not sample):
+            return replace(frames.subset(inside), window_s=(lo, hi))
+        if sample and hi - lo > TIME_EPS_S:
+            from grounding_agent.video import sample_frames
+
+            return sample_frames(
+                self.video, fps=self.fps, max_frames=self.max_frames, start_s=lo, end_s=hi,
+                max_pixels=self.max_pixels, cache=True,
+            )  # fmt: skip
+        return frames.subset(np.array([int(np.argmin(np.abs(t - (lo + hi) / 2)))]))
+
+    def _saliency_evidence(self, query: str, moments: list[Moment]) -> list[Evidence]:
+        curve = self.saliency_curve(query) if self.saliency is not None else None
+        if curve is None:
+            return []
+        times, scores = curve
+        out = []
+        for m in moments:
+            inside = (times >= m.start_s) & (times <= m.end_s)
+            if inside.any():
+                cos = float(scores[inside].mean())
+                out.append(Evidence("saliency", m.start_s, m.end_s, (1 + cos) / 2, f"mean CLIP cosine {cos:.3f}",
+                                    str(getattr(self.saliency, "model_id", "clip"))))  # fmt: skip
+        return out
+
+    # --- conversation ------------------------------------------------------------------------------
+
+    def ask(self, message: str, *, on_event: Callable[[str, dict[str, Any]], None] | None = None) -> Answer:
+        """Answer one chat message in the context of the earlier turns (see the module docstring).
+
+        `on_event(kind, data)` is called as the answer takes shape: "reference" (a follow-up's earlier
+        turn), "plan", "step" (each grounded sub-event), "moments", "text" (for streaming clients).
+        """
+        if not isinstance(message, str) or not message.strip():
+            raise ConfigError("the message is empty; ask something about the video")
+        message = message.strip()
+        with self._lock:
+            self._on_event = on_event
+            try:
+                reading = read_message(message)
+                handler = {"follow": self._follow, "around": self._around, "ground": self._ground_turn}.get(
+                    reading.intent, self._describe_turn
+                )
+                answer, query = handler(message, reading)
+            finally:
+                self._on_event = None
+            self._remember(message, answer, query)
+            return answer
+
+    def _remember(self, message: str, answer: Answer, query: str) -> None:
+        with self._lock:
+            self._turn_count += 1
+            self.turns.append(Turn(message, answer, query, self._turn_count))
+            del self.turns[: -self.max_turns]
+
+    def _emit(self, kind: str, data: Any) -> None:
+        if self._on_event is not None:
+            self._on_event(kind, data)
+
+    def _ground_turn(self, message: str, reading: Reading) -> tuple[Answer, str]:
+        moments, plan, _, evidence = self._search(reading.event, self.top_k)
+        best = moments[0] if moments else None
+        window = (best.start_s, best.end_s) if best else None
+        return self._answer(message, moments, evidence, plan, window), reading.event
+
+    def _around(self, message: str, reading: Reading) -> tuple[Answer, str]:
+        """ "What does he do after X?": ground X, then tell what happens in the window after (before, during) it."""
+        anchors, plan, _, evidence = self._search(reading.event, 1)
+        anchor, duration = anchors[0], self.video.duration_s
+        if reading.relation == "after":
+            window = (anchor.end_s, min(duration, anchor.end_s + self.follow_s))
+        elif reading.relation == "before":
+            window = (max(0.0, anchor.start_s - self.follow_s), anchor.start_s)
+        else:
+            window = (anchor.start_s, anchor.end_s)
+        explanation = {"relation": reading.relation, "anchor": reading.event, "anchor_s": [anchor.start_s, anchor.end_s]}
+        moments = self._fit([Moment(*window, anchor.score, explanation)], window, 1)
+        if not moments:
+            return self._nothing(message, reading.relation, anchor, window, plan, evidence), reading.event
+        return self._answer(message, moments, evidence, plan, window), reading.event
+
+    def _follow(self, message: str, reading: Reading) -> tuple[Answer, str]:
+        reference = reading.reference
+        assert reference is not None
+        previous = next((t for t in reversed(self.turns) if t.answer.moments), None)
+        if previous is None:
+            text = "There is no earlier answer to refer to yet; first ask when something happens."
+            return Answer(text, [], text_source="session"), ""
+        prev = previous.answer.moments[0]
+        window = reference_window(reference, prev.start_s, prev.end_s, self.video.duration_s, self.follow_s)
+        ref = {"kind": reference.kind, "phrase": reference.phrase, "turn": previous.index,
+               "previous": [prev.start_s, prev.end_s]}  # fmt: skip
+        self._emit("reference", {**ref, "window_s": list(window)})
+        ref_evidence = Evidence(
+            "reference", prev.start_s, prev.end_s, None,
+            f'"{reference.phrase}" refers to turn {previous.index}; searched {window[0]:.2f}-{window[1]:.2f} s',
+            f"turn:{previous.index}",
+        )  # fmt: skip
+        query = reading.event or (previous.query if reference.kind == "again" else "")
+        if window[1] - window[0] < self.frame_interval_s - TIME_EPS_S:
+            answer = self._nothing(message, reference.kind, prev, window, None, [ref_evidence])
+        elif query:
+            moments, plan, _, evidence = self._search(query, self.top_k, window)
+            answer = self._answer(message, moments, [ref_evidence, *evidence], plan, window)
+        else:  # "what happens after that?": the window next to the previous moment is the answer
+            lo, hi = window
+            span = (lo, min(hi, lo + self.follow_s)) if reference.kind != "before" else (max(lo, hi - self.follow_s), hi)
+            moments = self._fit([Moment(*span, prev.score, {"reference": reference.kind})], span, 1)
+            answer = self._answer(message, moments, [ref_evidence], None, span)
+        answer.reference = ref
+        answer.window_s = window
+        return answer, query
+
+    def _describe_turn(self, message: str, reading: Reading) -> tuple[Answer, str]:
+        return self._answer(message, [], [], None, None), ""
+
+    def _answer(
+        self,
+        message: str,
+        moments: list[Moment],
+        evidence: list[Evidence],
+        plan: Plan | None,
+        window_s: tuple[float, float] | None,
+    ) -> Answer:
+        """Ask the describer about `window_s` (the whole video when None) and assemble the answer."""
+        from grounding_agent.describe import DescribeRequest
+
+        self._emit("moments", [moment_dict(m) for m in moments])
+        describer = self.describer
+        request = DescribeRequest(message, self.video.duration_s, window_s)
+        frames = None
+        if getattr(describer, "needs_pixels", True):
+            frames = self.frames if window_s is None else self._frames_in(*window_s)
+        description = describer.describe(frames, request, moments)
+        self._emit("text", {"text": description.text, "text_source": description.source})
+        return Answer(description.text, moments, evidence, plan, description.source, window_s)
+
+    def _nothing(
+        self, message: str, kind: str, prev: Moment, window: tuple[float, float], plan: Plan | None,
+        evidence: list[Evidence],
+    ) -> Answer:  # fmt: skip
+        where = "the end" if kind in ("after", "again") else "the start"
+        text = (f"Nothing can be {'before' if kind == 'before' else 'after'} {prev.start_s:.2f}-{prev.end_s:.2f} s: "
+                f"it is at {where} of the video.")  # fmt: skip
+        return Answer(text, [], evidence, plan, "session", window)
+
+    def history(self) -> list[dict[str, Any]]:
+        """The kept turns as JSON-ready dicts."""
+        return [{"turn": t.index, "message": t.message, "query": t.query, "answer": t.answer.to_dict()} for t in self.turns]
+
+
+def _check_query(query: str, top_k: int) -> str:
+    if not isinstance(query, str) or not query.strip():
+        raise ConfigError("the query is empty; describe the moment to find")
+    if not isinstance(top_k, int) or top_k < 1:
+        raise ConfigError(f"top_k must be an integer >= 1, got {top_k!r}")
+    return query.strip()
+
+
+def _widen(m: Moment, min_s: float, lo: float, hi: float) -> Moment | None:
+    """`m` grown around its centre to `min_s` inside [lo, hi] (None if the window is shorter)."""
+    if m.length_s >= min_s - TIME_EPS_S:
+        return m
+    if hi - lo < min_s - TIME_EPS_S:
+        return None
+    centre = (m.start_s + m.end_s) / 2
+    start = min(max(lo, centre - min_s / 2), hi - min_s)
+    return Moment(start, start + min_s, m.score, m.explanation)
+
+
+def _key(m: Moment) -> tuple[float, float]:
+    return round(m.start_s, 3), round(m.end_s, 3)
+
+
+def _unit_score(score: float) -> float:
+    return min(1.0, max(0.0, float(score)))
+
+
+def _open(path: str | Path) -> Video:
+    from grounding_agent.video import open_video
+
+    return open_video(path)
+
+
+def ground(video: Video | str | Path, query: str, *, grounder: Grounder | str = "vllm", top_k: int = 1, **options: Any) -> Prediction:
+    """One call: the moments of `query` in `video` as a Prediction (schemas/prediction.schema.json).
+
+    `grounder` is a `Grounder` or a registry name built with `**options` (e.g. `grounder="hf",
+    model="Qwen/Qwen2.5-VL-7B-Instruct"`, or `grounder="vllm", server=URL`).
+    """
+    return Session(video, grounder, **options).ground(query, top_k=top_k)
