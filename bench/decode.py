@@ -302,8 +302,18 @@ def main() -> int:
         return 0
 
     sys.path.insert(0, str(REPO))
-    cases = []
+    cases: list[dict] = []
     t0 = time.time()
+
+    def save() -> None:  # after every case, so a long run that is stopped still leaves its results
+        result = {
+            "bench": "decode",
+            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0)),
+            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load_avg_1m": os.getloadavg()[0]},
+            "cases": cases,
+        }
+        write_json_atomic(args.out, result)
+
     for minutes in args.minutes:
         w, h = map(int, (args.size if minutes <= 10 else args.long_size).split("x"))
         for bframes in args.bframes:
@@ -311,15 +321,10 @@ def main() -> int:
             for sampling in args.samplings:
                 print(f"{path.name}, {sampling}:", flush=True)
                 cases.append(bench_case(path, sampling, args.methods, args.rounds) | {"b_frames": bframes})
+                print_case(cases[-1])
+                save()
     for case in cases:
         print_case(case)
-    result = {
-        "bench": "decode",
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0)),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load_avg_1m_at_end": os.getloadavg()[0]},
-        "cases": cases,
-    }
-    write_json_atomic(args.out, result)
     print(f"\nwrote {args.out}")
     return 0
 

@@ -1,14 +1,15 @@
-"""Benchmark the eval runner: harness overhead per query, and throughput against a vLLM server.
+"""Benchmark the eval runner: harness overhead per query, and throughput against 1 vs 2 vLLM servers.
 
-    .venv/bin/python bench/eval.py                          # harness overhead only (model-free baseline)
-    .venv/bin/python bench/eval.py --server http://127.0.0.1:8000/v1 --videos DIR
-    .venv/bin/python bench/eval.py --vllm-model /path/to/tiny-qwen2.5-vl --videos DIR   # starts a server
+    .venv/bin/python bench/eval.py                                  # harness overhead only (model-free)
+    .venv/bin/python bench/eval.py --server URL1 --server URL2      # + 1 vs 2 servers at concurrency 16
+    .venv/bin/python bench/eval.py --vllm-model /path/to/tiny-qwen2.5-vl   # starts the two servers itself
 
 Harness overhead: the runner (async scheduling, one flushed jsonl line per query, progress bookkeeping)
 over all 3720 Charades-STA test queries with the zero-latency `uniform` baseline, minus the same
 grounder called in a plain loop, per query, at concurrency 1/4/16 (best of 3).
-Throughput: queries/s through the runner with the `vllm` grounder at concurrency 1/4/16, on the
-Charades-STA test queries whose videos are in --videos (repeated to --queries).
+Fan-out: queries/s through the runner with the `vllm` grounder at --concurrency (16) against the first
+server alone, then round-robin over both: 64 queries (the shared Charades clips' Charades-STA queries)
+over 6 videos (the two clips and four re-encoded cuts of them), 16 frames per query, 2 warm-up queries.
 Prints a table and writes bench/results/eval.json.
 """
 
@@ -20,19 +21,19 @@ import os
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from eval import runner  # noqa: E402
-from grounding_agent.datasets import load_charades_sta  # noqa: E402
+from grounding_agent.datasets import Annotation, load_charades_sta  # noqa: E402
 from grounding_agent.grounders.baselines import UniformGrounder  # noqa: E402
 from grounding_agent.io import write_json_atomic  # noqa: E402
 from grounding_agent.types import Video  # noqa: E402
 
 DEFAULT_GT = REPO.parent / "shared" / "data" / "charades_sta" / "charades_sta_test.txt"
+SHARED_VIDEOS = REPO.parent / "shared" / "data" / "videos"
 CONCURRENCY = (1, 4, 16)
 REPEATS = 3  # best of, for the model-free part (sub-second runs are noisy)
 
@@ -97,43 +98,83 @@ def harness_overhead(annotations) -> list[dict]:
     return rows
 
 
-def vllm_throughput(
-    annotations, base_url: str, model: str | None, videos_dir: Path, n_queries: int
-) -> list[dict]:
-    from grounding_agent.grounders.vllm import VLLMGrounder
+def bench_videos(folder: Path) -> list[tuple[str, Path, list[str]]]:
+    """(vid, file, queries): the two shared Charades clips and four re-encoded cuts of them (distinct
+    files, so each is decoded on its own), with the clips' Charades-STA queries (from their sidecars)."""
+    import json
+    import subprocess
 
-    have = [a for a in annotations if runner.find_video(videos_dir, a.vid)]
-    if not have:
-        raise SystemExit(f"no Charades-STA test video under {videos_dir}")
-    # Repeat the available queries under fresh qids to fill the larger concurrencies.
-    work = [replace(have[i % len(have)], qid=i) for i in range(n_queries)]
-    rows = []
-    for c in CONCURRENCY:
-        grounder = VLLMGrounder(base_url, model, concurrency=c)
-        wall_s = timed_run(work, [grounder], c, videos_dir, warmup=min(2, len(work)))
-        rows.append(
-            {
-                "part": f"vllm ({Path(grounder.model).name})",
-                "concurrency": c,
-                "queries": len(work),
-                "wall_s": wall_s,
-                "per_query_ms": 1e3 * wall_s / len(work),
-                "overhead_per_query_ms": None,
-                "queries_per_s": len(work) / wall_s,
-            }
-        )
+    out = []
+    for clip in ("univtg_charades_Y1HGC.mp4", "timer1_charades_OHOFG.mp4"):
+        src = SHARED_VIDEOS / clip
+        queries = [q["query"] for q in json.loads(src.with_suffix(".json").read_text())["queries"]]
+        vid = clip.removesuffix(".mp4").split("_")[-1]
+        out.append((vid, src, queries))
+        for i, (start_s, length_s) in enumerate(((2.0, 24.0), (5.0, 20.0))):
+            cut = folder / f"{vid}_cut{i}.mp4"
+            subprocess.run(
+                ["ffmpeg", "-loglevel", "error", "-y", "-ss", str(start_s), "-t", str(length_s), "-i", str(src),
+                 "-vf", "scale=480:-2", "-an", str(cut)],
+                check=True,
+            )  # fmt: skip
+            out.append((cut.stem, cut, queries))
+    return out
+
+
+def fanout_throughput(
+    base_urls: list[str], model: str | None, n_queries: int, concurrency: int
+) -> list[dict]:
+    """queries/s through the runner at `concurrency` against the first server alone, then all of them."""
+    from grounding_agent.grounders.vllm import VLLMGrounder
+    from grounding_agent.video import open_video
+
+    with tempfile.TemporaryDirectory() as tmp:
+        videos = bench_videos(Path(tmp))
+        durations = {vid: open_video(path).duration_s for vid, path, _ in videos}
+        pairs = [(vid, q) for vid, _, queries in videos for q in queries]
+        # Fresh qids over the (video, query) pairs, repeated to n_queries; GT is not needed for speed.
+        work = [
+            Annotation(
+                i,
+                pairs[i % len(pairs)][0],
+                pairs[i % len(pairs)][1],
+                durations[pairs[i % len(pairs)][0]],
+                ((0.0, 1.0),),
+            )
+            for i in range(n_queries)
+        ]
+        finder_dir = Path(tmp) / "all"
+        finder_dir.mkdir()
+        for vid, path, _ in videos:
+            (finder_dir / f"{vid}.mp4").symlink_to(path)
+        rows = []
+        for urls in (base_urls[:1], base_urls):
+            grounders = [VLLMGrounder(u, model, max_frames=16, concurrency=concurrency) for u in urls]
+            wall_s = timed_run(work, grounders, concurrency, finder_dir, warmup=2)
+            rows.append(
+                {
+                    "part": f"vllm ({Path(grounders[0].model).name}), {len(urls)} server(s)",
+                    "concurrency": concurrency,
+                    "queries": len(work),
+                    "videos": len(videos),
+                    "wall_s": wall_s,
+                    "per_query_ms": 1e3 * wall_s / len(work),
+                    "overhead_per_query_ms": None,
+                    "queries_per_s": len(work) / wall_s,
+                }
+            )
     return rows
 
 
 def print_table(rows: list[dict]) -> None:
-    widths = {"part": -34, "conc": 4, "queries": 7, "wall s": 8, "ms/query": 9, "overhead ms": 11, "q/s": 8}
+    widths = {"part": -44, "conc": 4, "queries": 7, "wall s": 8, "ms/query": 9, "overhead ms": 11, "q/s": 8}
     head = " ".join(f"{name:<{-w}}" if w < 0 else f"{name:>{w}}" for name, w in widths.items())
     print(head)
     print("-" * len(head))
     for r in rows:
         over = "-" if r["overhead_per_query_ms"] is None else f"{r['overhead_per_query_ms']:.3f}"
         print(
-            f"{r['part']:<34} {r['concurrency']:>4} {r['queries']:>7} {r['wall_s']:>8.2f} "
+            f"{r['part']:<44} {r['concurrency']:>4} {r['queries']:>7} {r['wall_s']:>8.2f} "
             f"{r['per_query_ms']:>9.3f} {over:>11} {r['queries_per_s']:>8.1f}"
         )
 
@@ -141,28 +182,33 @@ def print_table(rows: list[dict]) -> None:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--gt", type=Path, default=DEFAULT_GT, help="charades_sta_test.txt")
-    p.add_argument("--server", help="vLLM base URL (…/v1) for the throughput part")
+    p.add_argument("--server", action="append", default=[], help="vLLM base URL (…/v1); give two for 1 vs 2")
     p.add_argument(
-        "--vllm-model", help="model folder to serve with a fresh vLLM server (instead of --server)"
+        "--vllm-model", help="model folder to serve with two fresh vLLM servers (instead of --server)"
     )
     p.add_argument("--model", help="served model / adapter name (default: the first served)")
-    p.add_argument("--videos", type=Path, help="folder with <vid>.mp4 for the throughput part")
-    p.add_argument("--queries", type=int, default=32, help="queries per throughput measurement")
+    p.add_argument("--queries", type=int, default=64, help="queries per throughput measurement (default 64)")
+    p.add_argument("--concurrency", type=int, default=16, help="queries in flight (default 16)")
+    p.add_argument("--skip-harness", action="store_true", help="only the vLLM part")
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "eval.json")
     args = p.parse_args()
 
-    annotations = load_charades_sta(args.gt).annotations
-    rows = harness_overhead(annotations)
-    if args.server or args.vllm_model:
-        if args.videos is None:
-            raise SystemExit("--videos DIR is needed for the throughput part")
-        if args.server:
-            rows += vllm_throughput(annotations, args.server, args.model, args.videos, args.queries)
-        else:
-            from grounding_agent.serving import VLLMServer
+    rows = [] if args.skip_harness else harness_overhead(load_charades_sta(args.gt).annotations)
+    if args.server:
+        rows += fanout_throughput(args.server, args.model, args.queries, args.concurrency)
+    elif args.vllm_model:
+        from contextlib import ExitStack
 
-            with VLLMServer(args.vllm_model) as server:
-                rows += vllm_throughput(annotations, server.base_url, args.model, args.videos, args.queries)
+        from grounding_agent.serving import VLLMServer
+
+        with ExitStack() as stack:
+            servers = [VLLMServer(args.vllm_model) for _ in range(2)]
+            for s in servers:
+                stack.callback(s.stop)
+                s.start(timeout_s=600)
+            rows += fanout_throughput(
+                [s.base_url for s in servers], args.model, args.queries, args.concurrency
+            )
     print_table(rows)
     write_json_atomic(args.out, {"machine": f"{os.cpu_count()} cpu", "rows": rows})
     print(f"wrote {args.out}")

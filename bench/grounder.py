@@ -30,6 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from grounding_agent.defaults import SERVED_SAMPLING
 from grounding_agent.io import write_json_atomic
 
 REPO = Path(__file__).resolve().parents[1]
@@ -141,8 +142,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--server", help="use a running vLLM server (default: start one on the tiny model)")
     parser.add_argument("--model", help="served model name on --server (default: the first served)")
-    parser.add_argument("--fps", type=float, default=2.0)
-    parser.add_argument("--max-frames", type=int, default=16)
+    parser.add_argument("--fps", type=float, default=SERVED_SAMPLING.fps)
+    parser.add_argument("--max-frames", type=int, default=SERVED_SAMPLING.max_frames)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "grounder.json"))
     args = parser.parse_args()

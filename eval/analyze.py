@@ -91,14 +91,22 @@ def breakdown(samples: Sequence[dict[str, Any]], worst: int = 10) -> dict[str, A
     ranked = sorted(samples, key=lambda s: (top1(s), str(s["qid"])))[:worst]
     return {
         "overall": _stats(samples),
-        "parse_status": {k: sum(s["parse_status"] == k for s in samples) for k in ("ok", "parse_failure", "fallback", "error")},
+        "parse_status": {
+            k: sum(s["parse_status"] == k for s in samples)
+            for k in ("ok", "parse_failure", "fallback", "error")
+        },
         "iou_histogram": {f"{i / 10:.1f}-{(i + 1) / 10:.1f}": c for i, c in enumerate(hist)},
-        "by_query_words": _by(samples, lambda s: len(s["query"].split()), QUERY_WORDS_BUCKETS, "{lo}-{hi} words"),
+        "by_query_words": _by(
+            samples, lambda s: len(s["query"].split()), QUERY_WORDS_BUCKETS, "{lo}-{hi} words"
+        ),
         "by_gt_share": _by(samples, _gt_share, GT_SHARE_BUCKETS, "GT {lo:.0%}-{hi:.0%} of video"),
         "by_video_s": _by(samples, lambda s: s["duration_s"], VIDEO_S_BUCKETS, "video {lo:g}-{hi:g} s"),
         "by_relation_word": words,
         "worst": [
-            {k: s[k] for k in ("qid", "vid", "query", "gt_windows", "pred_windows", "parse_status", "raw_text")}
+            {
+                k: s[k]
+                for k in ("qid", "vid", "query", "gt_windows", "pred_windows", "parse_status", "raw_text")
+            }
             | {"iou": top1(s)}
             for s in ranked
         ],

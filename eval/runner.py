@@ -66,9 +66,10 @@ VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov")
 DEFAULT_TOP_K = {"charades-sta": 5, "qvhighlights": 10, "activitynet-captions": 5, "tacos": 5}
 PREDICTIONS, SAMPLES, RUN_JSON = "predictions.jsonl", "samples.jsonl", "run.json"
 # Options that change speed, paths or reporting, not the answers: recorded in run.json, never compared.
+# The GT files are compared by content (sha256), so a moved data folder still resumes.
 RUNTIME_OPTIONS = {
     "out", "concurrency", "no_progress", "retry_errors", "force_resume", "allow_missing", "log_samples",
-    "server", "timeout", "videos", "delay_s",
+    "server", "timeout", "videos", "delay_s", "gt", "durations",
 }  # fmt: skip
 
 
@@ -96,10 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--concurrency", type=positive_int, default=4, help="queries in flight at once")
     r.add_argument("--retry-errors", action="store_true", help="re-run queries recorded with an error")
     r.add_argument("--force-resume", action="store_true", help="resume although settings differ (recorded)")
-    r.add_argument("--allow-missing", action="store_true", help="score queries whose video is missing as misses")
+    r.add_argument(
+        "--allow-missing", action="store_true", help="score queries whose video is missing as misses"
+    )
     r.add_argument("--log-samples", action="store_true", help=f"write {SAMPLES}: one row per query")
     r.add_argument("--no-progress", action="store_true")
-    r.add_argument("--delay-s", type=float, default=0.0, help="baselines: simulated per-query latency (tests)")
+    r.add_argument(
+        "--delay-s", type=float, default=0.0, help="baselines: simulated per-query latency (tests)"
+    )
     return p
 
 
@@ -127,7 +132,9 @@ class VideoFinder:
 
     def __init__(self, folder: Path | None, pattern: str | None = None):
         if pattern is not None and (pattern.count("{vid}") != 1 or "/" in pattern):
-            raise ConfigError(f"--video-pattern {pattern!r} must name a file with {{vid}} once, e.g. '*_{{vid}}.mp4'")
+            raise ConfigError(
+                f"--video-pattern {pattern!r} must name a file with {{vid}} once, e.g. '*_{{vid}}.mp4'"
+            )
         if folder is not None and not folder.is_dir():
             raise ConfigError(f"--videos {folder}: not a folder")
         self.folder, self.pattern = folder, pattern
@@ -150,7 +157,9 @@ class VideoFinder:
         regex = _pattern_regex(self.pattern, vid)
         hits = [n for n in self._names if vid in n and regex.fullmatch(n)]
         if len(hits) > 1:
-            raise ConfigError(f"{len(hits)} files match video {vid} ({', '.join(hits[:3])}); make --video-pattern stricter")
+            raise ConfigError(
+                f"{len(hits)} files match video {vid} ({', '.join(hits[:3])}); make --video-pattern stricter"
+            )
         return self.folder / hits[0] if hits else None
 
 
@@ -165,7 +174,9 @@ def resolve_options(args: argparse.Namespace) -> argparse.Namespace:
     if args.backend == "prior" and not args.prior_train:
         args.prior_train = str(default_prior_train(args.gt))
     if args.backend == "prior" and not Path(args.prior_train).is_file():
-        raise ConfigError(f"'prior' fits on training annotations: {args.prior_train} not found; pass --prior-train")
+        raise ConfigError(
+            f"'prior' fits on training annotations: {args.prior_train} not found; pass --prior-train"
+        )
     if args.server is None:
         args.server = [default_server()] if args.backend == "vllm" else []
     return args
@@ -200,7 +211,9 @@ def model_identity(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "name": str(Path(args.model).resolve()) if local else args.model,
         "config_sha256": _local_sha(args.model, ["config.json"]),
-        "adapter": str(Path(args.adapter).resolve()) if args.adapter and Path(args.adapter).is_dir() else args.adapter,
+        "adapter": str(Path(args.adapter).resolve())
+        if args.adapter and Path(args.adapter).is_dir()
+        else args.adapter,
         "adapter_sha256": _local_sha(args.adapter, ADAPTER_FILES),
     }
 
@@ -227,7 +240,7 @@ def _package_version() -> str:
 
 
 def _jsonable(value: Any) -> Any:
-    return str(value) if isinstance(value, Path) else value
+    return str(value.resolve()) if isinstance(value, Path) else value
 
 
 def settings_of(args: argparse.Namespace, n_dataset: int, n_selected: int) -> dict[str, Any]:
@@ -258,7 +271,12 @@ def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def compared(settings: dict[str, Any]) -> dict[str, Any]:
     """The settings a resume must match: all but runtime options, records of forced resumes, served identity."""
     flat = _flat({k: v for k, v in settings.items() if k not in ("forced_resumes", "served")})
-    return {k: v for k, v in flat.items() if k.removeprefix("options.") not in RUNTIME_OPTIONS}
+    return {
+        k: v
+        for k, v in flat.items()
+        if k.removeprefix("options.") not in RUNTIME_OPTIONS
+        and not (k.startswith("dataset_files.") and k.endswith(".path"))
+    }
 
 
 def settings_diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
@@ -351,11 +369,11 @@ def build_workers(args: argparse.Namespace) -> list[Worker]:
     ]
     workers = []
     for ns in per_server if args.backend == "vllm" else per_server[:1]:
-        if args.backend == "vllm":
-            ns.concurrency = args.concurrency  # its own in-flight cap must not undercut the runner's
         grounder = build_grounder(ns)
-        if hasattr(grounder, "concurrency"):
-            grounder.concurrency = max(grounder.concurrency, args.concurrency)
+        if isinstance(getattr(grounder, "concurrency", None), int):  # vllm: its own in-flight cap (read
+            grounder.concurrency = max(
+                grounder.concurrency, args.concurrency
+            )  # lazily) must not undercut ours
         # Baselines ignore the query: the agent only when asked for (--agent); models: per query (auto).
         use_agent = args.agent if args.backend not in MODEL_BACKENDS else args.agent is not False
         agent = build_agent(ns, grounder) if use_agent else None
@@ -435,7 +453,11 @@ async def ground_one(ann: Annotation, worker: Worker, finder: VideoFinder, top_k
 
 
 def _as_worker(g: Any) -> Worker:
-    return g if isinstance(g, Worker) else Worker(g, argparse.Namespace(agent=False), None, getattr(g, "name", ""))
+    return (
+        g
+        if isinstance(g, Worker)
+        else Worker(g, argparse.Namespace(agent=False), None, getattr(g, "name", ""))
+    )
 
 
 async def run_queries(
@@ -489,7 +511,9 @@ def _steps(row: dict[str, Any]) -> list[dict[str, Any]]:
 
 def row_failures(row: dict[str, Any]) -> list[Any]:
     """Unreadable answers of the query (an agent row: of all its sub-event steps)."""
-    return list(row.get("parse_failures") or []) + [f for s in _steps(row) for f in s.get("parse_failures", [])]
+    return list(row.get("parse_failures") or []) + [
+        f for s in _steps(row) for f in s.get("parse_failures", [])
+    ]
 
 
 def row_raw_text(row: dict[str, Any]) -> list[str]:
@@ -519,7 +543,10 @@ def _metrics(dataset: str, annotations: list[Annotation], rows: dict[Any, dict[s
 
 
 def score(
-    dataset: str, annotations: list[Annotation], rows: dict[Any, dict[str, Any]], dataset_queries: int | None = None
+    dataset: str,
+    annotations: list[Annotation],
+    rows: dict[Any, dict[str, Any]],
+    dataset_queries: int | None = None,
 ) -> dict[str, Any]:
     """Metrics of the selected queries and of their parsed-only subset, with every count beside them."""
     sel = [rows[a.qid] for a in annotations]
@@ -541,12 +568,16 @@ def score(
         "errors": dict(Counter(r["error"]["kind"] for r in sel if "error" in r)),
         "parse_failures": sum(len(row_failures(r)) for r in sel),
         "fallbacks": status.get("fallback", 0),
-        "missing_videos": sorted({r["vid"] for r in sel if r.get("error", {}).get("kind") == "video_missing"}),
+        "missing_videos": sorted(
+            {r["vid"] for r in sel if r.get("error", {}).get("kind") == "video_missing"}
+        ),
         "mean_timings_s": {k: sum(v) / len(v) for k, v in stage_s.items()},
     }
 
 
-def sample_rows(annotations: list[Annotation], rows: dict[Any, dict[str, Any]], finder: VideoFinder | None = None):
+def sample_rows(
+    annotations: list[Annotation], rows: dict[Any, dict[str, Any]], finder: VideoFinder | None = None
+):
     """Per query: GT, predictions with their IoU, raw text, parse status, timings (`--log-samples`)."""
     out = []
     for a in annotations:

@@ -30,6 +30,7 @@ if __package__ in (None, ""):  # run as `python finetune/data.py`: make the chec
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from grounding_agent.datasets import Annotation, load_dataset
+from grounding_agent.defaults import SAMPLING
 from grounding_agent.errors import ConfigError, DatasetError, VideoError
 from grounding_agent.grounders.qwen_inputs import PROMPTS
 from grounding_agent.io import atomic_path
@@ -44,8 +45,8 @@ VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov")
 class Sampling:
     """How frames are taken from the video (the arguments of `grounding_agent.video.sample_frames`)."""
 
-    fps: float = 2.0
-    max_frames: int = 32
+    fps: float = SAMPLING.fps
+    max_frames: int = SAMPLING.max_frames
     max_pixels: int | None = None
 
 
@@ -298,8 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--durations", help="Charades_v1_<split>.csv (default: beside the txt)")
     p.add_argument("--videos", required=True, help="folder with <vid>.mp4 files")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--fps", type=float, default=2.0)
-    p.add_argument("--max-frames", type=int, default=32)
+    p.add_argument("--fps", type=float, default=SAMPLING.fps)
+    p.add_argument("--max-frames", type=int, default=SAMPLING.max_frames)
     p.add_argument("--max-pixels", type=int, default=None)
     p.add_argument("--val-fraction", type=float, default=0.05)
     p.add_argument("--seed", type=int, default=0)

@@ -25,6 +25,8 @@ import json
 import math
 from dataclasses import asdict, dataclass
 
+from grounding_agent.defaults import SAMPLING
+
 # Published configs (config.json on the Hub): Qwen/Qwen2.5-VL-7B-Instruct and -3B-Instruct.
 ARCHS: dict[str, dict[str, int]] = {
     "qwen2_5_vl_7b": dict(
@@ -70,8 +72,8 @@ def estimate(
     arch: str = "qwen2_5_vl_7b",
     *,
     video_s: float = 30.0,
-    fps: float = 2.0,
-    max_frames: int = 32,
+    fps: float = SAMPLING.fps,
+    max_frames: int = SAMPLING.max_frames,
     max_pixels: int = 128 * 28 * 28,
     text_tokens: int = 90,
     samples: int = 12404,
@@ -140,12 +142,86 @@ def estimate(
     )
 
 
+@dataclass
+class GRPOEstimate:
+    arch: str
+    prompt_tokens: int
+    completion_tokens: int
+    group: int
+    prompts: int
+    tflops_per_prompt: float
+    decode_s_per_step: float
+    hours: dict[str, str]
+    policy_gb: float
+    vllm_gb: float
+    total_gb: float
+
+
+def estimate_grpo(
+    arch: str = "qwen2_5_vl_7b",
+    *,
+    frames: int = SAMPLING.max_frames,
+    max_pixels: int = 64 * 28 * 28,
+    text_tokens: int = 110,
+    completion_tokens: int = 256,
+    group: int = 8,
+    prompts_per_step: int = 2,
+    prompts: int = 2500,
+    beta: float = 0.04,
+    lora_r: int = 16,
+    vllm_memory_fraction: float = 0.3,
+    gpu_memory_gb: float = 80.0,
+    hbm_tb_s: float = 3.35,
+    mfu: tuple[float, float] = (0.3, 0.45),
+) -> GRPOEstimate:
+    """GRPO with timestamped frames as images (each frame its own image: max_pixels/28² tokens, plus ~6
+    timestamp tokens), vLLM generation colocated on the same GPU, LoRA policy with checkpointing.
+
+    Per prompt: vLLM prefill once (prefix cache shares it across the group) 2·N·T_p + vision 2·N_v·T_v;
+    decode is memory-bound: completion_tokens steps x bf16 weights / HBM bandwidth per step batch;
+    training: G sequences of T_p + C tokens x 3 passes (fwd, bwd, recompute) + vision forward per sequence,
+    + 1 forward for the reference adapter when beta > 0. Logits only over completion tokens (TRL keeps
+    `logits_to_keep` = C).
+    """
+    a = ARCHS[arch]
+    h, i, L, V = a["hidden"], a["intermediate"], a["layers"], a["vocab"]
+    kv = h // a["heads"] * a["kv_heads"]
+    per_frame = max_pixels // (PATCH * PATCH * MERGE * MERGE)
+    t_p = frames * (per_frame + 6) + text_tokens
+    t_v = frames * TEMPORAL * max_pixels // (PATCH * PATCH)  # an image is repeated over the temporal patch
+    n_llm = L * (2 * h * h + 2 * h * kv + 3 * h * i) + h * V
+    vh, vi, vd = a["v_hidden"], a["v_intermediate"], a["v_depth"]
+    n_vis = vd * (4 * vh * vh + 3 * vh * vi) + (4 * vh) ** 2 + 4 * vh * a["v_out"]
+    seq = t_p + completion_tokens
+    passes = 3 + (1 if beta > 0 else 0)
+    train = group * (passes * 2 * n_llm * seq + 2 * n_vis * t_v + 4 * seq * seq * h * L)
+    generate = 2 * n_llm * t_p + 2 * n_vis * t_v + group * 2 * n_llm * completion_tokens
+    flops = train + generate
+    weights_gb = (n_llm + h * V + n_vis) * 2 / 1e9
+    decode_s = completion_tokens * weights_gb / (hbm_tb_s * 1e3)  # one weight read per decode step
+    steps = prompts / prompts_per_step
+    hours = {}
+    for gpu, peak in GPUS.items():
+        lo, hi = (flops * prompts / (peak * m) + decode_s * steps for m in (mfu[1], mfu[0]))
+        hours[gpu] = f"{lo / 3600:.1f}-{hi / 3600:.1f}"
+    n_lora = lora_params(a, lora_r)
+    micro = group  # one prompt's group per micro-batch
+    act = micro * (seq * h * 2 * L + 34 * seq * h)
+    logits = micro * completion_tokens * V * 10
+    policy = weights_gb + (n_lora * 16 + act + logits) / 1e9 + 3.0
+    vllm = vllm_memory_fraction * gpu_memory_gb
+    return GRPOEstimate(
+        arch, t_p, completion_tokens, group, prompts, round(flops / 1e12, 1), round(decode_s, 2), hours,
+        round(policy, 1), round(vllm, 1), round(policy + vllm, 1),
+    )  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--arch", default="qwen2_5_vl_7b", choices=sorted(ARCHS))
     p.add_argument("--video-s", type=float, default=30.0, help="typical video length (Charades ~30 s)")
-    p.add_argument("--fps", type=float, default=2.0)
-    p.add_argument("--max-frames", type=int, default=32)
+    p.add_argument("--fps", type=float, default=SAMPLING.fps)
+    p.add_argument("--max-frames", type=int, default=SAMPLING.max_frames)
     p.add_argument("--max-pixels", type=int, default=128 * 28 * 28, help="per frame")
     p.add_argument(
         "--samples", type=int, default=12404, help="Charades-STA train (lighthouse release) = 12404"
@@ -155,13 +231,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-gradient-checkpointing", action="store_true")
     p.add_argument("--qlora", action="store_true", help="4-bit base weights")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--recipe", choices=["sft", "grpo"], default="sft")
+    p.add_argument("--group", type=int, default=8, help="grpo: completions per prompt")
+    p.add_argument("--completion-tokens", type=int, default=256, help="grpo: reasoning answers ~256")
+    p.add_argument("--prompts", type=int, default=2500, help="grpo: prompts seen (Time-R1 used ~2.5k)")
     args = p.parse_args(argv)
+    if args.recipe == "grpo":
+        est = estimate_grpo(
+            args.arch, frames=args.max_frames, max_pixels=args.max_pixels, group=args.group,
+            completion_tokens=args.completion_tokens, prompts=args.prompts, lora_r=args.lora_r,
+        )  # fmt: skip
+        return _print(est, args.json)
     est = estimate(
         args.arch, video_s=args.video_s, fps=args.fps, max_frames=args.max_frames, max_pixels=args.max_pixels,
         samples=args.samples, epochs=args.epochs, lora_r=args.lora_r,
         gradient_checkpointing=not args.no_gradient_checkpointing, quant_4bit=args.qlora,
     )  # fmt: skip
-    if args.json:
+    return _print(est, args.json)
+
+
+def _print(est: Estimate | GRPOEstimate, as_json: bool) -> int:
+    if as_json:
         print(json.dumps(asdict(est), indent=2))
         return 0
     print("ESTIMATE (derived from FLOP and byte counts, not measured)")

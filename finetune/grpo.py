@@ -58,11 +58,6 @@ def grpo_arguments(cfg: RecipeConfig) -> Any:
 
     values = {**DEFAULT_ARGS, **GRPO_DEFAULTS, **cfg.training, **cfg.grpo, **FORCED_ARGS}
     values["reward_weights"] = [cfg.reward.iou_weight, cfg.reward.format_weight]
-    values.pop("activation_checkpointing", None)  # TRL's config still calls it gradient_checkpointing
-    if cfg.training.get("activation_checkpointing"):
-        values["gradient_checkpointing"] = True
-        values["gradient_checkpointing_kwargs"] = {"use_reentrant": False}
-    values.pop("activation_checkpointing_kwargs", None)
     if not torch.cuda.is_available():
         values.update(bf16=False, fp16=False, use_vllm=False)  # a GPU config run on CPU for a smoke test
     try:

@@ -29,12 +29,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from grounding_agent.defaults import CLIP_LEN_S
 from grounding_agent.errors import DatasetError
 from grounding_agent.types import Prediction
 
 log = logging.getLogger(__name__)
 
-CLIP_LENGTH_S = 2.0  # QVHighlights saliency is annotated per 2-second clip
+CLIP_LENGTH_S = CLIP_LEN_S  # QVHighlights saliency is annotated per 2-second clip
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,7 @@ def read_text(path: Path, what: str = "annotation file") -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise DatasetError(
-            f"{path}: not UTF-8 (byte {exc.start}: {data[exc.start:exc.start + 1]!r}; Latin-1?); "
+            f"{path}: not UTF-8 (byte {exc.start}: {data[exc.start : exc.start + 1]!r}; Latin-1?); "
             "re-save it as UTF-8 (iconv -f latin1 -t utf-8)"
         ) from None
 
@@ -271,7 +272,9 @@ def load_charades_sta(
 # --- QVHighlights ----------------------------------------------------------------------------------
 
 
-def _saliency(row: dict[str, Any], duration_s: float, where: str) -> tuple[tuple[int, ...], tuple[tuple[int, ...], ...]]:
+def _saliency(
+    row: dict[str, Any], duration_s: float, where: str
+) -> tuple[tuple[int, ...], tuple[tuple[int, ...], ...]]:
     """(relevant_clip_ids, saliency_scores), checked: int ids inside the video, one row of int scores
     per id, every row as long as the first."""
     ids, scores = row.get("relevant_clip_ids", []), row.get("saliency_scores", [])
@@ -301,7 +304,9 @@ def _saliency(row: dict[str, Any], duration_s: float, where: str) -> tuple[tuple
     return tuple(clip_ids), tuple(out)
 
 
-def _qvh_annotation(row: dict[str, Any], policy: GTPolicy, stats: dict[str, int], where: str) -> Annotation | None:
+def _qvh_annotation(
+    row: dict[str, Any], policy: GTPolicy, stats: dict[str, int], where: str
+) -> Annotation | None:
     for key in ("qid", "vid", "query", "duration"):
         if key not in row:
             raise DatasetError(f"{where}: not a QVHighlights annotation (no {key!r})")
@@ -312,7 +317,11 @@ def _qvh_annotation(row: dict[str, Any], policy: GTPolicy, stats: dict[str, int]
     windows = [_fix_window(s, e, duration_s, policy, stats, where) for s, e in raw_windows]
     if raw_windows and not any(windows):
         return None  # every window was inverted or outside the video, and dropped
-    if not isinstance(row["query"], str) or not isinstance(row["vid"], (str, int)) or isinstance(row["vid"], bool):
+    if (
+        not isinstance(row["query"], str)
+        or not isinstance(row["vid"], (str, int))
+        or isinstance(row["vid"], bool)
+    ):
         raise DatasetError(f"{where}: query must be a string and vid a string")
     clip_ids, saliency = _saliency(row, duration_s, where)
     return Annotation(
@@ -369,7 +378,11 @@ def _per_video(
     qid = 0
     for vid, duration_s, timestamps, sentences, unit_s in videos:
         where = f"{path}: video {vid}"
-        if not isinstance(timestamps, list) or not isinstance(sentences, list) or len(timestamps) != len(sentences):
+        if (
+            not isinstance(timestamps, list)
+            or not isinstance(sentences, list)
+            or len(timestamps) != len(sentences)
+        ):
             raise DatasetError(f"{where}: needs equally long 'timestamps' and 'sentences' lists")
         for ts, sentence in zip(timestamps, sentences):
             if not isinstance(ts, list) or len(ts) != 2 or not isinstance(sentence, str):
@@ -391,8 +404,17 @@ def load_activitynet_captions(json_path: str | Path, policy: GTPolicy = GTPolicy
     def videos():
         for vid, v in data.items():
             if "duration" not in v:
-                raise DatasetError(f"{path}: video {vid} has no 'duration'" + _wrong_format_hint(path, "activitynet-captions"))
-            yield vid, _duration(v["duration"], f"{path}: video {vid}"), v.get("timestamps"), v.get("sentences"), 1.0
+                raise DatasetError(
+                    f"{path}: video {vid} has no 'duration'"
+                    + _wrong_format_hint(path, "activitynet-captions")
+                )
+            yield (
+                vid,
+                _duration(v["duration"], f"{path}: video {vid}"),
+                v.get("timestamps"),
+                v.get("sentences"),
+                1.0,
+            )
 
     return _per_video(path, "activitynet-captions", videos(), policy)
 
@@ -406,9 +428,17 @@ def load_tacos(json_path: str | Path, policy: GTPolicy = GTPolicy()) -> Dataset:
         for key, v in data.items():
             where = f"{path}: video {key}"
             if "num_frames" not in v or "fps" not in v:
-                raise DatasetError(f"{where}: needs 'num_frames' and 'fps'" + _wrong_format_hint(path, "tacos"))
+                raise DatasetError(
+                    f"{where}: needs 'num_frames' and 'fps'" + _wrong_format_hint(path, "tacos")
+                )
             fps = _duration(v["fps"], where)  # > 0 and finite, like a duration
-            yield Path(key).stem, _duration(v["num_frames"], where) / fps, v.get("timestamps"), v.get("sentences"), 1.0 / fps
+            yield (
+                Path(key).stem,
+                _duration(v["num_frames"], where) / fps,
+                v.get("timestamps"),
+                v.get("sentences"),
+                1.0 / fps,
+            )
 
     return _per_video(path, "tacos", videos(), policy)
 
@@ -422,7 +452,9 @@ def load_dataset(
     """Load `gt_path` with the adapter registered as `name` (see `DATASETS`)."""
     if name not in DATASETS:
         raise DatasetError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
-    if name == "charades-sta" and Path(gt_path).suffix == ".jsonl":  # moment_detr-style (Lighthouse's release)
+    if (
+        name == "charades-sta" and Path(gt_path).suffix == ".jsonl"
+    ):  # moment_detr-style (Lighthouse's release)
         return replace(load_qvhighlights(gt_path, policy), name="charades-sta")
     if name == "charades-sta":
         return load_charades_sta(gt_path, durations, policy)

@@ -9,7 +9,7 @@ change is made once (CLI options read their defaults from these instances, never
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,13 @@ class AgentConfig:
 
 SAMPLING = SamplingSpec()
 TOKENS = TokenBudget()
+# `grounding-agent serve`: a GPU deployment of a real model.
 SERVER = ServerLimits()
+# `VLLMServer(...)` from Python: a small local server (the CPU test server of the tiny models), so that
+# starting one needs no flags; pass `max_model_len=SERVER.max_model_len, ...` for a deployment.
+LOCAL_SERVER = ServerLimits(max_model_len=2048, max_images=16, max_lora_rank=8)
+# The vLLM grounder samples within the smaller server's image limit, so it works against either.
+SERVED_SAMPLING = replace(SAMPLING, max_frames=LOCAL_SERVER.max_images)
 AGENT = AgentConfig()
 CLIP_LEN_S = 2.0  # QVHighlights' saliency clip length: one score per 2-second clip
 DEFAULT_SERVER_URL = "http://127.0.0.1:8000/v1"
@@ -101,7 +107,9 @@ __all__ = [
     "AGENT",
     "CLIP_LEN_S",
     "DEFAULT_SERVER_URL",
+    "LOCAL_SERVER",
     "SAMPLING",
+    "SERVED_SAMPLING",
     "SERVER",
     "TOKENS",
     "AgentConfig",

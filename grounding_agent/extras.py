@@ -44,7 +44,8 @@ def require(extra: str, *modules: str, feature: str = "") -> None:
     if gone:
         what = f"{feature} needs" if feature else "needs"
         raise MissingDependencyError(
-            f"{what} {', '.join(gone)}, which is not installed: pip install 'grounding-agent[{extra}]'"
+            f"{what} {', '.join(gone)}, which {'is' if len(gone) == 1 else 'are'} not installed: "
+            f"pip install 'grounding-agent[{extra}]'"
         )
 
 
@@ -52,3 +53,25 @@ def require_spec(spec: tuple[str, tuple[str, ...]], feature: str = "") -> None:
     """`require` for one of the specs above (AGENT, LLM_CHAT, PLOT, HF, CLIENT)."""
     extra, modules = spec
     require(extra, *modules, feature=feature)
+
+
+def require_all(needs: list[tuple[str, tuple[tuple[str, tuple[str, ...]], ...]]]) -> None:
+    """Check several features at once; one line per extra names every feature and module it lacks.
+
+    Args:
+        needs: (feature, specs) pairs, e.g. [("--verify", (LLM_CHAT,)), ("--agent", (AGENT,))].
+    """
+    by_extra: dict[str, tuple[list[str], list[str]]] = {}
+    for feature, specs in needs:
+        for extra, modules in specs:
+            gone = missing(*modules)
+            if gone:
+                features, names = by_extra.setdefault(extra, ([], []))
+                if feature not in features:
+                    features.append(feature)
+                names.extend(m for m in gone if m not in names)
+    for extra, (features, names) in by_extra.items():
+        raise MissingDependencyError(
+            f"{' and '.join(features)} need{'s' if len(features) == 1 else ''} {', '.join(names)}, "
+            f"which {'is' if len(names) == 1 else 'are'} not installed: pip install 'grounding-agent[{extra}]'"
+        )

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from grounding_agent.defaults import CLIP_LEN_S, SAMPLING  # CLIP_LEN_S: QVHighlights' clip length
 from grounding_agent.errors import ConfigError
 from grounding_agent.signals import Curve, audio_energy, minmax, visual_change
 from grounding_agent.temporal import nms, tiou
@@ -33,7 +34,6 @@ from grounding_agent.types import Moment, Prediction
 if TYPE_CHECKING:
     from grounding_agent.saliency import ClipSaliency
 
-CLIP_LEN_S = 2.0  # QVHighlights' clip length
 # Per-clip scores varying less than this are flat: no window stands out.
 FLAT_SPAN = 1e-6
 DEFAULT_PROMPTS = (
@@ -256,7 +256,7 @@ def generic_signals(
     *,
     saliency: ClipSaliency | None = None,
     prompts: tuple[str, ...] = DEFAULT_PROMPTS,
-    fps: float = 2.0,
+    fps: float = SAMPLING.fps,
     skip: frozenset[str] = frozenset(),
 ) -> tuple[dict[str, Curve], dict[str, str]]:
     """Every generic signal computable for this video (except those in `skip`), and why the others are not."""
@@ -286,7 +286,7 @@ def generic_highlights(
     saliency: ClipSaliency | None = None,
     prompts: tuple[str, ...] = DEFAULT_PROMPTS,
     weights: HighlightWeights = HighlightWeights(),
-    fps: float = 2.0,
+    fps: float = SAMPLING.fps,
     search: WindowSearch = WindowSearch(),
     qid: int | str = 0,
 ) -> HighlightResult:

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 
 from grounding_agent.datasets import Annotation
+from grounding_agent.defaults import CLIP_LEN_S
 from grounding_agent.errors import DatasetError
 from grounding_agent.temporal import tiou_matrix
 from grounding_agent.types import Prediction
@@ -41,7 +42,7 @@ MR_LENGTH_BUCKETS_S: dict[str, tuple[float, float] | None] = {
 MR_MAX_PRED_WINDOWS = 10  # moment_detr scores only the first 10 windows for mAP
 # A clip counts as a highlight for an annotator when their score (0..4) reaches the level's minimum.
 HL_LEVELS = {"Fair": 2, "Good": 3, "VeryGood": 4}
-HL_CLIP_LENGTH_S = 2.0
+HL_CLIP_LENGTH_S = CLIP_LEN_S
 
 CHARADES_KEYS = ("R1@0.3", "R1@0.5", "R1@0.7", "R5@0.3", "R5@0.5", "R5@0.7", "mIoU")
 # TACoS tables report IoU 0.1 / 0.3 / 0.5 (its moments are short in long videos).
@@ -376,7 +377,10 @@ def brief(metrics: Mapping[str, float], dataset: str) -> dict[str, float]:
 
 
 def tacos_metrics(
-    annotations: Sequence[Annotation], predictions: Mapping[object, Prediction], *, allow_missing: bool = False
+    annotations: Sequence[Annotation],
+    predictions: Mapping[object, Prediction],
+    *,
+    allow_missing: bool = False,
 ) -> dict[str, float]:
     """R@k at IoU 0.1 / 0.3 / 0.5 and mIoU: `charades_sta_metrics` at TACoS's thresholds."""
     return charades_sta_metrics(

@@ -402,8 +402,10 @@ class ClipSaliency:
                 self._text_vectors[t] = data["vector"]
         todo = list(dict.fromkeys(t for t in texts if t not in self._text_vectors))
         if todo:
+            from transformers import Siglip2Model, SiglipModel
+
             # SigLIP was trained on max-length padding; CLIP pads to the longest.
-            padding = "max_length" if "siglip" in type(self.model).__name__.lower() else True
+            padding = "max_length" if isinstance(self.model, (SiglipModel, Siglip2Model)) else True
             inputs = self.processor.tokenizer(todo, padding=padding, truncation=True, return_tensors="pt")
             with torch.inference_mode():
                 vectors = _unit(_features(self.model.get_text_features(**inputs)).float().numpy())
@@ -425,26 +427,38 @@ class ClipSaliency:
         scale = self.image_size / min(video.width, video.height)
         return int(np.ceil(video.width * video.height * scale * scale)) if scale < 1 else None
 
-    def embed_video(self, path: str | Path, *, fps: float | None = None) -> FrameEmbeddings:
-        """Embeddings of frames sampled at `fps` (default `self.fps`), from the cache when possible."""
+    def embed_video(
+        self, path: str | Path, *, fps: float | None = None, keyframes_only: bool = False
+    ) -> FrameEmbeddings:
+        """Embeddings of frames sampled at `fps` (default `self.fps`), from the cache when possible.
+
+        Frames are decoded and encoded `chunk_s` seconds at a time: memory does not grow with the video.
+        `keyframes_only`: the keyframe nearest each target (a cheap coarse pass over a long video).
+        """
         fps = fps or self.fps
-        key = cache_key(video=file_fingerprint(path), fps=fps, model=self._model_key, backend=self.backend)
+        parts = {"keyframes_only": True} if keyframes_only else {}  # keeps the keys of earlier entries
+        key = cache_key(video=file_fingerprint(path), fps=fps, model=self._model_key, backend=self.backend, **parts)
         cached = self._load(key)
         if cached is not None:
             return cached
         times, indices, vectors = [], [], []
         max_pixels = self._max_pixels(path)
-        for frames in iter_frame_chunks(path, fps=fps, max_pixels=max_pixels, chunk_s=self.chunk_s):
+        chunks = iter_frame_chunks(
+            path, fps=fps, max_pixels=max_pixels, chunk_s=self.chunk_s, keyframes_only=keyframes_only
+        )
+        for frames in chunks:
             times.append(frames.timestamps_s)
             indices.append(frames.indices)
             vectors.append(self.encode_frames(frames.pixels))
         emb = FrameEmbeddings(np.concatenate(times), np.concatenate(indices), np.concatenate(vectors))
         return self._store(key, emb)
 
-    def embed(self, video: str | Path | Frames, *, fps: float | None = None) -> FrameEmbeddings:
+    def embed(
+        self, video: str | Path | Frames, *, fps: float | None = None, keyframes_only: bool = False
+    ) -> FrameEmbeddings:
         """Embeddings of a video file (sampled here) or of already sampled `Frames`; cached either way."""
         if not isinstance(video, Frames):
-            return self.embed_video(video, fps=fps)
+            return self.embed_video(video, fps=fps, keyframes_only=keyframes_only)
         frames = video
         key = cache_key(
             video=file_fingerprint(frames.video.path),
@@ -476,13 +490,20 @@ class ClipSaliency:
     # --- curves ------------------------------------------------------------------------------------
 
     def curves(
-        self, video: str | Path | Frames, queries: Sequence[str], *, fps: float | None = None
+        self,
+        video: str | Path | Frames,
+        queries: Sequence[str],
+        *,
+        fps: float | None = None,
+        keyframes_only: bool = False,
     ) -> list[Curve]:
         """One cosine-similarity curve per query, on the sampled frames' timestamps."""
-        emb = self.embed(video, fps=fps)
+        emb = self.embed(video, fps=fps, keyframes_only=keyframes_only)
         sims = emb.similarity(self.embed_texts(queries))
         return [Curve("clip", emb.times_s, sims[:, q]) for q in range(len(queries))]
 
-    def curve(self, video: str | Path | Frames, query: str, *, fps: float | None = None) -> Curve:
+    def curve(
+        self, video: str | Path | Frames, query: str, *, fps: float | None = None, keyframes_only: bool = False
+    ) -> Curve:
         """Cosine similarity of each sampled frame to `query`."""
-        return self.curves(video, [query], fps=fps)[0]
+        return self.curves(video, [query], fps=fps, keyframes_only=keyframes_only)[0]

@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from grounding_agent.defaults import LOCAL_SERVER
 from grounding_agent.errors import ConfigError, ServerError, ServerStartError
 from grounding_agent.io import check_model_source
 
@@ -112,9 +113,9 @@ class VLLMServer:
     loras: Mapping[str, str | Path] = field(default_factory=dict)
     host: str = "127.0.0.1"
     port: int | None = None
-    max_model_len: int = 2048
-    limit_mm_per_prompt: Mapping[str, int] = field(default_factory=lambda: {"image": 16, "video": 1})
-    max_lora_rank: int = 8
+    max_model_len: int = LOCAL_SERVER.max_model_len
+    limit_mm_per_prompt: Mapping[str, int] = field(default_factory=LOCAL_SERVER.limit_mm_per_prompt)
+    max_lora_rank: int = LOCAL_SERVER.max_lora_rank
     enforce_eager: bool = True
     extra_args: Sequence[str] = ()
     python: str | None = None

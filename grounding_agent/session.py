@@ -271,8 +271,9 @@ class Session:
             plan = Plan.single(query)
             self._emit("plan", plan.to_dict())
             frames = self._frames_in(lo, hi, sample=True) if needs_pixels else None
-            # A model-free grounder cannot be shown a window: ask for more candidates, keep those inside.
-            ask_k = top_k if needs_pixels or window_s is None else max(top_k, 10)
+            # Candidates outside the window are dropped, so a windowed search asks for a few more (a
+            # model-free grounder cannot be shown the window at all: more still).
+            ask_k = top_k if window_s is None else max(top_k, 5 if needs_pixels else 10)
             grounding = self.grounder.ground(self.video, query, top_k=ask_k, frames=frames)
             prediction = grounding.to_prediction(qid, self.video.path.stem, query)
             raw, kind, source = grounding.moments, "grounder", self.grounder.name
@@ -456,6 +457,8 @@ class Session:
         if getattr(describer, "needs_pixels", True):
             frames = self.frames if window_s is None else self._frames_in(*window_s)
         description = describer.describe(frames, request, moments)
+        if not description.text.strip():  # say so rather than reply with nothing
+            description = replace(description, text=f"The model ({description.source}) gave an empty answer.", source="session")
         self._emit("text", {"text": description.text, "text_source": description.source})
         return Answer(description.text, moments, evidence, plan, description.source, window_s)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from grounding_agent.defaults import SAMPLING
 from grounding_agent.errors import ConfigError, CorruptVideoError, NotAVideoError, VideoNotFoundError
 from grounding_agent.types import Frames
 
@@ -99,8 +100,12 @@ def iter_frame_chunks(
     chunk_s: float = DEFAULT_CHUNK_S,
     start_s: float = 0.0,
     end_s: float | None = None,
+    keyframes_only: bool = False,
 ) -> Iterator[Frames]:
     """Yield `Frames` sampled at `fps`, `chunk_s` seconds of video at a time, in order, no frame twice.
+
+    Memory is one chunk's frames whatever the video's length. `keyframes_only`: the keyframe nearest each
+    target (see `video.sample_frames`), a cheap coarse pass over a long video.
 
     Raises:
         ConfigError: if fps or chunk_s is not positive.
@@ -121,7 +126,12 @@ def iter_frame_chunks(
         if t0 >= stop_s - 1e-6:
             break
         frames = sample_frames(
-            video, fps=fps, start_s=t0, end_s=min(t0 + per_chunk / fps, stop_s), max_pixels=max_pixels
+            video,
+            fps=fps,
+            start_s=t0,
+            end_s=min(t0 + per_chunk / fps, stop_s),
+            max_pixels=max_pixels,
+            keyframes_only=keyframes_only,
         )
         fresh = frames.indices > last_index  # on low-frame-rate video one frame can cover two targets
         if fresh.any():
@@ -149,7 +159,7 @@ def _histograms(pixels: np.ndarray) -> np.ndarray:
 def visual_change(
     path: str | Path,
     *,
-    fps: float = 2.0,
+    fps: float = SAMPLING.fps,
     max_pixels: int = SIGNAL_MAX_PIXELS,
     chunk_s: float = DEFAULT_CHUNK_S,
 ) -> tuple[Curve, Curve]:

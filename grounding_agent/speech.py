@@ -298,14 +298,14 @@ def align(query_tokens: Sequence[str], spoken_tokens: Sequence[str]) -> tuple[np
     return H, weights
 
 
-def _traceback(H: np.ndarray, gain_of, weights: np.ndarray, i: int, j: int) -> tuple[int, int, list[int]]:
-    """From cell (i, j) back to where the alignment starts: (first spoken token, last spoken token, matched)."""
-    end, matched = j - 1, []
+def _traceback(H: np.ndarray, gain_of, weights: np.ndarray, i: int, j: int) -> list[tuple[int, int]]:
+    """From cell (i, j) back to where the alignment starts: the matched (query token, spoken token) pairs."""
+    matched = []
     while i > 0 and j > 0 and H[i, j] > 1e-9:
         h = H[i, j]
         g = gain_of(i - 1, j - 1)
         if g > 0 and abs(h - (H[i - 1, j - 1] + g)) < 1e-9:
-            matched.append(j - 1)
+            matched.append((i - 1, j - 1))
             i, j = i - 1, j - 1
         elif abs(h - (H[i, j - 1] - SKIP_SPOKEN)) < 1e-9:
             j -= 1
@@ -314,22 +314,31 @@ def _traceback(H: np.ndarray, gain_of, weights: np.ndarray, i: int, j: int) -> t
         else:  # a mismatch step
             i, j = i - 1, j - 1
     matched.reverse()
-    return (matched[0] if matched else j), end, matched
+    return matched
 
 
-def search_words(words: Sequence[Word], query: str, *, top_k: int = 3, min_score: float = 0.35) -> list[SpeechMatch]:
-    """The `top_k` best non-overlapping places where `query` was said, with scores >= `min_score`.
+PAUSE_S = 1.0  # a silence this long between two words ends a run: a quote is not matched across it
 
-    The score is the alignment's score over the query's total weight: 1.0 when every query word was said
-    in order (up to spelling), lower for missing, extra or different words.
-    """
-    q_tokens = normalize(query)
+
+def _runs(words: Sequence[Word]) -> list[list[Word]]:
+    """Words grouped into stretches of speech without a pause of PAUSE_S or more."""
+    runs: list[list[Word]] = []
+    for w in words:
+        if runs and w.start_s - runs[-1][-1].end_s < PAUSE_S:
+            runs[-1].append(w)
+        else:
+            runs.append([w])
+    return runs
+
+
+def _run_matches(words: Sequence[Word], q_tokens: list[str], query: str, top_k: int, min_score: float) -> list[SpeechMatch]:
+    """The best non-overlapping alignments of the query inside one run of words."""
     owner, s_tokens = [], []
     for k, w in enumerate(words):
         for t in normalize(w.text):
             owner.append(k)
             s_tokens.append(t)
-    if not q_tokens or not s_tokens:
+    if not s_tokens:
         return []
     H, weights = align(q_tokens, s_tokens)
     sim = _similarity(q_tokens, s_tokens)
@@ -339,25 +348,42 @@ def search_words(words: Sequence[Word], query: str, *, top_k: int = 3, min_score
         s = sim[qi, sj]
         return float((s if s >= MATCH_SIMILARITY else MISMATCH) * weights[qi])
 
-    best_i = H.argmax(axis=0)
-    column_best = H.max(axis=0)
+    best_i, column_best = H.argmax(axis=0), H.max(axis=0)
     out: list[SpeechMatch] = []
     used: list[tuple[int, int]] = []
     for j in np.argsort(-column_best, kind="stable"):
         score = float(column_best[j]) / total
         if score < min_score or len(out) >= top_k:
             break
-        first, last, matched = _traceback(H, gain_of, weights, int(best_i[j]), int(j))
-        if not matched or any(first <= b and a <= last for a, b in used):
+        matched = _traceback(H, gain_of, weights, int(best_i[j]), int(j))
+        if not matched:
+            continue
+        # Query words left unmatched at either end were most likely said but misheard ("that was fast"
+        # heard as "that was it"): the span takes as many neighbouring spoken tokens, inside the run.
+        (q_first, first), (q_last, last) = matched[0], matched[-1]
+        first = max(0, first - q_first)
+        last = min(len(s_tokens) - 1, last + len(q_tokens) - 1 - q_last)
+        if any(first <= b and a <= last for a, b in used):
             continue
         used.append((first, last))
-        span = list(words[owner[first] : owner[matched[-1]] + 1])
-        out.append(
-            SpeechMatch(
-                float(span[0].start_s), float(span[-1].end_s), min(1.0, score), " ".join(w.text for w in span), query, tuple(span)
-            )
-        )
+        span = tuple(words[owner[first] : owner[last] + 1])
+        text = " ".join(w.text for w in span)
+        out.append(SpeechMatch(float(span[0].start_s), float(span[-1].end_s), min(1.0, score), text, query, span))
     return out
+
+
+def search_words(words: Sequence[Word], query: str, *, top_k: int = 3, min_score: float = 0.35) -> list[SpeechMatch]:
+    """The `top_k` best non-overlapping places where `query` was said, with scores >= `min_score`.
+
+    The score is the alignment's score over the query's total weight: 1.0 when every query word was said
+    in order (up to spelling), lower for missing, extra or different words. A match never spans a pause
+    of PAUSE_S or more (two sentences sharing a word or two are not one quote).
+    """
+    q_tokens = normalize(query)
+    if not q_tokens:
+        return []
+    found = [m for run in _runs(words) for m in _run_matches(run, q_tokens, query, top_k, min_score)]
+    return sorted(found, key=lambda m: -m.score)[:top_k]
 
 
 # --- is a (sub-)query about speech? ------------------------------------------------------------------

@@ -432,10 +432,11 @@ def plan_frames(
     start_s: float | None = None,
     end_s: float | None = None,
     max_pixels: int | None = None,
+    keyframes_only: bool = False,
 ) -> FramePlan:
     """The frames `sample_frames` would take with these arguments (same rules), without decoding any."""
     index = _load_index(_file_key(_path_of(video_or_path)))
-    return _plan(index, fps, max_frames, start_s, end_s, max_pixels)
+    return _plan(index, fps, max_frames, start_s, end_s, max_pixels, keyframes_only)
 
 
 def _path_of(video_or_path: Video | str | os.PathLike) -> str | os.PathLike:
@@ -451,8 +452,8 @@ def frame_times(video_or_path: Video | str | os.PathLike) -> tuple[np.ndarray, n
     return index.starts_s.copy(), index.key_starts_s.copy()
 
 
-def _plan(index: _Index, fps, max_frames, start_s, end_s, max_pixels) -> FramePlan:
-    """Target times start + k/rate -> the nearest frame to each, deduplicated."""
+def _plan(index: _Index, fps, max_frames, start_s, end_s, max_pixels, keyframes_only=False) -> FramePlan:
+    """Target times start + k/rate -> the nearest frame (or keyframe) to each, deduplicated."""
     video = index.video
     path = video.path
     if fps is None and max_frames is None:
@@ -482,7 +483,10 @@ def _plan(index: _Index, fps, max_frames, start_s, end_s, max_pixels) -> FramePl
     if max_frames is not None and count > max_frames:
         count, rate = int(max_frames), max_frames / length
     targets = start + np.arange(count) / rate
-    indices = np.unique(_nearest_frames(index.starts_s, targets)).astype(np.int64)
+    if keyframes_only:
+        indices = _nearest_keyframes(index, targets, start, end)
+    else:
+        indices = np.unique(_nearest_frames(index.starts_s, targets)).astype(np.int64)
     # Frames sharing a timestamp (rounded container times) are one instant: keep the first.
     indices = indices[np.concatenate([[True], np.diff(index.starts_s[indices]) > 0])]
     if len(indices) < count:  # asked for more than the video has: the frames themselves set the rate
@@ -496,6 +500,15 @@ def _plan(index: _Index, fps, max_frames, start_s, end_s, max_pixels) -> FramePl
         window_s=(start, end),
         frame_size=fit_max_pixels(video.width, video.height, max_pixels),
     )
+
+
+def _nearest_keyframes(index: _Index, targets: np.ndarray, start: float, end: float) -> np.ndarray:
+    """The keyframe nearest each target, among the window's keyframes (else the one nearest the window)."""
+    key_frames = np.searchsorted(index.starts_s, index.key_starts_s - index.tol_s)
+    inside = key_frames[(index.starts_s[key_frames] >= start - index.tol_s) & (index.starts_s[key_frames] < end)]
+    if len(inside) == 0:
+        inside = key_frames[_nearest_frames(index.starts_s[key_frames], np.array([start]))]
+    return np.unique(inside[_nearest_frames(index.starts_s[inside], targets)]).astype(np.int64)
 
 
 def _is_number(value: object) -> bool:
@@ -539,6 +552,7 @@ def sample_frames(
     end_s: float | None = None,
     max_pixels: int | None = None,
     cache: bool | FrameCache = False,
+    keyframes_only: bool = False,
 ) -> Frames:
     """Sample frames at `fps` (capped at `max_frames`) from the window [start_s, end_s).
 
@@ -553,6 +567,9 @@ def sample_frames(
         max_pixels: resize (keeping the aspect ratio) so that height * width <= max_pixels.
         cache: True for the shared `DEFAULT_FRAME_CACHE`, or a `FrameCache`; decoded frames are reused by
             later calls on the same unchanged file.
+        keyframes_only: take the keyframe nearest each target instead of the nearest frame: a coarse
+            pass over a long video for the price of decoding its keyframes alone (~10x cheaper than
+            1 fps on H.264 with 8-s GOPs), at the keyframes' own spacing at most.
 
     Raises:
         SamplingError: bad fps / max_frames / window.
@@ -560,7 +577,7 @@ def sample_frames(
     """
     key = _file_key(_path_of(video_or_path))
     index = _load_index(key)
-    plan = _plan(index, fps, max_frames, start_s, end_s, max_pixels)
+    plan = _plan(index, fps, max_frames, start_s, end_s, max_pixels, bool(keyframes_only))
     size = plan.frame_size
     if not isinstance(cache, (bool, FrameCache)):
         raise SamplingError(index.video.path, f"cache must be True, False or a FrameCache, got {cache!r}")

@@ -243,3 +243,82 @@ def test_build_agent_uses_the_served_grounder_model_for_llm_features():
     assert isinstance(agent.planner, LLMPlanner) and agent.reranker.verifier is not None
     assert agent.planner.chat_model.model_name == "tiny-qwen2.5-vl"
     assert str(agent.planner.chat_model.openai_api_base) == "http://127.0.0.1:9/v1"
+
+
+# --- one front door: paths, one Prediction shape, top_k, no sliver moments -------------------------------
+
+PREDICTION_SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "schemas" / "prediction.schema.json").read_text())
+
+
+def test_grounders_and_the_agent_take_a_path_and_give_one_prediction_shape(tmp_path):
+    from grounding_agent.grounders.baselines import RandomGrounder, UniformGrounder
+    from tests.videogen import make_video
+
+    clip = make_video(tmp_path / "kitchen.mp4", duration_s=30, fps=2, size=(32, 24))
+    rows = []
+    for grounder in (UniformGrounder(), RandomGrounder(seed=3)):
+        g = grounder.ground(str(clip), "person sits down", top_k=2)  # a path, not a Video
+        assert len(g.moments) == 2 and g.duration_s == pytest.approx(30.0, abs=0.6)
+        rows.append(g.to_prediction("q", "kitchen", "person sits down").to_dict())
+    agent_row = Agent(ScriptedGrounderForTests(SCRIPT)).run(clip, QUERY).to_prediction("q").to_dict()
+    for row in [*rows, agent_row]:
+        row = json.loads(json.dumps(row))
+        jsonschema.validate(row, PREDICTION_SCHEMA)
+        assert row.keys() == agent_row.keys()
+        assert len(row["explanations"]) == len(row["pred_relevant_windows"])
+    assert rows[0]["plan"] is None and rows[0]["steps"] == [] and agent_row["plan"]["planner"] == "rule"
+
+
+@pytest.mark.parametrize("top_k", [1, 2, 3])
+def test_top_k_is_honoured_on_the_agent_path(top_k):
+    script = {k: [Moment(float(s), float(s) + 2, 0.9 - s / 100) for s in range(0, 28, 3)] for k in SCRIPT}
+    out = run_agent(parse("--top-k", str(top_k)), ScriptedGrounderForTests(script), VIDEO, QUERY)
+    assert len(out["pred_relevant_windows"]) == top_k
+    result = Agent(ScriptedGrounderForTests(script)).run(VIDEO, QUERY, top_k=top_k)
+    assert len(result.moments) == top_k
+
+
+@pytest.mark.parametrize("top_k", [0, -3, 1.5, True])
+def test_a_bad_top_k_is_a_typed_error_everywhere(top_k):
+    from grounding_agent.grounders.baselines import UniformGrounder
+
+    with pytest.raises(ConfigError, match="top_k must be a whole number >= 1"):
+        UniformGrounder().ground(VIDEO, "q", top_k=top_k)
+    with pytest.raises(ConfigError, match="top_k must be a whole number >= 1"):
+        Agent(ScriptedGrounderForTests(SCRIPT)).run(VIDEO, QUERY, top_k=top_k)
+
+
+def test_no_moment_shorter_than_one_frame_interval():
+    # The grounder answers a single instant (7.72-7.72 s) and a sliver; frames are sampled every 0.5 s.
+    script = {"person opens the fridge": [Moment(7.72, 7.72, 0.9)], "person drinks from a bottle": [Moment(20.0, 20.1, 0.8)]}
+    grounder = ScriptedGrounderForTests(script, needs_pixels=True)
+    frames = fake_frames(VIDEO, 0.0, 30.0)  # 4 frames over 30 s: one every 10 s, fps 1.0 stated
+    result = Agent(grounder, config=AgentConfig(use_windows=False)).run(VIDEO, QUERY, frames=frames)
+    for step in result.steps.values():
+        assert all(m.length_s >= 1.0 - 1e-9 for m in step.candidates)  # 1 / frames.fps
+    opened = result.steps["s1"].candidates[0]
+    assert opened.start_s == pytest.approx(7.22) and opened.end_s == pytest.approx(8.22)  # about the instant
+    assert all(m.length_s >= 1.0 - 1e-9 for m in result.moments)
+
+
+def test_frame_exact_grounder_answers_are_widened_inside_the_video():
+    from grounding_agent.grounders.base import at_least
+
+    assert at_least(Moment(7.72, 7.72, 0.5), 0.5, 30.0).to_window() == [7.47, 7.97, 0.5]
+    assert at_least(Moment(0.0, 0.0), 0.5, 30.0).to_window()[:2] == [0.0, 0.5]  # kept inside the video
+    assert at_least(Moment(29.9, 30.0), 0.5, 30.0).to_window()[:2] == [29.5, 30.0]
+    assert at_least(Moment(1.0, 4.0), 0.5, 30.0) == Moment(1.0, 4.0)
+    assert at_least(Moment(0.1, 0.1), 5.0, 2.0).to_window()[:2] == [0.0, 2.0]  # a video shorter than a frame step
+
+
+def test_agent_answers_carry_typed_evidence():
+    times = np.arange(0.0, 30.0, 1.0)
+    saliency = CurveSaliencyForTests(Curve("clip", times, np.where(times >= 25, 1.0, 0.0)))
+    result = Agent(ScriptedGrounderForTests(SCRIPT), reranker=Reranker(saliency=saliency)).run(VIDEO, QUERY)
+    best = result.answers[0]
+    kinds = [e.kind for e in best.evidence()]
+    assert kinds == ["composition", "composition", "grounder", "saliency"]
+    assert [e.source for e in best.evidence()[:2]] == ["s1", "s2"]
+    chosen = best.composition.chosen
+    assert chosen["s1"].end_s <= chosen["s2"].start_s + 1.0 and best.reranked.saliency is not None
+    assert result.evidence()[: len(kinds)] == best.evidence()

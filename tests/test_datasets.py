@@ -114,7 +114,10 @@ def test_activitynet_captions_val_json(tmp_path):
     ds = load_dataset("activitynet-captions", gt)
     assert ds.name == "activitynet-captions" and len(ds) == 4
     assert [(a.qid, a.vid) for a in ds.annotations] == [
-        (0, "v_uqiMw7tQ1Cc"), (1, "v_uqiMw7tQ1Cc"), (2, "v_bXdq2zI1Ms0"), (3, "v_bXdq2zI1Ms0")
+        (0, "v_uqiMw7tQ1Cc"),
+        (1, "v_uqiMw7tQ1Cc"),
+        (2, "v_bXdq2zI1Ms0"),
+        (3, "v_bXdq2zI1Ms0"),
     ]
     assert ds.annotations[1].query == "The coach helps the guy." and ds.annotations[1].duration_s == 55.15
     assert ds.annotations[3].windows_s == ((50.0, 73.1),)  # clipped to the duration
@@ -129,7 +132,10 @@ def test_tacos_common_json_times_are_frames_over_fps(tmp_path):
         ' "sentences": ["He takes out a cutting board.", "He washes the cucumber."]}}'
     )
     ds = load_dataset("tacos", gt)
-    assert [(a.qid, a.vid, a.duration_s) for a in ds.annotations] == [(0, "s13-d21", 100.0), (1, "s13-d21", 100.0)]
+    assert [(a.qid, a.vid, a.duration_s) for a in ds.annotations] == [
+        (0, "s13-d21", 100.0),
+        (1, "s13-d21", 100.0),
+    ]
     assert ds.annotations[0].windows_s == ((10.0, 30.0),) and ds.annotations[1].windows_s == ((50.0, 100.0),)
 
 
@@ -139,8 +145,15 @@ def test_tacos_common_json_times_are_frames_over_fps(tmp_path):
 def _qvh_line(**over) -> str:
     import json
 
-    row = {"qid": 1, "query": "q", "vid": "v", "duration": 10, "relevant_windows": [[0, 4]],
-           "relevant_clip_ids": [0, 1], "saliency_scores": [[1, 2, 3], [4, 0, 1]]}
+    row = {
+        "qid": 1,
+        "query": "q",
+        "vid": "v",
+        "duration": 10,
+        "relevant_windows": [[0, 4]],
+        "relevant_clip_ids": [0, 1],
+        "saliency_scores": [[1, 2, 3], [4, 0, 1]],
+    }
     row.update(over)
     return json.dumps(row) + "\n"
 

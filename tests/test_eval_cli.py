@@ -129,3 +129,38 @@ def test_eval_run_without_the_recipes_says_to_reinstall(monkeypatch, capsys):
         eval_cli.recipe_module("run")
     assert main(["eval", "analyze", "x"]) == 2
     assert "recipe module eval.analyze not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--concurrency", "0"], "--concurrency: must be >= 1"),
+        (["--top-k", "-3"], "--top-k: must be >= 1"),
+        (["--fps", "nan"], "--fps"),
+        (
+            ["--video-pattern", "*.mp4", "--videos", "."],
+            "--video-pattern '\\*.mp4' must name a file with \\{vid\\}",
+        ),
+    ],
+)
+def test_eval_run_bad_options_exit_2_and_leave_nothing(files, tmp_path, capsys, extra, message):
+    out = tmp_path / "run"
+    argv = ["eval", "run", "--dataset", "charades-sta", "--gt", str(files["sta_gt"]), "--backend", "uniform",
+            "--out", str(out), "--no-progress", *extra]  # fmt: skip
+    assert main(argv) == 2
+    import re
+
+    assert re.search(message, capsys.readouterr().err)
+    assert not out.exists()
+
+
+def test_eval_run_missing_gt_and_wrong_dataset_say_so(files, tmp_path, capsys):
+    out = tmp_path / "run"
+    missing = tmp_path / "data" / "charades_sta_test.txt"
+    common = ["--backend", "uniform", "--out", str(out), "--no-progress"]
+    assert main(["eval", "run", "--dataset", "charades-sta", "--gt", str(missing), *common]) == 2
+    assert f"error: {missing}: not found" in capsys.readouterr().err
+    assert main(["eval", "run", "--dataset", "qvhighlights", "--gt", str(files["sta_gt"]), *common]) == 2
+    err = capsys.readouterr().err
+    assert "pass --dataset charades-sta" in err and "truncated" not in err
+    assert not out.exists()

@@ -105,7 +105,9 @@ def test_run_writes_predictions_metrics_and_report_then_resumes_without_work(sta
     unused = FakePixelGrounderForTests()
     again = runner.run(args_for(sta_test, out, "--grounder", "uniform", "--limit", "30"), grounders=[unused])
     assert unused.calls == 0 and again.result["metrics"] == res.result["metrics"]
-    with pytest.raises(ConfigError, match=r"other settings \(2 differ: model.name: 'uniform' -> 'random'; options.backend"):
+    with pytest.raises(
+        ConfigError, match=r"other settings \(2 differ: model.name: 'uniform' -> 'random'; options.backend"
+    ):
         runner.run(args_for(sta_test, out, "--grounder", "random", "--limit", "30"))
 
 
@@ -116,11 +118,15 @@ def test_missing_videos_and_grounder_errors_are_recorded_and_counted(sta_test, s
     out = tmp_path / "run"
     fake = FakePixelGrounderForTests()
     with pytest.raises(DatasetError, match="3 videos missing under .*--allow-missing"):
-        runner.run(args_for(sta_test, out, "--grounder", "vllm", "--videos", str(videos), "--limit", "6"), [fake])
+        runner.run(
+            args_for(sta_test, out, "--grounder", "vllm", "--videos", str(videos), "--limit", "6"), [fake]
+        )
     report = (out / "report.md").read_text()  # written before failing, listing them
     assert "missing videos: 3MSZA, AMT7R, YVKIV" in report
     res = runner.run(
-        args_for(sta_test, out, "--grounder", "vllm", "--videos", str(videos), "--limit", "6", "--allow-missing"),
+        args_for(
+            sta_test, out, "--grounder", "vllm", "--videos", str(videos), "--limit", "6", "--allow-missing"
+        ),
         [fake],
     )
     assert fake.calls == 0 and res.result["missing_videos"] == ["3MSZA", "AMT7R", "YVKIV"]

@@ -74,7 +74,13 @@ def test_every_option_is_recorded_and_a_changed_resume_is_refused_unless_forced(
     dests = {a.dest for a in parser._actions if a.dest != "help"}
     assert set(saved["options"]) == dests  # every option, none left out
     opts = saved["options"]
-    assert (opts["seed"], opts["samples"], opts["prompt"], opts["top_k"], opts["agent"]) == (7, 3, "reasoning", 3, True)
+    assert (opts["seed"], opts["samples"], opts["prompt"], opts["top_k"], opts["agent"]) == (
+        7,
+        3,
+        "reasoning",
+        3,
+        True,
+    )
     assert opts["server"] == ["http://127.0.0.1:9/v1", "http://127.0.0.1:10/v1"]
     assert saved["package_version"] and saved["package_version"] != "unknown"
     model = saved["model"]
@@ -118,8 +124,12 @@ def test_report_is_honest_about_fallbacks_subset_and_parsed_only(tmp_path, small
     report = (out / "report.md").read_text()
     assert report.startswith("# served-name on charades-sta")
     assert "- queries: 2 of 4 queries" in report and "**WARNING**: subset: 2 of 4" in report
-    assert "1 fallbacks (no readable answer" in report and "| served-name (parsed only, 1 queries) |" in report
-    assert "vllm on" not in report and json.loads((out / "metrics.json").read_text())["model"] == "served-name"
+    assert (
+        "1 fallbacks (no readable answer" in report and "| served-name (parsed only, 1 queries) |" in report
+    )
+    assert (
+        "vllm on" not in report and json.loads((out / "metrics.json").read_text())["model"] == "served-name"
+    )
 
 
 def test_video_pattern_resolves_prefixed_names_and_refuses_ambiguity(tmp_path):
@@ -162,3 +172,45 @@ def test_other_datasets_run_and_analyze_prints_the_breakdown(tmp_path, capsys):
     b = json.loads(capsys.readouterr().out)
     assert b["overall"]["n"] == 3 and sum(b["iou_histogram"].values()) == 3
     assert b["by_relation_word"]["then"]["n"] == 1 and b["worst"][0]["iou"] <= b["worst"][-1]["iou"]
+
+
+def test_a_moved_gt_resumes_but_an_edited_one_is_refused(tmp_path, small_gt):
+    def argv(gt):
+        return ["--dataset", "charades-sta", "--gt", str(gt), "--backend", "uniform", "--out", str(tmp_path / "run"),
+                "--no-progress"]  # fmt: skip
+
+    parser = runner.build_parser()
+    runner.run(parser.parse_args(argv(small_gt)))
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    for f in (small_gt, small_gt.with_name("Charades_v1_test.csv")):
+        (moved / f.name).write_bytes(f.read_bytes())
+    runner.run(parser.parse_args(argv(moved / small_gt.name)))  # same content elsewhere: resumes
+    (moved / small_gt.name).write_text(small_gt.read_text().replace("walk in", "walk out"))
+    with pytest.raises(ConfigError, match=r"1 differ: dataset_files.gt.sha256"):
+        runner.run(parser.parse_args(argv(moved / small_gt.name)))
+
+
+def test_agent_runs_per_query_through_the_shared_option_spec(tmp_path):
+    gt = tmp_path / "charades_sta_test.txt"
+    gt.write_text("3MSZA 0 9##person opens the door then walks out\nAMT7R 0 2##person sits down\n")
+    gt.with_name("Charades_v1_test.csv").write_text("id,length\n3MSZA,30.0\nAMT7R,20.0\n")
+    out = tmp_path / "run"
+    args = runner.build_parser().parse_args(
+        ["--dataset", "charades-sta", "--gt", str(gt), "--backend", "uniform", "--agent", "--step-top-k", "3",
+         "--out", str(out), "--no-progress", "--log-samples"]
+    )  # fmt: skip
+    res = runner.run(args)
+    rows = {r["qid"]: r for r in map(json.loads, (out / "predictions.jsonl").read_text().splitlines())}
+    steps = [s["text"] for s in rows[0]["plan"]["steps"]]
+    assert rows[0]["agent"] and len(steps) == 2 and steps[0] == "person opens the door"  # planned, then composed
+    assert rows[1]["agent"] and len(rows[1]["plan"]["steps"]) == 1  # --agent: every query
+    assert 1 <= len(rows[0]["pred_relevant_windows"]) <= 5 and res.result["status"]["ok"] == 2
+    saved = json.loads((out / "run.json").read_text())["options"]
+    assert (saved["agent"], saved["step_top_k"]) == (True, 3)
+    # Without --agent a baseline ignores the query: no agent.
+    args = runner.build_parser().parse_args(
+        ["--dataset", "charades-sta", "--gt", str(gt), "--backend", "uniform", "--out", str(tmp_path / "b"), "--no-progress"]
+    )  # fmt: skip
+    runner.run(args)
+    assert not any("agent" in json.loads(x) for x in (tmp_path / "b" / "predictions.jsonl").read_text().splitlines())

@@ -34,6 +34,7 @@ from tests.videogen import make_video
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((REPO / "finetune" / "configs").glob("*.yaml"))
+SFT_CONFIGS = [p for p in CONFIGS if not p.stem.endswith("_grpo")]  # GRPO ones: tests/test_finetune_grpo.py
 # Real Charades-STA train videos (<= 31 s, 2-3 queries each) whose annotations the stand-ins carry.
 STANDIN_VIDS = ["372CC", "HWYTN", "MLBTH", "IR31O", "KX8VW", "HPEE5"]
 COLOURS = ["red", "yellow", "blue", "white"]
@@ -188,7 +189,7 @@ def test_convert_records_missing_videos(shared_data, tmp_path):
 # --- configs and CLI glue --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+@pytest.mark.parametrize("path", SFT_CONFIGS, ids=[p.stem for p in SFT_CONFIGS])
 def test_every_config_loads_and_builds_training_arguments(path):
     from finetune.sft import training_arguments
 
@@ -196,7 +197,8 @@ def test_every_config_loads_and_builds_training_arguments(path):
     assert "# Launch" in text and f"finetune/configs/{path.name}" in text  # launch command in the header
     cfg = load_config(path, [f"training.output_dir={path.stem}"])
     args = training_arguments(cfg)
-    assert args.remove_unused_columns is False and args.activation_checkpointing
+    # The synthetic task's tiny model is too small for checkpointing to pay; every other config uses it.
+    assert args.remove_unused_columns is False and (args.activation_checkpointing or cfg.data.synthetic)
     assert cfg.lora.language_model_only and ("qlora" in path.stem) == (cfg.quant is not None)
 
 
@@ -222,6 +224,9 @@ def test_finetune_cli_needs_the_checkout(monkeypatch, tmp_path):
     monkeypatch.setattr(
         grounding_agent, "__file__", str(tmp_path / "site-packages" / "grounding_agent" / "__init__.py")
     )
+    import importlib.util  # neither the checkout nor an installed wheel's `finetune` package
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ConfigError, match="source checkout"):
         recipe_path()
 

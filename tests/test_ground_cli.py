@@ -139,6 +139,7 @@ def test_ground_sends_compositional_queries_through_the_agent(capsys, real_clips
     assert all(e["sentence"] for e in out["explanations"])
     # a simple query stays a single grounder call unless --agent is given
     simple = _agent_json(capsys, [str(clip), "person sits down", "--backend", "uniform"])
-    assert "plan" not in simple
+    assert simple["plan"] is None and simple["model_calls"] == {"grounder": 1}
+    assert simple.keys() == out.keys()  # one Prediction shape, with or without the agent
     forced = _agent_json(capsys, [str(clip), "person sits down", "--backend", "uniform", "--agent"])
     assert forced["plan"]["steps"] == [{"id": "s1", "text": "person sits down"}]

@@ -382,3 +382,27 @@ def test_rotation_metadata_is_honoured_like_ffmpeg_autorotate(rotated, max_pixel
     first = np.frombuffer(raw, np.uint8).reshape(64, 36, 3)
     if max_pixels is None:
         assert np.abs(first.astype(int) - frames.pixels[0]).mean() < 2.0
+
+
+# --- keyframe-only coarse pass -------------------------------------------------------------------------
+
+
+def test_keyframes_only_takes_the_keyframe_nearest_each_target(gen):
+    path = gen / "cfr.mkv"  # 4 s at 10 fps, a keyframe every 5 frames (0.5 s)
+    index = video_mod._load_index(video_mod._file_key(path))
+    keys = np.searchsorted(index.starts_s, index.key_starts_s - index.tol_s)
+    frames = sample_frames(path, fps=1, keyframes_only=True)
+    assert set(frames.indices.tolist()) <= set(keys.tolist())
+    np.testing.assert_array_equal(frames.indices, [0, 10, 20, 30])
+    exact = sample_frames(path, fps=10)  # the same frames decoded the ordinary way
+    assert np.array_equal(frames.pixels, exact.pixels[frames.indices])
+    window = plan_frames(path, fps=10, start_s=1.2, end_s=2.2, keyframes_only=True)
+    np.testing.assert_array_equal(window.indices, [15, 20])  # only the window's keyframes, each once
+
+
+def test_keyframe_chunks_cover_the_video_once(gen):
+    from grounding_agent.signals import iter_frame_chunks
+
+    chunks = list(iter_frame_chunks(gen / "cfr.mkv", fps=2, chunk_s=1.0, keyframes_only=True))
+    indices = np.concatenate([c.indices for c in chunks])
+    np.testing.assert_array_equal(indices, np.arange(0, 40, 5))

@@ -120,3 +120,44 @@ def write_garbage(path: str | Path, *, n_bytes: int = 20_000, text: bool = False
     else:
         path.write_bytes(bytes((i * 2654435761 >> 13) % 256 for i in range(n_bytes)))
     return path
+
+
+def make_edit_video(
+    path: str | Path,
+    *,
+    duration_s: float = 12.0,
+    fps: str | float = 25,
+    size: tuple[int, int] = (160, 120),
+    loud_spans: tuple[tuple[float, float], ...] = ((0.0, 2.0), (4.0, 8.0), (10.0, 12.0)),
+    colours: tuple[tuple[float, str], ...] = ((0.0, "red"), (4.0, "green"), (8.0, "blue")),
+    gop: int | None = None,
+    bframes: int | None = None,
+    audio: bool = True,
+) -> Path:
+    """A clip with known events for editing tests: solid colours switching at known times (`colours`:
+    (start_s, colour) in order) and a 440 Hz tone exactly inside `loud_spans` (digital silence elsewhere,
+    sample-exact via `aevalsrc`). `fps` may be a fraction such as "30000/1001"; `gop` / `bframes` set the
+    keyframe interval and B-frames of libx264."""
+    path = Path(path)
+    w, h = size
+    ends = [start for start, _ in colours[1:]] + [duration_s]
+    args: list[str] = []
+    for (start, colour), end in zip(colours, ends):
+        args += ["-f", "lavfi", "-i", f"color=c={colour}:s={w}x{h}:r={fps}:d={end - start}"]
+    n = len(colours)
+    graph = "".join(f"[{i}:v]" for i in range(n)) + f"concat=n={n}:v=1:a=0[v]"
+    if audio:
+        loud = "+".join(f"between(t,{a},{b - 1e-9})" for a, b in loud_spans) or "0"
+        args += ["-f", "lavfi", "-i", f"aevalsrc='if({loud},0.5*sin(2*PI*440*t),0)':s=16000:d={duration_s}"]
+    args += ["-filter_complex", graph, "-map", "[v]"]
+    if audio:
+        args += ["-map", f"{n}:a", "-c:a", "aac", "-b:a", "64k"]
+    args += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
+    if gop is not None:
+        args += ["-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0"]
+    if bframes is not None:
+        args += ["-bf", str(bframes)]
+    if path.suffix == ".mp4":
+        args += ["-movflags", "+faststart"]
+    _ffmpeg(*args, str(path))
+    return path

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from grounding_agent.defaults import SAMPLING
 from grounding_agent.errors import ConfigError
 from grounding_agent.grounders.base import BaseGrounder, Grounder, Grounding, timed
 from grounding_agent.temporal import nms, tiou
@@ -88,8 +89,8 @@ class CoarseToFineGrounder(BaseGrounder):
         self.window_s, self.max_calls = window_s, max_calls
         self.sampler = sampler
         self.name = f"coarse_to_fine:{grounder.name}"
-        self.fps = getattr(grounder, "fps", 2.0)
-        self.max_frames = getattr(grounder, "max_frames", 32)
+        self.fps = getattr(grounder, "fps", SAMPLING.fps)
+        self.max_frames = getattr(grounder, "max_frames", SAMPLING.max_frames)
         self.calls = 0  # grounder calls made by this wrapper over its life (for budgets and benches)
 
     def _sample(self, video: Video, start_s: float, end_s: float) -> Frames:

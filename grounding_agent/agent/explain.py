@@ -12,13 +12,12 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from grounding_agent.agent.compose import Composition, satisfies
+from grounding_agent.agent.compose import satisfies
 from grounding_agent.agent.llm import invoke_chat, message_text
-from grounding_agent.agent.rerank import Reranked
-from grounding_agent.agent.results import StepResult
+from grounding_agent.agent.results import Answer, StepResult
 from grounding_agent.errors import GroundingAgentError
 from grounding_agent.prompts import load_prompt
-from grounding_agent.types import Moment, Plan
+from grounding_agent.types import Plan
 
 # The prompt asks for <= 40 words; longer answers are rejected (tiny or confused models ramble).
 MAX_LLM_SENTENCE_WORDS = 80
@@ -31,14 +30,10 @@ def _r(x: float) -> float:
 
 
 def explanation_facts(
-    plan: Plan,
-    composition: Composition,
-    steps: Mapping[str, StepResult],
-    moment: Moment,
-    before_tolerance_s: float,
-    reranked: Reranked | None = None,
+    plan: Plan, answer: Answer, steps: Mapping[str, StepResult], before_tolerance_s: float
 ) -> dict[str, Any]:
-    """The structured part of an explanation (everything but the sentence); `reranked`: the reranker's say."""
+    """The structured part of an explanation (everything but the sentence), from the answer's typed trail."""
+    composition, moment, reranked = answer.composition, answer.moment, answer.reranked
     sub_events = []
     for step in plan.steps:
         chosen = composition.chosen[step.id]
@@ -118,16 +113,14 @@ class ExplanationWriter:
 
 def explain(
     plan: Plan,
-    composition: Composition,
+    answer: Answer,
     steps: Mapping[str, StepResult],
-    moment: Moment,
     *,
     before_tolerance_s: float,
-    reranked: Reranked | None = None,
     writer: ExplanationWriter | None = None,
 ) -> dict[str, Any]:
-    """The full explanation of `moment` (the reranked form of `composition.moment`)."""
-    facts = explanation_facts(plan, composition, steps, moment, before_tolerance_s, reranked)
+    """The full explanation of `answer.moment` (the reranked form of its composition's moment)."""
+    facts = explanation_facts(plan, answer, steps, before_tolerance_s)
     facts["sentence"] = template_sentence(facts)
     facts["sentence_by"] = "template"
     if writer is not None:

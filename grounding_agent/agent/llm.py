@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from grounding_agent.deadline import call_with_deadline
 from grounding_agent.defaults import SERVER, TOKENS
 from grounding_agent.errors import server_error_from_openai
 
@@ -20,8 +21,10 @@ def invoke_chat(model: Any, messages: list[Any], *, what: str = "planner") -> An
     """
     import openai  # the client LangChain-OpenAI uses; imported lazily
 
+    timeout_s = _request_timeout_s(model)
     try:
-        return model.invoke(messages)
+        # The client's timeout is per read: a reply trickled byte by byte needs a wall-clock deadline.
+        return call_with_deadline(lambda: model.invoke(messages), timeout_s, what=f"the {what} LLM")
     except openai.LengthFinishReasonError as exc:
         from langchain_core.messages import AIMessage
 
@@ -39,6 +42,15 @@ def invoke_chat(model: Any, messages: list[Any], *, what: str = "planner") -> An
         if isinstance(exc, OutputParserException):
             raise
         raise server_error_from_openai(exc, f"the {what} LLM") from None
+
+
+def _request_timeout_s(model: Any) -> float:
+    """The chat model's `timeout` (through a `.bind(...)` wrapper too), else the default request timeout."""
+    for obj in (model, getattr(model, "bound", None)):
+        value = getattr(obj, "request_timeout", None)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+            return float(value)
+    return SERVER.request_timeout_s
 
 
 def message_text(msg: Any) -> str:

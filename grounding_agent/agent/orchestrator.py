@@ -24,6 +24,8 @@ from grounding_agent.errors import ConfigError
 from grounding_agent.grounders.base import Grounder, check_request, timed
 from grounding_agent.types import Frames, Video
 
+VideoLike = Video | str | os.PathLike
+
 
 class Agent:
     """Plan -> ground each step -> compose -> rerank -> explain. Run it with `run` (through the LangGraph graph).
@@ -121,12 +123,9 @@ class Agent:
         plan, steps, tolerance = state["plan"], state["steps"], self.config.before_tolerance_s
         with timed(timings, "explain"):
             out = [
-                replace(a, explanation=explain(
-                    plan, a.composition, steps, a.moment,
-                    before_tolerance_s=tolerance, reranked=a.reranked, writer=self.writer,
-                ))
+                replace(a, explanation=explain(plan, a, steps, before_tolerance_s=tolerance, writer=self.writer))
                 for a in state["answers"]
-            ]  # fmt: skip
+            ]
         calls = {"explanation_llm": len(out)} if self.writer is not None else {}
         return {"answers": out, "timings_s": timings, "model_calls": calls}
 
@@ -144,12 +143,7 @@ class Agent:
         return self._graph
 
     def run(
-        self,
-        video: Video | str | os.PathLike,
-        query: str,
-        *,
-        frames: Frames | None = None,
-        top_k: int | None = None,
+        self, video: VideoLike, query: str, *, frames: Frames | None = None, top_k: int | None = None
     ) -> AgentResult:
         """Answer one query on one video.
 
@@ -166,19 +160,14 @@ class Agent:
         return self._result(state, time.perf_counter() - t0)
 
     async def arun(
-        self,
-        video: Video | str | os.PathLike,
-        query: str,
-        *,
-        frames: Frames | None = None,
-        top_k: int | None = None,
+        self, video: VideoLike, query: str, *, frames: Frames | None = None, top_k: int | None = None
     ) -> AgentResult:
         """`run` for async callers (the graph's `ainvoke`; blocking nodes run in worker threads)."""
         t0 = time.perf_counter()
         state = await self.graph().ainvoke(self._start(video, query, frames, top_k))
         return self._result(state, time.perf_counter() - t0)
 
-    def _start(self, video: Video | str | os.PathLike, query: str, frames: Frames | None, top_k: int | None) -> AgentState:
+    def _start(self, video: VideoLike, query: str, frames: Frames | None, top_k: int | None) -> AgentState:
         top_n = self.config.top_n if top_k is None else top_k
         video = check_request(video, top_n)
         return {

@@ -105,6 +105,25 @@ _INFIX = re.compile(
     re.I,
 )
 _FILLER = re.compile(r"^(?:and|first|firstly|first\s+of\s+all|then)\b\s*,?\s*", re.I)
+# A clause that names its own (non-person) subject: "the dog jumps", "a car drives by", "his phone rings".
+_OWN_SUBJECT = re.compile(
+    r"^(?:a|an|the|this|that|these|those|another|his|her|their|its|my|our|your|some)\s+\w+", re.I
+)
+# An editing command around the moment: "cut the part where X", "remove the bit when X", "keep only the
+# scene in which X", "mute where X". What is grounded is X (the edit itself is parsed by `edit`).
+_EDIT_VERB = (
+    r"(?:cut(?:\s+out)?|remove|delete|drop|trim(?:\s+out)?|keep(?:\s+only)?|extract|clip|mute|blur|censor"
+    r"|skip(?:\s+to)?|jump\s+to|go\s+to|speed\s+up|slow\s+down|loop|replay|highlight|export|save|show(?:\s+me)?"
+    r"|find|give\s+me|play)"
+)
+_EDIT_PART = r"(?:part|bit|section|segment|scene|moment|clip|portion|piece|shot|time|point|frames?|seconds?)"
+_EDIT_LINK = r"(?:where|when(?:ever)?|in\s+which|during\s+which|that\s+shows?|showing|of|with)"
+_EDIT = re.compile(
+    rf"^(?:please\s+|can\s+you\s+|could\s+you\s+)?{_EDIT_VERB}\s+"
+    rf"(?:(?:only\s+)?(?:the|a|an|every|all(?:\s+the)?|each|that)?\s*{_EDIT_PART}s?\s+(?:{_EDIT_LINK}\s+)?"
+    rf"|{_EDIT_LINK}\s+)(?P<rest>.+)$",
+    re.I,
+)
 
 
 def _clean(text: str) -> str:
@@ -118,6 +137,29 @@ def _subject(text: str) -> str | None:
     return m.group(0) if m else None
 
 
+def strip_edit_command(query: str) -> str:
+    """The moment an editing command is about: "cut the part where X" -> "X"; other queries as they are."""
+    m = _EDIT.match(query.strip())
+    return m.group("rest") if m and _clean(m.group("rest")) else query
+
+
+def check_query(query: Any) -> str:
+    """The query as text, or a typed error saying what is wrong with it.
+
+    Raises:
+        ConfigError: not a str, not valid UTF-8 (e.g. undecodable bytes escaped into the str), or empty.
+    """
+    if not isinstance(query, str):
+        raise ConfigError(f"the query must be text (a str), got {type(query).__name__}")
+    try:
+        query.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError("the query is not valid UTF-8 text; re-type it or fix the file's encoding") from None
+    if not _clean(query):
+        raise ConfigError("empty query: give a sentence describing the moment to find")
+    return query
+
+
 def _share_subject(texts: list[str]) -> list[str]:
     """Give subject-less steps ("walks in", "sitting down") the query's subject; resolve he/she/they."""
     nouns = [s for s in map(_subject, texts) if s and not re.fullmatch(_PRONOUN, s, re.I)]
@@ -127,9 +169,9 @@ def _share_subject(texts: list[str]) -> list[str]:
     out = []
     for text in texts:
         subj = _subject(text)
-        if subj is None:
+        if subj is None and not _OWN_SUBJECT.match(text):  # "the dog jumps" keeps its dog
             text = f"{noun} {text}"
-        elif re.fullmatch(_PRONOUN, subj, re.I):
+        elif subj is not None and re.fullmatch(_PRONOUN, subj, re.I):
             rest = text[len(subj) :]
             rest = re.sub(r"^(?:'re|'s)\b", " is", rest)  # "they're leaving" -> "the person is leaving"
             text = noun + rest
@@ -163,14 +205,14 @@ class RulePlanner:
     name = "rule"
 
     def plan(self, query: str, *, calls: dict[str, int] | None = None) -> Plan:
-        text = _clean(query)
-        if not text:
-            raise ConfigError("empty query: give a sentence describing the moment to find")
+        """Raises: ConfigError: the query is not text, empty, or has more than `MAX_STEPS` sub-events."""
+        text = _clean(strip_edit_command(check_query(query)))
+        notes = (f"editing command: grounding {text!r}",) if text != _clean(query) else ()
         for parse in (self._leading, self._sequence, self._infix):
             parsed = parse(text)
             if parsed is not None and all(map(_is_clause, parsed[0])):
-                return self._build(query, *parsed)
-        return Plan(query=query, steps=(Step("s1", text),), target="s1", planner="rule")
+                return replace(self._build(query, *parsed), notes=notes)
+        return Plan(query=query, steps=(Step("s1", text),), target="s1", planner="rule", notes=notes)
 
     @staticmethod
     def _build(query: str, texts: list[str], relations: list[tuple[str, int, int]], target: int | str) -> Plan:
@@ -202,8 +244,13 @@ class RulePlanner:
     @staticmethod
     def _sequence(text: str):
         parts = [_clean(p) for p in _SEQUENCE.split(text)]
-        if len(parts) < 2 or len(parts) > MAX_STEPS or not all(parts):
+        if len(parts) < 2 or not all(parts):
             return None
+        if len(parts) > MAX_STEPS and all(map(_is_clause, parts)):
+            raise ConfigError(
+                f"the query has {len(parts)} sub-events in a row; the planner handles at most {MAX_STEPS}: "
+                "ask for the first few, then for the rest"
+            )
         return parts, [("before", i, i + 1) for i in range(len(parts) - 1)], "span"
 
     @staticmethod
@@ -248,9 +295,8 @@ class LLMPlanner:
         return [("system", self.prompt.render("system")), ("human", self.prompt.render("user", query=query))]
 
     def plan(self, query: str, *, calls: dict[str, int] | None = None) -> Plan:
-        if not query.strip():
-            raise ConfigError("empty query: give a sentence describing the moment to find")
-        raw, notes = self._ask(query, {} if calls is None else calls)
+        check_query(query)
+        raw, notes = self._ask(strip_edit_command(query), {} if calls is None else calls)
         try:
             data = json.loads(raw)
             if not isinstance(data, dict):

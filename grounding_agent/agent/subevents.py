@@ -35,12 +35,13 @@ def relation_window(
 
 
 def clip_to(moments: list[Moment], window_s: tuple[float, float], min_length_s: float = 0.0) -> list[Moment]:
-    """Moments cut to the window; those with no extent inside it are dropped, slivers widened to `min_length_s`."""
+    """Moments cut to the window, slivers widened to `min_length_s`; those not inside it are dropped (an
+    instant, start == end, counts as inside when it lies in the window)."""
     lo, hi = window_s
     out = []
     for m in moments:
         start, end = max(m.start_s, lo), min(m.end_s, hi)
-        if end > start:
+        if end > start or lo <= m.start_s == m.end_s <= hi:
             cut = Moment(start, end, m.score, m.explanation).shifted(-lo)
             out.append(at_least(cut, min_length_s, hi - lo).shifted(lo))
     return out

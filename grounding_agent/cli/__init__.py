@@ -27,6 +27,8 @@ COMMANDS: dict[str, str] = {
     "ui": "ui",
     "chat": "chat",
     "api": "api",
+    "edit": "edit",
+    "transcribe": "transcribe",
 }
 
 HELP: dict[str, str] = {
@@ -34,12 +36,14 @@ HELP: dict[str, str] = {
     "ground": "find when a query happens in a video",
     "plan": "show how a compositional query is decomposed",
     "highlights": "saliency curve and highlight windows of a video",
-    "eval": "score predictions / run a grounder over a dataset",
+    "eval": "score predictions / run a grounder over a dataset / analyze a run",
     "serve": "launch the vLLM OpenAI-compatible server with LoRA adapters",
-    "finetune": "run a LoRA/QLoRA fine-tuning recipe from a YAML config",
+    "finetune": "run a fine-tuning recipe (LoRA/QLoRA SFT, or GRPO with --recipe grpo) from a YAML config",
     "ui": "web app: pick a video, chat, click moments, plan edits (Gradio)",
     "chat": "talk about one video: a REPL, or JSON lines for a chat app",
     "api": "HTTP service (FastAPI): ground, sessions, messages, streaming",
+    "edit": "edit a video from an instruction: frame-exact plan, OTIO/EDL/FCPXML/SRT export, ffmpeg render",
+    "transcribe": "what is said in a video, with word times (Whisper + VAD); SRT/VTT/JSON",
 }
 
 

@@ -124,12 +124,13 @@ def format_answer(answer: Any) -> str:
 
 
 def _plan(session: Any, rest: str, out: TextIO) -> None:
-    last = session.turns[-1].answer if session.turns else None
-    if last is None or last.plan is None:
-        print("no plan yet: the last answer grounded nothing" if last else "no turns yet", file=out)
+    """The plan of the last turn that grounded something."""
+    turn = next((t for t in reversed(session.turns) if t.answer.plan is not None), None)
+    if turn is None:
+        print("no plan yet: nothing has been grounded" if session.turns else "no turns yet", file=out)
         return
-    plan = last.plan
-    print(f"plan ({plan.planner}): " + "; ".join(f"{s.id}: {s.text}" for s in plan.steps), file=out)
+    plan = turn.answer.plan
+    print(f"plan of turn {turn.index} ({plan.planner}): " + "; ".join(f"{s.id}: {s.text}" for s in plan.steps), file=out)
     for r in plan.relations:
         print(f"  {r.a} {r.kind} {r.b}", file=out)
 

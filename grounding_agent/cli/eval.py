@@ -88,4 +88,8 @@ def run(args: argparse.Namespace) -> int:
     if args.eval_command == "score":
         return score(args)
     # By module name, at run time: the library itself never imports the recipes.
-    return importlib.import_module(recipe_module(args.eval_command)).main(args.argv)
+    recipe = importlib.import_module(recipe_module(args.eval_command))
+    try:
+        return recipe.main(args.argv)
+    except SystemExit as exc:  # the recipe's argparse: --help, or a usage error (exit 2)
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)

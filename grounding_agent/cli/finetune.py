@@ -11,6 +11,7 @@ locates `finetune/sft.py` in the source checkout and runs it as `__main__`, the 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import runpy
 import sys
 from pathlib import Path
@@ -29,8 +30,13 @@ def recipe_path(name: str = "sft") -> Path:
     """
     if name not in RECIPES:
         raise ConfigError(f"unknown recipe {name!r}; choose one of {sorted(RECIPES)}")
+    # The top-level `finetune` package: the source checkout, or the installed wheel (which ships it).
+    try:
+        spec = importlib.util.find_spec(RECIPES[name].removesuffix(".py").replace("/", "."))
+    except ImportError:
+        spec = None
     root = Path(grounding_agent.__file__).resolve().parents[1]
-    path = root / RECIPES[name]
+    path = Path(spec.origin) if spec is not None and spec.origin else root / RECIPES[name]
     if not path.is_file():
         raise ConfigError(
             f"recipe {RECIPES[name]} not found under {root}: recipes ship with the source checkout "

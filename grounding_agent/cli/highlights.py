@@ -19,10 +19,11 @@ from grounding_agent.cli._common import (
     text_arg,
     unit_float,
 )
+from grounding_agent.defaults import SAMPLING
 from grounding_agent.errors import ConfigError
 from grounding_agent.plots import NOTHING_STANDS_OUT
 
-DEFAULT_SIGNAL_FPS = 2.0
+DEFAULT_SIGNAL_FPS = SAMPLING.fps
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

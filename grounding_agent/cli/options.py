@@ -128,20 +128,23 @@ def check_backend(args: argparse.Namespace, query: str | None = None) -> None:
     from grounding_agent import extras
     from grounding_agent.io import check_model_source
 
+    needs: list[tuple[str, tuple[tuple[str, tuple[str, ...]], ...]]] = []  # (feature, specs)
     if args.backend == "hf":
-        extras.require_spec(extras.HF, "--backend hf")
-        if args.model:
-            check_model_source(args.model, "--model")
+        needs.append(("--backend hf", (extras.HF,)))
     elif args.backend == "vllm":
-        extras.require_spec(extras.CLIENT, "--backend vllm")
-    llm = [f for f, on in (("--verify", args.verify), ("--explain-llm", args.explain_llm),
-                           ("--planner llm", args.planner == "llm")) if on]  # fmt: skip
+        needs.append(("--backend vllm", (extras.CLIENT,)))
     if query is not None and wants_agent(args, query):
-        extras.require_spec(extras.AGENT, "a query with several sub-events (the agent; --no-agent skips it)")
-    if llm:
-        extras.require_spec(extras.LLM_CHAT, " and ".join(llm))
+        why = "--agent" if getattr(args, "agent", None) else "a query with several sub-events (the agent; --no-agent skips it)"
+        needs.append((why, (extras.AGENT,)))
+    for flag, on in (("--verify", args.verify), ("--explain-llm", args.explain_llm), ("--planner llm", args.planner == "llm")):
+        if on:
+            needs.append((flag, (extras.LLM_CHAT,)))
     if getattr(args, "saliency_model", None):
-        extras.require_spec(extras.HF, "--saliency-model")
+        needs.append(("--saliency-model", (extras.HF,)))
+    extras.require_all(needs)
+    if args.backend == "hf" and args.model:
+        check_model_source(args.model, "--model")
+    if getattr(args, "saliency_model", None):
         check_model_source(args.saliency_model, "--saliency-model")
 
 
@@ -172,7 +175,8 @@ def build_agent(args: argparse.Namespace, grounder: Grounder) -> Agent:
     if args.step_top_k < 1 or args.max_vlm_calls < 1:
         raise ConfigError("--step-top-k and --max-vlm-calls must be >= 1")
     planner = make_planner(args.planner or "rule", server=server, model=model)
-    chat = chat_model(server, model) if needs_llm else None
+    timeout = getattr(args, "timeout", None)
+    chat = (chat_model(server, model, timeout_s=timeout) if timeout else chat_model(server, model)) if needs_llm else None
     saliency = None
     if args.saliency_model:
         from grounding_agent.saliency import ClipSaliency

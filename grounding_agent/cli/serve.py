@@ -15,6 +15,7 @@ import time
 from types import FrameType
 
 from grounding_agent.cli._common import check_output_path, nonneg_int, port, positive_float, positive_int
+from grounding_agent.defaults import SERVER
 from grounding_agent.errors import ConfigError, ServerError
 
 
@@ -34,12 +35,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (0.0.0.0 for all)")
     p.add_argument("--port", type=port, default=8000, help="port (0 = any free port)")
-    p.add_argument("--max-model-len", type=positive_int, default=8192, help="context length in tokens")
+    p.add_argument("--max-model-len", type=positive_int, default=SERVER.max_model_len, help="context length in tokens")
     p.add_argument(
         "--limit-mm", action="append", type=_key_value, default=[], metavar="KIND=N",
-        help="most items of a modality per request, e.g. image=32 (repeatable; default image=32, video=1)",
+        help=f"most items of a modality per request, e.g. image=32 (repeatable; default image={SERVER.max_images}, "
+        f"video={SERVER.max_videos})",
     )  # fmt: skip
-    p.add_argument("--max-lora-rank", type=positive_int, default=64, help="largest LoRA rank accepted")
+    p.add_argument("--max-lora-rank", type=positive_int, default=SERVER.max_lora_rank, help="largest LoRA rank accepted")
     p.add_argument("--vllm-python", help="python of the vLLM env (default: $GA_VLLM_PYTHON or .venv-vllm)")
     p.add_argument("--startup-timeout", type=positive_float, default=900.0, help="seconds to wait for the server")
     p.add_argument("--log", help="server log file (default: a temp file)")
@@ -62,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     check_model_source(args.model, "--model")  # before a vLLM start that takes half a minute to fail
     if args.log:
         check_output_path(args.log, "--log")
-    limits = {"image": 32, "video": 1}
+    limits = SERVER.limit_mm_per_prompt()
     for kind, value in args.limit_mm:
         try:
             limits[kind] = nonneg_int(value)

@@ -8,7 +8,7 @@
     keep the best 3 moments / a 15-second teaser / top 5 highlights within 40 seconds
     remove the silences / remove pauses longer than 2 seconds / remove dead air
     remove every time he says 'um' / cut the words "basically", "literally" / remove the filler words
-    keep only the parts where she says "price"
+    keep only the parts where she says "price" / remove the parts without speech / keep only the talking
 
 and compositions joined by "then", "and", commas or semicolons before the next verb ("remove the
 silences, then keep only the first minute"). `LLMEditParser` asks a LangChain chat model for JSON
@@ -213,7 +213,7 @@ class RuleEditParser:
 
     def parse_one(self, text: str) -> Operation | None:
         """One operation from one clause, or None."""
-        for rule in (self._silence, self._words, self._highlights, self._head_tail, self._open_range,
+        for rule in (self._silence, self._speech, self._words, self._highlights, self._head_tail, self._open_range,
                      self._range, self._moment_until, self._moment, self._anything):  # fmt: skip
             op = rule(text)
             if op is not None:
@@ -235,6 +235,17 @@ class RuleEditParser:
             return None
         minimum = parse_time(m.group(2)) if m.group(2) else None
         return Operation("cut", "silence", min_silence_s=minimum, text=text)
+
+    def _speech(self, text: str) -> Operation | None:
+        """'remove the parts without speech' / 'keep only the talking' -> keep speech; 'cut the talking' -> cut."""
+        nobody = r"(?:nobody|no\s+one|no-one)\s+(?:talks|speaks|says\s+anything|is\s+(?:talking|speaking))"
+        without = rf"(?:{_SPAN_NOUN}|stretches|everything)\s+(?:without|with\s+no)\s+(?:speech|talking|dialogue|voices?)"
+        if re.match(rf"^{_CUT}\s+(?:all\s+)?(?:of\s+)?(?:the\s+)?(?:{without}|non-?speech(?:\s+{_SPAN_NOUN})?|(?:{_SPAN_NOUN}\s+)?(?:where|when)\s+{nobody})$", text, re.I):
+            return Operation("keep", "speech", text=text)
+        m = re.match(rf"^({_VERB})\s+(?:only\s+)?(?:all\s+)?(?:the\s+)?(?:speech|talking|dialogue|spoken\s+parts?|(?:{_SPAN_NOUN}\s+)?(?:with\s+speech|where\s+(?:someone|somebody|people|anyone)\s+(?:talks|speaks|is\s+talking|is\s+speaking)))$", text, re.I)
+        if m:
+            return Operation(self._action(m.group(1)), "speech", text=text)
+        return None
 
     def _words(self, text: str) -> Operation | None:
         fillers = re.match(
@@ -262,14 +273,15 @@ class RuleEditParser:
     def _highlights(self, text: str) -> Operation | None:
         within = rf"(?:\s+(?:within|in|under|of\s+at\s+most|of|totall?ing|up\s+to|for)\s+({_TIME})(?:\s+(?:total|in\s+total|overall))?)?"
         m = re.match(
-            rf"^(?:{_KEEP}\s+)?(?:only\s+)?(?:the\s+|an?\s+)?(?:best|top|most\s+(?:exciting|interesting|important))\s+(?:({_NUM})\s+)?(?:{_SPAN_NOUN}|highlights?){within}$",
+            rf"^(?:{_KEEP}\s+)?(?:only\s+)?(?:the\s+|an?\s+)?(?:best|top|most\s+(?:exciting|interesting|important))\s+(?:({_NUM})\s+)?({_SPAN_NOUN}|highlights?){within}$",
             text,
             re.I,
         )
         if m:
-            count = _number(m.group(1))
-            total = parse_time(m.group(2)) if m.group(2) else None
-            return Operation("keep", "highlights", count=count or (None if total else 3), total_s=total, text=text)
+            count, total = _number(m.group(1)), parse_time(m.group(3)) if m.group(3) else None
+            if count is None and total is None:  # "the best moment" is one, "the best moments" a few
+                count = 3 if m.group(2).lower().endswith("s") else 1
+            return Operation("keep", "highlights", count=count, total_s=total, text=text)
         m = re.match(rf"^(?:{_KEEP}\s+)?(?:only\s+)?(?:me\s+)?(?:an?\s+|the\s+)?({_TIME})(?:\s+long)?\s+{_REEL}$", text, re.I)
         if not m:
             m = re.match(rf"^(?:{_KEEP}\s+)?(?:me\s+)?(?:an?\s+|the\s+)?{_REEL}\s+(?:of|under|within|in)\s+({_TIME})$", text, re.I)

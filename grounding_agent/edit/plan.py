@@ -26,8 +26,8 @@ from grounding_agent.errors import EditError
 from grounding_agent.types import Evidence, Video
 
 Action = Literal["cut", "keep"]
-Target = Literal["range", "head", "tail", "moment", "highlights", "silence", "words"]
-TARGETS: tuple[str, ...] = ("range", "head", "tail", "moment", "highlights", "silence", "words")
+Target = Literal["range", "head", "tail", "moment", "highlights", "silence", "words", "speech"]
+TARGETS: tuple[str, ...] = ("range", "head", "tail", "moment", "highlights", "silence", "words", "speech")
 DEFAULT_MIN_SILENCE_S = 0.5
 DEFAULT_SILENCE_DB = -40.0
 FILLER_WORDS = ("um", "uh", "erm", "er", "uhm", "hmm", "mm")
@@ -39,7 +39,8 @@ class Operation:
 
     range: start_s, end_s (None = the end of the video); head / tail: seconds; moment: query (and `until`,
     a second query whose end closes the span); highlights: count and/or total_s; silence: min_silence_s,
-    threshold_db; words: phrases. `text` is the part of the instruction it was read from.
+    threshold_db; words: phrases; speech: where someone speaks (voice activity; pauses shorter than
+    min_silence_s stay inside). `text` is the part of the instruction it was read from.
     """
 
     action: Action
@@ -104,6 +105,8 @@ class Operation:
             return f"{a} " + " ".join(parts)
         if t == "silence":
             return f"{a} silences (< {self.threshold_db or DEFAULT_SILENCE_DB:g} dBFS, >= {self.min_silence_s or DEFAULT_MIN_SILENCE_S:g} s)"
+        if t == "speech":
+            return f"{a} " + ("only the speech" if a == "keep" else "the speech")
         return f"{a} the words " + ", ".join(repr(p) for p in self.phrases)
 
     def to_dict(self) -> dict[str, Any]:
@@ -362,7 +365,7 @@ def _segments(grid, operations, cut_by, kept_by, spans_of) -> list[Segment]:
         else:
             op_index = int(kept_by[a]) if kept_by[a] >= 0 else None
             action = "keep"
-            reason = operations[op_index].describe() if op_index is not None else "not cut"
+            reason = operations[op_index].describe() if op_index is not None else "kept"
         evidence = ()
         if op_index is not None:
             t0, t1 = grid.time_s(a), grid.time_s(b)

@@ -48,6 +48,10 @@ class EditSources:
     grounder: Any = None
     agent: Any = None
     use_agent: Callable[[str], bool] | None = None
+    # Built on first use, so an instruction that needs no model never loads or contacts one.
+    grounder_factory: Callable[[], Any] | None = None
+    agent_factory: Callable[[Any], Any] | None = None
+    transcript_factory: Callable[[], Any] | None = None
     saliency: Any = None
     transcript: Any = None
     threshold_db: float = DEFAULT_SILENCE_DB
@@ -62,6 +66,7 @@ class EditSources:
             "highlights": self._highlights,
             "silence": self._silence,
             "words": self._words,
+            "speech": self._speech,
         }[op.target]
         return handler(video, op)
 
@@ -96,7 +101,12 @@ class EditSources:
 
     def _ground(self, video: Video, query: str, *, top_k: int = 1) -> list[Moment]:
         """Moments for `query`, best first: the agent (compositional) or the grounder."""
-        if self.agent is not None and (self.use_agent is None or self.use_agent(query)):
+        if self.grounder is None and self.grounder_factory is not None:
+            self.grounder = self.grounder_factory()
+        wants = self.use_agent is None or self.use_agent(query)
+        if self.agent is None and self.agent_factory is not None and self.use_agent is not None and wants:
+            self.agent = self.agent_factory(self.grounder)
+        if self.agent is not None and wants:
             result = self.agent.run(video, query)
             return sorted(result.moments, key=lambda m: -m.score)[:top_k]
         if self.grounder is None:
@@ -121,8 +131,13 @@ class EditSources:
         used = ", ".join(sorted(result.weights)) or "no signal"
         if not result.weights:
             self.notes.append("highlights: every signal is flat on this video; the windows are arbitrary")
+        windows = result.windows
+        if op.total_s is None:  # a window scoring <= 0 is mostly below the video's own threshold
+            windows = [w for w in windows if w.score > 0] or windows[:1]
+            if len(windows) < (op.count or 0):
+                self.notes.append(f"highlights: only {len(windows)} of the {op.count} asked stand out")
         spans, budget = [], op.total_s
-        for rank, window in enumerate(result.windows[: op.count or len(result.windows)], 1):
+        for rank, window in enumerate(windows[: op.count or len(windows)], 1):
             length = window.length_s if budget is None else min(window.length_s, budget)
             if length <= 0:
                 break
@@ -149,15 +164,39 @@ class EditSources:
             spans.append(Span(start, end, ev))
         return spans
 
-    def _words(self, video: Video, op: Operation) -> list[Span]:
+    def _transcript(self, op: Operation) -> Any:
+        if self.transcript is None and self.transcript_factory is not None:
+            self.transcript = self.transcript_factory()
         if self.transcript is None:
             raise EditError(
-                f"{op.describe()!r} needs a transcript of the speech: give one (transcript=...) or an ASR model"
+                f"{op.describe()!r} needs a transcript of the speech: pass --asr-model DIR or --transcript FILE.json"
+                " (Python: transcript=...)"
             )
-        words = transcript_words(self.transcript)
+        return self.transcript
+
+    def _speech(self, video: Video, op: Operation) -> list[Span]:
+        transcript = self._transcript(op)
+        regions = [tuple(map(float, r)) for r in (_get(transcript, "speech_regions") or ())]
+        source = "voice activity"
+        if not regions:
+            regions, source = [(w.start_s, w.end_s) for w in transcript_words(transcript)], "transcript words"
+        gap = self.min_silence_s if op.min_silence_s is None else op.min_silence_s
+        spans: list[list[float]] = []
+        for start, end in sorted(regions):  # a pause shorter than `gap` stays inside the speech
+            if spans and start - spans[-1][1] < gap:
+                spans[-1][1] = max(spans[-1][1], end)
+            else:
+                spans.append([start, end])
+        if not spans:
+            self.notes.append("speech: nothing is said in this video")
+        return [Span(a, b, Evidence("speech", a, b, None, "speech", source)) for a, b in spans]
+
+    def _words(self, video: Video, op: Operation) -> list[Span]:
+        transcript = self._transcript(op)
+        words = transcript_words(transcript)
         hits = find_phrases(words, op.phrases)
         if op.action == "keep":
-            sentences = transcript_segments(self.transcript)
+            sentences = transcript_segments(transcript)
             if sentences:  # keep what was said around the words: the whole sentence
                 hits = [s for s in sentences if any(h.start_s < s.end_s and h.end_s > s.start_s for h in hits)]
         return [Span(h.start_s, h.end_s, Evidence("speech", h.start_s, h.end_s, None, h.text, "transcript")) for h in hits]
@@ -208,7 +247,12 @@ def transcript_segments(transcript: Any) -> list[Word]:
 
 
 def _tokens(text: str) -> list[str]:
-    return re.sub(r"[^\w']+", " ", text.lower()).replace("'", "").split()
+    """Lower-cased words without punctuation; with the speech extra, numbers spelled out as ASR writes them."""
+    try:
+        from grounding_agent.speech import normalize
+    except ImportError:
+        return re.sub(r"[^\w']+", " ", text.lower()).replace("'", "").split()
+    return normalize(text)
 
 
 def find_phrases(words: list[Word], phrases: Iterable[str]) -> list[Word]:

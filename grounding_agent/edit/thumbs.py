@@ -7,11 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
+from grounding_agent.edit.paths import IMAGE_SUFFIXES, check_output
 from grounding_agent.edit.plan import EditPlan
 from grounding_agent.errors import EditError
 from grounding_agent.io import atomic_path
 
 _LABEL_PX = 22
+_MIN_TILE_W = 320  # room for the caption "#12  00:00:00:00 - 00:00:00:00"
 
 
 def middle_frames(plan: EditPlan, *, max_pixels: int = 320 * 180) -> list[np.ndarray]:
@@ -34,12 +36,14 @@ def contact_sheet(plan: EditPlan, path: str | Path, *, columns: int = 4, max_pix
     """
     from PIL import Image, ImageDraw, ImageFont
 
-    if Path(path).suffix.lower() not in (".png", ".jpg", ".jpeg"):
-        raise EditError(f"{path}: a contact sheet is a .png or .jpg image")
+    check_output(path, plan.video.path, suffixes=IMAGE_SUFFIXES)
     if plan.keeps_nothing:
         raise EditError(f"{path}: the edit keeps nothing, so there are no frames to show")
-    tiles = middle_frames(plan, max_pixels=max_pixels)
-    h, w = tiles[0].shape[:2]
+    tiles = [Image.fromarray(t) for t in middle_frames(plan, max_pixels=max_pixels)]
+    if tiles[0].width < _MIN_TILE_W:
+        size = (_MIN_TILE_W, round(tiles[0].height * _MIN_TILE_W / tiles[0].width))
+        tiles = [t.resize(size, Image.Resampling.BILINEAR) for t in tiles]
+    w, h = tiles[0].size
     cols = max(1, min(columns, len(tiles)))
     rows = math.ceil(len(tiles) / cols)
     sheet = Image.new("RGB", (cols * w, rows * (h + _LABEL_PX)), "black")
@@ -47,7 +51,7 @@ def contact_sheet(plan: EditPlan, path: str | Path, *, columns: int = 4, max_pix
     font = ImageFont.load_default(size=14)
     for i, (tile, seg) in enumerate(zip(tiles, plan.kept, strict=True)):
         x, y = (i % cols) * w, (i // cols) * (h + _LABEL_PX)
-        sheet.paste(Image.fromarray(tile), (x, y))
+        sheet.paste(tile, (x, y))
         label = f"#{i + 1}  {plan.grid.timecode(seg.start_frame)} - {plan.grid.timecode(seg.end_frame)}"
         draw.text((x + 4, y + h + 3), label, fill="white", font=font)
     with atomic_path(path) as tmp:

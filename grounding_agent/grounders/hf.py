@@ -14,6 +14,7 @@ import math
 import threading
 from typing import Any, Literal
 
+from grounding_agent.defaults import SAMPLING, TOKENS
 from grounding_agent.errors import ConfigError, ModelLoadError
 from grounding_agent.extras import HF, require_spec
 from grounding_agent.io import check_model_source
@@ -123,9 +124,9 @@ class HFGrounder(BaseGrounder):
         device: str = "auto",
         mode: InputMode | None = None,
         prompt: str = "grounding",
-        fps: float = 2.0,
-        max_pixels: int | None = 448 * 448,
-        max_frames: int = 32,
+        fps: float = SAMPLING.fps,
+        max_pixels: int | None = SAMPLING.max_pixels,
+        max_frames: int = SAMPLING.max_frames,
         max_new_tokens: int | None = None,
         num_samples: int = 1,
         temperature: float = 0.7,
@@ -142,7 +143,7 @@ class HFGrounder(BaseGrounder):
         self.name = f"hf:{adapter or model}"
         self.mode, self.prompt = mode, prompt
         self.fps, self.max_frames, self.max_pixels = fps, max_frames, max_pixels
-        self.max_new_tokens = max_new_tokens or (256 if prompt == "reasoning" else 48)
+        self.max_new_tokens = max_new_tokens or TOKENS.for_prompt(prompt)
         self.num_samples, self.temperature = num_samples, temperature
         self.fallback = fallback
         # `aground` runs `ground` in worker threads; one model must not generate for two at once.

@@ -14,7 +14,6 @@ Format forcing (`structured=True`): a regex through `extra_body={"structured_out
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import math
 import os
 from collections import OrderedDict
@@ -22,6 +21,8 @@ from typing import Any, Literal
 
 import openai
 
+from grounding_agent.deadline import deadline_error, run_blocking
+from grounding_agent.defaults import SERVED_SAMPLING, SERVER, TOKENS
 from grounding_agent.errors import ConfigError, ServerError, server_error_from_openai
 from grounding_agent.grounders.base import BaseGrounder, Grounding, check_request, grounding_from_answers, timed
 from grounding_agent.grounders.qwen_inputs import GroundingRequest, build_request, openai_messages
@@ -70,16 +71,6 @@ def _checked_completion(base_url: str, response: Any) -> Any:
     return response
 
 
-def run_blocking(coro: Any) -> Any:
-    """Run a coroutine to completion from synchronous code, also when this thread runs an event loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()
-
-
 class VLLMGrounder(BaseGrounder):
     """Ground through a running vLLM server.
 
@@ -110,15 +101,15 @@ class VLLMGrounder(BaseGrounder):
         model: str | None = None,
         *,
         prompt: str = "grounding",
-        fps: float = 2.0,
-        max_pixels: int | None = 448 * 448,
-        max_frames: int = 16,
+        fps: float = SERVED_SAMPLING.fps,
+        max_pixels: int | None = SERVED_SAMPLING.max_pixels,
+        max_frames: int = SERVED_SAMPLING.max_frames,
         max_tokens: int | None = None,
         num_samples: int = 1,
         temperature: float = 0.7,
         structured: bool = False,
         image_format: Literal["jpeg", "png"] = "jpeg",
-        timeout_s: float = 120.0,
+        timeout_s: float = SERVER.request_timeout_s,
         max_retries: int = 2,
         concurrency: int = 4,
         fallback: bool = True,
@@ -133,7 +124,7 @@ class VLLMGrounder(BaseGrounder):
         self.timeout_s = float(timeout_s)
         self.base_url = base_url.rstrip("/")
         self.prompt, self.fps, self.max_frames, self.max_pixels = prompt, fps, max_frames, max_pixels
-        self.max_tokens = max_tokens or (512 if prompt == "reasoning" else 48)
+        self.max_tokens = max_tokens or TOKENS.for_prompt(prompt)
         self.num_samples, self.temperature = num_samples, temperature
         self.structured, self.image_format, self.fallback = structured, image_format, fallback
         self.concurrency = concurrency
@@ -296,10 +287,7 @@ class VLLMGrounder(BaseGrounder):
         try:
             response = await asyncio.wait_for(call(client), self.timeout_s)
         except TimeoutError:
-            raise ServerError(
-                f"vLLM server at {self.base_url} did not answer within {self.timeout_s:g} s "
-                "(--timeout is the total time per request); raise --timeout or ask for less"
-            ) from None
+            raise deadline_error(f"vLLM server at {self.base_url}", self.timeout_s) from None
         except openai.OpenAIError as exc:
             raise _server_error(self.base_url, exc) from exc
         except (ValueError, TypeError, AttributeError, KeyError) as exc:  # a 200 whose body is no JSON object

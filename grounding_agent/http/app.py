@@ -239,7 +239,7 @@ def create_app(
         return {"status": "ok", "grounder": grounder_name, "sessions": len(store), "in_flight": state["pending"]}
 
     @app.post("/v1/ground", summary="Ground one query in one video (a Prediction, schemas/prediction.schema.json)")
-    async def ground(body: GroundRequest) -> dict[str, Any]:
+    async def ground(body: GroundRequest) -> JSONResponse:
         path = media.resolve(body.video)
 
         def work() -> dict[str, Any]:
@@ -247,7 +247,8 @@ def create_app(
             prediction.vid = media.relative(path)
             return prediction.to_dict()
 
-        return await run(work)
+        # Already plain JSON values: skip FastAPI's re-encoding of the dict (about a millisecond per request).
+        return JSONResponse(await run(work))
 
     @app.post("/v1/sessions", response_model=SessionOut, status_code=201)
     async def create_session(body: SessionRequest) -> dict[str, Any]:
@@ -274,7 +275,7 @@ def create_app(
     async def message(sid: str, body: MessageRequest) -> Any:
         session, _ = store.get(sid)
         if not body.stream:
-            return (await run(session.ask, body.message)).to_dict()
+            return JSONResponse((await run(session.ask, body.message)).to_dict())
         return StreamingResponse(_events(session, body.message), media_type="text/event-stream")
 
     async def _events(session: Any, text: str):

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from grounding_agent.edit.paths import check_output
 from grounding_agent.edit.plan import EditPlan
 from grounding_agent.edit.timeline import is_smpte_rate
 from grounding_agent.errors import EditError
@@ -49,6 +50,7 @@ def export(plan: EditPlan, path: str | Path) -> Path:
         OutputError: the path cannot be written.
     """
     suffix = export_format(path)
+    check_output(path, plan.video.path)
     if suffix == ".json":
         return write_json_atomic(path, plan.to_dict())
     if plan.keeps_nothing:
@@ -118,9 +120,9 @@ def to_timeline(plan: EditPlan, *, fcpx: bool = False, audio: bool = True) -> An
 
 
 def _chapter_title(plan: EditPlan, i: int) -> str:
-    seg = plan.kept[i]
-    grid = plan.grid
-    return f"{i + 1}. {seg.reason} [{grid.timecode(seg.start_frame)} - {grid.timecode(seg.end_frame)}]"
+    seg, grid = plan.kept[i], plan.grid
+    why = "" if seg.operation is None else f": {seg.reason}"
+    return f"Part {i + 1}{why} (source {grid.timecode(seg.start_frame)} - {grid.timecode(seg.end_frame)})"
 
 
 def chapters_subtitles(plan: EditPlan, fmt: str) -> str:
@@ -143,7 +145,7 @@ def youtube_chapters(plan: EditPlan) -> str:
         h, rest = divmod(whole, 3600)
         m, s = divmod(rest, 60)
         stamp = f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-        lines.append(f"{stamp} {plan.kept[i].reason}")
+        lines.append(f"{stamp} {_chapter_title(plan, i)}")
     return "\n".join(lines) + "\n"
 
 

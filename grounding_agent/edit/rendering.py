@@ -14,7 +14,6 @@ plan's within one frame; otherwise the file is not put in place.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import tempfile
@@ -23,9 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from grounding_agent.edit.paths import VIDEO_SUFFIXES, check_output
 from grounding_agent.edit.plan import EditPlan
 from grounding_agent.errors import EditError
 from grounding_agent.io import atomic_path
+from grounding_agent.types import Video
 
 # Inline filter graphs up to this size; longer ones go through a script file (an argument is <= 128 KiB).
 _INLINE_FILTER_CHARS = 100_000
@@ -42,8 +43,16 @@ class RenderResult:
     planned_s: float
     rendered_s: float
     elapsed_s: float
+    planned_frames: int = 0
+    rendered_frames: int = 0
     shifts: list[dict[str, Any]] = field(default_factory=list)
     plan: EditPlan | None = None
+
+    def __fspath__(self) -> str:  # usable wherever a path is: open(result), str(result), Path(result)
+        return str(self.path)
+
+    def __str__(self) -> str:
+        return str(self.path)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -51,6 +60,8 @@ class RenderResult:
             "mode": self.mode,
             "planned_s": round(self.planned_s, 6),
             "rendered_s": round(self.rendered_s, 6),
+            "planned_frames": self.planned_frames,
+            "rendered_frames": self.rendered_frames,
             "elapsed_s": round(self.elapsed_s, 3),
             **({"keyframe_shifts": self.shifts} if self.mode == "copy" else {}),
         }
@@ -85,21 +96,16 @@ def render(
     """
     if plan.keeps_nothing:
         raise EditError(f"{out}: the edit keeps nothing, so there is nothing to render")
-    check_not_input(plan, out)
+    check_output(out, plan.video.path, suffixes=VIDEO_SUFFIXES)
     target_plan, shifts = plan.snapped_to_keyframes() if copy else (plan, [])
     started = time.perf_counter()
     with atomic_path(out) as tmp, tempfile.TemporaryDirectory(prefix="ga-render-") as work:
         args = _copy_args(target_plan, tmp, Path(work)) if copy else _accurate_args(target_plan, tmp, Path(work), preset, crf)
         _run_ffmpeg(args, target_plan.kept_s, progress, Path(work))
-        rendered_s = _check_duration(target_plan, tmp, out)
-    return RenderResult(Path(out), "copy" if copy else "accurate", target_plan.kept_s, rendered_s,
-                        time.perf_counter() - started, shifts, target_plan)  # fmt: skip
-
-
-def check_not_input(plan: EditPlan, out: str | Path) -> None:
-    src, dst = Path(plan.video.path), Path(out)
-    if dst.exists() and os.path.samefile(src, dst) or dst.resolve() == src.resolve():
-        raise EditError(f"{out}: is the input video; write the edit to another file")
+        rendered = _check_duration(target_plan, tmp, out)
+    return RenderResult(Path(out), "copy" if copy else "accurate", target_plan.kept_s, rendered.duration_s,
+                        time.perf_counter() - started, target_plan.kept_frames, rendered.num_frames,
+                        shifts, target_plan)  # fmt: skip
 
 
 def _has_audio(plan: EditPlan) -> bool:
@@ -146,18 +152,50 @@ def _accurate_args(plan: EditPlan, tmp: Path, work: Path, preset: str, crf: int)
 def _copy_args(plan: EditPlan, tmp: Path, work: Path) -> list[str]:
     """Stream copy: an ffconcat list naming the source once per kept segment, with in / out points."""
     src = str(Path(plan.video.path).resolve()).replace("'", "'\\''")
+    ends = [seg.end_s for seg in plan.kept if seg.end_frame < plan.grid.num_frames]
+    end_dts = dict(zip(ends, _keyframe_dts_s(plan, ends), strict=True))
     lines = ["ffconcat version 1.0"]
     for seg in plan.kept:
         lines.append(f"file '{src}'")
         if seg.start_frame > 0:
             lines.append(f"inpoint {seg.start_s + _SEEK_PAST_S:.6f}")
         if seg.end_frame < plan.grid.num_frames:
-            lines.append(f"outpoint {seg.end_s:.6f}")
+            # The demuxer stops at the first packet whose *decoding* time reaches the out point: with
+            # B-frames the closing keyframe decodes before it is shown, so stop just before its DTS.
+            lines.append(f"outpoint {end_dts[seg.end_s] - _SEEK_PAST_S:.6f}")
+        # The next segment starts this much later in the output (else: out point - in point, too short).
+        lines.append(f"duration {seg.duration_s:.6f}")
     listing = work / "segments.ffconcat"
     listing.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return [ffmpeg_binary(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0",
             "-i", str(listing), "-map", "0:v:0", "-map", "0:a:0?", "-c", "copy",
             *_container_flags(tmp), str(tmp)]  # fmt: skip
+
+
+def _keyframe_dts_s(plan: EditPlan, times_s: list[float]) -> list[float]:
+    """Decoding time of the keyframe shown at each of `times_s` (its presentation time when not found)."""
+    import av
+
+    if not times_s:
+        return []
+    half_frame = 0.5 / float(plan.grid.rate)
+    out = []
+    with av.open(str(plan.video.path)) as container:
+        stream = container.streams.video[0]
+        tb = stream.time_base
+        for t in times_s:
+            container.seek(int((t + _SEEK_PAST_S) / tb), stream=stream, backward=True)
+            dts = t
+            for packet in container.demux(stream):
+                if packet.pts is None or packet.dts is None:
+                    continue
+                if packet.is_keyframe and abs(float(packet.pts * tb) - t) < half_frame:
+                    dts = float(packet.dts * tb)
+                    break
+                if float(packet.dts * tb) > t + 1.0:
+                    break
+            out.append(dts)
+    return out
 
 
 def _container_flags(tmp: Path) -> list[str]:
@@ -188,15 +226,16 @@ def _run_ffmpeg(args: list[str], total_s: float, progress: bool | None, work: Pa
         raise EditError(f"ffmpeg failed to render ({last[:300]})")
 
 
-def _check_duration(plan: EditPlan, rendered: Path, out: str | Path) -> float:
-    """The rendered picture's duration; EditError if it is more than one frame off the plan."""
+def _check_duration(plan: EditPlan, rendered: Path, out: str | Path) -> Video:
+    """The rendered video's metadata; EditError if its duration is more than one frame off the plan."""
     from grounding_agent.video import open_video
 
-    rendered_s = open_video(rendered).duration_s
+    video = open_video(rendered)
+    rendered_s = video.duration_s
     frame_s = 1.0 / float(plan.grid.rate)
     if abs(rendered_s - plan.kept_s) > frame_s + 1e-3:
         raise EditError(
             f"{out}: rendered {rendered_s:.3f} s but the plan keeps {plan.kept_s:.3f} s "
             f"(more than one frame, {frame_s:.3f} s, apart); nothing was written - rerun with --debug"
         )
-    return rendered_s
+    return video

@@ -1,0 +1,122 @@
+"""Benchmark editing on a long video: plan + export + render, accurate (re-encode) vs stream copy.
+
+    .venv/bin/python bench/edit.py                       # 10-min 720p video (generated once, cached)
+    .venv/bin/python bench/edit.py --minutes 2 --instruction "cut 0:10 to 0:20, then trim the last 5 seconds"
+
+The video: testsrc2 1280x720 at 25 fps, libx264 (preset veryfast, B-frames, x264's default GOP of 250
+frames = 10 s) with AAC audio that is a 440 Hz tone except for a 3-s silence every 20 s; cached under
+~/.cache/grounding-agent/bench/. Stages, each timed (wall seconds): open (decoder index), plan (parse +
+audio loudness + frame snapping), every export format, the accurate render (libx264 veryfast, CRF 18),
+the copy render; plus the rendered duration vs the plan (frames), and how far copy moved the cuts.
+Prints a table and writes bench/results/edit.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from grounding_agent.io import write_json_atomic  # noqa: E402
+
+CACHE = Path(os.environ.get("GA_CACHE_DIR", Path.home() / ".cache" / "grounding-agent")) / "bench"
+DEFAULT_INSTRUCTION = "remove the silences, then cut 1:00 to 2:00"
+EXPORTS = (".otio", ".edl", ".xml", ".fcpxml", ".srt", ".vtt", ".txt", ".json")
+
+
+def make_video(minutes: float, path: Path) -> Path:
+    """Generate the benchmark video once (atomically: a killed run leaves no half file)."""
+    if path.is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    duration = minutes * 60
+    loud = "lt(mod(t,20),17)"  # 17 s of tone, then 3 s of silence, every 20 s
+    tmp = path.with_suffix(".tmp.mp4")
+    cmd = [
+        "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+        "-f", "lavfi", "-i", f"testsrc2=size=1280x720:rate=25:duration={duration}",
+        "-f", "lavfi", "-i", f"aevalsrc='if({loud},0.4*sin(2*PI*440*t),0)':s=48000:d={duration}",
+        "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p",
+        "-c:a", "aac", "-b:a", "128k", "-movflags", "+faststart", str(tmp),
+    ]  # fmt: skip
+    print(f"generating {path} ({minutes:g} min, 720p; once) ...", file=sys.stderr)
+    subprocess.run(cmd, check=True)
+    os.replace(tmp, path)
+    return path
+
+
+def timed(fn, *args, **kwargs):
+    t0 = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - t0
+
+
+def run(minutes: float, instruction: str, preset: str) -> dict:
+    from grounding_agent.edit import export, plan_edit, render
+    from grounding_agent.video import open_video
+
+    video_path = make_video(minutes, CACHE / f"edit_{minutes:g}min_720p.mp4")
+    video, t_open = timed(open_video, video_path)
+    plan, t_plan = timed(plan_edit, video, instruction)
+    rows: dict[str, float] = {"open (decoder index)": t_open, "plan": t_plan}
+    with tempfile.TemporaryDirectory(prefix="ga-bench-edit-") as work:
+        work = Path(work)
+        for suffix in EXPORTS:
+            _, rows[f"export {suffix}"] = timed(export, plan, work / f"edit{suffix}")
+        accurate, rows["render accurate"] = timed(render, plan, work / "accurate.mp4", progress=False, preset=preset)
+        copy, rows["render copy"] = timed(render, plan, work / "copy.mp4", copy=True, progress=False)
+    shifts = [abs(s["start_shift_s"]) for s in copy.shifts if s["segment"] > 0 or plan.kept[0].start_frame > 0]
+    shifts += [abs(s["end_shift_s"]) for s in copy.shifts]
+    return {
+        "video": {"path": str(video_path), "duration_s": video.duration_s, "frames": video.num_frames,
+                  "size": f"{video.width}x{video.height}", "fps": video.avg_fps},  # fmt: skip
+        "instruction": instruction,
+        "plan": {"kept_s": plan.kept_s, "kept_frames": plan.kept_frames, "kept_segments": len(plan.kept),
+                 "operations": [op.describe() for op in plan.operations]},  # fmt: skip
+        "seconds": {k: round(v, 3) for k, v in rows.items()},
+        "accurate": accurate.to_dict(),
+        "copy": {**{k: v for k, v in copy.to_dict().items() if k != "keyframe_shifts"},
+                 "kept_segments": len(copy.plan.kept) if copy.plan else None,
+                 "mean_cut_shift_s": round(sum(shifts) / len(shifts), 3) if shifts else 0.0,
+                 "max_cut_shift_s": round(max(shifts), 3) if shifts else 0.0},  # fmt: skip
+        "speedup_copy_vs_accurate": round(rows["render accurate"] / max(rows["render copy"], 1e-9), 1),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "accurate_preset": preset,
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=float, default=10.0, help="video length (default 10)")
+    ap.add_argument("--instruction", default=DEFAULT_INSTRUCTION, help=f"edit (default: {DEFAULT_INSTRUCTION!r})")
+    ap.add_argument("--preset", default="veryfast", help="libx264 preset of the accurate render")
+    ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "edit.json")
+    args = ap.parse_args()
+    result = run(args.minutes, args.instruction, args.preset)
+    print(f"\n{result['video']['duration_s']:.0f} s {result['video']['size']} video, "
+          f"'{result['instruction']}': kept {result['plan']['kept_s']:.1f} s in {result['plan']['kept_segments']} segments")  # fmt: skip
+    print(f"{'stage':28s} {'seconds':>9s}")
+    for stage, seconds in result["seconds"].items():
+        print(f"{stage:28s} {seconds:9.3f}")
+    for mode in ("accurate", "copy"):
+        r = result[mode]
+        print(f"{mode:9s} render: {r['rendered_frames']} frames rendered vs {r['planned_frames']} planned, "
+              f"{r['rendered_s']:.3f} s vs {r['planned_s']:.3f} s")  # fmt: skip
+    c = result["copy"]
+    print(f"copy moved cuts to keyframes: mean {c['mean_cut_shift_s']:.2f} s, max {c['max_cut_shift_s']:.2f} s "
+          f"({c['kept_segments']} segments after merging); copy is {result['speedup_copy_vs_accurate']}x faster")  # fmt: skip
+    write_json_atomic(args.out, result)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

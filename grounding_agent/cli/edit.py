@@ -1,0 +1,175 @@
+"""`grounding-agent edit VIDEO "INSTRUCTION"`: a frame-exact edit plan, NLE exports, a render, thumbnails.
+
+    grounding-agent edit talk.mp4 "remove the silences, then keep only the first minute" --export talk.otio
+    grounding-agent edit clip.mp4 "cut 0:05 to 0:15" --export cut.edl --export cut.fcpxml --render cut.mp4
+    grounding-agent edit clip.mp4 "cut the part where the dog jumps" --backend vllm --render out.mp4 --copy
+    grounding-agent edit clip.mp4 "a 15-second teaser" --thumbnails sheet.png --json
+    grounding-agent edit clip.mp4 "trim the first 3 seconds" --dry-run     # plan only, nothing written
+
+Exports by suffix: .otio .edl .xml (FCP7) .fcpxml .srt .vtt (chapters) .txt (YouTube chapters) .json.
+Every output path is checked before any work; nothing is written when the instruction reads as nothing
+or the edit would keep nothing or everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from grounding_agent.cli._common import print_json
+from grounding_agent.cli.options import add_backend_options, build_agent, build_grounder, wants_agent
+from grounding_agent.errors import EditError
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("video", help="video file")
+    p.add_argument("instruction", help="what to do, e.g. 'remove the silences, then keep only the first minute'")
+    g = p.add_argument_group("outputs")
+    g.add_argument("--export", action="append", default=[], metavar="FILE",
+                   help="write the edit (.otio .edl .xml .fcpxml .srt .vtt .txt .json); repeatable")
+    g.add_argument("--render", metavar="OUT.mp4", help="render the edit with ffmpeg")
+    g.add_argument("--copy", action="store_true", help="render by stream copy: fast, cuts move to keyframes")
+    g.add_argument("--thumbnails", metavar="OUT.png", help="contact sheet: one frame per kept segment")
+    g.add_argument("--json", action="store_true", help="print the edit plan as JSON (schemas/edit_plan.schema.json)")
+    g.add_argument("--dry-run", action="store_true", help="plan and print only; write nothing")
+    e = p.add_argument_group("editing")
+    e.add_argument("--parser", choices=["rule", "llm"], default="rule",
+                   help="read the instruction with the rule grammar (default) or the LLM (needs --server)")
+    e.add_argument("--silence-db", type=float, default=None, help="silence threshold in dBFS (default -40)")
+    e.add_argument("--min-silence-s", type=float, default=None, help="shortest silence to remove (default 0.5)")
+    e.add_argument("--transcript", metavar="FILE.json",
+                   help="what is said, as `grounding-agent transcribe --json` writes it (for word and speech edits)")
+    e.add_argument("--asr-model", metavar="DIR",
+                   help="Whisper folder: transcribe the video when the edit needs words or speech (cached)")
+    e.add_argument("--preset", default="veryfast", help="libx264 preset of the accurate render (default veryfast)")
+    e.add_argument("--crf", type=int, default=18, help="libx264 CRF of the accurate render (default 18)")
+    add_backend_options(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from grounding_agent.edit import contact_sheet, export, plan_edit, render
+    from grounding_agent.edit.exports import export_format, youtube_warnings
+    from grounding_agent.edit.paths import IMAGE_SUFFIXES, VIDEO_SUFFIXES, check_output
+    from grounding_agent.video import open_video
+
+    if args.copy and not args.render:
+        raise EditError("--copy is a way of rendering: give --render OUT.mp4 too")
+    video = open_video(args.video)
+    # Every output is checked before any work: a bad path costs nothing and writes nothing.
+    for path in args.export:
+        export_format(path)
+        check_output(path, video.path)
+    if args.render:
+        check_output(args.render, video.path, suffixes=VIDEO_SUFFIXES)
+    if args.thumbnails:
+        check_output(args.thumbnails, video.path, suffixes=IMAGE_SUFFIXES)
+    plan = plan_edit(
+        video,
+        args.instruction,
+        parser=_parser(args),
+        grounder_factory=lambda: build_grounder(args),
+        agent_factory=lambda grounder: build_agent(args, grounder),
+        use_agent=lambda query: wants_agent(args, query),
+        transcript_factory=lambda: _transcript(args, video),
+        threshold_db=args.silence_db,
+        min_silence_s=args.min_silence_s,
+    )
+    outputs: dict[str, Any] = {}
+    problem = _refusal(plan)
+    if not args.dry_run and problem is None:
+        for path in args.export:
+            export(plan, path)
+            outputs.setdefault("exports", []).append(str(path))
+            if Path(path).suffix.lower() == ".txt":
+                plan.notes.extend(youtube_warnings(plan))
+        if args.render:
+            result = render(plan, args.render, copy=args.copy, preset=args.preset, crf=args.crf)
+            outputs["render"] = result.to_dict()
+        if args.thumbnails:
+            outputs["thumbnails"] = str(contact_sheet(plan, args.thumbnails))
+    if args.json:
+        print_json({**plan.to_dict(), "outputs": outputs, "dry_run": bool(args.dry_run)})
+    else:
+        print(_human(plan, outputs, args.dry_run))
+    wanted = bool(args.export or args.render or args.thumbnails)
+    if problem is not None and wanted and not args.dry_run:
+        raise EditError(f"{problem}; nothing was written")
+    if problem is not None:
+        print(f"note: {problem}", file=sys.stderr)
+    return 0
+
+
+def _transcript(args: argparse.Namespace, video: Any) -> Any:
+    """The transcript the edit needs: read from --transcript, else made with --asr-model, else None."""
+    if args.transcript:
+        import json
+
+        from grounding_agent.speech import Transcript
+
+        try:
+            data = json.loads(Path(args.transcript).read_text(encoding="utf-8"))
+            return Transcript.from_dict(data)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise EditError(
+                f"--transcript {args.transcript}: not a transcript JSON ({type(exc).__name__}: {exc}); "
+                "write one with `grounding-agent transcribe VIDEO --asr-model DIR --json`"
+            ) from None
+    if args.asr_model:
+        from grounding_agent.speech import Transcriber
+
+        return Transcriber(args.asr_model).transcribe(video)
+    return None
+
+
+def _parser(args: argparse.Namespace) -> Any:
+    if args.parser == "rule":
+        return None
+    from grounding_agent.agent.planner import chat_model
+    from grounding_agent.edit import LLMEditParser
+
+    model = args.planner_model or (args.model if args.backend == "vllm" else None)
+    if not (args.server and model):
+        raise EditError("--parser llm needs --server URL and --planner-model NAME (a served model)")
+    return LLMEditParser(chat_model(args.server, model))
+
+
+def _refusal(plan) -> str | None:
+    """Why the edit should not be written: it keeps nothing, or everything."""
+    if plan.keeps_nothing:
+        return "the edit keeps nothing (every frame is cut); change the instruction"
+    if plan.keeps_everything:
+        return "the edit keeps the whole video (nothing is cut)"
+    return None
+
+
+def _human(plan, outputs: dict[str, Any], dry_run: bool) -> str:
+    grid = plan.grid
+    rate = f"{float(grid.rate):.3f}".rstrip("0").rstrip(".") + (" DF" if grid.drop_frame else "")
+    lines = [
+        f"{Path(plan.video.path).name}: {plan.video.duration_s:.2f} s at {rate} fps; {plan.parser} parser",
+        f'instruction: "{plan.instruction}"',
+        "operations: " + "; ".join(op.describe() for op in plan.operations),
+    ]
+    for seg in plan.segments:
+        span = f"{grid.timecode(seg.start_frame)} - {grid.timecode(seg.end_frame)}"
+        lines.append(f"  {seg.action:4s} {span}  {seg.duration_s:7.2f} s  {seg.reason}")
+    lines.append(f"kept {plan.kept_s:.2f} s of {plan.video.duration_s:.2f} s in {len(plan.kept)} segments")
+    lines += [f"note: {n}" for n in plan.notes]
+    for path in outputs.get("exports", []):
+        lines.append(f"wrote {path}")
+    if "render" in outputs:
+        r = outputs["render"]
+        lines.append(f"rendered {r['path']} ({r['mode']}): {r['rendered_s']:.3f} s, plan {r['planned_s']:.3f} s")
+        for shift in r.get("keyframe_shifts", []):
+            if shift["start_shift_frames"] or shift["end_shift_frames"]:
+                lines.append(
+                    f"  segment {shift['segment'] + 1}: start moved {shift['start_shift_s']:+.3f} s, "
+                    f"end moved {shift['end_shift_s']:+.3f} s (to keyframes)"
+                )
+    if "thumbnails" in outputs:
+        lines.append(f"wrote {outputs['thumbnails']}")
+    if dry_run:
+        lines.append("dry run: nothing written")
+    return "\n".join(lines)

@@ -1,0 +1,112 @@
+"""Natural-language video editing: instruction -> frame-exact `EditPlan` -> NLE exports, render, thumbnails.
+
+    from grounding_agent.edit import plan_edit, export, render, contact_sheet
+    plan = plan_edit("talk.mp4", "remove the silences, then keep only the first minute")
+    export(plan, "talk.otio"); export(plan, "talk.edl"); export(plan, "chapters.srt")
+    render(plan, "talk_edit.mp4")                 # accurate (re-encode); copy=True: stream copy on keyframes
+    contact_sheet(plan, "talk_edit.png")
+
+Moments ("cut the part where the dog jumps") need a grounder (`grounder=`, any backend, `uniform`
+included) or an agent; spoken words need a transcript (`transcript=`). See `parse` for the grammar.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from grounding_agent.edit.exports import EXPORTS, export, to_timeline
+from grounding_agent.edit.parse import LLMEditParser, ParsedInstruction, RuleEditParser
+from grounding_agent.edit.plan import EditPlan, Operation, Segment, Span, apply_operations
+from grounding_agent.edit.rendering import RenderResult, render
+from grounding_agent.edit.sources import EditSources
+from grounding_agent.edit.thumbs import contact_sheet
+from grounding_agent.edit.timeline import FrameGrid, timecode
+from grounding_agent.errors import EditError
+from grounding_agent.types import Video
+
+__all__ = [
+    "EXPORTS",
+    "EditPlan",
+    "EditSources",
+    "FrameGrid",
+    "LLMEditParser",
+    "Operation",
+    "RenderResult",
+    "RuleEditParser",
+    "Segment",
+    "Span",
+    "contact_sheet",
+    "export",
+    "parse_instruction",
+    "plan_edit",
+    "render",
+    "timecode",
+    "to_timeline",
+]
+
+EXAMPLES = "'cut 0:05 to 0:15', 'trim the first 3 seconds', 'remove the silences', 'keep the best 3 moments'"
+
+
+def parse_instruction(instruction: str, *, parser: Any = None, duration_s: float | None = None) -> ParsedInstruction:
+    """Read `instruction` with `parser` (default: the rule grammar).
+
+    Raises:
+        EditError: empty, or nothing in it reads as an edit.
+    """
+    parser = parser or RuleEditParser()
+    parsed = parser.parse(instruction, duration_s=duration_s) if isinstance(parser, LLMEditParser) else parser.parse(instruction)
+    if not parsed.operations:
+        raise EditError(f"could not read an edit from {instruction!r}; try e.g. {EXAMPLES}")
+    return parsed
+
+
+def plan_edit(
+    video: Video | str | Path,
+    instruction: str,
+    *,
+    parser: Any = None,
+    grounder: Any = None,
+    agent: Any = None,
+    use_agent: Any = None,
+    grounder_factory: Any = None,
+    agent_factory: Any = None,
+    transcript_factory: Any = None,
+    saliency: Any = None,
+    transcript: Any = None,
+    threshold_db: float | None = None,
+    min_silence_s: float | None = None,
+) -> EditPlan:
+    """The frame-exact `EditPlan` for `instruction` on `video`.
+
+    Args:
+        parser: `RuleEditParser` (default) or `LLMEditParser`.
+        grounder, agent, use_agent: find described moments (see `EditSources`); grounder_factory() and
+            agent_factory(grounder) build them on first use instead (nothing is loaded if no moment is asked).
+        saliency: CLIP saliency for highlights (optional); transcript (or transcript_factory(), built on
+            first use): for word and speech edits (`grounding_agent.speech.Transcript` or the same shape).
+        threshold_db, min_silence_s: silence defaults (-40 dBFS, 0.5 s).
+
+    Raises:
+        EditError: the instruction reads as nothing, or needs a source that was not given.
+        VideoError: the video cannot be read.
+    """
+    from grounding_agent.video import open_video
+
+    video = video if isinstance(video, Video) else open_video(video)
+    parsed = parse_instruction(instruction, parser=parser, duration_s=video.duration_s)
+    sources = EditSources(
+        grounder=grounder, agent=agent, use_agent=use_agent, grounder_factory=grounder_factory,
+        agent_factory=agent_factory, transcript_factory=transcript_factory, saliency=saliency, transcript=transcript,
+    )  # fmt: skip
+    if threshold_db is not None:
+        sources.threshold_db = threshold_db
+    if min_silence_s is not None:
+        sources.min_silence_s = min_silence_s
+    grid = FrameGrid.from_video(video)
+    plan = apply_operations(
+        video, grid, instruction, parsed.operations, lambda op: sources.resolve(video, op),
+        parser=parsed.parser, notes=parsed.notes,
+    )  # fmt: skip
+    plan.notes.extend(sources.notes)
+    return plan

@@ -1,0 +1,150 @@
+"""The GRPO recipe end to end on CPU, and the learning table: on the synthetic task (finetune/synthetic.py)
+SFT beats the blind prior by a clear margin and GRPO after SFT does not fall below SFT.
+
+Slow: the learning test trains for several minutes (finetune/README.md has the table and its commands).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[1]
+GRPO_CONFIG = REPO / "finetune" / "configs" / "tiny_qwen2_5_vl_grpo.yaml"
+SFT_CONFIG = REPO / "finetune" / "configs" / "tiny_qwen2_5_vl_synthetic_sft.yaml"
+CLI = REPO / ".venv" / "bin" / "grounding-agent"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny models gain nothing from intra-op threads; on a busy 2-core box they only fight."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def small(model: Path, data: Path, out: Path, *extra: str) -> list[str]:
+    """A small synthetic set and a short run: the machinery, not the learning."""
+    return [
+        f"model.name_or_path={model}",
+        f"data.synthetic={{out: {data}, num_train: 16, num_val: 4}}",
+        f"training.output_dir={out}",
+        *extra,
+    ]
+
+
+def card_of(out: Path) -> dict:
+    return json.loads((out / "adapter" / "training_card.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def grpo_run(tiny_models, tmp_path_factory) -> tuple[Path, Path, dict]:
+    """The tiny GRPO config as shipped (4 steps, checkpoints every 2), uninterrupted."""
+    from finetune.grpo import main
+
+    root = tmp_path_factory.mktemp("grpo")
+    out = root / "run"
+    assert main([str(GRPO_CONFIG), *small(tiny_models["qwen2_5_vl"], root / "syn", out)]) == 0
+    return root, out, card_of(out)
+
+
+def test_tiny_grpo_config_trains_saves_and_evaluates(grpo_run):
+    _, out, card = grpo_run
+    assert card["method"] == "grpo" and card["steps"] == 4
+    assert [s for s, _ in card["rewards"]] == [1, 2, 3, 4]
+    assert all(0.0 <= r <= 1.2 for _, r in card["rewards"])  # iou (<= 1) + 0.2 x format (<= 1)
+    assert (out / "adapter" / "adapter_model.safetensors").is_file()
+    metrics = json.loads((out / "adapter" / "eval_metrics.json").read_text())
+    assert metrics["queries"] == 4 and set(metrics["metrics"]) >= {"R1@0.5", "mIoU"}
+
+
+def _wait_for_checkpoint(out: Path, step: int, proc: subprocess.Popen, timeout_s: float = 300) -> None:
+    state = out / f"checkpoint-{step}" / "trainer_state.json"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"recipe exited early ({proc.returncode}):\n{proc.stdout.read()[-3000:]}")
+        try:
+            if json.loads(state.read_text())["global_step"] == step:
+                return
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"no {state} within {timeout_s} s")
+
+
+def test_grpo_killed_then_resumed_past_an_incomplete_checkpoint_matches_the_uninterrupted_run(
+    grpo_run, tiny_models
+):
+    """SIGKILL the CLI-launched GRPO run once checkpoint-2 exists; plant a checkpoint-3 whose save was
+    cut short (no trainer_state.json, as a kill -9 mid-save leaves it); `resume: auto` must skip it,
+    continue from checkpoint-2, and log the same per-step rewards and losses as the uninterrupted run."""
+    from finetune.grpo import main
+
+    root, _, uninterrupted = grpo_run
+    out = root / "killed"
+    args = small(tiny_models["qwen2_5_vl"], root / "syn", out, "eval.after_training=false")
+    proc = subprocess.Popen(
+        [str(CLI), "finetune", "--recipe", "grpo", str(GRPO_CONFIG), *args],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    try:
+        _wait_for_checkpoint(out, 2, proc)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL and not (out / "adapter").exists()
+    shutil.rmtree(out / "checkpoint-4", ignore_errors=True)  # if the kill came late, drop what it got to
+    shutil.copytree(out / "checkpoint-2", out / "checkpoint-3")
+    (out / "checkpoint-3" / "trainer_state.json").unlink()
+
+    assert main([str(GRPO_CONFIG), *args]) == 0
+    resumed = card_of(out)
+    assert Path(resumed["resumed_from"]).name == "checkpoint-2" and resumed["steps"] == 4
+    want, got = dict(uninterrupted["rewards"]), dict(resumed["rewards"])
+    assert sorted(got) == [3, 4]  # the resumed process logged only the steps it ran...
+    for step in (3, 4):  # ...and they are the uninterrupted run's
+        assert got[step] == pytest.approx(want[step], rel=1e-5, abs=1e-6), (step, got, want)
+    want_loss, got_loss = dict(uninterrupted["losses"]), dict(resumed["losses"])
+    for step in (3, 4):
+        assert got_loss[step] == pytest.approx(want_loss[step], rel=1e-4, abs=1e-6)
+
+
+def test_sft_beats_the_prior_and_grpo_does_not_fall_below_sft(tiny_models, tmp_path):
+    """The learning table of finetune/README.md, recomputed (same configs, same seeds)."""
+    from finetune.grpo import main as grpo_main
+    from finetune.sft import main as sft_main
+    from finetune.synthetic import evaluate
+
+    model, data = tiny_models["qwen2_5_vl"], tmp_path / "syn"
+    sft_out, grpo_out = tmp_path / "sft", tmp_path / "grpo"
+    common = [f"model.name_or_path={model}", f"data.synthetic.out={data}"]
+    assert sft_main([str(SFT_CONFIG), *common, f"training.output_dir={sft_out}", "eval.after_training=false"]) == 0
+    assert grpo_main([str(GRPO_CONFIG), *common, *GRPO_AFTER_SFT, f"model.adapter={sft_out / 'adapter'}",
+                      f"training.output_dir={grpo_out}", "eval.after_training=false"]) == 0  # fmt: skip
+    prior = evaluate(data, prior=True)["metrics"]
+    base = evaluate(data, model=str(model))["metrics"]
+    sft = evaluate(data, model=str(model), adapter=str(sft_out / "adapter"))["metrics"]
+    grpo = evaluate(data, model=str(model), adapter=str(grpo_out / "adapter"))["metrics"]
+    table = {"prior": prior, "untuned": base, "sft": sft, "sft+grpo": grpo}
+    print(json.dumps({k: {m: round(v, 1) for m, v in t.items() if m in ("R1@0.5", "mIoU")} for k, t in table.items()}))
+    assert sft["R1@0.5"] >= prior["R1@0.5"] + 15 and sft["mIoU"] >= prior["mIoU"] + 10, table
+    assert base["R1@0.5"] < sft["R1@0.5"], table  # the untuned random model has not learned the task
+    assert grpo["R1@0.5"] >= sft["R1@0.5"] and grpo["mIoU"] >= sft["mIoU"] - 1.0, table
+
+
+# The GRPO stage of the learning table (also in finetune/README.md).
+GRPO_AFTER_SFT = ["training.max_steps=100", "training.save_steps=50"]

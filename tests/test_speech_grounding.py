@@ -1,0 +1,126 @@
+"""Speech as grounding: the routing grounder (speech -> transcript, else the visual grounder) alone and
+inside the agent, composing a speech sub-event with a visual one under the planner's relations.
+
+The slow tests run the real Whisper base on a generated talking clip; the fast ones hand the grounder a
+transcript built here (`FixedTranscriberForTests` replaces only the transcriber, above the model).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from grounding_agent.agent import Agent, RulePlanner
+from grounding_agent.errors import ConfigError
+from grounding_agent.grounders.transcript import TranscriptGrounder, route
+from grounding_agent.speech import Segment, Transcriber, Transcript, Word
+from grounding_agent.temporal import tiou
+from grounding_agent.types import Moment
+from tests.agent_doubles import ScriptedGrounderForTests
+from tests.speechgen import Utterance, make_talking_video
+from tests.videogen import make_video
+
+
+class FixedTranscriberForTests:
+    """Returns one given transcript for any video; counts calls."""
+
+    def __init__(self, transcript: Transcript):
+        self.transcript_ = transcript
+        self.calls = 0
+
+    def transcribe(self, video):
+        self.calls += 1
+        return self.transcript_
+
+
+def _said(text: str, start_s: float, word_s: float = 0.4) -> Segment:
+    words = tuple(Word(w, start_s + i * word_s, start_s + (i + 1) * word_s - 0.05, 0.9) for i, w in enumerate(text.split()))
+    return Segment(text, words[0].start_s, words[-1].end_s, 0.9, words)
+
+
+@pytest.fixture
+def plain_clip(tmp_path):
+    return make_video(tmp_path / "v.mp4", duration_s=10.0, fps=5, audio=True)
+
+
+FIXED = Transcript((_said("hello there", 1.0), _said("let's go now", 5.0)), 10.0, "en", ((1.0, 1.8), (5.0, 6.2)), True, "fixed")
+RUNS = "the man runs"
+VISUAL = {RUNS: [Moment(0.5, 2.5, 0.9), Moment(7.0, 9.0, 0.6)]}  # the stronger one is before the speech
+
+
+@pytest.mark.parametrize(
+    ("query", "kind"),
+    [("he says 'let's go'", "speech"), ("when does she mention the price", "speech"), (RUNS, "visual")],
+)
+def test_route(query, kind):
+    assert route(query)[0] == kind
+
+
+def test_speech_query_is_answered_from_the_transcript_without_the_visual_grounder(plain_clip):
+    visual = ScriptedGrounderForTests(VISUAL)
+    asr = FixedTranscriberForTests(FIXED)
+    grounder = TranscriptGrounder(visual, asr)
+    got = grounder.ground(plain_clip, "when does he say 'let's go'")
+    assert visual.calls == [] and got.info["channel"] == "speech"
+    best = got.best
+    assert (best.start_s, best.end_s) == (5.0, FIXED.segments[1].words[1].end_s)
+    assert best.explanation["said"] == "let's go" and best.explanation["evidence"][0]["kind"] == "speech"
+    grounder.ground(plain_clip, "when does he say 'hello'")
+    assert asr.calls == 1  # one transcript per video, kept
+    assert grounder.ground(plain_clip, RUNS).best == VISUAL[RUNS][0] and visual.calls
+
+
+def test_unsaid_quote_gives_no_moment_and_a_note(plain_clip):
+    got = TranscriptGrounder(None, FixedTranscriberForTests(FIXED)).ground(plain_clip, "he says 'good night'")
+    assert got.moments == [] and "not said" in got.info["note"]
+
+
+def test_visual_query_without_a_visual_grounder_is_a_config_error(plain_clip):
+    with pytest.raises(ConfigError, match="visual grounder"):
+        TranscriptGrounder(None, FixedTranscriberForTests(FIXED)).ground(plain_clip, RUNS)
+
+
+def test_agent_composes_speech_then_visual_under_the_relation(plain_clip):
+    grounder = TranscriptGrounder(ScriptedGrounderForTests(VISUAL), FixedTranscriberForTests(FIXED))
+    query = "after he says 'let's go', the man runs"
+    plan = RulePlanner().plan(query)
+    assert len(plan.steps) == 2 and [r.kind for r in plan.relations] == ["before"]
+    result = Agent(grounder).run(plain_clip, query)
+    best = result.moments[0]
+    assert (best.start_s, best.end_s) == (7.0, 9.0)  # the run after the words, not the stronger one before
+
+
+# --- the real Whisper on a generated clip ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def talk(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("talk_grounding")
+    return make_talking_video(
+        folder / "talk.mp4",
+        [Utterance("okay everybody listen", 0.5), Utterance("let's go", 4.0, "en-gb", 150),
+         Utterance("that was fast", 8.0, "en-us+f3", 150)],  # fmt: skip
+        duration_s=11.0,
+    )
+
+
+@pytest.fixture(scope="module")
+def hearing(talk, whisper_base, tmp_path_factory):
+    asr = Transcriber(whisper_base, language="en", cache_dir=tmp_path_factory.mktemp("grounding_cache"))
+    visual = ScriptedGrounderForTests({RUNS: [Moment(0.5, 3.0, 0.9), Moment(5.5, 7.5, 0.6)]})
+    return TranscriptGrounder(visual, asr)
+
+
+@pytest.mark.slow
+def test_real_asr_quoted_query_lands_on_the_sentence(talk, hearing):
+    spoken = talk.utterances[2]
+    best = hearing.ground(talk.path, 'when is "that was fast" said').best
+    assert tiou((best.start_s, best.end_s), (spoken.start_s, spoken.end_s)) >= 0.7
+
+
+@pytest.mark.slow
+def test_real_asr_mixed_speech_and_visual_query_composes(talk, hearing):
+    result = Agent(hearing).run(talk.path, "after he says 'let's go', the man runs")
+    best = result.moments[0]
+    assert (best.start_s, best.end_s) == (5.5, 7.5)
+    said = result.steps["s1"].candidates[0]
+    assert tiou((said.start_s, said.end_s), (talk.utterances[1].start_s, talk.utterances[1].end_s)) >= 0.6
