@@ -8,6 +8,9 @@ TINY  ?= $(HOME)/.cache/grounding-agent/tiny-models-demo
 MODEL ?= $(TINY)/qwen2_5_vl
 CLIP  ?= $(TINY)/clip
 PYTEST_ARGS ?=
+# The speech demo: a generated talking clip (espeak-ng) and a quoted-speech query, answered by real Whisper base.
+TALK  ?= $(HOME)/.cache/grounding-agent/demo-talk.mp4
+SPEECH_QUERY ?= when does she say 'my favorite color is blue'
 
 .PHONY: setup demo test bench
 
@@ -17,9 +20,12 @@ setup:
 demo: setup
 	@if [ "$(MODEL)" = "$(TINY)/qwen2_5_vl" ]; then .venv/bin/python tests/assets/build_tiny_models.py $(TINY) >/dev/null; fi
 	.venv/bin/grounding-agent ground "$(VIDEO)" "$(QUERY)" --agent --explain --backend hf --model "$(MODEL)" --saliency-model "$(CLIP)"
+	@.venv/bin/python -m tests.speechgen "$(TALK)"
+	.venv/bin/grounding-agent ground "$(TALK)" "$(SPEECH_QUERY)" --backend hf --model "$(MODEL)" --asr-model "$$(.venv/bin/python tests/assets/whisper_base.py)"
 
 test: setup
 	.venv/bin/python -m pytest $(PYTEST_ARGS)
 
 bench: setup
+	.venv/bin/pip install -q --no-build-isolation -e '.[bench]'
 	for b in bench/*.py; do .venv/bin/python $$b || exit 1; done

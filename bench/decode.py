@@ -314,11 +314,12 @@ def main() -> int:
         }
         write_json_atomic(args.out, result)
 
-    for minutes in args.minutes:
-        w, h = map(int, (args.size if minutes <= 10 else args.long_size).split("x"))
-        for bframes in args.bframes:
-            path = ensure_video(w, h, minutes * 60, bframes)
-            for sampling in args.samplings:
+    # Sampling outermost: a run stopped early still has every video at the first sampling.
+    for sampling in args.samplings:
+        for minutes in args.minutes:
+            w, h = map(int, (args.size if minutes <= 10 else args.long_size).split("x"))
+            for bframes in args.bframes:
+                path = ensure_video(w, h, minutes * 60, bframes)
                 print(f"{path.name}, {sampling}:", flush=True)
                 cases.append(bench_case(path, sampling, args.methods, args.rounds) | {"b_frames": bframes})
                 print_case(cases[-1])

@@ -51,12 +51,14 @@ from grounding_agent.cli.options import (  # noqa: E402
     add_backend_options,
     build_agent,
     build_grounder,
+    default_max_frames,
     default_server,
     wants_agent,
 )
 from grounding_agent.datasets import DATASETS, Annotation, default_charades_csv, load_dataset  # noqa: E402
 from grounding_agent.errors import ConfigError, DatasetError, GroundingAgentError  # noqa: E402
 from grounding_agent.grounders import GROUNDERS  # noqa: E402
+from grounding_agent.io import check_output_dir, make_output_dir  # noqa: E402
 from grounding_agent.io import write_text_atomic as write_atomic  # noqa: E402
 from grounding_agent.metrics import METRICS, brief  # noqa: E402
 from grounding_agent.temporal import tiou_matrix  # noqa: E402
@@ -171,6 +173,7 @@ def default_prior_train(gt: Path) -> Path:
 def resolve_options(args: argparse.Namespace) -> argparse.Namespace:
     """Fill the defaults that depend on other options (top-k, prior training file, servers)."""
     args.top_k = args.top_k or DEFAULT_TOP_K[args.dataset]
+    args.max_frames = args.max_frames or default_max_frames(args.backend)  # recorded as used
     if args.backend == "prior" and not args.prior_train:
         args.prior_train = str(default_prior_train(args.gt))
     if args.backend == "prior" and not Path(args.prior_train).is_file():
@@ -662,6 +665,7 @@ def run(args: argparse.Namespace, grounders: Sequence[Any] | None = None) -> Run
     Raises:
         DatasetError: videos were missing (after writing everything) and --allow-missing is off.
     """
+    check_output_dir(args.out, "--out")  # a file, a device or an unwritable place: before any work
     dataset = load_dataset(args.dataset, args.gt, args.durations)
     annotations = select(dataset.annotations, args.vids, args.limit)
     args = resolve_options(args)
@@ -675,7 +679,7 @@ def run(args: argparse.Namespace, grounders: Sequence[Any] | None = None) -> Run
     if todo:  # build before touching --out, so a bad grounder option leaves nothing behind
         workers = [_as_worker(g) for g in grounders] if grounders is not None else build_workers(args)
         settings["served"] = served_identity(workers) if grounders is None else None
-    args.out.mkdir(parents=True, exist_ok=True)
+    make_output_dir(args.out, "--out")
     settings = check_settings(args.out, settings, args.force_resume)
     write_atomic(args.out / RUN_JSON, json.dumps(settings, indent=2, default=str) + "\n")
     throughput = _execute(args, todo, workers, finder, len(annotations)) if todo else None

@@ -54,8 +54,11 @@ GRPO_DEFAULTS = {"num_generations": 4, "max_completion_length": 32, "beta": 0.0,
 def grpo_arguments(cfg: RecipeConfig) -> Any:
     """trl.GRPOConfig from the `training` section (TrainingArguments keys) + the `grpo` section."""
     import torch
-    from trl import GRPOConfig
 
+    try:
+        from trl import GRPOConfig
+    except ImportError:
+        raise ConfigError("the GRPO recipe needs TRL: pip install -e '.[train]'") from None
     values = {**DEFAULT_ARGS, **GRPO_DEFAULTS, **cfg.training, **cfg.grpo, **FORCED_ARGS}
     values["reward_weights"] = [cfg.reward.iou_weight, cfg.reward.format_weight]
     if not torch.cuda.is_available():
@@ -73,7 +76,9 @@ class PromptBuilder:
     def __init__(self, cfg: RecipeConfig, family: str):
         self.cfg, self.family = cfg, family
         if (cfg.data.mode or "images") != "images":
-            raise ConfigError("the GRPO recipe needs data.mode: images (TRL passes frames to the model as images)")
+            raise ConfigError(
+                "the GRPO recipe needs data.mode: images (TRL passes frames to the model as images)"
+            )
 
     def row(self, sample: SFTSample) -> dict[str, Any]:
         from PIL import Image

@@ -31,7 +31,9 @@ def completion_text(completion: Any) -> str:
     return ""
 
 
-def answer_iou(text: str, windows_s: Sequence[Sequence[float]], model_duration_s: float, offset_s: float) -> float:
+def answer_iou(
+    text: str, windows_s: Sequence[Sequence[float]], model_duration_s: float, offset_s: float
+) -> float:
     """tIoU of the first parsed moment (model time + offset = video time) with the best GT window; 0 when
     nothing parses."""
     moments = parse_answer(text, model_duration_s).moments
@@ -53,7 +55,9 @@ def format_score(text: str, model_duration_s: float, reasoning: bool = False) ->
     return 1.0
 
 
-def iou_reward(completions: list[Any], windows_s: list, model_duration_s: list, time_offset_s: list, **_) -> list[float]:
+def iou_reward(
+    completions: list[Any], windows_s: list, model_duration_s: list, time_offset_s: list, **_: Any
+) -> list[float]:
     """TRL reward function: tIoU per completion."""
     return [
         answer_iou(completion_text(c), w, float(d), float(o))
@@ -61,7 +65,7 @@ def iou_reward(completions: list[Any], windows_s: list, model_duration_s: list, 
     ]
 
 
-def format_reward(completions: list[Any], model_duration_s: list, reasoning: list, **_) -> list[float]:
+def format_reward(completions: list[Any], model_duration_s: list, reasoning: list, **_: Any) -> list[float]:
     """TRL reward function: format score per completion."""
     return [
         format_score(completion_text(c), float(d), bool(r))

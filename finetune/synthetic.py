@@ -73,13 +73,19 @@ class SyntheticSpec:
         if value is True:
             return cls()
         if not isinstance(value, dict):
-            raise ConfigError(f"data.synthetic must be true or a mapping of {sorted(cls.fields())}, got {value!r}")
+            raise ConfigError(
+                f"data.synthetic must be true or a mapping of {sorted(cls.fields())}, got {value!r}"
+            )
         unknown = set(value) - cls.fields()
         if unknown:
-            raise ConfigError(f"unknown key(s) {sorted(unknown)} in data.synthetic; allowed: {sorted(cls.fields())}")
+            raise ConfigError(
+                f"unknown key(s) {sorted(unknown)} in data.synthetic; allowed: {sorted(cls.fields())}"
+            )
         spec = cls(**value)
         if spec.duration_s < 2 or spec.num_train < 1 or spec.num_val < 1 or spec.size < 28:
-            raise ConfigError(f"data.synthetic: need duration_s >= 2, num_train/num_val >= 1, size >= 28: {spec}")
+            raise ConfigError(
+                f"data.synthetic: need duration_s >= 2, num_train/num_val >= 1, size >= 28; got {spec}"
+            )
         return spec
 
     @staticmethod
@@ -112,7 +118,8 @@ def draw_events(spec: SyntheticSpec, n: int, seed: int, prefix: str) -> list[Eve
         side = int(rng.integers(spec.size // 2, spec.size * 3 // 4 + 1))
         x, y = (int(v) for v in rng.integers(0, spec.size - side + 1, size=2))
         query = QUERIES[int(rng.integers(len(QUERIES)))].format(c=colour)
-        events.append(Event(f"{prefix}{i:04d}", colour, start, end, int(rng.integers(40, 110)), (x, y, side), query))
+        background = int(rng.integers(40, 110))
+        events.append(Event(f"{prefix}{i:04d}", colour, start, end, background, (x, y, side), query))
     return events
 
 
@@ -128,7 +135,7 @@ def encode(frames: np.ndarray, path: Path) -> Path:
     """Frames -> H.264 mp4 at 1 fps (near-lossless), written atomically."""
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
-        raise ConfigError("ffmpeg is not on PATH; install it (apt-get install ffmpeg) to make synthetic videos")
+        raise ConfigError("ffmpeg is not on PATH; install it (apt-get install ffmpeg) to make the videos")
     n, h, w, _ = frames.shape
     with atomic_path(path) as tmp:
         cmd = [
@@ -143,7 +150,8 @@ def encode(frames: np.ndarray, path: Path) -> Path:
 
 
 def annotation(event: Event, spec: SyntheticSpec) -> Annotation:
-    return Annotation(event.vid, event.vid, event.query, float(spec.duration_s), ((event.start_s, event.end_s),))
+    window = (float(event.start_s), float(event.end_s))
+    return Annotation(event.vid, event.vid, event.query, float(spec.duration_s), (window,))
 
 
 def make_synthetic(spec: SyntheticSpec) -> dict[str, Path]:
@@ -248,7 +256,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(json.dumps({k: str(v) for k, v in make_synthetic(spec).items()}, indent=2))
     else:
-        result = evaluate(args.data, model=args.model, adapter=args.adapter, prior=args.prior, limit=args.limit)
+        result = evaluate(
+            args.data, model=args.model, adapter=args.adapter, prior=args.prior, limit=args.limit
+        )
         print(json.dumps(result, indent=2))
     return 0
 

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from grounding_agent.errors import ServerError
+from grounding_agent.errors import server_error_from_openai
 from grounding_agent.prompts import load_prompt
 from grounding_agent.types import Frames, Moment
 
@@ -111,15 +111,19 @@ class VLLMDescriber:
             content.append({"type": "text", "text": frame_label(float(t))})
             content.append({"type": "image_url", "image_url": {"url": encode_image(pixels)}})
         content.append({"type": "text", "text": user})
+        request = {
+            "model": self.model,
+            "messages": [{"role": "system", "content": system}, {"role": "user", "content": content}],
+            "max_tokens": self.max_tokens,
+            "temperature": 0.0,
+        }
+        if hasattr(self.client, "chat_completion"):  # a VLLMGrounder: total deadline, malformed replies typed
+            response = self.client.chat_completion(**request)
+            return Description((response.choices[0].message.content or "").strip(), self.name, prompt)
         try:
-            response = self.client.chat.completions.create(
-                model=self.model,
-                messages=[{"role": "system", "content": system}, {"role": "user", "content": content}],
-                max_tokens=self.max_tokens,
-                temperature=0.0,
-            )
+            response = self.client.chat.completions.create(**request)
         except openai.OpenAIError as exc:
-            raise ServerError(f"vLLM server at {self.base_url} failed to answer ({type(exc).__name__}); is it running?") from exc
+            raise server_error_from_openai(exc, f"vLLM server at {self.base_url}") from exc
         return Description((response.choices[0].message.content or "").strip(), self.name, prompt)
 
 
@@ -159,7 +163,7 @@ class HFDescriber:
 def describer_for(grounder: Any) -> Describer:
     """The describer that uses the grounder's own model (a template for model-free grounders)."""
     if getattr(grounder, "client", None) is not None and isinstance(getattr(grounder, "model", None), str):
-        return VLLMDescriber(grounder.client, grounder.model, base_url=getattr(grounder, "base_url", ""))
+        return VLLMDescriber(grounder, grounder.model, base_url=getattr(grounder, "base_url", ""))
     if getattr(grounder, "processor", None) is not None and getattr(grounder, "model", None) is not None:
         return HFDescriber(grounder)
     return TemplateDescriber(getattr(grounder, "name", "model-free"))

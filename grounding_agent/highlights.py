@@ -4,10 +4,11 @@ Two modes, one output (a QVHighlights-shaped `Prediction`: `pred_saliency_scores
 `pred_relevant_windows` [start_s, end_s, score]):
 
 - query-based: a query's CLIP saliency curve (`ClipSaliency.curve`) averaged per clip;
-- generic (no query): a weighted fusion of CLIP similarity to a prompt set, visual motion, scene novelty
-  and audio loudness, each averaged per clip and min-max normalised over the video. A signal that is
-  missing (no model, no audio stream) or flat is left out, the remaining weights are renormalised, and
-  the prediction records which signals it used and why others were absent.
+- generic (no query): a weighted fusion of CLIP similarity to a prompt set, visual motion, scene novelty,
+  audio loudness and (given a transcript) speech activity, each averaged per clip and min-max normalised
+  over the video. A signal that is missing (no model, no audio stream, no transcript) or flat is left
+  out, the remaining weights are renormalised, and the prediction records which signals it used and why
+  others were absent.
 
 Windows: every run of 1..16 clips is a candidate, scored by its total excess over a threshold
 (sum of clip score - tau, tau = mean + threshold_std * std over the video), so the best window covers
@@ -33,6 +34,7 @@ from grounding_agent.types import Moment, Prediction
 
 if TYPE_CHECKING:
     from grounding_agent.saliency import ClipSaliency
+    from grounding_agent.speech import Transcript
 
 # Per-clip scores varying less than this are flat: no window stands out.
 FLAT_SPAN = 1e-6
@@ -43,11 +45,11 @@ DEFAULT_PROMPTS = (
     "people cheering and celebrating",
     "a fast, dramatic action",
 )
-SIGNALS = ("clip", "motion", "scene", "audio")
+SIGNALS = ("clip", "motion", "scene", "audio", "speech")
 # Smallest per-clip range that counts as a real variation, in each signal's unit. A signal varying less
 # is left out as steady (its noise would otherwise be blown up to the full [0, 1] by min-max scaling);
 # one varying a little more is scaled by max(range, 2 * this) so it cannot dominate.
-MIN_SPAN = {"clip": 0.0, "motion": 0.01, "scene": 0.05, "audio": 6.0}  # -, grey/255, TV distance, dB
+MIN_SPAN = {"clip": 0.0, "motion": 0.01, "scene": 0.05, "audio": 6.0, "speech": 0.1}  # -, grey/255, TV, dB, fraction
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class HighlightWeights:
     motion: float = 1.0
     scene: float = 0.5
     audio: float = 1.0
+    speech: float = 1.0  # voice activity from a transcript (`speech.Transcript`), when one is given
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
@@ -258,6 +261,7 @@ def generic_signals(
     prompts: tuple[str, ...] = DEFAULT_PROMPTS,
     fps: float = SAMPLING.fps,
     skip: frozenset[str] = frozenset(),
+    transcript: Transcript | None = None,
 ) -> tuple[dict[str, Curve], dict[str, str]]:
     """Every generic signal computable for this video (except those in `skip`), and why the others are not."""
     curves: dict[str, Curve] = {}
@@ -277,6 +281,13 @@ def generic_signals(
             absent["audio"] = "no audio stream"
         else:
             curves["audio"] = audio
+    if "speech" not in skip:
+        if transcript is None:
+            absent["speech"] = "no transcript (give an ASR model: --asr-model DIR)"
+        elif not transcript.has_audio:
+            absent["speech"] = "no audio stream"
+        else:
+            curves["speech"] = transcript.activity_curve()
     return curves, absent
 
 
@@ -289,13 +300,14 @@ def generic_highlights(
     fps: float = SAMPLING.fps,
     search: WindowSearch = WindowSearch(),
     qid: int | str = 0,
+    transcript: Transcript | None = None,
 ) -> HighlightResult:
-    """Query-free highlights: fused CLIP-prompt, motion, scene and audio saliency per 2-s clip."""
+    """Query-free highlights: fused CLIP-prompt, motion, scene, audio (and speech) saliency per 2-s clip."""
     from grounding_agent.video import open_video
 
     duration_s = open_video(path).duration_s
     skip = frozenset(name for name in SIGNALS if getattr(weights, name) == 0)
-    curves, absent = generic_signals(path, saliency=saliency, prompts=prompts, fps=fps, skip=skip)
+    curves, absent = generic_signals(path, saliency=saliency, prompts=prompts, fps=fps, skip=skip, transcript=transcript)
     per_clip: dict[str, np.ndarray] = {}
     for name, curve in curves.items():
         raw = clip_scores(curve, duration_s)

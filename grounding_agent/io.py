@@ -56,9 +56,10 @@ def check_output_path(path: str | Path) -> Path:
     Checks what can be known before any work starts: the name, what already sits at the path, and that
     the nearest existing folder above it is a writable folder.
     """
-    text = os.fspath(path)
-    if not isinstance(text, str):
-        text = os.fsdecode(text)
+    try:
+        text = os.fsdecode(os.fspath(path))
+    except TypeError:
+        raise OutputError(f"an output path must be a str or Path, got {type(path).__name__}") from None
     if not text.strip():
         raise OutputError("the output path is empty: give a file name")
     if "\x00" in text:
@@ -157,7 +158,16 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
 
 
 def write_json_atomic(path: str | Path, obj: Any) -> Path:
-    return write_text_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+    """Write `obj` as indented JSON (UTF-8).
+
+    Raises:
+        ConfigError: `obj` holds something JSON cannot represent (a set, bytes, an object).
+    """
+    try:
+        text = json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"cannot write {path} as JSON: {exc}") from None
+    return write_text_atomic(path, text)
 
 
 # --- model sources (a hub id or a local folder) ------------------------------------------------------------
@@ -175,7 +185,10 @@ def check_model_source(ref: str | os.PathLike, option: str = "--model") -> str:
     Raises:
         ConfigError: a missing local path, a file where a folder is needed, or a folder without config.json.
     """
-    text = os.fspath(ref)
+    try:
+        text = os.fsdecode(os.fspath(ref))
+    except TypeError:
+        raise ConfigError(f"{option} must be a hub id or a folder, got {type(ref).__name__}") from None
     if "\x00" in text or not text.strip():
         raise ConfigError(f"{option} {text!r}: not a model folder or hub id")
     path = Path(text).expanduser()
@@ -189,3 +202,47 @@ def check_model_source(ref: str | os.PathLike, option: str = "--model") -> str:
     if looks_local or not _HUB_ID.match(text) or "--" in text or ".." in text:
         raise ConfigError(f"{option} {text}: no such folder (and not a hub id like 'Qwen/Qwen2.5-VL-7B-Instruct')")
     return text
+
+
+def check_output_dir(path: str | Path, option: str = "") -> Path:
+    """The path as a `Path` if it is (or can become) a folder to write files in; else `OutputError`.
+
+    Checks only, creates nothing: an existing folder we may write in, or an absent one whose nearest
+    existing ancestor is a writable folder.
+    """
+    prefix = f"{option}: " if option else ""
+    try:
+        text = os.fsdecode(os.fspath(path))
+    except TypeError:
+        raise OutputError(f"{prefix}a folder path must be a str or Path, got {type(path).__name__}") from None
+    if not text.strip() or "\x00" in text:
+        raise OutputError(f"{prefix}{text!r} is not a folder path")
+    path = Path(text)
+    try:
+        st = os.stat(path)  # a symlink to a folder is a folder here
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise OutputError(f"{prefix}cannot write in {text}: {_describe(exc)}") from None
+    if st is None:
+        try:
+            _check_folder(path.parent, text)
+        except OutputError as exc:
+            raise OutputError(f"{prefix}{exc}") from None
+        return path
+    if not stat.S_ISDIR(st.st_mode):
+        raise OutputError(f"{prefix}{text} exists and is not a folder: give a new or existing folder")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise OutputError(f"{prefix}permission denied in {text}")
+    return path
+
+
+def make_output_dir(path: str | Path, option: str = "") -> Path:
+    """`check_output_dir`, then create the folder (and its parents); OS failures are one `OutputError`."""
+    path = check_output_dir(path, option)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        prefix = f"{option}: " if option else ""
+        raise OutputError(f"{prefix}cannot create {path}: {_describe(exc)}") from None
+    return path

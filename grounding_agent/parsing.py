@@ -92,10 +92,13 @@ class _Span:
 
 def to_seconds(token: str) -> float:
     """'1:02:03.5' -> 3723.5, '00:12' -> 12.0, '00:00:12,300' -> 12.3, '12.3' -> 12.3 (may be inf)."""
-    parts = token.replace(",", ".").split(":")
+    parts = str(token).replace(",", ".").split(":")
     seconds = 0.0
-    for part in parts:
-        seconds = seconds * 60.0 + float(part)
+    try:
+        for part in parts:
+            seconds = seconds * 60.0 + float(part)
+    except ValueError:
+        raise ConfigError(f"not a time: {token!r} (seconds, MM:SS or H:MM:SS)") from None
     return seconds
 
 
@@ -263,6 +266,8 @@ def format_moment(moment: Moment, *, with_score: bool = False) -> str:
 
     Prompts show it and fine-tuning targets use it; `parse_moments` reads it back exactly.
     """
+    if not isinstance(moment, Moment):
+        raise ConfigError(f"format_moment takes a Moment, got {type(moment).__name__}")
     text = f"{moment.start_s:.2f} - {moment.end_s:.2f} seconds"
     return f"{text} ({moment.score:.2f})" if with_score else text
 

@@ -19,6 +19,9 @@ Fused score (documented contract):
 
 The logistic squashes z-scores into (0, 1) so they live on the confidence's scale; a window that is
 average for its video (z = 0) contributes 0.5 per saliency term.
+
+Speech (with a transcript, `speech.Transcript`): `speech_features` scores how well the words spoken in a
+window match the query, `fuse_speech` mixes that in: (1 - w) * score + w * match.
 """
 
 from __future__ import annotations
@@ -114,3 +117,45 @@ def fuse(confidence: float, features: WindowFeatures, weights: FusionWeights = F
         + w.peak * _sigmoid(features.peak)
     )
     return score / total
+
+
+# --- speech: the words spoken in the window ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SpeechFeatures:
+    """What the transcript says about one window.
+
+    Attributes:
+        match: how well the words spoken inside the window match the query, in [0, 1] (the fuzzy
+            word-level alignment score of `speech.search_words`; 0 when nothing relevant is said).
+        speech_fraction: the fraction of the window with voice activity.
+        said: the words spoken inside the window (for evidence and explanations).
+    """
+
+    match: float
+    speech_fraction: float
+    said: str
+
+    def to_dict(self) -> dict[str, float | str]:
+        return asdict(self)
+
+
+def speech_features(transcript, moment: Moment, query: str) -> SpeechFeatures:
+    """`SpeechFeatures` of `moment`'s window for `query` (its quote, if it has one, else its words)."""
+    from grounding_agent.speech import search_words, speech_query
+
+    words = transcript.words_between(moment.start_s, moment.end_s)
+    best = search_words(words, speech_query(query) or query, top_k=1, min_score=0.0) if words else []
+    return SpeechFeatures(
+        match=best[0].score if best else 0.0,
+        speech_fraction=transcript.speech_fraction(moment.start_s, moment.end_s),
+        said=" ".join(w.text for w in words),
+    )
+
+
+def fuse_speech(score: float, features: SpeechFeatures, weight: float = 0.3) -> float:
+    """(1 - weight) * score + weight * match: a window where the query's words are said gains up to `weight`."""
+    if not 0.0 <= weight <= 1.0:
+        raise ConfigError(f"speech weight must be in [0, 1], got {weight}")
+    return (1.0 - weight) * float(score) + weight * features.match

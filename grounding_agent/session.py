@@ -177,6 +177,12 @@ class Session:
         self.video = video if isinstance(video, Video) else _open(video)
         self.grounder = grounder
         self.saliency, self.agent, self.transcript = saliency, agent, transcript
+        if transcript is not None and not hasattr(grounder, "transcriber"):
+            # Speech sub-queries ("when does she say 'X'") are answered from the transcript (speech wiring).
+            from grounding_agent.grounders.transcript import TranscriptGrounder
+            from grounding_agent.speech import KnownTranscript
+
+            self.grounder = grounder = TranscriptGrounder(grounder, KnownTranscript(transcript))
         self.top_k, self.follow_s, self.use_agent, self.max_turns = top_k, follow_s, use_agent, max_turns
         self.fps = float(fps or getattr(grounder, "fps", SAMPLING.fps))
         self.max_frames = int(max_frames or getattr(grounder, "max_frames", SAMPLING.max_frames))
@@ -189,7 +195,7 @@ class Session:
         self._frames_lock = threading.Lock()
         self._embed_lock = threading.Lock()
         self._qids = itertools.count()
-        self._on_event: Callable[[str, dict[str, Any]], None] | None = None
+        self._listener = threading.local()  # the on_event of the ask() running in this thread
         self._turn_count = 0
 
     # --- what is decoded once ----------------------------------------------------------------------
@@ -360,7 +366,7 @@ class Session:
             raise ConfigError("the message is empty; ask something about the video")
         message = message.strip()
         with self._lock:
-            self._on_event = on_event
+            self._listener.fn = on_event
             try:
                 reading = read_message(message)
                 handler = {"follow": self._follow, "around": self._around, "ground": self._ground_turn}.get(
@@ -368,7 +374,7 @@ class Session:
                 )
                 answer, query = handler(message, reading)
             finally:
-                self._on_event = None
+                self._listener.fn = None
             self._remember(message, answer, query)
             return answer
 
@@ -379,8 +385,9 @@ class Session:
             del self.turns[: -self.max_turns]
 
     def _emit(self, kind: str, data: Any) -> None:
-        if self._on_event is not None:
-            self._on_event(kind, data)
+        fn = getattr(self._listener, "fn", None)
+        if fn is not None:
+            fn(kind, data)
 
     def _ground_turn(self, message: str, reading: Reading) -> tuple[Answer, str]:
         moments, plan, _, evidence = self._search(reading.event, self.top_k)
@@ -391,6 +398,8 @@ class Session:
     def _around(self, message: str, reading: Reading) -> tuple[Answer, str]:
         """ "What does he do after X?": ground X, then tell what happens in the window after (before, during) it."""
         anchors, plan, _, evidence = self._search(reading.event, 1)
+        if not anchors:  # a video shorter than one frame interval
+            return self._answer(message, [], evidence, plan, None), reading.event
         anchor, duration = anchors[0], self.video.duration_s
         if reading.relation == "after":
             window = (anchor.end_s, min(duration, anchor.end_s + self.follow_s))
@@ -449,7 +458,10 @@ class Session:
     ) -> Answer:
         """Ask the describer about `window_s` (the whole video when None) and assemble the answer."""
         from grounding_agent.describe import DescribeRequest
+        from grounding_agent.speech import asks_what_is_said
 
+        if self.transcript is not None and asks_what_is_said(message):
+            return self._said(moments, evidence, plan, window_s)
         self._emit("moments", [moment_dict(m) for m in moments])
         describer = self.describer
         request = DescribeRequest(message, self.video.duration_s, window_s)
@@ -461,6 +473,23 @@ class Session:
             description = replace(description, text=f"The model ({description.source}) gave an empty answer.", source="session")
         self._emit("text", {"text": description.text, "text_source": description.source})
         return Answer(description.text, moments, evidence, plan, description.source, window_s)
+
+    def _said(self, moments: list[Moment], evidence: list[Evidence], plan: Plan | None, window_s: tuple[float, float] | None) -> Answer:
+        """ "What does she say after X?": the words spoken there, quoted from the transcript (speech wiring)."""
+        from grounding_agent.speech import said_in
+
+        relation = (moments[0].explanation or {}).get("relation", "during") if moments else "during"
+        window = window_s or (0.0, self.video.duration_s)
+        said = said_in(self.transcript, window, relation)
+        if said is None:
+            text = f"Nothing is said in {window[0]:.2f}-{window[1]:.2f} s."
+        else:
+            text = f'Said at {said.start_s:.2f}-{said.end_s:.2f} s: "{said.text}"'
+            moments = [Moment(said.start_s, said.end_s, moments[0].score if moments else 1.0, {"said": said.text, "relation": relation})]
+            evidence = [*evidence, said.to_evidence(self.transcript.model)]
+        self._emit("moments", [moment_dict(m) for m in moments])
+        self._emit("text", {"text": text, "text_source": "transcript"})
+        return Answer(text, moments, evidence, plan, f"transcript:{self.transcript.model}", window_s)
 
     def _nothing(
         self, message: str, kind: str, prev: Moment, window: tuple[float, float], plan: Plan | None,

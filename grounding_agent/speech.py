@@ -153,6 +153,14 @@ class Transcript:
         times_s = np.asarray(times_s, dtype=float)
         return np.array([self.speech_fraction(t - hop_s / 2, t + hop_s / 2) for t in times_s])
 
+    def activity_curve(self, hop_s: float = 0.5) -> Any:
+        """Voice activity as a `signals.Curve` named "speech": the speech fraction per `hop_s` window."""
+        from grounding_agent.signals import Curve
+
+        n = max(1, int(np.ceil(self.duration_s / hop_s)))
+        times = (np.arange(n) + 0.5) * hop_s
+        return Curve("speech", times, self.speech_activity(times, hop_s))
+
     def search(self, query: str, *, top_k: int = 3, min_score: float = 0.35) -> list[SpeechMatch]:
         """Where `query` (a quote, or a topic's words) was said, best first; see `align`."""
         return search_words(self.words, query, top_k=top_k, min_score=min_score)
@@ -415,6 +423,48 @@ def speech_query(text: str) -> str | None:
         topic = re.sub(r"[?.!]+$", "", verb.group(1)).strip(" \"'“”‘’")
         return topic or None
     return None
+
+
+_WHAT_IS_SAID = re.compile(
+    r"\bwhat\b.{0,40}?\b(?:says?|said|saying|tells?|told|asks?|asked|mentions?|mentioned|shouts?|shouted"
+    r"|whispers?|whispered|announces?|announced)\b|\bwhat\s+(?:is|was|gets)\s+(?:said|spoken)\b|\bwho\s+says\b",
+    re.I,
+)
+
+
+def asks_what_is_said(message: str) -> bool:
+    """Whether a chat message asks for words spoken ("what does she say after ...", "what is said ...")."""
+    return bool(_WHAT_IS_SAID.search(message))
+
+
+def said_in(transcript: Transcript, window_s: tuple[float, float], relation: str = "during") -> SpeechMatch | None:
+    """What is said in a window, as whole stretches of speech (runs between pauses of PAUSE_S):
+
+    "after": the first run that starts inside the window (all of it, even past the window's end);
+    "before": the last run that ends inside it; otherwise: the words whose middle is inside. None if silent.
+    """
+    lo, hi = window_s
+    runs = _runs(transcript.words)
+    if relation == "after":
+        chosen = next((r for r in runs if lo - 0.1 <= r[0].start_s < hi), None)
+    elif relation == "before":
+        chosen = next((r for r in reversed(runs) if lo < r[-1].end_s <= hi + 0.1), None)
+    else:
+        chosen = transcript.words_between(lo, hi) or None
+    if not chosen:
+        return None
+    text = " ".join(w.text for w in chosen)
+    return SpeechMatch(chosen[0].start_s, chosen[-1].end_s, 1.0, text, "", tuple(chosen))
+
+
+class KnownTranscript:
+    """A transcript already at hand, offered where a transcriber is expected (`.transcribe(video)`)."""
+
+    def __init__(self, transcript: Transcript):
+        self.transcript = transcript
+
+    def transcribe(self, video: Any) -> Transcript:
+        return self.transcript
 
 
 # --- audio -------------------------------------------------------------------------------------------

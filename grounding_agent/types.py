@@ -235,14 +235,19 @@ class Plan:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], planner: Literal["rule", "llm"] | None = None) -> Plan:
-        return cls(
-            query=data["query"],
-            steps=tuple(Step(str(s["id"]), str(s["text"])) for s in data["steps"]),
-            relations=tuple(Relation(r["kind"], str(r["a"]), str(r["b"])) for r in data.get("relations", [])),
-            target=str(data.get("target", "span")),
-            planner=planner or data.get("planner", "rule"),
-            notes=tuple(str(n) for n in data.get("notes", ())),
-        )
+        """Raises: ConfigError: `data` is not a plan dict (a key missing or of the wrong kind)."""
+        try:
+            return cls(
+                query=data["query"],
+                steps=tuple(Step(str(s["id"]), str(s["text"])) for s in data["steps"]),
+                relations=tuple(Relation(r["kind"], str(r["a"]), str(r["b"])) for r in data.get("relations", [])),
+                target=str(data.get("target", "span")),
+                planner=planner or data.get("planner", "rule"),
+                notes=tuple(str(n) for n in data.get("notes", ())),
+            )
+        except (KeyError, TypeError, AttributeError) as exc:
+            what = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise ConfigError(f"not a plan ({what}); a plan has query, steps [{{id, text}}], relations, target") from None
 
 
 @dataclass

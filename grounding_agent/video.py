@@ -2,11 +2,12 @@
 
 decord indexes the file: every frame's timestamp (also on variable-frame-rate files) and the keyframes.
 PyAV decodes the sampled frames: it walks each GOP once, seeks only across GOPs, skips non-reference
-frames it does not keep and converts to RGB only the frames it keeps. On a 10-min 720p H.264 video at
-1 fps that is about 2x faster than decord's `get_batch` when the stream has B-frames and about 1.5x when
-every frame is a reference (all must then be decoded); see `bench/decode.py`.
+frames it does not keep and converts to RGB (scaled in the same swscale pass) only the frames it keeps.
+Runs of whole GOPs are decoded in parallel threads, one per core, each with its own demuxer and decoder.
+`bench/decode.py` compares this with decord, PyAV, torchcodec and ffmpeg's own decode floors.
 Each decoded frame is matched to decord's index by its timestamp; frames PyAV does not deliver are taken
-from decord. Only this module imports decord.
+from decord. A display rotation (a phone's `rotate=90`) is applied as ffmpeg's autorotate would, and
+`Video.width/height` are the displayed size. Only this module imports decord.
 
     video = open_video("clip.mp4")
     frames = sample_frames(video, fps=1.0, max_frames=64, max_pixels=448 * 448, cache=True)
@@ -668,7 +669,12 @@ def _decode_pyav(
 
 def _decode_workers() -> int:
     """Decoding threads: one per core (at most 8: past that, GOP runs get short and seeks dominate)."""
-    return _DECODE_WORKERS or min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+    return _DECODE_WORKERS or min(8, _cpu_count())
+
+
+def _cpu_count() -> int:
+    """Cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _split_gops(index: _Index, wanted: np.ndarray, workers: int) -> list[slice]:
@@ -729,9 +735,15 @@ def _walk_gops(
     stream = next(
         s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic
     )
-    # Alone, the decoder threads itself; beside other GOP runs the cores are taken, and frame threads
-    # would only add latency and reference-frame copies.
-    stream.thread_type = _DECODER_THREAD_TYPE if n_parts == 1 else "NONE"
+    # Alone, the decoder threads itself; beside other GOP runs it gets only the cores they leave (frame
+    # threads on a taken core only add latency and reference-frame copies).
+    spare = _cpu_count() // n_parts
+    if n_parts == 1:
+        stream.thread_type = _DECODER_THREAD_TYPE
+    elif spare > 1:
+        stream.thread_type, stream.codec_context.thread_count = "AUTO", spare
+    else:
+        stream.thread_type = "NONE"
     time_base = stream.time_base or Fraction(1, 1)
     origin = stream.start_time or 0
     frames = None  # decoding generator, None until the first seek

@@ -38,9 +38,15 @@ class ScriptedGrounderForTests(BaseGrounder):
 
 
 class ScriptedChatModelForTests(GenericFakeChatModel):
-    """Test double for the served chat model: replays scripted messages and records what it was sent."""
+    """Test double for the served chat model: replays scripted messages; records what it was sent (`seen`)
+    and what `bind(...)` last asked for (`bound`: ChatOpenAI's structured output, log-probs)."""
 
     seen: list = []
+    bound: dict = {}
+
+    def bind(self, **kwargs):
+        self.bound = kwargs
+        return super().bind(**kwargs)
 
     def _generate(self, messages, stop=None, run_manager=None, **kwargs):
         self.seen.append((messages, kwargs))

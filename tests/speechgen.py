@@ -143,3 +143,29 @@ def make_talking_video(
         args += ["-c:a", "aac", "-b:a", "64k", "-t", str(duration_s), "-movflags", "+faststart", str(path)]
         _ffmpeg(*args)
     return TalkingVideo(path, duration_s, tuple(spoken))
+
+
+DEMO = [
+    Utterance("good morning and welcome", 0.5),
+    Utterance("my favourite colour is blue", 3.5, "en-gb+f3", 150),
+    Utterance("let's go to the park", 7.0, "en-us", 160),
+]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m tests.speechgen OUT.mp4`: the demo talking clip (made once; prints what is said, when)."""
+    import sys
+
+    out = Path((argv if argv is not None else sys.argv[1:])[0])
+    if not out.is_file():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp.mp4")
+        make_talking_video(tmp, DEMO, duration_s=10.0, background="noise")
+        tmp.replace(out)
+    for u in DEMO:
+        print(f"  spoken at {u.at_s:4.1f} s ({u.voice}): {u.text!r}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

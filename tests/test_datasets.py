@@ -167,6 +167,8 @@ def _qvh_line(**over) -> str:
         ({"saliency_scores": [["1", 2, 3], [4, 0, 1]]}, "integers 0..4"),
         ({"saliency_scores": [[[1], 2, 3], [4, 0, 1]]}, "integers 0..4"),
         ({"saliency_scores": [[1, 2, 3], [4, 0]]}, "ragged"),
+        ({"saliency_scores": [[float("nan"), 2, 3], [4, 0, 1]]}, "integers 0..4"),
+        ({"saliency_scores": [[1, 2, 9], [4, 0, 1]]}, "integers 0..4"),
         ({"saliency_scores": [[1, 2, 3]]}, "1 saliency rows for 2"),
         ({"relevant_clip_ids": [0, 5]}, "clip id 5 is not an integer in 0..4"),
         ({"relevant_clip_ids": [0, -1]}, "clip id -1"),

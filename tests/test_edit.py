@@ -9,8 +9,6 @@ from fractions import Fraction
 
 import jsonschema
 import pytest
-from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage
 
 from grounding_agent.edit import (
     EditSources,
@@ -24,6 +22,7 @@ from grounding_agent.edit.parse import edit_plan_schema, llm_output_schema, pars
 from grounding_agent.edit.timeline import FrameGrid, nominal_rate
 from grounding_agent.errors import EditError
 from grounding_agent.grounders import GROUNDERS
+from tests.agent_doubles import scripted_chat as scripted
 from tests.videogen import make_edit_video
 
 FPS = 25
@@ -121,20 +120,6 @@ def test_bad_range_is_an_error():
 
 
 # --- LLM parser (structured output, validated, rule fallback) --------------------------------------------
-
-
-class ScriptedChatModelForTests(GenericFakeChatModel):
-    """Returns the given answers in order; records what `bind(...)` asked for (ChatOpenAI's structured output)."""
-
-    bound: dict = {}
-
-    def bind(self, **kwargs):
-        self.bound = kwargs
-        return self
-
-
-def scripted(*answers: str) -> ScriptedChatModelForTests:
-    return ScriptedChatModelForTests(messages=iter(AIMessage(content=a) for a in answers))
 
 
 def test_llm_parser_valid_answer_is_used():

@@ -256,3 +256,12 @@ def test_cli_reads_a_transcript_file_for_word_cuts(clip, tmp_path, capsys):
 def test_cli_word_cut_without_transcript_says_how_to_get_one(clip, capsys):
     assert main(["edit", str(clip), "remove every time he says 'um'"]) == 2
     assert "--asr-model DIR or --transcript FILE.json" in capsys.readouterr().err
+
+
+def test_video_without_audio_renders_and_has_no_silences(tmp_path):
+    mute = make_edit_video(tmp_path / "mute.mp4", duration_s=4.0, audio=False, colours=((0, "red"), (2, "blue")))
+    plan = plan_edit(mute, "remove the silences, then cut 0:01 to 0:03")
+    assert "no audio stream" in " ".join(plan.notes)
+    result = render(plan, tmp_path / "out.mp4", progress=False)
+    assert result.rendered_frames == plan.kept_frames == 50
+    assert colours_of(tmp_path / "out.mp4") == ["red"] * 25 + ["blue"] * 25

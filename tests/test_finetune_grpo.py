@@ -96,7 +96,11 @@ def test_make_synthetic_writes_decodable_videos_targets_gt_and_reuses_a_matching
 
 @pytest.mark.parametrize(
     "value, match",
-    [("yes", "must be true or a mapping"), ({"frames": 3}, "unknown key"), ({"duration_s": 1}, "duration_s >= 2")],
+    [
+        ("yes", "must be true or a mapping"),
+        ({"frames": 3}, "unknown key"),
+        ({"duration_s": 1}, "duration_s >= 2"),
+    ],
 )
 def test_synthetic_spec_errors(value, match):
     with pytest.raises(ConfigError, match=match):
@@ -117,8 +121,8 @@ def test_a_config_that_is_not_a_mapping_is_one_typed_error(tmp_path, capsys, tex
     for recipe in ("sft", "grpo"):
         assert main(["finetune", "--recipe", recipe, str(path)]) == 2
         err = capsys.readouterr().err.strip().splitlines()
-        assert err == [f"error: {path}: a recipe config must be a mapping of sections (model, data, training, "
-                       f"...), got {kind}"]  # fmt: skip
+        want = f"error: {path}: a recipe config must be a mapping of sections (model, data, training, ...)"
+        assert err == [f"{want}, got {kind}"]
 
 
 def test_config_needs_data_unless_synthetic_and_checks_mode(tmp_path):
@@ -183,7 +187,8 @@ def test_grpo_configs_build_trl_arguments(name):
     assert args.epsilon == cfg.grpo["epsilon"] and args.reward_weights == [1.0, 0.2]
     assert cfg.data.mode == "images"
     if not name.startswith("tiny"):
-        assert cfg.grpo["use_vllm"] is True and cfg.data.prompt == "reasoning" and args.activation_checkpointing
+        assert cfg.grpo["use_vllm"] is True and cfg.data.prompt == "reasoning"
+        assert args.activation_checkpointing
 
 
 @pytest.mark.parametrize("prompt", ["grounding", "reasoning"])

@@ -199,8 +199,20 @@ def test_highlights_on_the_shared_clips_are_scored_by_eval(real_clips, tiny_mode
     )
     metrics = json.loads(capsys.readouterr().out)
     assert rc == 0
+    # The same files with the GT itself as the prediction score 100: the scoring reads our output's
+    # shape, and the real prediction can be no better than that.
+    oracle = [
+        {**p, "pred_relevant_windows": [[*g["relevant_windows"][0], 1.0]],
+         "pred_saliency_scores": [1.0 if i in g["relevant_clip_ids"] else 0.0 for i in range(len(p["pred_saliency_scores"]))]}
+        for p, g in zip(preds, gt_rows)
+    ]  # fmt: skip
+    oracle_path = tmp_path / "oracle.jsonl"
+    oracle_path.write_text("".join(json.dumps(r) + "\n" for r in oracle))
+    assert main(["eval", "score", "--dataset", "qvhighlights", "--gt", str(gt_path), "--pred", str(oracle_path), "--json"]) == 0
+    best = json.loads(capsys.readouterr().out)
     for key in ("MR-full-R1@0.5", "MR-full-mAP", "HL-min-VeryGood-mAP", "HL-min-VeryGood-Hit1"):
-        assert 0.0 <= metrics[key] <= 100.0
+        assert best[key] == pytest.approx(100.0)
+        assert 0.0 <= metrics[key] <= best[key]
 
     png = save_plot(generic, tmp_path / "generic.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

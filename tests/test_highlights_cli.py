@@ -52,7 +52,7 @@ def test_query_with_tiny_clip(loud_clip, tiny_models, tmp_path, capsys):
         (["--query", " "], "--query is empty"),
         (["--fps", "0"], "--fps must be > 0"),
         (["--weights", "volume=1"], "unknown signal"),
-        (["--top-k", "0"], "top_k"),
+        (["--top-k", "0"], "--top-k must be >= 1"),
     ],
 )
 def test_user_errors_are_one_line(loud_clip, capsys, extra, message):

@@ -217,3 +217,16 @@ def test_check_output_path_accepts_new_files_in_new_folders(tmp_path) -> None:
     assert check_output_path(tmp_path / "a" / "b" / "c.json") == tmp_path / "a" / "b" / "c.json"
     assert not (tmp_path / "a").exists()  # checking creates nothing
     assert issubclass(OutputError, GroundingAgentError)
+
+
+@pytest.mark.parametrize("kind", ["file", "devnull", "unwritable", "nul"])
+def test_eval_run_out_that_cannot_be_a_folder_is_one_line_and_touches_nothing(capsys, tmp_path, shared_data, kind) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    out = {"file": tmp_path / "notes.txt", "devnull": Path("/dev/null"), "unwritable": Path("/proc/no-such/run"),
+           "nul": f"{tmp_path}/run\x00x"}[kind]  # fmt: skip
+    before = _listing(tmp_path)
+    rc, _, err = run_cli(capsys, "eval", "run", "--dataset", "charades-sta", "--gt",
+                         shared_data / "charades_sta" / "charades_sta_test.txt", "--backend", "uniform", "--limit", "2",
+                         "--out", out, "--no-progress")  # fmt: skip
+    assert_one_line_error(rc, err, "--out")
+    assert _listing(tmp_path) == before

@@ -12,14 +12,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from grounding_agent.errors import ConfigError, GroundingAgentError
 from grounding_agent.grounders.baselines import BlindPriorGrounder, RandomGrounder, UniformGrounder
 from grounding_agent.highlights import find_windows
 from grounding_agent.io import check_model_source, check_output_path, write_json_atomic
-from grounding_agent.parsing import parse_answer, parse_moments
-from grounding_agent.types import Video
+from grounding_agent.parsing import format_moment, parse_answer, parse_moments, to_seconds
+from grounding_agent.temporal import nms, tiou, tiou_matrix
+from grounding_agent.types import Moment, Video
 
 NAN, INF = float("nan"), float("inf")
 VIDEO_6S = Video(Path("six_seconds.mp4"), 6.0, 30.0, 180, 64, 64)
@@ -86,6 +88,23 @@ BAD_CALLS: dict[str, Callable[[], Any]] = {
     "check_output_path(NUL)": lambda: check_output_path("out\x00.json"),
     "check_output_path(directory)": lambda: check_output_path("/"),
     "write_json_atomic(/dev/null)": lambda: write_json_atomic("/dev/null", {}),
+    "write_json_atomic(a set)": lambda: write_json_atomic("/nonexistent-dir-for-tests/x.json", {1, 2}),
+    "check_output_path(None)": lambda: check_output_path(None),
+    "check_model_source(None)": lambda: check_model_source(None),
+    "GROUNDERS['hf'](None)": lambda: _load(None),
+    "UniformGrounder(num_windows='a')": lambda: UniformGrounder(num_windows="a"),
+    "UniformGrounder(delay_s='a')": lambda: UniformGrounder(delay_s="a"),
+    "RandomGrounder(seed='a')": lambda: RandomGrounder(seed="a"),
+    "tiou(short)": lambda: tiou([1], [1, 2]),
+    "tiou(text)": lambda: tiou("ab", "cd"),
+    "tiou_matrix((2, 3))": lambda: tiou_matrix(np.zeros((2, 3)), np.zeros((2, 2))),
+    "tiou_matrix(text)": lambda: tiou_matrix([["a", "b"]], [[0, 1]]),
+    "nms(None)": lambda: nms(None),
+    "nms(iou nan)": lambda: nms([Moment(0.0, 1.0, 1.0)], iou_threshold=NAN),
+    "nms(max_keep -1)": lambda: nms([Moment(0.0, 1.0, 1.0)], max_keep=-1),
+    "nms(tuples)": lambda: nms([(0.0, 1.0)]),
+    "format_moment(None)": lambda: format_moment(None),
+    "to_seconds('a')": lambda: to_seconds("a"),
 }
 
 

@@ -40,6 +40,14 @@ BAD_REPLIES = {
     ),
     "json-list": ("application/json", b"[1, 2, 3]"),
 }
+# 200 replies shaped like a completion whose fields hold the wrong types: read as an unreadable answer.
+ODD_REPLIES = {
+    "content-number": {**COMPLETION, "choices": [{"index": 0, "message": {"role": "assistant", "content": 123},
+                                                  "finish_reason": "stop"}]},
+    "logprobs-text": {**COMPLETION, "choices": [{**COMPLETION["choices"][0],
+                                                 "logprobs": {"content": [{"token": "1", "logprob": "x"}, {"logprob": 1e999}]}}]},
+    "usage-garbage": {**COMPLETION, "usage": "lots"},
+}  # fmt: skip
 
 
 class MisbehavingServerForTests:
@@ -99,6 +107,8 @@ class MisbehavingServerForTests:
                 server.requests += 1
                 if server.mode == "trickle":
                     self._trickle(json.dumps(COMPLETION).encode())
+                elif server.mode in ODD_REPLIES:
+                    self._send("application/json", json.dumps(ODD_REPLIES[server.mode]).encode())
                 elif server.mode == "good":
                     self._send("application/json", json.dumps(COMPLETION).encode())
                 else:
@@ -157,6 +167,18 @@ def test_grounder_reads_a_good_reply_from_the_double(serve_double, video) -> Non
     server = serve_double("good")
     grounding = VLLMGrounder(server.url, max_frames=2, max_retries=0, timeout_s=10).ground(video, "q")
     assert grounding.raw_text == [ANSWER] and not grounding.failures and server.requests == 1
+
+
+@pytest.mark.parametrize("mode", sorted(ODD_REPLIES))
+def test_odd_field_types_are_an_unreadable_or_plain_answer_not_a_crash(serve_double, video, mode) -> None:
+    server = serve_double(mode)
+    grounding = VLLMGrounder(server.url, "m", max_frames=2, max_retries=0, timeout_s=10).ground(video, "q")
+    for m in grounding.moments:
+        assert 0.0 <= m.start_s <= m.end_s <= video.duration_s and 0.0 <= m.score <= 1.0
+    if mode == "content-number":
+        assert grounding.failures and grounding.raw_text == [""]  # recorded as unreadable, whole-video fallback
+    else:
+        assert grounding.raw_text == [ANSWER] and not grounding.failures
 
 
 def test_trickled_reply_is_cut_off_at_the_total_deadline(serve_double, video) -> None:
@@ -249,3 +271,18 @@ def test_eval_run_records_bad_replies_and_carries_on(serve_double, capsys, tmp_p
     for row in rows:
         assert "not an OpenAI chat completion" in json.dumps(row), row
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("mode", ["html", "choices-null", "message-null", "trickle"])
+def test_moment_descriptions_through_the_grounder_are_typed_too(serve_double, mode) -> None:
+    """Other callers of the served model (descriptions in chat/UI) get the same deadline and reply checks."""
+    from grounding_agent.describe import DescribeRequest, describer_for
+    from grounding_agent.video import sample_frames
+
+    server = serve_double(mode)
+    grounder = VLLMGrounder(server.url, "m", max_retries=0, timeout_s=1)
+    frames = sample_frames(CLIP, fps=0.5, max_frames=2)
+    with pytest.raises(ServerError) as info:
+        describer_for(grounder).describe(frames, DescribeRequest("what happens?", 30.0, (1.0, 2.0)), [])
+    expected = "did not answer within 1 s" if mode == "trickle" else "not an OpenAI chat completion"
+    assert expected in _one_line(info.value)

@@ -10,6 +10,7 @@ import jsonschema
 import pytest
 import yaml
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage
 
 from grounding_agent.agent.planner import (
     PLANNERS,
@@ -177,3 +178,73 @@ def test_llm_planner_truncated_structured_answer_falls_back():
     plan = LLMPlanner(TruncatingChatModelForTests(messages=iter([]))).plan("person sits down then reads.")
     assert plan.planner == "rule" and len(plan.steps) == 2
     assert any('llm raw output: {"steps": [{"id": "s1", "text": "ab' in n for n in plan.notes)
+
+
+@pytest.mark.parametrize("case", CORPUS["editing"], ids=lambda c: c["q"][:40])
+def test_editing_commands_ground_the_moment_not_the_verb(case):
+    plan = RulePlanner().plan(case["q"])
+    assert plan.to_dict() | {"notes": None} == expected_plan(case) | {"notes": None}
+    assert plan.query == case["q"]  # the instruction itself is kept for the editor
+    assert plan.notes and plan.notes[0].startswith("editing command: grounding")
+
+
+def test_more_sub_events_than_the_planner_handles_is_a_typed_error():
+    query = "person stands up, then walks to the door, then opens it, then waves, then leaves."
+    with pytest.raises(ConfigError, match="5 sub-events in a row; the planner handles at most 4"):
+        RulePlanner().plan(query)
+    four = RulePlanner().plan("person stands up, then walks to the door, then opens it, then leaves.")
+    assert len(four.steps) == 4 and len(four.relations) == 3
+
+
+@pytest.mark.parametrize(
+    "query, message",
+    [(None, "must be text"), (42, "must be text"), (b"person sits", "must be text"), ("caf\udce9 opens", "UTF-8")],
+)
+def test_a_query_that_is_not_text_is_a_typed_error(query, message):
+    for planner in (RulePlanner(), LLMPlanner(scripted_chat())):
+        with pytest.raises(ConfigError, match=message):
+            planner.plan(query)
+
+
+@pytest.mark.parametrize("data", [{}, {"query": "q"}, {"query": "q", "steps": 5}, [], None, {"query": "q", "steps": [{}]}])
+def test_plan_from_a_malformed_dict_is_a_typed_error(data):
+    with pytest.raises(ConfigError, match="not a plan"):
+        Plan.from_dict(data)
+
+
+def http_error(status: int) -> Exception:
+    """What the OpenAI client raises for an HTTP error status."""
+    import httpx
+    import openai
+
+    response = httpx.Response(status, request=httpx.Request("POST", "http://127.0.0.1:9/v1/chat/completions"))
+    cls = openai.BadRequestError if status == 400 else openai.InternalServerError
+    return cls(f"Error code: {status}", response=response, body=None)
+
+
+def test_llm_planner_counts_its_calls_and_retries_a_server_that_refuses_the_schema():
+    from grounding_agent.errors import ServerError
+
+    class RefusingSchemaChatModelForTests(GenericFakeChatModel):
+        """Test double: a server answering HTTP 400 to structured-output requests, text otherwise."""
+
+        def _generate(self, messages, stop=None, run_manager=None, **kwargs):
+            if "response_format" in kwargs:
+                raise http_error(400)
+            return super()._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
+
+    answer = json.dumps({"steps": [{"id": "s1", "text": "person sits"}], "relations": [], "target": "s1"})
+    calls: dict[str, int] = {}
+    plan = LLMPlanner(RefusingSchemaChatModelForTests(messages=iter([AIMessage(content=answer)]))).plan("person sits", calls=calls)
+    assert plan.planner == "llm" and calls == {"planner_llm": 2}
+    assert "server refused structured output" in plan.notes[0]
+
+    class BrokenServerChatModelForTests(GenericFakeChatModel):
+        """Test double: a server answering HTTP 500."""
+
+        def _generate(self, *args, **kwargs):
+            raise http_error(500)
+
+    with pytest.raises(ServerError, match="the planner LLM answered HTTP 500") as info:
+        LLMPlanner(BrokenServerChatModelForTests(messages=iter([]))).plan("person sits")
+    assert info.value.status_code == 500

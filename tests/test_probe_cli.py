@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -72,3 +73,39 @@ def test_probe_bad_request_fails_with_one_line(real_clips):
     assert len(result.stderr.strip().splitlines()) == 1 and "outside the video" in result.stderr
     window_only = probe(real_clips["decord_flipping_a_pancake.mkv"], "--start", "2")
     assert window_only.returncode != 0 and "add --fps" in window_only.stderr
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_probe_pipe_or_device_says_what_it_is(tmp_path, kind):
+    if kind == "fifo":
+        path = tmp_path / "pipe.mp4"
+        os.mkfifo(path)
+    else:
+        path = Path("/dev/zero")
+    result = probe(path)  # must neither hang on the pipe nor call it "empty"
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "not a regular file" in lines[0]
+    assert ("FIFO" if kind == "fifo" else "character device") in lines[0] and "empty" not in lines[0]
+
+
+def test_probe_reports_the_displayed_size_of_a_rotated_video(tmp_path):
+    from tests.videogen import _ffmpeg, make_video
+
+    upright = make_video(tmp_path / "upright.mp4", duration_s=1.0, fps=10, size=(64, 36))
+    turned = tmp_path / "rot90.mp4"
+    _ffmpeg("-i", str(upright), "-c", "copy", "-metadata:s:v:0", "rotate=90", str(turned))
+    result = probe(turned, "--json")
+    assert result.returncode == 0, result.stderr
+    video = json.loads(result.stdout)["video"]
+    assert (video["width"], video["height"]) == (36, 64)
+
+
+def test_probe_keyframes_only_lists_keyframes_and_decodes_them(tmp_path):
+    from tests.videogen import make_video
+
+    clip = make_video(tmp_path / "gop5.mp4", duration_s=3.0, fps=10, gop=5)  # keyframes every 0.5 s
+    result = probe(clip, "--fps", "1", "--keyframes-only", "--decode", "--json")
+    assert result.returncode == 0, result.stderr
+    sampling = json.loads(result.stdout)["sampling"]
+    assert sampling["indices"] == [0, 10, 20] and sampling["decode_s"] >= 0

@@ -1,6 +1,7 @@
 """Every ```python block in README.md runs, against the tiny models.
 
-Names the README uses are mapped to test assets: each video file it names -> a real clip, the hub model id -> the tiny
+Names the README uses are mapped to test assets: `clip.mp4` -> a real clip (other input videos: generated
+ones), the hub model id -> the tiny
 random-weight Qwen2.5-VL, the vLLM URL -> a scripted OpenAI-compatible chat server on 127.0.0.1 (a test
 double that only decides which tools to call; the tools run the real Session).
 """
@@ -14,6 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from tests.videogen import make_edit_video
 
 REPO = Path(__file__).resolve().parents[1]
 BLOCKS = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), re.S)
@@ -75,16 +78,26 @@ def test_readme_has_the_python_examples() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("index", range(len(BLOCKS)))
 def test_readme_python_block_runs(index, real_clips, tiny_models, chat_server, capsys, tmp_path, monkeypatch) -> None:
-    # Each block runs in a fresh folder where every video it names is a real clip (files it writes land there).
+    # Each block runs in a fresh folder (files it writes land there) holding the videos it names: `clip.mp4` is
+    # a real Charades clip; any other (e.g. the editing example's talk) a generated 25 fps clip with silences.
     monkeypatch.chdir(tmp_path)
     for name in set(re.findall(r'"([\w./-]+\.(?:mp4|mkv|mov))"', BLOCKS[index])):
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).symlink_to(real_clips["timer1_charades_OHOFG.mp4"])
+        target = tmp_path / name
+        if target.exists():
+            continue  # an output file the block writes, named after an input
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if name == "clip.mp4":
+            target.symlink_to(real_clips["timer1_charades_OHOFG.mp4"])
+        elif not re.search(r"(?:_cut|_out|render)", name):
+            make_edit_video(target)
     code = BLOCKS[index].replace(f'"{README_MODEL}"', repr(str(tiny_models["qwen2_5_vl"])))
     code = code.replace(f'"{README_SERVER}"', repr(chat_server))
     assert README_MODEL not in code and README_SERVER not in code
     exec(compile(code, f"README.md python block {index + 1}", "exec"), {"__name__": "__readme__"})
     out = capsys.readouterr().out
-    assert out.strip()
+    if "print(" in code:
+        assert out.strip()
+    for name in re.findall(r'"([\w./-]+\.(?:mp4|mkv|mov|edl|otio|xml|fcpxml|srt|json|png))"', code):
+        assert (tmp_path / name).exists(), f"the block names {name} but it was not there after it ran"
     if "build_chat_agent" in code:
         assert out.startswith("scripted: ") and '"text"' in out  # the agent's final text quotes ask_video's answer

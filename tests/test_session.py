@@ -268,3 +268,26 @@ def test_saliency_embeddings_are_computed_once(clip, tiny_models) -> None:
     assert len(times) == len(scores) == len(session.frames) and np.all(np.isfinite(scores))
     assert saliency.stats.frames_encoded == len(session.frames)
     assert any(e.kind == "saliency" for e in session.turns[0].answer.evidence)
+
+
+@pytest.mark.parametrize(
+    ("name", "variables"),
+    [
+        ("describe", {"question": "what happens?", "start_s": 7.0, "end_s": 12.0, "duration_s": 35.1}),
+        ("answer", {"question": "what is he holding?", "duration_s": 35.1}),
+        ("answer_agent", {"video": "clip.mp4", "duration_s": 35.1}),
+    ],
+)
+def test_answer_prompts_are_versioned_and_strict(name, variables) -> None:
+    from grounding_agent.errors import PromptError
+    from grounding_agent.prompts import load_prompt
+
+    prompt = load_prompt(name)
+    assert prompt.version and prompt.description and "system" in prompt.templates
+    part = "user" if "user" in prompt.templates else "system"
+    text = prompt.render(part, **variables)
+    assert "35.1" in text
+    with pytest.raises(PromptError):
+        prompt.render(part, **variables, unexpected=1)
+    with pytest.raises(PromptError):
+        prompt.render(part, **{k: v for k, v in list(variables.items())[1:]})

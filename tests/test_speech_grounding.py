@@ -89,6 +89,21 @@ def test_agent_composes_speech_then_visual_under_the_relation(plain_clip):
     assert (best.start_s, best.end_s) == (7.0, 9.0)  # the run after the words, not the stronger one before
 
 
+def test_session_answers_what_is_said_after_an_event_by_quoting_the_transcript(plain_clip):
+    from grounding_agent.session import Session
+
+    visual = ScriptedGrounderForTests({RUNS: [Moment(2.0, 3.0, 0.9)]})
+    session = Session(plain_clip, visual, transcript=FIXED)
+    answer = session.ask("what does she say after the man runs?")
+    assert answer.text == 'Said at 5.00-6.15 s: "let\'s go now"' and answer.text_source == "transcript:fixed"
+    assert [(m.start_s, m.end_s) for m in answer.moments] == [(5.0, 6.15)]
+    assert any(e.kind == "speech" and e.text == '"let\'s go now"' for e in answer.evidence)
+    before = session.ask("what is said before the man runs")
+    assert '"hello there"' in before.text
+    heard = session.ask("when does he say 'hello there'")
+    assert heard.moments[0].start_s == 1.0 and visual.calls == [(RUNS, None), (RUNS, None)]
+
+
 # --- the real Whisper on a generated clip ---------------------------------------------------------------
 
 

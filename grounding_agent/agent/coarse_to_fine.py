@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from grounding_agent.agent.subevents import clip_to
 from grounding_agent.defaults import SAMPLING
 from grounding_agent.errors import ConfigError
-from grounding_agent.grounders.base import BaseGrounder, Grounder, Grounding, timed
+from grounding_agent.grounders.base import BaseGrounder, Grounder, Grounding, check_request, frame_interval_s, timed
 from grounding_agent.temporal import nms, tiou
 from grounding_agent.types import Frames, Moment, Video
 
@@ -102,11 +103,12 @@ class CoarseToFineGrounder(BaseGrounder):
 
     def ground(self, video: Video, query: str, *, top_k: int = 1, frames: Frames | None = None) -> Grounding:
         """Ground `query` inside the best windows. `frames` is ignored: each window is sampled afresh."""
+        video = check_request(video, top_k)
         timings: dict[str, float] = {}
         with timed(timings, "coarse"):
             times_s, values = self.scorer(video, query)
             windows = propose_windows(times_s, values, video.duration_s, window_s=self.window_s, max_windows=self.max_calls)
-        out = Grounding(moments=[], timings_s=timings)
+        out = Grounding(moments=[], timings_s=timings, duration_s=video.duration_s)
         candidates: list[Moment] = []
         for w in windows[: self.max_calls]:
             with timed(timings, "decode"):
@@ -117,11 +119,10 @@ class CoarseToFineGrounder(BaseGrounder):
             out.failures.extend(g.failures)
             for key, value in g.timings_s.items():
                 timings[key] = timings.get(key, 0.0) + value
-            for m in g.moments:
-                start, end = max(m.start_s, w.start_s), min(m.end_s, w.end_s)
-                if end > start:
-                    expl = {**(m.explanation or {}), "coarse_window_s": [w.start_s, w.end_s], "coarse_saliency": w.saliency}
-                    candidates.append(Moment(start, end, m.score, expl))
+            min_length_s = frame_interval_s(window_frames, self.fps)
+            for m in clip_to(list(g.moments), (w.start_s, w.end_s), min_length_s):
+                expl = {**(m.explanation or {}), "coarse_window_s": [w.start_s, w.end_s], "coarse_saliency": w.saliency}
+                candidates.append(m.with_score(m.score, expl))
         out.moments = nms(candidates, iou_threshold=0.7, max_keep=top_k)
         out.info = {
             "backend": "coarse_to_fine",

@@ -14,7 +14,7 @@ from typing import Any
 from grounding_agent.agent.coarse_to_fine import CoarseToFineGrounder, saliency_scorer
 from grounding_agent.agent.compose import compose
 from grounding_agent.agent.explain import ExplanationWriter, explain
-from grounding_agent.agent.planner import Planner, RulePlanner
+from grounding_agent.agent.planner import Planner, RulePlanner, strip_edit_command
 from grounding_agent.agent.rerank import Reranker
 from grounding_agent.agent.results import AgentResult, Answer
 from grounding_agent.agent.state import AgentState
@@ -110,7 +110,9 @@ class Agent:
             return {}
         timings: dict[str, float] = {}
         plan, answers = state["plan"], state["answers"]
-        query = plan.query if plan.target == "span" else next(s.text for s in plan.steps if s.id == plan.target)
+        # The span answers the whole query (an editing command's verb left out); a target step its own text.
+        target = next((s.text for s in plan.steps if s.id == plan.target), None)
+        query = target if target is not None else strip_edit_command(plan.query)
         moments = [a.moment for a in answers]
         with timed(timings, "rerank"):
             ranked = self.reranker.rerank(state["video"], [query] * len(moments), moments, state.get("frames"), timings)

@@ -9,6 +9,7 @@ import argparse
 import importlib
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -52,6 +53,7 @@ class OneLineErrorParser(argparse.ArgumentParser):
     usage is one `--help` away. Subcommand parsers inherit the class."""
 
     def error(self, message: str) -> NoReturn:
+        message = re.sub(r"^argument ([^:]+): ", r"\1 ", message)  # "--fps must be > 0", as our own errors say
         self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
 
 
@@ -81,8 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         # `grounding-agent ... --json | head`: the reader left. Exit quietly, like any Unix filter
         # (and point stdout at /dev/null so the interpreter's final flush does not complain either).
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):  # stdout is no real file (a test harness)
+            pass
         return 141
 
 
@@ -90,7 +94,10 @@ def _main(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     _safe_stdout()
     parser = build_parser(_command_in(argv))
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a bad option (2): a return code, for in-process callers too
+        return exc.code if isinstance(exc.code, int) else 2
     if not args.debug:
         # Library progress bars and notices would bury the one-line answers/errors this CLI prints.
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -108,6 +115,10 @@ def _main(argv: Sequence[str] | None) -> int:
         return 130
     except BrokenPipeError:
         raise
+    except UnicodeDecodeError as exc:  # an input file or stream that is not UTF-8 text
+        if args.debug:
+            raise
+        return _fail(f"input is not valid UTF-8 text ({exc.reason} at byte {exc.start}); convert it to UTF-8")
     except OSError as exc:  # the environment (a file we may not read, a full disk): one line, as a user error
         if args.debug:
             raise
@@ -125,15 +136,15 @@ def _one_line(exc: BaseException) -> str:
     return lines[0][:500] if lines else type(exc).__name__
 
 
-def _fail(exc: BaseException) -> int:
-    print(f"error: {_one_line(exc)}", file=sys.stderr)
+def _fail(exc: BaseException | str) -> int:
+    print(f"error: {exc if isinstance(exc, str) else _one_line(exc)}", file=sys.stderr)
     return 2
 
 
 def _safe_stdout() -> None:
     """Text that is not valid UTF-8 (a query typed in a Latin-1 terminal arrives with surrogates) is
-    written with "?" in its place, never as invalid bytes or a UnicodeEncodeError."""
-    for stream in (sys.stdout, sys.stderr):
+    written with "?" in its place, never as invalid bytes or a UnicodeEncodeError; read with U+FFFD."""
+    for stream in (sys.stdin, sys.stdout, sys.stderr):  # stdin too: a chat typed in a Latin-1 terminal
         try:
             stream.reconfigure(errors="replace")
         except (AttributeError, ValueError):  # not a text file (e.g. replaced by a test harness)

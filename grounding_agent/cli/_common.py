@@ -51,7 +51,7 @@ def _int(text: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
 
 
 def finite_float(text: str) -> float:
@@ -59,9 +59,9 @@ def finite_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
     if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
     return value
 
 
@@ -109,7 +109,7 @@ def port(text: str) -> int:
     """A TCP port: 0 (any free port) to 65535."""
     value = _int(text)
     if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"a port is 0-65535 (0 = any free port), got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be a port 0-65535 (0 = any free port), got {text!r}")
     return value
 
 

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import argparse
 
-from grounding_agent.cli._common import positive_float, positive_int
+from grounding_agent.cli._common import port, positive_float, positive_int
 from grounding_agent.cli.options import add_backend_options, build_agent, build_grounder, build_session
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--media-root", required=True, help="folder the request paths are relative to")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=positive_int, default=8080, help="port (default 8080)")
+    p.add_argument("--port", type=port, default=8080, help="port (default 8080)")
     add_backend_options(p)
     s = p.add_argument_group("service")
     s.add_argument("--max-sessions", type=positive_int, default=32, help="sessions kept (LRU beyond that)")

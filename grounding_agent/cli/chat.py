@@ -20,6 +20,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from grounding_agent.cli._common import positive_float
 from grounding_agent.cli.options import add_backend_options, build_session
 from grounding_agent.errors import ConfigError, GroundingAgentError
 from grounding_agent.io import write_json_atomic
@@ -31,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("video", help="video file")
     add_backend_options(p)
     p.add_argument("--jsonl", action="store_true", help="JSON lines on stdin/stdout (for a chat app driving it)")
-    p.add_argument("--follow-s", type=float, default=None, help="how far 'right after' / 'what happens next' look (s)")
+    p.add_argument("--follow-s", type=positive_float, default=None, help="how far 'right after' / 'what happens next' look (s)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from grounding_agent.cli._common import print_json
+from grounding_agent.cli._common import finite_float, nonneg_int, positive_float, print_json
 from grounding_agent.cli.options import add_backend_options, build_agent, build_grounder, wants_agent
 from grounding_agent.errors import EditError
 
@@ -37,14 +37,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     e = p.add_argument_group("editing")
     e.add_argument("--parser", choices=["rule", "llm"], default="rule",
                    help="read the instruction with the rule grammar (default) or the LLM (needs --server)")
-    e.add_argument("--silence-db", type=float, default=None, help="silence threshold in dBFS (default -40)")
-    e.add_argument("--min-silence-s", type=float, default=None, help="shortest silence to remove (default 0.5)")
+    e.add_argument("--silence-db", type=finite_float, default=None, help="silence threshold in dBFS (default -40)")
+    e.add_argument("--min-silence-s", type=positive_float, default=None, help="shortest silence to remove (default 0.5)")
     e.add_argument("--transcript", metavar="FILE.json",
                    help="what is said, as `grounding-agent transcribe --json` writes it (for word and speech edits)")
     e.add_argument("--asr-model", metavar="DIR",
                    help="Whisper folder: transcribe the video when the edit needs words or speech (cached)")
     e.add_argument("--preset", default="veryfast", help="libx264 preset of the accurate render (default veryfast)")
-    e.add_argument("--crf", type=int, default=18, help="libx264 CRF of the accurate render (default 18)")
+    e.add_argument("--crf", type=nonneg_int, default=18, help="libx264 CRF of the accurate render (default 18)")
     add_backend_options(p)
 
 

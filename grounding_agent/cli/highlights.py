@@ -60,6 +60,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--plot", type=Path, help="write a PNG of the saliency curves with the chosen windows")
     p.add_argument("--json", action="store_true", help="print the QVHighlights-shaped prediction as JSON")
+    from grounding_agent.cli.options import add_asr_options
+
+    add_asr_options(p)  # generic mode: speech activity becomes a signal
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,6 +77,11 @@ def run(args: argparse.Namespace) -> int:
     _check_before_work(args)
     search = hl.WindowSearch(top_k=args.top_k, nms_iou=args.nms_iou, diversity=args.diversity)
     saliency = _load_saliency(args) if args.model else None
+    transcript = None
+    if args.asr_model and not args.query:
+        from grounding_agent.cli.options import build_transcriber
+
+        transcript = build_transcriber(args).transcribe(args.video)
     if args.query:
         result = hl.query_highlights(saliency, args.video, args.query, fps=args.fps, search=search)
     else:
@@ -84,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
             weights=hl.HighlightWeights.parse(args.weights),
             fps=args.fps or DEFAULT_SIGNAL_FPS,
             search=search,
+            transcript=transcript,
         )
     if args.plot:
         hl.save_plot(result, args.plot)

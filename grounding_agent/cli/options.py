@@ -17,7 +17,7 @@ from grounding_agent.agent import (
     PLANNERS, Agent, AgentConfig, ExplanationWriter, Reranker, RulePlanner, VLMVerifier, chat_model, make_planner,
 )  # fmt: skip
 from grounding_agent.cli._common import finite_float, nonneg_float, positive_float, positive_int
-from grounding_agent.defaults import AGENT, DEFAULT_SERVER_URL, SAMPLING, SERVER
+from grounding_agent.defaults import AGENT, DEFAULT_SERVER_URL, SAMPLING, SERVED_SAMPLING, SERVER
 from grounding_agent.errors import ConfigError
 from grounding_agent.grounders import GROUNDERS
 from grounding_agent.grounders.base import BaseGrounder, Grounder
@@ -42,8 +42,9 @@ def add_backend_options(p: argparse.ArgumentParser, *, multi_server: bool = Fals
         p.add_argument("--server", default=default_server(), help=server_help)
     p.add_argument("--top-k", type=positive_int, default=1, help="how many moments to return")
     p.add_argument("--fps", type=positive_float, default=SAMPLING.fps, help="frames sampled per second of video")
-    p.add_argument("--max-frames", type=positive_int, default=SAMPLING.max_frames,
-                   help="cap on frames (vllm: within its image limit)")
+    p.add_argument("--max-frames", type=positive_int, default=None,
+                   help=f"cap on frames (default: {SAMPLING.max_frames}; vllm {SERVED_SAMPLING.max_frames}, "
+                        "within the local server's image limit)")
     p.add_argument("--max-pixels", type=positive_int, default=SAMPLING.max_pixels, help="resize frames to at most N pixels")
     p.add_argument("--prompt", choices=["grounding", "reasoning"], default="grounding", help="prompt style")
     p.add_argument("--samples", type=positive_int, default=1, help="1 = greedy; N = N sampled answers, by agreement")
@@ -51,6 +52,7 @@ def add_backend_options(p: argparse.ArgumentParser, *, multi_server: bool = Fals
     p.add_argument("--quantization", choices=["4bit", "8bit"], help="hf: bitsandbytes quantization")
     p.add_argument("--timeout", type=positive_float, default=SERVER.request_timeout_s, help="vllm: total seconds per request (a deadline)")
     add_agent_arguments(p)
+    add_asr_options(p)
     b = p.add_argument_group("model-free baselines (prior, uniform, random)")
     b.add_argument("--prior-train", help="training annotations the 'prior' baseline is fitted on")
     b.add_argument("--seed", type=int, default=0, help="seed of the 'random' baseline (default 0)")
@@ -72,11 +74,46 @@ def baseline_options(args: argparse.Namespace) -> dict[str, Any]:
     return opts
 
 
+def default_max_frames(backend: str) -> int:
+    """--max-frames when not given: a vLLM request must stay within the server's image limit."""
+    return SERVED_SAMPLING.max_frames if backend == "vllm" else SAMPLING.max_frames
+
+
+def add_asr_options(p: argparse.ArgumentParser, *, required: bool = False) -> None:
+    """Speech options (ASR): what is said becomes evidence, and speech sub-queries search the transcript."""
+    g = p.add_argument_group("speech (what is said)")
+    g.add_argument("--asr-model", metavar="DIR", required=required,
+                   help="CTranslate2 Whisper folder (or a faster-whisper name, downloaded if online): "
+                        "quoted speech and 'says'/'mentions' sub-queries are found in the transcript")  # fmt: skip
+    g.add_argument("--asr-language", metavar="CODE", help="language spoken (default: detected)")
+
+
+def build_transcriber(args: argparse.Namespace):
+    """A `speech.Transcriber` for --asr-model, or None without it (a bad folder fails here, in one line)."""
+    if not getattr(args, "asr_model", None):
+        return None
+    from grounding_agent.speech import Transcriber
+
+    return Transcriber(args.asr_model, language=getattr(args, "asr_language", None))
+
+
 def build_grounder(args: argparse.Namespace) -> BaseGrounder:
-    """The grounder the arguments ask for (model loading / server check happen here)."""
-    if args.top_k < 1 or args.samples < 1 or args.max_frames < 1 or args.fps <= 0:
+    """The grounder the arguments ask for (model loading / server check happen here); with --asr-model,
+    wrapped so that speech sub-queries are answered from the transcript (`grounders.transcript`)."""
+    transcriber = build_transcriber(args)
+    grounder = _visual_grounder(args)
+    if transcriber is None:
+        return grounder
+    from grounding_agent.grounders.transcript import TranscriptGrounder
+
+    return TranscriptGrounder(grounder, transcriber)
+
+
+def _visual_grounder(args: argparse.Namespace) -> BaseGrounder:
+    max_frames = args.max_frames or default_max_frames(args.backend)
+    if args.top_k < 1 or args.samples < 1 or max_frames < 1 or args.fps <= 0:
         raise ConfigError("--top-k, --samples and --max-frames must be >= 1 and --fps > 0")
-    sampling = {"fps": args.fps, "max_frames": args.max_frames, "max_pixels": args.max_pixels}
+    sampling = {"fps": args.fps, "max_frames": max_frames, "max_pixels": args.max_pixels}
     common = {**sampling, "prompt": args.prompt, "num_samples": args.samples}
     if args.backend == "hf":
         if not args.model:
@@ -207,7 +244,9 @@ def build_session(args: argparse.Namespace, video: Video | str, *, grounder: Gro
     if agent is None and getattr(args, "agent", None) is not False:
         agent = build_agent(args, grounder)
     saliency = agent.reranker.saliency if agent is not None and agent.reranker is not None else None
-    return Session(video, grounder, saliency=saliency, agent=agent, top_k=args.top_k, use_agent=getattr(args, "agent", None))
+    transcript = grounder.transcript(video) if getattr(grounder, "transcriber", None) is not None else None
+    return Session(video, grounder, saliency=saliency, agent=agent, top_k=args.top_k,
+                   use_agent=getattr(args, "agent", None), transcript=transcript)  # fmt: skip
 
 
 def run_agent(

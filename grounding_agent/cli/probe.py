@@ -11,18 +11,21 @@ import argparse
 import time
 from typing import Any
 
-from grounding_agent.cli._common import fmt_s, print_json
+from grounding_agent.cli._common import fmt_s, nonneg_float, positive_float, positive_int, print_json
 from grounding_agent.errors import ConfigError
 from grounding_agent.video import FramePlan, open_video, plan_frames, sample_frames
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("video", help="video file")
-    p.add_argument("--fps", type=float, help="sample this many frames per second of video")
-    p.add_argument("--max-frames", type=int, help="at most this many frames (lowers the rate if needed)")
-    p.add_argument("--start", type=float, dest="start_s", metavar="S", help="window start, seconds")
-    p.add_argument("--end", type=float, dest="end_s", metavar="E", help="window end, seconds")
-    p.add_argument("--max-pixels", type=int, help="resize so that width * height <= this")
+    p.add_argument("--fps", type=positive_float, help="sample this many frames per second of video")
+    p.add_argument("--max-frames", type=positive_int, help="at most this many frames (lowers the rate if needed)")
+    p.add_argument("--start", type=nonneg_float, dest="start_s", metavar="S", help="window start, seconds")
+    p.add_argument("--end", type=nonneg_float, dest="end_s", metavar="E", help="window end, seconds")
+    p.add_argument("--max-pixels", type=positive_int, help="resize so that width * height <= this")
+    p.add_argument(
+        "--keyframes-only", action="store_true", help="take the keyframe nearest each target (cheap coarse pass)"
+    )
     p.add_argument(
         "--decode", action="store_true", help="also decode the sampled frames (checks they decode; times it)"
     )
@@ -31,9 +34,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     sampling = args.fps is not None or args.max_frames is not None
-    if not sampling and (args.start_s, args.end_s, args.max_pixels, args.decode) != (None, None, None, False):
+    if not sampling and (args.start_s, args.end_s, args.max_pixels, args.decode, args.keyframes_only) != (
+        None, None, None, False, False,
+    ):  # fmt: skip
         raise ConfigError(
-            "--start/--end/--max-pixels/--decode describe a sampling: add --fps and/or --max-frames"
+            "--start/--end/--max-pixels/--decode/--keyframes-only describe a sampling: add --fps and/or --max-frames"
         )
     video = open_video(args.video)
     report: dict[str, Any] = {"video": video.to_dict(), "sampling": None}
@@ -44,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
             "start_s": args.start_s,
             "end_s": args.end_s,
             "max_pixels": args.max_pixels,
+            "keyframes_only": args.keyframes_only,
         }
         plan = plan_frames(video, **kwargs)
         report["sampling"] = _plan_dict(plan, args.max_frames)

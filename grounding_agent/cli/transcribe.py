@@ -16,13 +16,9 @@ from grounding_agent.cli._common import check_output_path, positive_float, posit
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("video", help="video (or audio) file")
-    p.add_argument(
-        "--asr-model",
-        required=True,
-        metavar="DIR",
-        help="CTranslate2 Whisper folder (or a faster-whisper name such as 'base', downloaded if online)",
-    )
-    p.add_argument("--language", help="language code (default: detected)")
+    from grounding_agent.cli.options import add_asr_options
+
+    add_asr_options(p, required=True)
     p.add_argument("--srt", metavar="F", help="also write the segments as SRT subtitles to F")
     p.add_argument("--vtt", metavar="F", help="also write the segments as WebVTT subtitles to F")
     p.add_argument("--search", type=text_arg, metavar="QUOTE", help="also say where QUOTE is said (fuzzy)")
@@ -37,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from grounding_agent.speech import Transcriber
 
     outputs = {fmt: check_output_path(path, f"--{fmt}") for fmt, path in (("srt", args.srt), ("vtt", args.vtt)) if path}
-    asr = Transcriber(args.asr_model, language=args.language, chunk_s=args.chunk, use_cache=not args.no_cache)
+    asr = Transcriber(args.asr_model, language=args.asr_language, chunk_s=args.chunk, use_cache=not args.no_cache)
     transcript = asr.transcribe(args.video)
     for fmt, path in outputs.items():
         write_text_atomic(path, transcript.to_subtitles(fmt))

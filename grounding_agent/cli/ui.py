@@ -14,16 +14,17 @@ import argparse
 import tempfile
 from pathlib import Path
 
+from grounding_agent.cli._common import port, positive_int
 from grounding_agent.cli.options import add_backend_options, build_grounder
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    p.add_argument("--port", type=port, default=7860, help="port (default 7860)")
     p.add_argument("--media-root", type=Path, default=Path("."), help="folder the videos are picked from")
     p.add_argument("--output-dir", type=Path, help="where timelines, exports and renders go (default: a temp folder)")
-    p.add_argument("--max-upload-mb", type=int, default=512, help="largest upload accepted (default 512 MB)")
-    p.add_argument("--max-sessions", type=int, default=8, help="sessions kept in memory (default 8)")
+    p.add_argument("--max-upload-mb", type=positive_int, default=512, help="largest upload accepted (default 512 MB)")
+    p.add_argument("--max-sessions", type=positive_int, default=8, help="sessions kept in memory (default 8)")
     add_backend_options(p)
 
 

@@ -421,7 +421,7 @@ class LLMEditParser:
             bound = self.chat_model.bind(response_format=schema)
             return message_text(invoke_chat(bound, messages, what="edit parser")), []
         except ServerError as exc:
-            if "HTTP 400" not in str(exc):
+            if exc.status_code != 400:  # only a server refusing the schema is asked again
                 raise
             note = f"server refused structured output ({_short(str(exc))}); asked without it"
             return message_text(invoke_chat(self.chat_model, messages, what="edit parser")), [note]

@@ -34,8 +34,8 @@ class _ModelFreeGrounder(BaseGrounder):
     needs_pixels = False
 
     def __init__(self, delay_s: float = 0.0):
-        if delay_s < 0:
-            raise ConfigError(f"delay_s must be >= 0, got {delay_s}")
+        if isinstance(delay_s, bool) or not isinstance(delay_s, (int, float)) or not 0 <= delay_s < float("inf"):
+            raise ConfigError(f"delay_s must be a number of seconds >= 0, got {delay_s!r}")
         self.delay_s = delay_s
 
     def windows(self, video: Video, query: str, top_k: int) -> list[tuple[float, float, float]]:
@@ -153,7 +153,7 @@ class UniformGrounder(_ModelFreeGrounder):
 
     def __init__(self, num_windows: int = 5, delay_s: float = 0.0):
         super().__init__(delay_s)
-        if num_windows < 1:
+        if isinstance(num_windows, bool) or not isinstance(num_windows, int) or num_windows < 1:
             raise ConfigError(f"num_windows must be >= 1, got {num_windows}")
         self.num_windows = num_windows
 
@@ -169,6 +169,8 @@ class RandomGrounder(_ModelFreeGrounder):
 
     def __init__(self, seed: int = 0, delay_s: float = 0.0):
         super().__init__(delay_s)
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ConfigError(f"seed must be a whole number >= 0, got {seed!r}")
         self.seed = seed
 
     def windows(self, video: Video, query: str, top_k: int) -> list[tuple[float, float, float]]:

@@ -64,6 +64,14 @@ class TranscriptGrounder(BaseGrounder):
         self._transcripts: dict[str, Any] = {}
         self._screens: dict[str, Any] = {}
 
+    def __getattr__(self, name: str) -> Any:
+        # Everything else (model, client, processor, ...) is the visual grounder's: describers, the
+        # agent's served-model lookup and sampling read it from here.
+        inner = self.__dict__.get("inner")
+        if inner is None or name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(inner, name)
+
     def transcript(self, video: Video | str | os.PathLike) -> Any:
         """The video's transcript (transcribed on first use, then kept), or None without a transcriber."""
         if self.transcriber is None:

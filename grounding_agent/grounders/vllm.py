@@ -207,16 +207,15 @@ class VLLMGrounder(BaseGrounder):
     def _finish(
         self, video: Video, request: GroundingRequest, response: Any, top_k: int, timings: dict[str, float]
     ) -> Grounding:
-        texts = [choice.message.content or "" for choice in response.choices]
+        texts = [_text(choice.message) for choice in response.choices]
         confidences = [_confidence(choice) for choice in response.choices]
         info: dict[str, Any] = {
             "backend": "vllm", "server": self.base_url, "model": self.model, "structured": self.structured
         }
-        if getattr(response, "usage", None) is not None:
-            info["usage"] = {
-                "prompt_tokens": response.usage.prompt_tokens,
-                "completion_tokens": response.usage.completion_tokens,
-            }
+        usage = getattr(response, "usage", None)
+        tokens = {k: getattr(usage, k, None) for k in ("prompt_tokens", "completion_tokens")}
+        if all(isinstance(v, int) for v in tokens.values()):
+            info["usage"] = tokens
         return grounding_from_answers(
             texts,
             confidences,
@@ -278,6 +277,15 @@ class VLLMGrounder(BaseGrounder):
 
         return asyncio.run(run())
 
+    def chat_completion(self, **kwargs: Any) -> Any:
+        """`client.chat.completions.create(**kwargs)` (blocking) within the total deadline, its reply checked
+        to hold a message: for other callers of the served model (e.g. moment descriptions).
+
+        Raises:
+            ServerError: unreachable, timed out, HTTP error, or a reply that is no chat completion.
+        """
+        return self._blocking("chat completion", lambda client: client.chat.completions.create(**kwargs))
+
     async def _acall(self, client: openai.AsyncOpenAI, what: str, call: Any) -> Any:
         """Await `call(client)` within the total deadline `timeout_s`; every failure is one `ServerError`.
 
@@ -321,10 +329,18 @@ class VLLMGrounder(BaseGrounder):
         return self._async[loop_id]
 
 
+def _text(message: Any) -> str:
+    """A reply message's text ('' when the server sent none, or something that is not text)."""
+    content = getattr(message, "content", None)
+    return content if isinstance(content, str) else ""
+
+
 def _confidence(choice: Any) -> float:
     """exp(mean token log-prob) of one choice; 1.0 when the server sent no log-probs (sampling)."""
     content = getattr(getattr(choice, "logprobs", None), "content", None)
-    if not content:
+    if not content or not isinstance(content, list):
         return 1.0
-    logprobs = [t.logprob for t in content if t.logprob is not None and math.isfinite(t.logprob)]
-    return math.exp(sum(logprobs) / len(logprobs)) if logprobs else 0.0
+    # The client builds replies without validating them: a server may send anything where numbers belong.
+    values = [getattr(t, "logprob", None) for t in content]
+    logprobs = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+    return min(1.0, math.exp(sum(logprobs) / len(logprobs))) if logprobs else 0.0
