@@ -7,6 +7,8 @@
 Methods (each in a fresh subprocess: cold process, warm page cache, clean peak RSS):
   ours                 grounding_agent.video.sample_frames (GOP runs in parallel threads; the default)
   ours_serial          the same with one decoding thread (the decoder's own frame threading): the lever
+  ours_stream          signals.iter_frame_chunks (60 s at a time, each chunk dropped once consumed): what a
+                       streaming consumer (saliency, coarse passes) holds; peak RSS should not grow with length
   decord_get_batch     indices from the average fps, one get_batch call
   pyav_seek            seek to each target, decode forward to it (64 frames only: at 1 fps it decodes
                        every GOP ~15 times over)
@@ -48,6 +50,7 @@ CACHE = Path(os.environ.get("GA_CACHE_DIR", Path.home() / ".cache" / "grounding-
 METHODS = (
     "ours",
     "ours_serial",
+    "ours_stream",
     "decord_get_batch",
     "pyav_seek",
     "pyav_sequential",
@@ -60,7 +63,7 @@ METHODS = (
 )
 FLOORS = ("floor_all", "floor_nonref", "floor_keyframes")
 # Methods that make no sense for a sampling (see the module docstring).
-SKIP = {"1fps": {"pyav_seek"}, "64": {"pyav_sequential", "ffmpeg_fps", "floor_all", "floor_nonref"}}
+SKIP = {"1fps": {"pyav_seek"}, "64": {"pyav_sequential", "ffmpeg_fps", "floor_all", "floor_nonref", "ours_stream"}}
 
 
 # --- video generation -------------------------------------------------------------------------------
@@ -69,10 +72,12 @@ SKIP = {"1fps": {"pyav_seek"}, "64": {"pyav_sequential", "ffmpeg_fps", "floor_al
 def ensure_video(width: int, height: int, duration_s: int, bframes: int, fps: int = 30, gop: int = 250) -> Path:
     """Generate (once) a testsrc2 clip with x264 medium + CABAC; written to a temp name, then renamed."""
     path = CACHE / f"x264medium_{width}x{height}_{fps}fps_{duration_s}s_bf{bframes}.mp4"
+    tmp = path.with_suffix(".part.mp4")
+    while not path.exists() and tmp.exists() and time.time() - tmp.stat().st_mtime < 60:
+        time.sleep(10)  # another run is generating it right now
     if path.exists():
         return path
     CACHE.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".part.mp4")
     print(f"generating {path.name} (once) ...", flush=True)
     t0 = time.perf_counter()
     source = f"testsrc2=size={width}x{height}:rate={fps}:duration={duration_s}"
@@ -112,6 +117,7 @@ def worker(method: str, path: str, sampling: str, duration_s: float) -> dict:
     kw = {"fps": 1.0} if sampling == "1fps" else {"max_frames": 64}
     pixels = None
     timestamps: list[float] = []
+    digest = None
     t0, (c0, _) = time.perf_counter(), _usage(resource.RUSAGE_SELF)
     if method in ("ours", "ours_serial"):
         from grounding_agent import video
@@ -120,6 +126,14 @@ def worker(method: str, path: str, sampling: str, duration_s: float) -> dict:
             video._DECODE_WORKERS = 1
         frames = video.sample_frames(path, **kw)
         pixels, timestamps = frames.pixels, frames.timestamps_s.tolist()
+    elif method == "ours_stream":
+        from grounding_agent.signals import iter_frame_chunks
+
+        digest = hashlib.sha1()  # the chunks are not kept: hash them as they come
+        for chunk in iter_frame_chunks(path, fps=1.0):
+            timestamps += chunk.timestamps_s.tolist()
+            for frame in chunk.pixels:
+                digest.update(frame.data)
     elif method == "decord_get_batch":
         import decord
 
@@ -150,7 +164,7 @@ def worker(method: str, path: str, sampling: str, duration_s: float) -> dict:
     wall_s = time.perf_counter() - t0
     cpu_self, rss_self = _usage(resource.RUSAGE_SELF)
     cpu_kids, rss_kids = _usage(resource.RUSAGE_CHILDREN)
-    digest = hashlib.sha1()
+    digest = digest if method == "ours_stream" else hashlib.sha1()
     for frame in pixels if pixels is not None else ():  # frame by frame: no second copy of the output
         digest.update(np.ascontiguousarray(frame).data)
     return {
@@ -159,7 +173,7 @@ def worker(method: str, path: str, sampling: str, duration_s: float) -> dict:
         "peak_rss_mb": max(rss_self, rss_kids),
         "n_frames": len(timestamps),
         "timestamps_s": [round(float(t), 6) for t in timestamps],
-        "pixel_sha1": digest.hexdigest() if pixels is not None else None,
+        "pixel_sha1": digest.hexdigest() if pixels is not None or method == "ours_stream" else None,
     }
 
 

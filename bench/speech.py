@@ -29,7 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from grounding_agent.io import write_json_atomic  # noqa: E402
+from grounding_agent.io import write_json_atomic
 
 SENTENCES = [
     "good morning and welcome to the show",
@@ -49,7 +49,9 @@ def make_clip(folder: Path) -> tuple[Path, float]:
     for i, text in enumerate(SENTENCES):
         utterances.append(Utterance(text, t, ["en-us", "en-gb", "en-us+f3"][i % 3], 150 + 10 * (i % 3)))
         t += 0.45 * len(text.split()) + 2.0
-    clip = make_talking_video(folder / "talk.mp4", utterances, duration_s=round(t + 1.0, 1), background="noise")
+    clip = make_talking_video(
+        folder / "talk.mp4", utterances, duration_s=round(t + 1.0, 1), background="noise"
+    )
     return clip.path, clip.duration_s
 
 
@@ -59,8 +61,10 @@ def make_hour(clip: Path, every_s: float, folder: Path) -> Path:
     ff = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
     subprocess.run([*ff, "-i", str(clip), "-vn", "-af", f"apad=whole_dur={every_s}", "-t", str(every_s),
                     "-c:a", "aac", "-b:a", "64k", str(unit)], check=True)  # fmt: skip
-    loops = int(round(3600 / every_s)) - 1
-    subprocess.run([*ff, "-stream_loop", str(loops), "-i", str(unit), "-c", "copy", "-t", "3600", str(hour)], check=True)
+    loops = round(3600 / every_s) - 1
+    subprocess.run(
+        [*ff, "-stream_loop", str(loops), "-i", str(unit), "-c", "copy", "-t", "3600", str(hour)], check=True
+    )
     return hour
 
 
@@ -94,8 +98,20 @@ def worker(args: argparse.Namespace) -> dict:
     }
 
 
-def run_worker(model: Path, audio: Path, *, cache_dir: Path | None = None, no_vad=False, chunk=600.0, load_first=True) -> dict:
-    cmd = [sys.executable, __file__, "--worker", "--model", str(model), "--audio", str(audio), "--chunk", str(chunk)]
+def run_worker(
+    model: Path, audio: Path, *, cache_dir: Path | None = None, no_vad=False, chunk=600.0, load_first=True
+) -> dict:
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        "--model",
+        str(model),
+        "--audio",
+        str(audio),
+        "--chunk",
+        str(chunk),
+    ]
     cmd += ["--cache-dir", str(cache_dir)] if cache_dir else []
     cmd += ["--no-vad"] if no_vad else []
     cmd += ["--load-first"] if load_first else []
@@ -141,7 +157,10 @@ def main() -> int:
         result["cache"] = {"cold": cold, "cached": hit}
         if not args.skip_hour:
             hour = make_hour(clip, args.hour_speech_every, folder)
-            result["hour"] = {"speech_every_s": args.hour_speech_every, "whole_track_float32_mb": 3600 * 16000 * 4 / 2**20}
+            result["hour"] = {
+                "speech_every_s": args.hour_speech_every,
+                "whole_track_float32_mb": 3600 * 16000 * 4 / 2**20,
+            }
             for chunk in (600.0, 120.0):
                 print(f"1-hour track, chunks of {chunk:g} s ...", flush=True)
                 result["hour"][f"chunk_{chunk:g}"] = run_worker(model, hour, chunk=chunk)
@@ -152,8 +171,12 @@ def main() -> int:
 
 
 def _print(r: dict) -> None:
-    print(f"\nWhisper base int8 (CTranslate2) on {r['machine']['cpus']} CPUs, load average {r['machine']['load_avg'][0]:.1f}")
-    print(f"{'run':34s} {'audio s':>8s} {'load s':>7s} {'ASR s':>7s} {'RTF':>6s} {'CPU s':>7s} {'peak MB':>8s} {'words':>6s}")
+    print(
+        f"\nWhisper base int8 (CTranslate2) on {r['machine']['cpus']} CPUs, load average {r['machine']['load_avg'][0]:.1f}"
+    )
+    print(
+        f"{'run':34s} {'audio s':>8s} {'load s':>7s} {'ASR s':>7s} {'RTF':>6s} {'CPU s':>7s} {'peak MB':>8s} {'words':>6s}"
+    )
     rows = [("clip, VAD + Whisper", r["rtf"]["vad"]), ("clip, Whisper alone (no VAD)", r["rtf"]["no_vad"]),
             ("clip, cold transcript (cache miss)", r["cache"]["cold"]), ("clip, cached transcript", r["cache"]["cached"])]  # fmt: skip
     for key in ("chunk_600", "chunk_120"):
@@ -167,7 +190,9 @@ def _print(r: dict) -> None:
     print(f"\ncold transcript {c['cold']['total_s']:.2f} s vs cached {c['cached']['total_s']:.3f} s in a new process "
           f"({c['cold']['total_s'] / max(c['cached']['total_s'], 1e-6):.0f}x)")  # fmt: skip
     if "hour" in r:
-        print(f"the whole 1-hour track as one float32 array would be {r['hour']['whole_track_float32_mb']:.0f} MB")
+        print(
+            f"the whole 1-hour track as one float32 array would be {r['hour']['whole_track_float32_mb']:.0f} MB"
+        )
 
 
 if __name__ == "__main__":

@@ -28,9 +28,21 @@ from grounding_agent.errors import DatasetError, GroundingAgentError  # noqa: E4
 R1_IOU = 0.5
 # Words that make a query compositional or temporal: where grounders (and the agent) differ most.
 RELATION_WORDS = ("then", "after", "before", "while", "again", "first", "second", "until", "during", "and")
-QUERY_WORDS_BUCKETS = ((0, 5), (6, 8), (9, 12), (13, 10_000))
-GT_SHARE_BUCKETS = ((0.0, 0.1), (0.1, 0.3), (0.3, 0.6), (0.6, 1.01))
-VIDEO_S_BUCKETS = ((0.0, 30.0), (30.0, 60.0), (60.0, 180.0), (180.0, 1e9))
+# (label, lo, hi): lo <= value < hi.
+QUERY_WORDS_BUCKETS = (
+    ("1-5 words", 1, 6),
+    ("6-8 words", 6, 9),
+    ("9-12 words", 9, 13),
+    ("13+ words", 13, 1e9),
+)
+GT_SHARE_BUCKETS = (
+    ("GT < 10% of video", 0.0, 0.1),
+    ("GT 10-30% of video", 0.1, 0.3),
+    ("GT 30-60% of video", 0.3, 0.6),
+    ("GT >= 60% of video", 0.6, 1e9),
+)
+VIDEO_S_BUCKETS = (("video < 30 s", 0.0, 30.0), ("video 30-60 s", 30.0, 60.0), ("video 60-180 s", 60.0, 180.0),
+                   ("video >= 180 s", 180.0, 1e12))  # fmt: skip
 
 
 def load_samples(run_dir: Path) -> list[dict[str, Any]]:
@@ -65,12 +77,12 @@ def _stats(samples: Sequence[dict[str, Any]]) -> dict[str, float]:
     }
 
 
-def _by(samples, key: Callable[[dict[str, Any]], float], buckets, fmt: str) -> dict[str, dict[str, float]]:
+def _by(samples, key: Callable[[dict[str, Any]], float], buckets) -> dict[str, dict[str, float]]:
     out = {}
-    for lo, hi in buckets:
+    for label, lo, hi in buckets:
         part = [s for s in samples if lo <= key(s) < hi]
         if part:
-            out[fmt.format(lo=lo, hi=hi)] = _stats(part)
+            out[label] = _stats(part)
     return out
 
 
@@ -96,11 +108,9 @@ def breakdown(samples: Sequence[dict[str, Any]], worst: int = 10) -> dict[str, A
             for k in ("ok", "parse_failure", "fallback", "error")
         },
         "iou_histogram": {f"{i / 10:.1f}-{(i + 1) / 10:.1f}": c for i, c in enumerate(hist)},
-        "by_query_words": _by(
-            samples, lambda s: len(s["query"].split()), QUERY_WORDS_BUCKETS, "{lo}-{hi} words"
-        ),
-        "by_gt_share": _by(samples, _gt_share, GT_SHARE_BUCKETS, "GT {lo:.0%}-{hi:.0%} of video"),
-        "by_video_s": _by(samples, lambda s: s["duration_s"], VIDEO_S_BUCKETS, "video {lo:g}-{hi:g} s"),
+        "by_query_words": _by(samples, lambda s: len(s["query"].split()), QUERY_WORDS_BUCKETS),
+        "by_gt_share": _by(samples, _gt_share, GT_SHARE_BUCKETS),
+        "by_video_s": _by(samples, lambda s: s["duration_s"], VIDEO_S_BUCKETS),
         "by_relation_word": words,
         "worst": [
             {
@@ -115,6 +125,8 @@ def breakdown(samples: Sequence[dict[str, Any]], worst: int = 10) -> dict[str, A
 
 def _table(title: str, rows: dict[str, dict[str, float]]) -> list[str]:
     lines = [f"\n{title}", f"  {'':<28} {'n':>6} {'R1@0.5':>8} {'mIoU':>7}"]
+    if not rows:
+        lines.append("  (none)")
     for name, st in rows.items():
         lines.append(f"  {name:<28} {st['n']:>6} {st[f'R1@{R1_IOU}']:>8.2f} {st['mIoU']:>7.2f}")
     return lines

@@ -1,4 +1,4 @@
-"""A ready chat agent over one `Session`, built with LangChain's own agent API (`langchain.agents.create_agent`).
+"""A ready chat agent over one `Session`, built with LangChain's agent API (`langchain.agents.create_agent`).
 
     from grounding_agent import Session
     from grounding_agent.chat_agent import build_chat_agent, reply
@@ -45,7 +45,7 @@ def build_chat_agent(
 
     if chat_model is None:
         if not (server and model):
-            raise ConfigError("the chat agent needs a chat model, or server=URL and model=NAME of a served VLM")
+            raise ConfigError("the chat agent needs a chat model, or server=URL and model=NAME (a served VLM)")
         from grounding_agent.agent.llm import chat_model as openai_chat_model
 
         chat_model = openai_chat_model(server, model, max_tokens=512)

@@ -94,7 +94,9 @@ class VLLMDescriber:
 
     needs_pixels = True
 
-    def __init__(self, client: Any, model: str, *, base_url: str = "", max_tokens: int = 96, max_frames: int = 8):
+    def __init__(
+        self, client: Any, model: str, *, base_url: str = "", max_tokens: int = 96, max_frames: int = 8
+    ):
         self.client, self.model, self.base_url = client, model, base_url
         self.max_tokens, self.max_frames = max_tokens, max_frames
         self.name = f"vlm:{model}"
@@ -147,13 +149,21 @@ class HFDescriber:
         for t in shown.timestamps_s:
             content += [{"type": "text", "text": frame_label(float(t))}, {"type": "image"}]
         content.append({"type": "text", "text": user})
-        messages = [{"role": "system", "content": [{"type": "text", "text": system}]}, {"role": "user", "content": content}]
+        messages = [
+            {"role": "system", "content": [{"type": "text", "text": system}]},
+            {"role": "user", "content": content},
+        ]
         processor, model = self.grounder.processor, self.grounder.model
         text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         inputs = processor(text=[text], images=list(shown.pixels), return_tensors="pt").to(model.device)
         with self.grounder._lock, torch.inference_mode():
             out = model.generate(
-                **inputs, max_new_tokens=self.max_new_tokens, do_sample=False, temperature=None, top_p=None, top_k=None
+                **inputs,
+                max_new_tokens=self.max_new_tokens,
+                do_sample=False,
+                temperature=None,
+                top_p=None,
+                top_k=None,
             )
         new_tokens = out[:, inputs["input_ids"].shape[1] :]
         answer = processor.batch_decode(new_tokens, skip_special_tokens=True)[0].strip()

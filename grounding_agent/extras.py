@@ -73,5 +73,6 @@ def require_all(needs: list[tuple[str, tuple[tuple[str, tuple[str, ...]], ...]]]
     for extra, (features, names) in by_extra.items():
         raise MissingDependencyError(
             f"{' and '.join(features)} need{'s' if len(features) == 1 else ''} {', '.join(names)}, "
-            f"which {'is' if len(names) == 1 else 'are'} not installed: pip install 'grounding-agent[{extra}]'"
+            f"which {'is' if len(names) == 1 else 'are'} not installed: "
+            f"pip install 'grounding-agent[{extra}]'"
         )

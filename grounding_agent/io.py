@@ -65,6 +65,13 @@ def check_output_path(path: str | Path) -> Path:
     if "\x00" in text:
         raise OutputError(f"{text!r}: a path cannot contain a NUL character")
     path = Path(text)
+    _check_existing(path, text)
+    _check_folder(path.parent, text)
+    return path
+
+
+def _check_existing(path: Path, text: str) -> None:
+    """What already sits at the path must be a regular file we may write (or nothing)."""
     try:
         st = os.lstat(path)
     except FileNotFoundError:
@@ -74,7 +81,8 @@ def check_output_path(path: str | Path) -> Path:
     if st is not None:
         mode = st.st_mode
         if stat.S_ISLNK(mode):
-            raise OutputError(f"{text} is a symbolic link: write to its target ({os.readlink(path)}) or remove it")
+            target = os.readlink(path)
+            raise OutputError(f"{text} is a symbolic link: write to its target ({target}) or remove it")
         if stat.S_ISDIR(mode):
             raise OutputError(f"{text} is a directory: give a file name inside it")
         if not stat.S_ISREG(mode):
@@ -82,8 +90,6 @@ def check_output_path(path: str | Path) -> Path:
         # Root passes os.access for any file: a file with no write bit at all is read-only on purpose.
         if not mode & 0o222 or not os.access(path, os.W_OK):
             raise OutputError(f"{text} is read-only: make it writable or write elsewhere")
-    _check_folder(path.parent, text)
-    return path
 
 
 def _check_folder(folder: Path, text: str) -> None:
@@ -138,6 +144,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             if exc.errno in _DISK_ERRNOS:
                 raise OutputError(f"cannot write {path}: {_describe(exc)}") from None
             raise
+        _check_existing(path, str(path))  # again: something may have appeared there while we wrote
         try:
             os.replace(tmp, path)
         except OSError as exc:
@@ -197,10 +204,10 @@ def check_model_source(ref: str | os.PathLike, option: str = "--model") -> str:
             raise ConfigError(f"{option} {text}: folder has no config.json (not a saved model)")
         return text
     if path.exists():
-        raise ConfigError(f"{option} {text}: is a file; give the model's folder (with config.json) or a hub id")
+        raise ConfigError(f"{option} {text}: is a file; give the model's folder (config.json) or a hub id")
     looks_local = text.startswith(("/", "./", "../", "~", ".")) or text.count("/") > 1 or "\\" in text
     if looks_local or not _HUB_ID.match(text) or "--" in text or ".." in text:
-        raise ConfigError(f"{option} {text}: no such folder (and not a hub id like 'Qwen/Qwen2.5-VL-7B-Instruct')")
+        raise ConfigError(f"{option} {text}: no such folder (and not a hub id like 'Qwen/Qwen2-VL-2B-Instruct')")
     return text
 
 

@@ -141,10 +141,15 @@ class ScreenText:
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, from_cache: bool = False) -> ScreenText:
         frames = tuple(
-            FrameText(float(f["time_s"]), tuple(TextLine(str(t), float(s), tuple(map(float, b))) for t, s, b in f["lines"]))
+            FrameText(
+                float(f["time_s"]),
+                tuple(TextLine(str(t), float(s), tuple(map(float, b))) for t, s, b in f["lines"]),
+            )
             for f in data["frames"]
         )
-        return cls(frames, float(data["fps"]), float(data["duration_s"]), str(data.get("model", "")), from_cache)
+        return cls(
+            frames, float(data["fps"]), float(data["duration_s"]), str(data.get("model", "")), from_cache
+        )
 
 
 @functools.cache
@@ -164,7 +169,13 @@ def read_lines(pixels: np.ndarray) -> tuple[TextLine, ...]:
     for text, score, box in zip(out.txts, out.scores, out.boxes):
         if float(score) >= MIN_LINE_SCORE and text.strip():
             xs, ys = np.asarray(box)[:, 0], np.asarray(box)[:, 1]
-            lines.append(TextLine(text.strip(), float(score), (float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max()))))
+            lines.append(
+                TextLine(
+                    text.strip(),
+                    float(score),
+                    (float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())),
+                )
+            )
     return tuple(lines)
 
 
@@ -200,7 +211,14 @@ class ScreenReader:
         return f"rapidocr-{getattr(rapidocr, '__version__', 'unknown')}"
 
     def _key(self, path: Path) -> str:
-        parts = [CACHE_VERSION, file_fingerprint(path), self.fps, self.max_pixels, self.model_name(), SAME_FRAME]
+        parts = [
+            CACHE_VERSION,
+            file_fingerprint(path),
+            self.fps,
+            self.max_pixels,
+            self.model_name(),
+            SAME_FRAME,
+        ]
         return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
 
     def read(self, video: Video | str | Path) -> ScreenText:
@@ -213,7 +231,9 @@ class ScreenReader:
         if self.use_cache and cache_file.is_file():
             try:
                 self.stats.hits += 1
-                return ScreenText.from_dict(json.loads(cache_file.read_text(encoding="utf-8")), from_cache=True)
+                return ScreenText.from_dict(
+                    json.loads(cache_file.read_text(encoding="utf-8")), from_cache=True
+                )
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 self.stats.hits -= 1
                 log.warning("ignoring unreadable OCR cache entry %s (%s)", cache_file, exc)
@@ -246,9 +266,11 @@ _TITLED = re.compile(
     r"\b(?:slide|title|caption|sign|banner|screen|text|heading|card|subtitle|label)s?\s+(?:titled|called|named|"
     r"reading|that\s+reads|which\s+reads|saying|that\s+says|with\s+(?:the\s+)?(?:text|words|title))\s+(.+?)\s*"
     r"(?:appears?|is\s+shown|shows?\s+up|comes?\s+up|is\s+on\s+screen)?[?.!]*$",
-    re.I,
+    re.IGNORECASE,
 )
-_ON_SCREEN = re.compile(r"\b(?:on\s+screen|on\s+the\s+screen|written|displayed|shown|reads|titled)\b", re.I)
+_ON_SCREEN = re.compile(
+    r"\b(?:on\s+screen|on\s+the\s+screen|written|displayed|shown|reads|titled)\b", re.IGNORECASE
+)
 
 
 def ocr_query(text: str) -> str | None:
@@ -264,4 +286,3 @@ def ocr_query(text: str) -> str | None:
     if titled:
         return titled.group(1).strip(" \"'“”‘’") or None
     return None
-

@@ -233,7 +233,8 @@ def parse_answer(text: str, duration_s: float) -> ParsedAnswer:
             out.moments.append(moment)
     if not out.moments:
         finite = [s for s in spans if math.isfinite(s.start_s) and math.isfinite(s.end_s)]
-        reason = f"every span lies outside the video (0 - {duration_s:.2f} s)" if finite else "no finite time span"
+        outside = f"every span lies outside the video (0 - {duration_s:.2f} s)"
+        reason = outside if finite else "no finite time span"
         out.failure = ParseFailure(text, reason)
     return out
 

@@ -1,4 +1,5 @@
-"""Prompt templates: data files in `prompts/` (shipped inside the wheel), rendered strictly.
+"""The package's data files: prompt templates in `prompts/` (rendered strictly) and JSON schemas in
+`schemas/`, both shipped inside the wheel (and read from the source checkout when not installed).
 
 Each `prompts/NAME.yaml` has `version`, `description`, and one or more Jinja2 templates under
 `templates:` (e.g. `system`, `user`). Rendering fails on a missing variable *and* on an unexpected
@@ -8,6 +9,7 @@ one, so a renamed variable can never silently drop out of a prompt.
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -17,20 +19,40 @@ import jinja2
 import jinja2.meta
 import yaml
 
-from grounding_agent.errors import PromptError
+from grounding_agent.errors import ConfigError, PromptError
 
 _ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
 
 
-def prompts_dir() -> Path:
-    """The prompts folder: inside the installed package, else the source checkout's top-level `prompts/`."""
-    packaged = resources.files("grounding_agent") / "prompts"
+def _data_dir(name: str) -> Path | None:
+    """A data folder ("prompts", "schemas"): inside the installed package, else the source checkout's."""
+    packaged = resources.files("grounding_agent") / name
     if packaged.is_dir():
         return Path(str(packaged))
-    source = Path(__file__).resolve().parent.parent / "prompts"
-    if source.is_dir():
-        return source
-    raise PromptError("no prompts/ folder found next to the package; reinstall grounding-agent")
+    source = Path(__file__).resolve().parent.parent / name
+    return source if source.is_dir() else None
+
+
+def prompts_dir() -> Path:
+    """The prompts folder: inside the installed package, else the source checkout's top-level `prompts/`."""
+    found = _data_dir("prompts")
+    if found is None:
+        raise PromptError("no prompts/ folder found next to the package; reinstall grounding-agent")
+    return found
+
+
+@functools.cache
+def load_schema(name: str) -> dict[str, Any]:
+    """The JSON schema `schemas/NAME.schema.json` (e.g. "plan", "prediction").
+
+    Raises:
+        ConfigError: the schema file is missing (a broken install).
+    """
+    folder = _data_dir("schemas")
+    path = folder / f"{name}.schema.json" if folder is not None else None
+    if path is None or not path.is_file():
+        raise ConfigError(f"schemas/{name}.schema.json not found next to the package; reinstall grounding-agent")
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 @dataclass(frozen=True)

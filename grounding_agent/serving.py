@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,24 @@ def vllm_python() -> str:
     return sys.executable
 
 
+def check_server_url(url: object, option: str = "--server") -> str:
+    """The URL if it is a well-formed http(s) URL with a host (and a port in range); else `ConfigError`.
+
+    Checked before a client is built: a malformed URL otherwise fails deep inside the HTTP client.
+    """
+    example = "e.g. http://127.0.0.1:8000/v1"
+    if not isinstance(url, str) or not url.strip() or any(c.isspace() or c == "\x00" for c in url):
+        raise ConfigError(f"{option} must be an http(s) URL without spaces, {example}; got {url!r}")
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError when out of range or not a number
+    except ValueError as exc:
+        raise ConfigError(f"{option} {url} is not a valid URL ({exc}); {example}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{option} {url} is not an http(s) URL with a host; {example}")
+    return url
+
+
 def check_host(host: str) -> str:
     """The host if this machine can listen on it (a name that resolves to a local address).
 
@@ -64,7 +83,7 @@ def check_host(host: str) -> str:
             return host
         except OSError:
             continue
-    raise ConfigError(f"--host {host}: no interface of this machine has that address; use 127.0.0.1 or 0.0.0.0")
+    raise ConfigError(f"--host {host}: no interface here has that address; use 127.0.0.1 or 0.0.0.0")
 
 
 def free_port(host: str = "127.0.0.1") -> int:

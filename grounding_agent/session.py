@@ -269,10 +269,14 @@ class Session:
             prediction = result.to_prediction(qid)
             raw, plan, kind, source, note = result.moments, result.plan, "composition", "agent", ""
             self._emit("plan", plan.to_dict())
+            step_evidence = []
             for step in plan.steps:  # the agent runs its graph to the end; its steps are reported after it
                 r = result.steps[step.id]
                 self._emit("step", {"id": r.step_id, "text": r.text, "window_s": list(r.window_s),
                                     "candidates": [m.to_window() for m in r.candidates]})  # fmt: skip
+                # Each sub-event's candidates are evidence of their own (source: the step id).
+                step_evidence += [Evidence("grounder", m.start_s, m.end_s, _unit_score(m.score), r.text, r.step_id)
+                                  for m in r.candidates]  # fmt: skip
         else:
             plan = Plan.single(query)
             self._emit("plan", plan.to_dict())
@@ -282,7 +286,7 @@ class Session:
             ask_k = top_k if window_s is None else max(top_k, 5 if needs_pixels else 10)
             grounding = self.grounder.ground(self.video, query, top_k=ask_k, frames=frames)
             prediction = grounding.to_prediction(qid, self.video.path.stem, query)
-            raw, kind, source = grounding.moments, "grounder", self.grounder.name
+            raw, kind, source, step_evidence = grounding.moments, "grounder", self.grounder.name, []
             note = (grounding.raw_text[0] if grounding.raw_text else "")[:300]
             self._emit("step", {"id": "s1", "text": query, "window_s": [lo, hi],
                                 "candidates": [m.to_window() for m in raw]})  # fmt: skip
@@ -294,7 +298,7 @@ class Session:
         if window_s is not None:
             prediction.extra["window_s"] = [lo, hi]
         evidence = [Evidence(kind, m.start_s, m.end_s, _unit_score(m.score), note, source) for m in moments]
-        evidence += self._saliency_evidence(query, moments)
+        evidence += step_evidence + self._saliency_evidence(query, moments)
         return moments, plan, prediction, evidence
 
     def _wants_agent(self, query: str) -> bool:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -217,7 +218,9 @@ class Transcript:
             raise ConfigError(f"unknown subtitle format {fmt!r}; choose srt or vtt")
         subs = pysubs2.SSAFile()
         for s in self.segments:
-            subs.append(pysubs2.SSAEvent(start=round(s.start_s * 1000), end=round(s.end_s * 1000), text=s.text))
+            subs.append(
+                pysubs2.SSAEvent(start=round(s.start_s * 1000), end=round(s.end_s * 1000), text=s.text)
+            )
         return subs.to_string(fmt)
 
 
@@ -225,8 +228,57 @@ class Transcript:
 
 # Low-weight words: a quote still matches when these differ ("let us go" vs "let's go").
 STOPWORDS = frozenset(
-    "a an the and or but of to in on at for with is are was were be been it its this that these those "
-    "i you he she we they me him her us them my your his our their so do does did just um uh oh".split()
+    [
+        "a",
+        "an",
+        "the",
+        "and",
+        "or",
+        "but",
+        "of",
+        "to",
+        "in",
+        "on",
+        "at",
+        "for",
+        "with",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "it",
+        "its",
+        "this",
+        "that",
+        "these",
+        "those",
+        "i",
+        "you",
+        "he",
+        "she",
+        "we",
+        "they",
+        "me",
+        "him",
+        "her",
+        "us",
+        "them",
+        "my",
+        "your",
+        "his",
+        "our",
+        "their",
+        "so",
+        "do",
+        "does",
+        "did",
+        "just",
+        "um",
+        "uh",
+        "oh",
+    ]
 )
 _NUMBER = re.compile(r"^\d+(?:[.,]\d+)*(?:st|nd|rd|th)?$")
 
@@ -299,7 +351,9 @@ def align(query_tokens: Sequence[str], spoken_tokens: Sequence[str]) -> tuple[np
     H = np.zeros((m + 1, n + 1))
     steps = np.arange(n + 1) * SKIP_SPOKEN
     for i in range(1, m + 1):
-        best = np.maximum(0.0, np.maximum(H[i - 1, :-1] + gain[i - 1], H[i - 1, 1:] - SKIP_QUERY * weights[i - 1]))
+        best = np.maximum(
+            0.0, np.maximum(H[i - 1, :-1] + gain[i - 1], H[i - 1, 1:] - SKIP_QUERY * weights[i - 1])
+        )
         row = np.concatenate([[0.0], best])
         # Skipping spoken tokens: H[i, j] = max_k<=j row[k] - SKIP_SPOKEN * (j - k), a running maximum.
         H[i] = np.maximum(0.0, np.maximum.accumulate(row + steps) - steps)
@@ -339,7 +393,9 @@ def _runs(words: Sequence[Word]) -> list[list[Word]]:
     return runs
 
 
-def _run_matches(words: Sequence[Word], q_tokens: list[str], query: str, top_k: int, min_score: float) -> list[SpeechMatch]:
+def _run_matches(
+    words: Sequence[Word], q_tokens: list[str], query: str, top_k: int, min_score: float
+) -> list[SpeechMatch]:
     """The best non-overlapping alignments of the query inside one run of words."""
     owner, s_tokens = [], []
     for k, w in enumerate(words):
@@ -376,11 +432,15 @@ def _run_matches(words: Sequence[Word], q_tokens: list[str], query: str, top_k: 
         used.append((first, last))
         span = tuple(words[owner[first] : owner[last] + 1])
         text = " ".join(w.text for w in span)
-        out.append(SpeechMatch(float(span[0].start_s), float(span[-1].end_s), min(1.0, score), text, query, span))
+        out.append(
+            SpeechMatch(float(span[0].start_s), float(span[-1].end_s), min(1.0, score), text, query, span)
+        )
     return out
 
 
-def search_words(words: Sequence[Word], query: str, *, top_k: int = 3, min_score: float = 0.35) -> list[SpeechMatch]:
+def search_words(
+    words: Sequence[Word], query: str, *, top_k: int = 3, min_score: float = 0.35
+) -> list[SpeechMatch]:
     """The `top_k` best non-overlapping places where `query` was said, with scores >= `min_score`.
 
     The score is the alignment's score over the query's total weight: 1.0 when every query word was said
@@ -404,8 +464,8 @@ _SPEECH_VERB = (
     r"|shouting|yells?|yelled|yelling|whispers?|whispered|announces?|announced|utters?|uttered"
     r"|pronounces?|pronounced|discuss(?:es|ed|ing)?|brings?\s+up|brought\s+up|refers?\s+to|referred\s+to)"
 )
-_VERB_TOPIC = re.compile(rf"\b{_SPEECH_VERB}\b\s*(?:that\s+|the\s+words?\s+|about\s+)?(.+)$", re.I)
-_SAID = re.compile(rf"\b(?:{_SPEECH_VERB}|spoken|heard|quoted)\b", re.I)
+_VERB_TOPIC = re.compile(rf"\b{_SPEECH_VERB}\b\s*(?:that\s+|the\s+words?\s+|about\s+)?(.+)$", re.IGNORECASE)
+_SAID = re.compile(rf"\b(?:{_SPEECH_VERB}|spoken|heard|quoted)\b", re.IGNORECASE)
 
 
 def speech_query(text: str) -> str | None:
@@ -428,7 +488,7 @@ def speech_query(text: str) -> str | None:
 _WHAT_IS_SAID = re.compile(
     r"\bwhat\b.{0,40}?\b(?:says?|said|saying|tells?|told|asks?|asked|mentions?|mentioned|shouts?|shouted"
     r"|whispers?|whispered|announces?|announced)\b|\bwhat\s+(?:is|was|gets)\s+(?:said|spoken)\b|\bwho\s+says\b",
-    re.I,
+    re.IGNORECASE,
 )
 
 
@@ -437,7 +497,9 @@ def asks_what_is_said(message: str) -> bool:
     return bool(_WHAT_IS_SAID.search(message))
 
 
-def said_in(transcript: Transcript, window_s: tuple[float, float], relation: str = "during") -> SpeechMatch | None:
+def said_in(
+    transcript: Transcript, window_s: tuple[float, float], relation: str = "during"
+) -> SpeechMatch | None:
     """What is said in a window, as whole stretches of speech (runs between pauses of PAUSE_S):
 
     "after": the first run that starts inside the window (all of it, even past the window's end);
@@ -508,7 +570,7 @@ def _cut_point(regions: Sequence[tuple[int, int]], n: int) -> int:
     margin = int(CUT_MARGIN_S * SAMPLE_RATE)
     if not regions:
         return n
-    pauses = [(a_end + b_start) // 2 for (_, a_end), (b_start, _) in zip(regions, regions[1:])]
+    pauses = [(a_end + b_start) // 2 for (_, a_end), (b_start, _) in itertools.pairwise(regions)]
     if n - regions[-1][1] >= 2 * margin:
         pauses.append((regions[-1][1] + n) // 2)
     ok = [p for p in pauses if p <= n - margin]
@@ -599,7 +661,11 @@ def load_whisper(
     path = Path(name).expanduser()
     if _looks_like_path(name):
         if not (path / "model.bin").is_file():
-            what = "no such folder" if not path.exists() else "no model.bin in it: not a CTranslate2 Whisper model"
+            what = (
+                "no such folder"
+                if not path.exists()
+                else "no model.bin in it: not a CTranslate2 Whisper model"
+            )
             raise ModelLoadError(f"ASR model {name!r}: {what}; {ASR_HINT}")
         name = str(path)
     try:
@@ -614,7 +680,9 @@ def load_whisper(
     except Exception as exc:  # noqa: BLE001 - the hub client and CTranslate2 raise many unrelated types
         first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
         where = "cannot load" if path.is_dir() else "cannot fetch (offline?) or load"
-        raise ModelLoadError(f"{where} ASR model {name!r} ({type(exc).__name__}: {first}); {ASR_HINT}") from None
+        raise ModelLoadError(
+            f"{where} ASR model {name!r} ({type(exc).__name__}: {first}); {ASR_HINT}"
+        ) from None
 
 
 def asr_model_fingerprint(model: str | Path) -> str:
@@ -679,15 +747,18 @@ class Transcriber:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.use_cache = use_cache
         self.stats = TranscribeStats()
-        self._load_kwargs = dict(
-            device=device,
-            compute_type=compute_type,
-            cpu_threads=cpu_threads,
-            download_root=download_root,
-            local_files_only=local_files_only,
-        )
+        self._load_kwargs = {
+            "device": device,
+            "compute_type": compute_type,
+            "cpu_threads": cpu_threads,
+            "download_root": download_root,
+            "local_files_only": local_files_only,
+        }
         self._model: Any = None
-        if _looks_like_path(self.model_name) and not (Path(self.model_name).expanduser() / "model.bin").is_file():
+        if (
+            _looks_like_path(self.model_name)
+            and not (Path(self.model_name).expanduser() / "model.bin").is_file()
+        ):
             load_whisper(self.model_name, **self._load_kwargs)  # raises the one-line ModelLoadError now
 
     @property
@@ -716,7 +787,12 @@ class Transcriber:
             return None
         try:
             return Transcript.from_dict(json.loads(path.read_text(encoding="utf-8")), from_cache=True)
-        except (OSError, ValueError, KeyError, TypeError) as exc:  # a damaged entry is a miss and is rewritten
+        except (
+            OSError,
+            ValueError,
+            KeyError,
+            TypeError,
+        ) as exc:  # a damaged entry is a miss and is rewritten
             log.warning("ignoring unreadable transcript cache entry %s (%s)", path, exc)
             return None
 
@@ -756,7 +832,9 @@ class Transcriber:
             tuple(segments), duration_s, language or "", tuple(regions_s), True, self.model_name, notes
         )
 
-    def _chunks(self, blocks: Iterable[np.ndarray]) -> Iterator[tuple[float, np.ndarray, list[tuple[int, int]]]]:
+    def _chunks(
+        self, blocks: Iterable[np.ndarray]
+    ) -> Iterator[tuple[float, np.ndarray, list[tuple[int, int]]]]:
         """(offset_s, audio, speech regions in samples) per chunk, each cut in a pause (see `_cut_point`)."""
         limit = int(self.chunk_s * SAMPLE_RATE)
         buffer, offset = np.zeros(0, np.float32), 0
@@ -793,7 +871,15 @@ class Transcriber:
         out = []
         for seg in raw:  # a generator: decoding happens here
             words = tuple(
-                _tighten(Word(w.word.strip(), offset_s + float(w.start), offset_s + float(w.end), float(w.probability)), regions_s)
+                _tighten(
+                    Word(
+                        w.word.strip(),
+                        offset_s + float(w.start),
+                        offset_s + float(w.end),
+                        float(w.probability),
+                    ),
+                    regions_s,
+                )
                 for w in (seg.words or [])
                 if w.word.strip()
             )

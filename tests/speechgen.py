@@ -127,18 +127,34 @@ def make_talking_video(
         work = Path(tmp)
         for u in utterances:
             samples, truth = synth_utterance(u, work)
-            at = int(round(u.at_s * RATE))
+            at = round(u.at_s * RATE)
             if at + len(samples) > len(track):
-                raise ValueError(f"utterance {u.text!r} ends after the clip ({truth.end_s:.2f} > {duration_s} s)")
+                raise ValueError(
+                    f"utterance {u.text!r} ends after the clip ({truth.end_s:.2f} > {duration_s} s)"
+                )
             track[at : at + len(samples)] += samples
             spoken.append(truth)
         wav = work / "speech.wav"
         _write_wav(wav, track)
         w, h = size
-        args = ["-f", "lavfi", "-i", f"testsrc2=size={w}x{h}:rate={fps}:duration={duration_s}", "-i", str(wav)]
+        args = [
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc2=size={w}x{h}:rate={fps}:duration={duration_s}",
+            "-i",
+            str(wav),
+        ]
         if background:
             args += ["-f", "lavfi", "-t", str(duration_s), "-i", BACKGROUNDS[background]]
-            args += ["-filter_complex", "[1:a][2:a]amix=inputs=2:duration=first:normalize=0[a]", "-map", "0:v", "-map", "[a]"]
+            args += [
+                "-filter_complex",
+                "[1:a][2:a]amix=inputs=2:duration=first:normalize=0[a]",
+                "-map",
+                "0:v",
+                "-map",
+                "[a]",
+            ]
         args += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-threads", "1"]
         args += ["-c:a", "aac", "-b:a", "64k", "-t", str(duration_s), "-movflags", "+faststart", str(path)]
         _ffmpeg(*args)

@@ -9,7 +9,6 @@ from pathlib import Path
 import jsonschema
 import numpy as np
 import pytest
-from langchain_core.messages import AIMessage
 
 from grounding_agent.agent import Agent, AgentConfig, ExplanationWriter, LLMPlanner, Reranker
 from grounding_agent.agent.coarse_to_fine import CoarseToFineGrounder, propose_windows

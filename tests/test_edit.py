@@ -348,3 +348,34 @@ def test_the_speech_modules_transcript_plugs_in(clip):
     plan = plan_edit(clip, "remove every time he says 'um', then cut the words '20'", transcript=real)
     # "20" matches the spoken "twenty": numbers are compared as words, the way ASR writes them.
     assert [(s.start_s, s.end_s) for s in plan.segments if s.action == "cut"] == [(1.0, 1.28), (1.4, 2.0)]
+
+
+def test_keep_from_one_moment_until_another(clip):
+    from grounding_agent.types import Moment
+    from tests.agent_doubles import ScriptedGrounderForTests
+
+    grounder = ScriptedGrounderForTests({
+        "she opens the door": [Moment(2.0, 3.0, 0.9)],
+        "she sits down": [Moment(1.0, 1.5, 0.95), Moment(6.0, 7.2, 0.8)],  # the first ends before she opens it
+    })  # fmt: skip
+    plan = plan_edit(clip, "keep from when she opens the door until she sits down", grounder=grounder)
+    assert [(s.start_frame, s.end_frame) for s in plan.kept] == [(50, 180)]  # 2.0 s .. 7.2 s
+    kinds = [e.kind for e in plan.kept[0].evidence]
+    assert kinds == ["composition", "grounder", "grounder"]
+    assert [call[0] for call in grounder.calls] == ["she opens the door", "she sits down"]
+
+
+def test_compositional_descriptions_go_to_the_agent_when_asked(clip):
+    from grounding_agent.agent.pipeline import Agent
+    from grounding_agent.types import Moment
+    from tests.agent_doubles import ScriptedGrounderForTests
+
+    grounder = ScriptedGrounderForTests({
+        "the person opens the door": [Moment(1.0, 2.0, 0.9)],
+        "the person sits down": [Moment(3.0, 4.0, 0.9)],
+    })  # fmt: skip
+    plan = plan_edit(clip, "cut the part where the person opens the door, then sits down", grounder=grounder,
+                     agent_factory=Agent, use_agent=lambda q: "then" in q)  # fmt: skip
+    cut = [s for s in plan.segments if s.action == "cut"]
+    assert [(s.start_s, s.end_s) for s in cut] == [(1.0, 4.0)]  # the span of both sub-events
+    assert cut[0].evidence[0].source == "agent"

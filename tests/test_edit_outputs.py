@@ -265,3 +265,23 @@ def test_video_without_audio_renders_and_has_no_silences(tmp_path):
     result = render(plan, tmp_path / "out.mp4", progress=False)
     assert result.rendered_frames == plan.kept_frames == 50
     assert colours_of(tmp_path / "out.mp4") == ["red"] * 25 + ["blue"] * 25
+
+
+def test_drop_frame_render_matches_the_plan(ntsc, tmp_path):
+    plan = plan_edit(ntsc, "cut 0:01 to 0:02.5")
+    result = render(plan, tmp_path / "ntsc_cut.mp4", progress=False)
+    assert result.rendered_frames == plan.kept_frames == 120 - 45
+    assert abs(result.rendered_s - plan.kept_s) <= 1001 / 30000
+
+
+def test_variable_frame_rate_video_renders_and_exports_real_times(tmp_path):
+    from tests.videogen import make_video
+
+    vfr = make_video(tmp_path / "vfr.mp4", duration_s=4.0, fps=10, vfr=True, audio=True)  # 10 fps, then 30
+    plan = plan_edit(vfr, "cut 0:01 to 0:03")
+    assert [(s.start_frame, s.end_frame) for s in plan.segments] == [(0, 10), (10, 50), (50, 80)]
+    result = render(plan, tmp_path / "out.mp4", progress=False)
+    assert result.rendered_frames == 40 and abs(result.rendered_s - 2.0) <= 1 / 30
+    timeline = otio.adapters.read_from_file(str(export(plan, tmp_path / "vfr.otio")))
+    track = next(iter(timeline.tracks))
+    assert [c.source_range.start_time.to_seconds() for c in track.find_clips()] == [0.0, 3.0]  # real times

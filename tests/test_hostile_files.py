@@ -230,3 +230,23 @@ def test_eval_run_out_that_cannot_be_a_folder_is_one_line_and_touches_nothing(ca
                          "--out", out, "--no-progress")  # fmt: skip
     assert_one_line_error(rc, err, "--out")
     assert _listing(tmp_path) == before
+
+
+@pytest.mark.parametrize("argv", [["highlights", "{v}", "--plot", "{v}"],
+                                  ["ground", "{v}", "person opens the door", "--backend", "uniform", "--timeline", "{v}"]])
+def test_output_that_is_the_input_video_is_refused(capsys, tmp_path, argv) -> None:
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(CLIP.read_bytes())
+    before = _listing(tmp_path)
+    rc, _, err = run_cli(capsys, *[a.format(v=video) for a in argv])
+    assert_one_line_error(rc, err, "is an input of this command")
+    assert _listing(tmp_path) == before
+
+
+def test_fifo_that_appears_while_writing_is_not_replaced(tmp_path) -> None:
+    target = tmp_path / "out.json"
+    with pytest.raises(OutputError, match="not a regular file"):
+        with atomic_path(target) as tmp:
+            tmp.write_text("{}")
+            os.mkfifo(target)  # another process puts a FIFO there before the move
+    assert stat.S_ISFIFO(os.lstat(target).st_mode) and [p.name for p in tmp_path.iterdir()] == ["out.json"]

@@ -137,3 +137,15 @@ def test_validators_accept_good_values_and_refuse_the_rest() -> None:
     for validator, text in bad:
         with pytest.raises(argparse.ArgumentTypeError):
             validator(text)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:99999/v1", "http://[::1/v1", "http://exa mple.com/v1", "ftp://x/v1", "127.0.0.1:8000"]
+)
+@pytest.mark.parametrize("command", ["ground", "plan"])
+def test_malformed_server_url_is_one_line_before_any_request(capsys, empty_cwd, url, command) -> None:
+    argv = (["ground", CLIP, "person opens the door", "--timeout", "3"] if command == "ground"
+            else ["plan", "x, then y", "--planner", "llm", "--model", "m"])  # fmt: skip
+    rc, out, err = run_cli(capsys, *argv, "--server", url)
+    assert_one_line_error(rc, err, "--server", url)
+    assert out == "" and list(empty_cwd.iterdir()) == []

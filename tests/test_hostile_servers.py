@@ -18,7 +18,7 @@ import pytest
 
 from grounding_agent.errors import ConfigError, ServerError
 from grounding_agent.grounders.vllm import VLLMGrounder
-from tests.test_hostile_options import CLIP, assert_one_line_error, run_cli
+from tests.test_hostile_options import CLIP, assert_one_line_error, empty_cwd, run_cli  # noqa: F401 (fixture)
 
 ANSWER = "1.00 - 2.00 seconds"
 COMPLETION = {
@@ -211,12 +211,12 @@ def test_bad_timeout_is_a_config_error_before_any_request(serve_double, timeout)
 
 
 @pytest.mark.parametrize("mode", ["html", "truncated-json", "foo", "choices-null", "message-null"])
-def test_ground_cli_bad_reply_is_one_line_exit_2(serve_double, capsys, mode) -> None:
+def test_ground_cli_bad_reply_is_one_line_exit_2(serve_double, capsys, empty_cwd, mode) -> None:
     server = serve_double(mode)
     rc, out, err = run_cli(capsys, "ground", CLIP, "person opens the door", "--server", server.url,
                            "--model", "m", "--max-frames", "2", "--no-agent")  # fmt: skip
     assert_one_line_error(rc, err, "not an OpenAI chat completion", server.url)
-    assert out == ""
+    assert out == "" and list(empty_cwd.iterdir()) == []
 
 
 def test_ground_cli_trickle_is_one_line_exit_2(serve_double, capsys) -> None:
@@ -228,12 +228,12 @@ def test_ground_cli_trickle_is_one_line_exit_2(serve_double, capsys) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["html", "truncated-json", "foo", "choices-null", "message-null"])
-def test_llm_planner_bad_reply_is_one_line_exit_2(serve_double, capsys, mode) -> None:
+def test_llm_planner_bad_reply_is_one_line_exit_2(serve_double, capsys, empty_cwd, mode) -> None:
     server = serve_double(mode)
     rc, out, err = run_cli(capsys, "plan", "the man opens the door, then sits down", "--planner", "llm",
                            "--server", server.url, "--model", "m", "--json")  # fmt: skip
     assert_one_line_error(rc, err, "planner LLM", "not an OpenAI chat completion")
-    assert out == ""
+    assert out == "" and list(empty_cwd.iterdir()) == []
 
 
 @pytest.mark.slow

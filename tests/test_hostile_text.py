@@ -64,12 +64,14 @@ def _best_time_s(text: str, repeats: int = 3) -> float:
     return best
 
 
+@pytest.mark.timeout(120)  # quadratic work would take many minutes here: fail, don't hang the suite
 @pytest.mark.parametrize("unit", ["<answer>", "<answer>1", "<think><answer>", "<answer> 1 - ", "<ANSWER>x</answer"])
 def test_degenerate_tags_cost_linear_work(unit) -> None:
-    """A scaling check, not a speed target: 4x the text must cost far less than the 16x of quadratic work."""
-    small, large = unit * (65536 // len(unit)), unit * (4 * 65536 // len(unit))
+    """A scaling check, not a speed target: 16x the text costs ~16x when linear and 256x when quadratic;
+    the bound sits between them, far from both, so a noisy shared machine cannot flip it."""
+    small, large = unit * (32768 // len(unit)), unit * (16 * 32768 // len(unit))
     t_small, t_large = _best_time_s(small), _best_time_s(large)
-    assert t_large < 8 * t_small + 0.05, (t_small, t_large)
+    assert t_large < 64 * t_small + 0.1, (t_small, t_large)
 
 
 @settings(max_examples=200, deadline=None)
@@ -136,3 +138,12 @@ def test_ground_in_process_surrogate_query_is_refused(capsys) -> None:
     assert_one_line_error(rc, err, "not valid UTF-8")
     assert out == ""
     assert Path(CLIP).exists()
+
+
+def test_chat_reads_non_utf8_stdin_without_crashing(tmp_path) -> None:
+    """A message typed in a Latin-1 terminal is read (U+FFFD in place of the bad byte), answered, not a crash."""
+    res = subprocess.run([*EXE, "chat", str(CLIP), "--backend", "uniform"], input=b"caf\xe9 opens the door\n/quit\n",
+                         capture_output=True, timeout=120, cwd=tmp_path)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert b"Traceback" not in res.stderr and "0.00-6.14 s" in res.stdout.decode("utf-8")
+    assert list(tmp_path.iterdir()) == []

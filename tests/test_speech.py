@@ -29,7 +29,8 @@ def _transcript(*sentences: tuple[float, str], word_s: float = 0.4) -> Transcrip
     segments = []
     for start, text in sentences:
         words = tuple(
-            Word(w, start + i * word_s, start + (i + 1) * word_s - 0.05, 0.9) for i, w in enumerate(text.split())
+            Word(w, start + i * word_s, start + (i + 1) * word_s - 0.05, 0.9)
+            for i, w in enumerate(text.split())
         )
         segments.append(Segment(text, words[0].start_s, words[-1].end_s, 0.9, words))
     regions = tuple((s.start_s, s.end_s) for s in segments)
@@ -96,7 +97,9 @@ def test_unrelated_text_does_not_match_and_scores_are_ordered():
     matches = TALK.search("the red car is blue", top_k=3)
     assert len(matches) >= 2 and matches[0].score >= matches[1].score
     spans = [(m.start_s, m.end_s) for m in matches]
-    assert all(a[1] <= b[0] or b[1] <= a[0] for i, a in enumerate(spans) for b in spans[i + 1 :])  # no overlap
+    assert all(
+        a[1] <= b[0] or b[1] <= a[0] for i, a in enumerate(spans) for b in spans[i + 1 :]
+    )  # no overlap
 
 
 def test_match_becomes_moment_and_speech_evidence():
@@ -205,7 +208,7 @@ def test_unknown_name_offline_is_a_typed_error_naming_the_option(tmp_path):
         load_whisper("base", download_root=tmp_path, local_files_only=True)
     asr = Transcriber("base", download_root=tmp_path, local_files_only=True, cache_dir=tmp_path / "c")
     with pytest.raises(ModelLoadError, match="cannot fetch .*--asr-model DIR"):
-        asr.whisper  # loaded on first use (a cached transcript never needs it)
+        _ = asr.whisper  # loaded on first use (a cached transcript never needs it)
 
 
 def test_no_audio_track_is_an_empty_recorded_transcript_without_loading_the_model(tmp_path):

@@ -19,16 +19,73 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 # (utterances, background): several voices and speeds, 2 sentences per clip, some over noise or music.
 CORPUS: list[tuple[list[Utterance], str | None]] = [
-    ([Utterance("my favourite colour is blue", 0.5), Utterance("let's go to the park", 4.5, "en-gb", 170)], None),
-    ([Utterance("the meeting starts at seven", 0.8, "en-gb", 140), Utterance("please close the door", 5.0)], "noise"),
-    ([Utterance("good morning everyone", 0.4, "en-us+f3", 150), Utterance("the weather is very cold today", 3.6, "en-us+f3", 160)], None),
-    ([Utterance("where did you put the keys", 1.0, "en-gb-scotland", 150), Utterance("they are on the kitchen table", 4.6)], "music"),
-    ([Utterance("the price is twenty dollars", 0.6, "en-us", 130), Utterance("that is too expensive", 4.4, "en-gb-x-rp", 150)], None),
-    ([Utterance("turn left at the next corner", 0.5, "en-us+m3", 175), Utterance("then drive for two miles", 4.0, "en-us+m3", 175)], "noise"),
-    ([Utterance("i would like a cup of coffee", 0.7, "en-029", 140), Utterance("with milk and sugar please", 4.5, "en-us", 150)], None),
-    ([Utterance("the train leaves in ten minutes", 0.5, "en-gb", 160), Utterance("we have to hurry", 4.2, "en-gb", 160)], "music"),
-    ([Utterance("can you hear me now", 0.6, "en-us+f2", 145), Utterance("yes i can hear you clearly", 3.6, "en-us+f2", 145)], None),
-    ([Utterance("the dog is sleeping on the sofa", 0.5, "en-gb-x-rp", 150), Utterance("do not wake him up", 4.3, "en-us", 165)], "noise"),
+    (
+        [Utterance("my favourite colour is blue", 0.5), Utterance("let's go to the park", 4.5, "en-gb", 170)],
+        None,
+    ),
+    (
+        [
+            Utterance("the meeting starts at seven", 0.8, "en-gb", 140),
+            Utterance("please close the door", 5.0),
+        ],
+        "noise",
+    ),
+    (
+        [
+            Utterance("good morning everyone", 0.4, "en-us+f3", 150),
+            Utterance("the weather is very cold today", 3.6, "en-us+f3", 160),
+        ],
+        None,
+    ),
+    (
+        [
+            Utterance("where did you put the keys", 1.0, "en-gb-scotland", 150),
+            Utterance("they are on the kitchen table", 4.6),
+        ],
+        "music",
+    ),
+    (
+        [
+            Utterance("the price is twenty dollars", 0.6, "en-us", 130),
+            Utterance("that is too expensive", 4.4, "en-gb-x-rp", 150),
+        ],
+        None,
+    ),
+    (
+        [
+            Utterance("turn left at the next corner", 0.5, "en-us+m3", 175),
+            Utterance("then drive for two miles", 4.0, "en-us+m3", 175),
+        ],
+        "noise",
+    ),
+    (
+        [
+            Utterance("i would like a cup of coffee", 0.7, "en-029", 140),
+            Utterance("with milk and sugar please", 4.5, "en-us", 150),
+        ],
+        None,
+    ),
+    (
+        [
+            Utterance("the train leaves in ten minutes", 0.5, "en-gb", 160),
+            Utterance("we have to hurry", 4.2, "en-gb", 160),
+        ],
+        "music",
+    ),
+    (
+        [
+            Utterance("can you hear me now", 0.6, "en-us+f2", 145),
+            Utterance("yes i can hear you clearly", 3.6, "en-us+f2", 145),
+        ],
+        None,
+    ),
+    (
+        [
+            Utterance("the dog is sleeping on the sofa", 0.5, "en-gb-x-rp", 150),
+            Utterance("do not wake him up", 4.3, "en-us", 165),
+        ],
+        "noise",
+    ),
 ]
 CLIP_S = 7.5
 
@@ -104,7 +161,9 @@ def test_variant_quote_still_lands(talking_clips, transcripts, clip, utterance, 
     assert tiou((best[0].start_s, best[0].end_s), (spoken.start_s, spoken.end_s)) >= 0.5
 
 
-def test_second_transcriber_reads_the_cache_and_skips_the_model(talking_clips, transcripts, whisper_base, speech_cache):
+def test_second_transcriber_reads_the_cache_and_skips_the_model(
+    talking_clips, transcripts, whisper_base, speech_cache
+):
     asr = Transcriber(whisper_base, language="en", cache_dir=speech_cache)
     again = asr.transcribe(talking_clips[0].path)
     assert again.from_cache and again == transcripts[0]
@@ -121,8 +180,11 @@ def test_vad_regions_cover_the_speech_and_skip_the_silence(talking_clips, transc
 
 def test_long_audio_is_chunked_in_pauses_without_losing_words(tmp_path, whisper_base):
     """Chunks of 8 s over a 22 s clip: every sentence is still transcribed, once, at its time."""
-    sentences = [Utterance("first we open the box", 0.5), Utterance("then we read the letter", 7.0),
-                 Utterance("finally we write an answer", 14.5)]
+    sentences = [
+        Utterance("first we open the box", 0.5),
+        Utterance("then we read the letter", 7.0),
+        Utterance("finally we write an answer", 14.5),
+    ]
     clip = make_talking_video(tmp_path / "long.mp4", sentences, duration_s=22.0)
     asr = Transcriber(whisper_base, language="en", chunk_s=8.0, cache_dir=tmp_path / "cache")
     transcript = asr.transcribe(clip.path)

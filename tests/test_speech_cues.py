@@ -14,7 +14,10 @@ from tests.videogen import make_video
 
 
 def _said(text: str, start_s: float, word_s: float = 0.4) -> Segment:
-    words = tuple(Word(w, start_s + i * word_s, start_s + (i + 1) * word_s - 0.05, 0.9) for i, w in enumerate(text.split()))
+    words = tuple(
+        Word(w, start_s + i * word_s, start_s + (i + 1) * word_s - 0.05, 0.9)
+        for i, w in enumerate(text.split())
+    )
     return Segment(text, words[0].start_s, words[-1].end_s, 0.9, words)
 
 

@@ -33,7 +33,10 @@ class FixedTranscriberForTests:
 
 
 def _said(text: str, start_s: float, word_s: float = 0.4) -> Segment:
-    words = tuple(Word(w, start_s + i * word_s, start_s + (i + 1) * word_s - 0.05, 0.9) for i, w in enumerate(text.split()))
+    words = tuple(
+        Word(w, start_s + i * word_s, start_s + (i + 1) * word_s - 0.05, 0.9)
+        for i, w in enumerate(text.split())
+    )
     return Segment(text, words[0].start_s, words[-1].end_s, 0.9, words)
 
 
@@ -42,7 +45,14 @@ def plain_clip(tmp_path):
     return make_video(tmp_path / "v.mp4", duration_s=10.0, fps=5, audio=True)
 
 
-FIXED = Transcript((_said("hello there", 1.0), _said("let's go now", 5.0)), 10.0, "en", ((1.0, 1.8), (5.0, 6.2)), True, "fixed")
+FIXED = Transcript(
+    (_said("hello there", 1.0), _said("let's go now", 5.0)),
+    10.0,
+    "en",
+    ((1.0, 1.8), (5.0, 6.2)),
+    True,
+    "fixed",
+)
 RUNS = "the man runs"
 VISUAL = {RUNS: [Moment(0.5, 2.5, 0.9), Moment(7.0, 9.0, 0.6)]}  # the stronger one is before the speech
 
@@ -89,6 +99,30 @@ def test_agent_composes_speech_then_visual_under_the_relation(plain_clip):
     assert (best.start_s, best.end_s) == (7.0, 9.0)  # the run after the words, not the stronger one before
 
 
+class FixedScreenReaderForTests:
+    """Returns one given screen-text reading for any video."""
+
+    def __init__(self, screen):
+        self.screen = screen
+
+    def read(self, video):
+        return self.screen
+
+
+def test_on_screen_text_query_is_answered_from_the_screen_text(plain_clip):
+    from grounding_agent.ocr import ScreenText
+
+    screen = ScreenText.from_dict({"fps": 1.0, "duration_s": 10.0, "model": "rapidocr-test", "frames": [
+        {"time_s": float(t), "lines": [["Quarterly Results", 0.99, [0, 0, 9, 9]]] if 4 <= t < 7 else []}
+        for t in range(10)
+    ]})  # fmt: skip
+    visual = ScriptedGrounderForTests(VISUAL)
+    grounder = TranscriptGrounder(visual, None, screen_reader=FixedScreenReaderForTests(screen))
+    got = grounder.ground(plain_clip, "when does the slide titled quarterly results appear", top_k=1)
+    assert (got.best.start_s, got.best.end_s) == (4.0, 7.0) and got.info["channel"] == "ocr"
+    assert got.best.explanation["evidence"][0]["kind"] == "ocr" and visual.calls == []
+
+
 def test_session_answers_what_is_said_after_an_event_by_quoting_the_transcript(plain_clip):
     from grounding_agent.session import Session
 
@@ -112,8 +146,11 @@ def talk(tmp_path_factory):
     folder = tmp_path_factory.mktemp("talk_grounding")
     return make_talking_video(
         folder / "talk.mp4",
-        [Utterance("okay everybody listen", 0.5), Utterance("let's go", 4.0, "en-gb", 150),
-         Utterance("that was fast", 8.0, "en-us+f3", 150)],  # fmt: skip
+        [
+            Utterance("okay everybody listen", 0.5),
+            Utterance("let's go", 4.0, "en-gb", 150),
+            Utterance("that was fast", 8.0, "en-us+f3", 150),
+        ],
         duration_s=11.0,
     )
 

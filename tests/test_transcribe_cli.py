@@ -31,7 +31,16 @@ def _cache(tmp_path_factory, monkeypatch):
 @pytest.mark.slow
 def test_text_srt_vtt_and_search(talk, whisper_base, tmp_path, capsys):
     srt, vtt = tmp_path / "t.srt", tmp_path / "t.vtt"
-    argv = ["transcribe", str(talk.path), "--asr-model", str(whisper_base), "--srt", str(srt), "--vtt", str(vtt)]
+    argv = [
+        "transcribe",
+        str(talk.path),
+        "--asr-model",
+        str(whisper_base),
+        "--srt",
+        str(srt),
+        "--vtt",
+        str(vtt),
+    ]
     assert main([*argv, "--search", "the show starts at 8"]) == 0
     out = capsys.readouterr().out
     heard = " ".join(normalize(out))

@@ -185,3 +185,19 @@ def test_cli_refuses_bad_options_in_one_line(extra, capsys):
     assert main(["ui", "--backend", "uniform", *extra]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and len(err.splitlines()) == 1
+
+
+def test_timeline_rows_show_each_sub_event_of_a_compositional_answer(media_root, tmp_path):
+    from grounding_agent import Session
+    from grounding_agent.agent import Agent
+    from grounding_agent.grounders import GROUNDERS
+
+    grounder = GROUNDERS["uniform"]()
+    session = Session(media_root / CLIP, grounder, agent=Agent(grounder))
+    answer = session.ask("when does the person sit down, then eat some food?")
+    assert answer.plan is not None and len(answer.plan.steps) == 2
+    rows = ui._step_rows(answer.plan, answer.evidence)
+    assert [name.split(":")[0] for name, _ in rows] == ["s1", "s2"]
+    assert all(spans for _, spans in rows)  # every sub-event has its candidates on the timeline
+    png = ui.timeline_png(session, answer, tmp_path / "t.png")
+    assert png.stat().st_size > 5_000

@@ -10,7 +10,7 @@ from typing import Any
 
 from grounding_agent.deadline import call_with_deadline
 from grounding_agent.defaults import SERVER, TOKENS
-from grounding_agent.errors import server_error_from_openai
+from grounding_agent.errors import ServerError, server_error_from_openai
 
 
 def invoke_chat(model: Any, messages: list[Any], *, what: str = "planner") -> Any:
@@ -53,6 +53,41 @@ def _request_timeout_s(model: Any) -> float:
     return SERVER.request_timeout_s
 
 
+def ask_json(
+    model: Any,
+    messages: list[Any],
+    schema: dict[str, Any] | None,
+    *,
+    name: str,
+    what: str,
+    calls: dict[str, int] | None = None,
+) -> tuple[str, list[str]]:
+    """The model's raw text answer, decoding constrained to `schema` when given (vLLM honours
+    `response_format={"type": "json_schema"}`); a server refusing the schema (HTTP 400) is asked again
+    without it, and a note says so. The answer is the caller's to validate.
+
+    Args:
+        name: the schema's name in the request; what: who asks, for messages ("planner");
+        calls: gains `{what}_llm` per call made (counted even when it fails).
+    """
+    calls = {} if calls is None else calls
+    key = f"{what.replace(' ', '_')}_llm"
+
+    def ask(chat: Any) -> str:
+        calls[key] = calls.get(key, 0) + 1
+        return message_text(invoke_chat(chat, messages, what=what))
+
+    if schema is None:
+        return ask(model), []
+    response_format = {"type": "json_schema", "json_schema": {"name": name, "schema": schema}}
+    try:
+        return ask(model.bind(response_format=response_format)), []
+    except ServerError as exc:
+        if exc.status_code != 400:
+            raise
+        return ask(model), [f"server refused structured output ({short(str(exc))}); asked without it"]
+
+
 def message_text(msg: Any) -> str:
     """The text of a chat message (joins content blocks)."""
     content = msg.content
@@ -83,6 +118,9 @@ def chat_model(
     from grounding_agent.extras import LLM_CHAT, require_spec
 
     require_spec(LLM_CHAT, "an LLM planner, verifier or explanation writer")
+    from grounding_agent.serving import check_server_url
+
+    check_server_url(server)
     from langchain_openai import ChatOpenAI
 
     return ChatOpenAI(

@@ -14,20 +14,17 @@ Step ids are `s1, s2, ...` in the order the sub-events appear in the query text.
 from __future__ import annotations
 
 import copy
-import functools
 import json
 import logging
 import re
 from dataclasses import replace
-from importlib import resources
-from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import jsonschema
 
-from grounding_agent.agent.llm import chat_model, invoke_chat, message_text, short
-from grounding_agent.errors import ConfigError, ServerError
-from grounding_agent.prompts import load_prompt
+from grounding_agent.agent.llm import ask_json, chat_model, short
+from grounding_agent.errors import ConfigError
+from grounding_agent.prompts import load_prompt, load_schema
 from grounding_agent.types import Plan, Relation, Step
 
 log = logging.getLogger(__name__)
@@ -47,15 +44,9 @@ class Planner(Protocol):
 # --- JSON schema ----------------------------------------------------------------------------------------
 
 
-@functools.cache
 def plan_schema() -> dict[str, Any]:
-    """The JSON schema of a plan (`schemas/plan.schema.json`, packaged or in the source checkout)."""
-    packaged = resources.files("grounding_agent") / "schemas" / "plan.schema.json"
-    source = Path(__file__).resolve().parents[2] / "schemas" / "plan.schema.json"
-    for path in (packaged, source):
-        if path.is_file():
-            return json.loads(path.read_text(encoding="utf-8"))
-    raise ConfigError("schemas/plan.schema.json not found next to the package; reinstall grounding-agent")
+    """The JSON schema of a plan (`schemas/plan.schema.json`)."""
+    return load_schema("plan")
 
 
 def llm_output_schema() -> dict[str, Any]:
@@ -314,23 +305,9 @@ class LLMPlanner:
             return replace(fallback, notes=(*fallback.notes, *notes))
 
     def _ask(self, query: str, calls: dict[str, int]) -> tuple[str, list[str]]:
-        """The model's raw answer; a server that refuses the schema (HTTP 400) is asked again without it."""
-        messages = self._messages(query)
-        if self.structured:
-            schema = {"type": "json_schema", "json_schema": {"name": "plan", "schema": llm_output_schema()}}
-            try:
-                return self._invoke(self.chat_model.bind(response_format=schema), messages, calls), []
-            except ServerError as exc:
-                if exc.status_code != 400:
-                    raise
-                note = f"server refused structured output ({short(str(exc))}); asked without it"
-                return self._invoke(self.chat_model, messages, calls), [note]
-        return self._invoke(self.chat_model, messages, calls), []
-
-    @staticmethod
-    def _invoke(model: Any, messages: list[Any], calls: dict[str, int]) -> str:
-        calls["planner_llm"] = calls.get("planner_llm", 0) + 1  # counted even when the call fails
-        return message_text(invoke_chat(model, messages))
+        """The model's raw answer (schema-constrained when `structured`) and notes on how it was asked."""
+        schema = llm_output_schema() if self.structured else None
+        return ask_json(self.chat_model, self._messages(query), schema, name="plan", what="planner", calls=calls)
 
 
 PLANNERS: dict[str, type] = {"rule": RulePlanner, "llm": LLMPlanner}

@@ -79,7 +79,9 @@ def session_tools(session: Any) -> list[StructuredTool]:
         return {
             "query": query,
             "duration_s": session.video.duration_s,
-            "moments": [{"start_s": s, "end_s": e, "score": c} for s, e, c in prediction.pred_relevant_windows],
+            "moments": [
+                {"start_s": s, "end_s": e, "score": c} for s, e, c in prediction.pred_relevant_windows
+            ],
         }
 
     def ask_video(message: str) -> dict[str, Any]:
@@ -88,7 +90,10 @@ def session_tools(session: Any) -> list[StructuredTool]:
 
     return [
         StructuredTool.from_function(
-            func=ground_moments, name="ground_moments", description=GROUND_DESCRIPTION, args_schema=GroundMomentsInput
+            func=ground_moments,
+            name="ground_moments",
+            description=GROUND_DESCRIPTION,
+            args_schema=GroundMomentsInput,
         ),
         StructuredTool.from_function(
             func=ask_video, name="ask_video", description=ASK_DESCRIPTION, args_schema=AskVideoInput

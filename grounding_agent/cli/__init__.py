@@ -53,7 +53,7 @@ class OneLineErrorParser(argparse.ArgumentParser):
     usage is one `--help` away. Subcommand parsers inherit the class."""
 
     def error(self, message: str) -> NoReturn:
-        message = re.sub(r"^argument ([^:]+): ", r"\1 ", message)  # "--fps must be > 0", as our own errors say
+        message = re.sub(r"^argument ([^:]+): ", r"\1 ", message)  # "--fps must be > 0", like our errors
         self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
 
 
@@ -126,8 +126,8 @@ def _main(argv: Sequence[str] | None) -> int:
     except Exception as exc:  # a bug of ours: still one line, the traceback is one --debug away
         if args.debug:
             raise
-        print(f"error: internal error {type(exc).__name__}: {_one_line(exc)} (rerun with --debug for the traceback)",
-              file=sys.stderr)  # fmt: skip
+        what = f"{type(exc).__name__}: {_one_line(exc)}"
+        print(f"error: internal error {what} (rerun with --debug for the traceback)", file=sys.stderr)
         return 1
 
 

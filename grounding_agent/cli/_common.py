@@ -29,19 +29,31 @@ def fmt_s(seconds: float) -> str:
     return f"{seconds:.2f} s ({clock})"
 
 
-def check_output_path(path: Any, option: str = "") -> Path:
-    """Check an output option's path before any work starts (see `grounding_agent.io`).
+def check_output_path(path: Any, option: str = "", *, inputs: tuple[Any, ...] = ()) -> Path:
+    """Check an output option's path before any work starts (see `grounding_agent.io`); `inputs` are the
+    command's input files, which an output must never replace (`--plot clip.mp4`).
 
     Raises:
         OutputError: one line, prefixed with the option's name (e.g. "--plot: out/ is a directory ...").
     """
+    import os
+
     from grounding_agent.errors import OutputError
     from grounding_agent.io import check_output_path as check
 
+    prefix = f"{option}: " if option else ""
     try:
-        return check(path)
+        out = check(path)
     except OutputError as exc:
-        raise OutputError(f"{option}: {exc}" if option else str(exc)) from None
+        raise OutputError(f"{prefix}{exc}") from None
+    for source in inputs:
+        try:
+            same = os.path.samefile(out, source)
+        except (OSError, TypeError, ValueError):  # one of them does not exist: cannot be the same file
+            same = False
+        if same:
+            raise OutputError(f"{prefix}{out} is an input of this command; write the output elsewhere")
+    return out
 
 
 # --- argparse validators ---------------------------------------------------------------------------------

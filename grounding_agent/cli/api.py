@@ -23,9 +23,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_backend_options(p)
     s = p.add_argument_group("service")
     s.add_argument("--max-sessions", type=positive_int, default=32, help="sessions kept (LRU beyond that)")
-    s.add_argument("--session-ttl-s", type=positive_float, default=1800.0, help="idle seconds before a session expires")
+    s.add_argument("--session-ttl-s", type=positive_float, default=1800.0, help="idle seconds before expiry")
     s.add_argument("--max-concurrency", type=positive_int, default=4, help="model calls at once")
-    s.add_argument("--max-pending", type=positive_int, default=256, help="requests allowed to wait (more get 503)")
+    s.add_argument("--max-pending", type=positive_int, default=256, help="requests that may wait (more: 503)")
 
 
 def make_app(args: argparse.Namespace):

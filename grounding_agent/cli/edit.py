@@ -15,12 +15,19 @@ from __future__ import annotations
 
 import argparse
 import sys
+import weakref
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from grounding_agent.cli._common import finite_float, nonneg_int, positive_float, print_json
-from grounding_agent.cli.options import add_backend_options, build_agent, build_grounder, wants_agent
-from grounding_agent.errors import EditError
+from grounding_agent.cli.options import (
+    add_backend_options,
+    build_agent,
+    build_grounder,
+    build_transcriber,
+    wants_agent,
+)
+from grounding_agent.errors import EditError, GroundingAgentError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -40,9 +47,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     e.add_argument("--silence-db", type=finite_float, default=None, help="silence threshold in dBFS (default -40)")
     e.add_argument("--min-silence-s", type=positive_float, default=None, help="shortest silence to remove (default 0.5)")
     e.add_argument("--transcript", metavar="FILE.json",
-                   help="what is said, as `grounding-agent transcribe --json` writes it (for word and speech edits)")
-    e.add_argument("--asr-model", metavar="DIR",
-                   help="Whisper folder: transcribe the video when the edit needs words or speech (cached)")
+                   help="what is said, as `grounding-agent transcribe --json` writes it (for word and speech "
+                        "edits; else --asr-model transcribes the video when they need it)")
     e.add_argument("--preset", default="veryfast", help="libx264 preset of the accurate render (default veryfast)")
     e.add_argument("--crf", type=nonneg_int, default=18, help="libx264 CRF of the accurate render (default 18)")
     add_backend_options(p)
@@ -73,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         agent_factory=lambda grounder: build_agent(args, grounder),
         use_agent=lambda query: wants_agent(args, query),
         transcript_factory=lambda: _transcript(args, video),
+        saliency_factory=lambda: _saliency(args),
         threshold_db=args.silence_db,
         min_silence_s=args.min_silence_s,
     )
@@ -116,11 +123,17 @@ def _transcript(args: argparse.Namespace, video: Any) -> Any:
                 f"--transcript {args.transcript}: not a transcript JSON ({type(exc).__name__}: {exc}); "
                 "write one with `grounding-agent transcribe VIDEO --asr-model DIR --json`"
             ) from None
-    if args.asr_model:
-        from grounding_agent.speech import Transcriber
+    transcriber = build_transcriber(args)  # the shared --asr-model / --asr-language options
+    return None if transcriber is None else transcriber.transcribe(video)
 
-        return Transcriber(args.asr_model).transcribe(video)
-    return None
+
+def _saliency(args: argparse.Namespace) -> Any:
+    """CLIP saliency for the highlight detector with --saliency-model, else None (audio, motion, scene only)."""
+    if not args.saliency_model:
+        return None
+    from grounding_agent.saliency import ClipSaliency
+
+    return ClipSaliency.from_pretrained(args.saliency_model)
 
 
 def _parser(args: argparse.Namespace) -> Any:
@@ -173,3 +186,49 @@ def _human(plan, outputs: dict[str, Any], dry_run: bool) -> str:
     if dry_run:
         lines.append("dry run: nothing written")
     return "\n".join(lines)
+
+
+# --- the chat REPL's /edit and /export (grounding_agent/cli/chat.py delegates here) -------------------
+
+_LAST_PLAN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # session -> its last /edit plan
+
+
+def session_plan(session: Any, instruction: str) -> Any:
+    """`session.edit(instruction)`: the session's grounder, agent, saliency and transcript do the finding."""
+    plan = session.edit(instruction)
+    _LAST_PLAN[session] = plan
+    return plan
+
+
+def repl_edit(session: Any, rest: str, out: TextIO) -> None:
+    """/edit INSTRUCTION: plan an edit of the session's video and show it (/export FILE writes it)."""
+    if not rest:
+        print("usage: /edit INSTRUCTION, e.g. /edit remove the silences, then keep only the first minute", file=out)
+        return
+    try:
+        plan = session_plan(session, rest)
+    except GroundingAgentError as exc:
+        print(f"error: {exc}", file=out)
+        return
+    print(_human(plan, {}, dry_run=False), file=out)
+    refusal = _refusal(plan)
+    if refusal:
+        print(f"note: {refusal}", file=out)
+
+
+def repl_export(session: Any, path: str, instruction: str, out: TextIO) -> None:
+    """/export FILE [INSTRUCTION]: write the last /edit plan (or INSTRUCTION's) as FILE (.otio .edl .xml ...)."""
+    from grounding_agent.edit import export
+
+    try:
+        plan = session_plan(session, instruction) if instruction else _LAST_PLAN.get(session)
+        if plan is None:
+            print("no edit yet: /edit INSTRUCTION first, or /export FILE INSTRUCTION", file=out)
+            return
+        refusal = _refusal(plan)
+        if refusal:
+            print(f"error: {refusal}; nothing was written", file=out)
+            return
+        print(f"wrote {export(plan, path)}", file=out)
+    except GroundingAgentError as exc:
+        print(f"error: {exc}", file=out)

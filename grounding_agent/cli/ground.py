@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     if args.timeline is not None:
         from grounding_agent import extras
 
-        check_output_path(args.timeline, "--timeline")
+        check_output_path(args.timeline, "--timeline", inputs=(args.video,))
         extras.require_spec(extras.PLOT, "--timeline")
     video = open_video(args.video)
     grounder = build_grounder(args)
@@ -84,6 +84,8 @@ def _human(video: Video, query: str, grounder: BaseGrounder, grounding: Groundin
     lines = [f"{video.path.name} ({video.duration_s:.2f} s), {grounder.name}", f'query: "{query}"']
     for rank, m in enumerate(grounding.moments, 1):
         lines.append(f"  {rank}. {fmt_s(m.start_s)} -> {fmt_s(m.end_s)}   score {m.score:.3f}")
+        if (m.explanation or {}).get("said"):  # a speech sub-query answered from the transcript
+            lines.append(f'     said: "{m.explanation["said"]}"')
     if grounding.info.get("fallback"):
         lines.append("  (no answer could be read: the whole video is returned with score 0)")
     for failure in grounding.failures:

@@ -112,7 +112,7 @@ def _check_before_work(args: argparse.Namespace) -> None:
         extras.require_spec(extras.HF, "--model (CLIP saliency)")
         check_model_source(args.model, "--model")
     if args.plot:
-        check_output_path(args.plot, "--plot")
+        check_output_path(args.plot, "--plot", inputs=(args.video,))
         extras.require_spec(extras.PLOT, "--plot")
 
 

@@ -52,7 +52,7 @@ def add_backend_options(p: argparse.ArgumentParser, *, multi_server: bool = Fals
     p.add_argument("--quantization", choices=["4bit", "8bit"], help="hf: bitsandbytes quantization")
     p.add_argument("--timeout", type=positive_float, default=SERVER.request_timeout_s, help="vllm: total seconds per request (a deadline)")
     add_agent_arguments(p)
-    add_asr_options(p)
+    add_asr_options(p, ocr=True)
     b = p.add_argument_group("model-free baselines (prior, uniform, random)")
     b.add_argument("--prior-train", help="training annotations the 'prior' baseline is fitted on")
     b.add_argument("--seed", type=int, default=0, help="seed of the 'random' baseline (default 0)")
@@ -79,13 +79,17 @@ def default_max_frames(backend: str) -> int:
     return SERVED_SAMPLING.max_frames if backend == "vllm" else SAMPLING.max_frames
 
 
-def add_asr_options(p: argparse.ArgumentParser, *, required: bool = False) -> None:
-    """Speech options (ASR): what is said becomes evidence, and speech sub-queries search the transcript."""
+def add_asr_options(p: argparse.ArgumentParser, *, required: bool = False, ocr: bool = False) -> None:
+    """Speech options (ASR): what is said becomes evidence, and speech sub-queries search the transcript;
+    with `ocr`, --ocr too (on-screen text sub-queries search the text read on sampled frames)."""
     g = p.add_argument_group("speech (what is said)")
     g.add_argument("--asr-model", metavar="DIR", required=required,
                    help="CTranslate2 Whisper folder (or a faster-whisper name, downloaded if online): "
                         "quoted speech and 'says'/'mentions' sub-queries are found in the transcript")  # fmt: skip
     g.add_argument("--asr-language", metavar="CODE", help="language spoken (default: detected)")
+    if ocr:
+        g.add_argument("--ocr", action="store_true",
+                       help="read on-screen text (RapidOCR): 'the slide titled X' sub-queries search it")  # fmt: skip
 
 
 def build_transcriber(args: argparse.Namespace):
@@ -98,15 +102,22 @@ def build_transcriber(args: argparse.Namespace):
 
 
 def build_grounder(args: argparse.Namespace) -> BaseGrounder:
-    """The grounder the arguments ask for (model loading / server check happen here); with --asr-model,
-    wrapped so that speech sub-queries are answered from the transcript (`grounders.transcript`)."""
+    """The grounder the arguments ask for (model loading / server check happen here); with --asr-model
+    (--ocr), wrapped so that speech (on-screen text) sub-queries are answered from the transcript (the
+    text read on screen): `grounders.transcript`."""
+    check_backend(args)  # missing extras and model folders: one line, before loading anything
     transcriber = build_transcriber(args)
     grounder = _visual_grounder(args)
-    if transcriber is None:
+    if transcriber is None and not getattr(args, "ocr", False):
         return grounder
     from grounding_agent.grounders.transcript import TranscriptGrounder
 
-    return TranscriptGrounder(grounder, transcriber)
+    reader = None
+    if getattr(args, "ocr", False):
+        from grounding_agent.ocr import ScreenReader
+
+        reader = ScreenReader()
+    return TranscriptGrounder(grounder, transcriber, screen_reader=reader)
 
 
 def _visual_grounder(args: argparse.Namespace) -> BaseGrounder:
@@ -173,13 +184,15 @@ def check_backend(args: argparse.Namespace, query: str | None = None) -> None:
     if query is not None and wants_agent(args, query):
         why = "--agent" if getattr(args, "agent", None) else "a query with several sub-events (the agent; --no-agent skips it)"
         needs.append((why, (extras.AGENT,)))
-    for flag, on in (("--verify", args.verify), ("--explain-llm", args.explain_llm), ("--planner llm", args.planner == "llm")):
+    flags = (("--verify", getattr(args, "verify", False)), ("--explain-llm", getattr(args, "explain_llm", False)),
+             ("--planner llm", getattr(args, "planner", None) == "llm"))  # fmt: skip
+    for flag, on in flags:
         if on:
             needs.append((flag, (extras.LLM_CHAT,)))
     if getattr(args, "saliency_model", None):
         needs.append(("--saliency-model", (extras.HF,)))
     extras.require_all(needs)
-    if args.backend == "hf" and args.model:
+    if args.backend == "hf" and getattr(args, "model", None):
         check_model_source(args.model, "--model")
     if getattr(args, "saliency_model", None):
         check_model_source(args.saliency_model, "--saliency-model")

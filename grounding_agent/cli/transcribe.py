@@ -23,7 +23,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vtt", metavar="F", help="also write the segments as WebVTT subtitles to F")
     p.add_argument("--search", type=text_arg, metavar="QUOTE", help="also say where QUOTE is said (fuzzy)")
     p.add_argument("--top-k", type=positive_int, default=3, help="matches to show for --search (default 3)")
-    p.add_argument("--chunk", type=positive_float, default=600.0, metavar="S", help="seconds of audio held at once")
+    p.add_argument(
+        "--chunk", type=positive_float, default=600.0, metavar="S", help="seconds of audio held at once"
+    )
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the transcript cache")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
@@ -32,17 +34,28 @@ def run(args: argparse.Namespace) -> int:
     from grounding_agent.io import write_text_atomic
     from grounding_agent.speech import Transcriber
 
-    outputs = {fmt: check_output_path(path, f"--{fmt}") for fmt, path in (("srt", args.srt), ("vtt", args.vtt)) if path}
-    asr = Transcriber(args.asr_model, language=args.asr_language, chunk_s=args.chunk, use_cache=not args.no_cache)
+    outputs = {
+        fmt: check_output_path(path, f"--{fmt}")
+        for fmt, path in (("srt", args.srt), ("vtt", args.vtt))
+        if path
+    }
+    asr = Transcriber(
+        args.asr_model, language=args.asr_language, chunk_s=args.chunk, use_cache=not args.no_cache
+    )
     transcript = asr.transcribe(args.video)
     for fmt, path in outputs.items():
         write_text_atomic(path, transcript.to_subtitles(fmt))
     matches = transcript.search(args.search, top_k=args.top_k) if args.search else None
     if args.json:
-        report: dict[str, Any] = {"video": str(args.video), **transcript.to_dict(), "from_cache": transcript.from_cache}
+        report: dict[str, Any] = {
+            "video": str(args.video),
+            **transcript.to_dict(),
+            "from_cache": transcript.from_cache,
+        }
         if matches is not None:
             report["matches"] = [
-                {"start_s": m.start_s, "end_s": m.end_s, "score": round(m.score, 4), "text": m.text} for m in matches
+                {"start_s": m.start_s, "end_s": m.end_s, "score": round(m.score, 4), "text": m.text}
+                for m in matches
             ]
         print_json(report)
         return 0

@@ -72,6 +72,7 @@ def plan_edit(
     grounder_factory: Any = None,
     agent_factory: Any = None,
     transcript_factory: Any = None,
+    saliency_factory: Any = None,
     saliency: Any = None,
     transcript: Any = None,
     threshold_db: float | None = None,
@@ -83,8 +84,9 @@ def plan_edit(
         parser: `RuleEditParser` (default) or `LLMEditParser`.
         grounder, agent, use_agent: find described moments (see `EditSources`); grounder_factory() and
             agent_factory(grounder) build them on first use instead (nothing is loaded if no moment is asked).
-        saliency: CLIP saliency for highlights (optional); transcript (or transcript_factory(), built on
-            first use): for word and speech edits (`grounding_agent.speech.Transcript` or the same shape).
+        saliency (or saliency_factory()): CLIP saliency for highlights (optional); transcript (or
+            transcript_factory()): for word and speech edits (`grounding_agent.speech.Transcript` or alike).
+            The factories run on first use only.
         threshold_db, min_silence_s: silence defaults (-40 dBFS, 0.5 s).
 
     Raises:
@@ -97,7 +99,8 @@ def plan_edit(
     parsed = parse_instruction(instruction, parser=parser, duration_s=video.duration_s)
     sources = EditSources(
         grounder=grounder, agent=agent, use_agent=use_agent, grounder_factory=grounder_factory,
-        agent_factory=agent_factory, transcript_factory=transcript_factory, saliency=saliency, transcript=transcript,
+        agent_factory=agent_factory, transcript_factory=transcript_factory, saliency_factory=saliency_factory,
+        saliency=saliency, transcript=transcript,
     )  # fmt: skip
     if threshold_db is not None:
         sources.threshold_db = threshold_db

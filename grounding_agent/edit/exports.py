@@ -4,7 +4,8 @@ By suffix: `.otio` (OpenTimelineIO JSON), `.edl` (CMX 3600), `.xml` (Final Cut P
 Resolve XML), `.fcpxml` (Final Cut Pro X) - all through OpenTimelineIO and its adapters -, `.srt` /
 `.vtt` chapter cues (pysubs2), `.txt` a YouTube-style chapter list, `.json` the plan itself.
 Timelines cut the source on its frame grid: clip i is frames [start, end) of the source at the nominal
-rate; chapters are in the edited video's time. Every file is written atomically.
+rate (the decoder's frame indices on a constant-rate video; on a variable-rate one, the frames of the
+nominal rate at the segments' real times); chapters are in the edited video's time. Every file is written atomically.
 """
 
 from __future__ import annotations
@@ -99,14 +100,17 @@ def to_timeline(plan: EditPlan, *, fcpx: bool = False, audio: bool = True) -> An
     for kind in kinds:
         track = otio.schema.Track(name="V1" if kind == otio.schema.TrackKind.Video else "A1", kind=kind)
         for i, seg in enumerate(plan.kept):
+            # Frames of the nominal rate at the segment's real times: the decoder's frame index on a
+            # constant-rate video, and still the right time on a variable-rate one.
+            start, end = round(seg.start_s * float(plan.grid.rate)), round(seg.end_s * float(plan.grid.rate))
+            total = round(plan.video.duration_s * float(plan.grid.rate))
             reference = otio.schema.ExternalReference(
-                target_url=path.as_uri(),
-                available_range=TimeRange(RationalTime(0, rate), RationalTime(plan.grid.num_frames, rate)),
+                target_url=path.as_uri(), available_range=TimeRange(RationalTime(0, rate), RationalTime(total, rate))
             )
             clip = otio.schema.Clip(
                 name=f"{path.stem}_{i + 1:03d}",
                 media_reference=reference,
-                source_range=TimeRange(RationalTime(seg.start_frame, rate), RationalTime(seg.num_frames, rate)),
+                source_range=TimeRange(RationalTime(start, rate), RationalTime(end - start, rate)),
             )
             clip.metadata["grounding_agent"] = {
                 "segment": i,

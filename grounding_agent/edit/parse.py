@@ -19,20 +19,17 @@ to the rule parser, and the notes record why and what the model wrote (the plann
 from __future__ import annotations
 
 import copy
-import functools
 import json
 import logging
 import re
 from dataclasses import dataclass, field
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import jsonschema
 
 from grounding_agent.edit.plan import FILLER_WORDS, Operation
-from grounding_agent.errors import ConfigError, EditError, ServerError
-from grounding_agent.prompts import load_prompt
+from grounding_agent.errors import EditError
+from grounding_agent.prompts import load_prompt, load_schema
 
 log = logging.getLogger(__name__)
 
@@ -52,27 +49,18 @@ class ParsedInstruction:
 # --- schema -------------------------------------------------------------------------------------------
 
 
-@functools.cache
 def edit_plan_schema() -> dict[str, Any]:
     """`schemas/edit_plan.schema.json` (packaged, or in the source checkout)."""
-    packaged = resources.files("grounding_agent") / "schemas" / "edit_plan.schema.json"
-    source = Path(__file__).resolve().parents[2] / "schemas" / "edit_plan.schema.json"
-    for path in (packaged, source):
-        if path.is_file():
-            return json.loads(path.read_text(encoding="utf-8"))
-    raise ConfigError("schemas/edit_plan.schema.json not found next to the package; reinstall grounding-agent")
+    return load_schema("edit_plan")
 
 
 def llm_output_schema() -> dict[str, Any]:
     """What the LLM writes: {"operations": [operation, ...]} (the plan schema's operation definition)."""
     schema = edit_plan_schema()
-    return {
-        "type": "object",
-        "required": ["operations"],
-        "additionalProperties": False,
-        "properties": {"operations": copy.deepcopy(schema["properties"]["operations"])},
-        "$defs": copy.deepcopy(schema["$defs"]),
-    }
+    operations = copy.deepcopy(schema["properties"]["operations"])
+    operations["items"] = copy.deepcopy(schema["$defs"]["operation"])  # inlined: no $ref for the decoder
+    return {"type": "object", "required": ["operations"], "additionalProperties": False,
+            "properties": {"operations": operations}}  # fmt: skip
 
 
 def operations_from_json(data: Any) -> list[Operation]:
@@ -411,20 +399,10 @@ class LLMEditParser:
 
     def _ask(self, instruction: str, duration_s: float | None) -> tuple[str, list[str]]:
         """The model's raw answer; a server refusing the schema (HTTP 400) is asked again without it."""
-        from grounding_agent.agent.llm import invoke_chat, message_text
+        from grounding_agent.agent.llm import ask_json
 
-        messages = self._messages(instruction, duration_s)
-        if not self.structured:
-            return message_text(invoke_chat(self.chat_model, messages, what="edit parser")), []
-        schema = {"type": "json_schema", "json_schema": {"name": "edit", "schema": llm_output_schema()}}
-        try:
-            bound = self.chat_model.bind(response_format=schema)
-            return message_text(invoke_chat(bound, messages, what="edit parser")), []
-        except ServerError as exc:
-            if exc.status_code != 400:  # only a server refusing the schema is asked again
-                raise
-            note = f"server refused structured output ({_short(str(exc))}); asked without it"
-            return message_text(invoke_chat(self.chat_model, messages, what="edit parser")), [note]
+        schema = llm_output_schema() if self.structured else None
+        return ask_json(self.chat_model, self._messages(instruction, duration_s), schema, name="edit", what="edit parser")
 
 
 def _short(text: str, limit: int = 160) -> str:

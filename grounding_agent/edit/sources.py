@@ -52,6 +52,7 @@ class EditSources:
     grounder_factory: Callable[[], Any] | None = None
     agent_factory: Callable[[Any], Any] | None = None
     transcript_factory: Callable[[], Any] | None = None
+    saliency_factory: Callable[[], Any] | None = None
     saliency: Any = None
     transcript: Any = None
     threshold_db: float = DEFAULT_SILENCE_DB
@@ -81,14 +82,15 @@ class EditSources:
         return [Span(start, end)]
 
     def _moment(self, video: Video, op: Operation) -> list[Span]:
-        found = self._ground(video, op.query or "")
+        found, source = self._ground(video, op.query or "")
         if not found:
             return []
-        first, source = found[0], self._source_name()
+        first = found[0]
         ev = Evidence("grounder", first.start_s, first.end_s, _unit(first.score), op.query or "", source)
         if not op.until:
             return [Span(first.start_s, first.end_s, ev)]
-        later = [m for m in self._ground(video, op.until, top_k=5) if m.end_s > first.start_s]
+        candidates, _ = self._ground(video, op.until, top_k=5)
+        later = [m for m in candidates if m.end_s > first.start_s]
         if not later:
             self.notes.append(f"{op.describe()}: no {op.until!r} after {op.query!r}; kept to the end of the first")
             return [Span(first.start_s, first.end_s, ev)]
@@ -99,8 +101,8 @@ class EditSources:
         return [Span(first.start_s, last.end_s, span_ev), Span(first.start_s, first.end_s, ev),
                 Span(last.start_s, last.end_s, ev_end)]  # fmt: skip
 
-    def _ground(self, video: Video, query: str, *, top_k: int = 1) -> list[Moment]:
-        """Moments for `query`, best first: the agent (compositional) or the grounder."""
+    def _ground(self, video: Video, query: str, *, top_k: int = 1) -> tuple[list[Moment], str]:
+        """Moments for `query`, best first, and who found them: the agent (compositional) or the grounder."""
         if self.grounder is None and self.grounder_factory is not None:
             self.grounder = self.grounder_factory()
         wants = self.use_agent is None or self.use_agent(query)
@@ -108,7 +110,7 @@ class EditSources:
             self.agent = self.agent_factory(self.grounder)
         if self.agent is not None and wants:
             result = self.agent.run(video, query)
-            return sorted(result.moments, key=lambda m: -m.score)[:top_k]
+            return sorted(result.moments, key=lambda m: -m.score)[:top_k], "agent"
         if self.grounder is None:
             raise EditError(
                 f"finding {query!r} needs a grounder: pass --backend (e.g. hf, vllm; 'uniform' works without a model)"
@@ -116,16 +118,13 @@ class EditSources:
         grounding = self.grounder.ground(video, query, top_k=top_k)
         if grounding.info.get("fallback"):
             self.notes.append(f"the grounder's answer for {query!r} was unreadable: it fell back to the whole video")
-        return list(grounding.moments)
-
-    def _source_name(self) -> str:
-        if self.agent is not None:
-            return "agent"
-        return str(getattr(self.grounder, "name", type(self.grounder).__name__))
+        return list(grounding.moments), str(getattr(self.grounder, "name", type(self.grounder).__name__))
 
     def _highlights(self, video: Video, op: Operation) -> list[Span]:
         from grounding_agent.highlights import WindowSearch, generic_highlights
 
+        if self.saliency is None and self.saliency_factory is not None:
+            self.saliency = self.saliency_factory()
         top_k = op.count or min(20, max(3, math.ceil((op.total_s or 6.0) / 2.0)))
         result = generic_highlights(video.path, saliency=self.saliency, search=WindowSearch(top_k=top_k))
         used = ", ".join(sorted(result.weights)) or "no signal"

@@ -49,7 +49,14 @@ class TranscriptGrounder(BaseGrounder):
         min_score: the weakest transcript match returned.
     """
 
-    def __init__(self, inner: Grounder | None, transcriber: Any = None, *, screen_reader: Any = None, min_score: float = 0.35):
+    def __init__(
+        self,
+        inner: Grounder | None,
+        transcriber: Any = None,
+        *,
+        screen_reader: Any = None,
+        min_score: float = 0.35,
+    ):
         if inner is None and transcriber is None:
             raise ConfigError("TranscriptGrounder needs a visual grounder, a transcriber, or both")
         self.inner = inner
@@ -89,7 +96,9 @@ class TranscriptGrounder(BaseGrounder):
             self._screens[key] = self.screen_reader.read(video)
         return self._screens[key]
 
-    def ground(self, video: Video | str | os.PathLike, query: str, *, top_k: int = 1, frames: Frames | None = None) -> Grounding:
+    def ground(
+        self, video: Video | str | os.PathLike, query: str, *, top_k: int = 1, frames: Frames | None = None
+    ) -> Grounding:
         kind, text = route(query, ocr=self.screen_reader is not None)
         if kind == "speech" and self.transcriber is not None:
             return self._hear(check_request(video, top_k), query, text, top_k)
@@ -97,7 +106,9 @@ class TranscriptGrounder(BaseGrounder):
             return self._read(check_request(video, top_k), query, text, top_k)
         return self._visual().ground(video, query, top_k=top_k, frames=frames)
 
-    async def aground(self, video: Video | str | os.PathLike, query: str, *, top_k: int = 1, frames: Frames | None = None) -> Grounding:
+    async def aground(
+        self, video: Video | str | os.PathLike, query: str, *, top_k: int = 1, frames: Frames | None = None
+    ) -> Grounding:
         kind, _ = route(query, ocr=self.screen_reader is not None)
         if kind == "visual" or (kind == "speech" and self.transcriber is None):
             return await self._visual().aground(video, query, top_k=top_k, frames=frames)
@@ -105,7 +116,9 @@ class TranscriptGrounder(BaseGrounder):
 
     def _visual(self) -> Grounder:
         if self.inner is None:
-            raise ConfigError("this query is about what is seen, not said: give a visual grounder (--backend, --model)")
+            raise ConfigError(
+                "this query is about what is seen, not said: give a visual grounder (--backend, --model)"
+            )
         return self.inner
 
     def _hear(self, video: Video, query: str, said: str, top_k: int) -> Grounding:
@@ -116,17 +129,29 @@ class TranscriptGrounder(BaseGrounder):
                 m.start_s,
                 min(m.end_s, video.duration_s),
                 m.score,
-                {"channel": "speech", "said": m.text, "query": said, "evidence": [m.to_evidence(transcript.model).to_dict()]},
+                {
+                    "channel": "speech",
+                    "said": m.text,
+                    "query": said,
+                    "evidence": [m.to_evidence(transcript.model).to_dict()],
+                },
             )
             for m in matches
             if m.start_s < video.duration_s
         ]
-        info = {"grounder": "transcript", "channel": "speech", "searched": said, "asr_model": transcript.model}
+        info = {
+            "grounder": "transcript",
+            "channel": "speech",
+            "searched": said,
+            "asr_model": transcript.model,
+        }
         if not transcript.has_audio:
             info["note"] = "the video has no audio track"
         elif not moments:
             info["note"] = f"{said!r} is not said in the transcript"
-        return Grounding(moments=moments, raw_text=[m.text for m in matches], info=info, duration_s=video.duration_s)
+        return Grounding(
+            moments=moments, raw_text=[m.text for m in matches], info=info, duration_s=video.duration_s
+        )
 
     def _read(self, video: Video, query: str, shown: str, top_k: int) -> Grounding:
         screen = self.screen_text(video)
@@ -136,10 +161,17 @@ class TranscriptGrounder(BaseGrounder):
                 m.start_s,
                 min(m.end_s, video.duration_s),
                 m.score,
-                {"channel": "ocr", "on_screen": m.text, "query": shown, "evidence": [m.to_evidence(screen.model).to_dict()]},
+                {
+                    "channel": "ocr",
+                    "on_screen": m.text,
+                    "query": shown,
+                    "evidence": [m.to_evidence(screen.model).to_dict()],
+                },
             )
             for m in matches
             if m.start_s < video.duration_s
         ]
         info = {"grounder": "ocr", "channel": "ocr", "searched": shown, "ocr_model": screen.model}
-        return Grounding(moments=moments, raw_text=[m.text for m in matches], info=info, duration_s=video.duration_s)
+        return Grounding(
+            moments=moments, raw_text=[m.text for m in matches], info=info, duration_s=video.duration_s
+        )

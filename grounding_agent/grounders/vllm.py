@@ -24,6 +24,7 @@ import openai
 from grounding_agent.deadline import deadline_error, run_blocking
 from grounding_agent.defaults import SERVED_SAMPLING, SERVER, TOKENS
 from grounding_agent.errors import ConfigError, ServerError, server_error_from_openai
+from grounding_agent.serving import check_server_url
 from grounding_agent.grounders.base import BaseGrounder, Grounding, check_request, grounding_from_answers, timed
 from grounding_agent.grounders.qwen_inputs import GroundingRequest, build_request, openai_messages
 from grounding_agent.types import Frames, Video
@@ -65,7 +66,8 @@ def _checked_completion(base_url: str, response: Any) -> Any:
     """The response if it holds at least one choice with a message; else a ServerError."""
     choices = getattr(response, "choices", None)
     if not isinstance(choices, list) or not choices:
-        raise _not_openai(base_url, "chat completion", response if isinstance(response, str) else "no choices")
+        got = response if isinstance(response, str) else "no choices"
+        raise _not_openai(base_url, "chat completion", got)
     if any(getattr(c, "message", None) is None for c in choices):
         raise _not_openai(base_url, "chat completion", "a choice without a message")
     return response
@@ -86,8 +88,8 @@ class VLLMGrounder(BaseGrounder):
         structured: force the answer format with a regex (structured outputs).
         image_format: "jpeg" (small) or "png" (lossless: the server sees exactly our pixels).
         timeout_s: total seconds per request, retries included (a wall-clock deadline: a server that
-            trickles its reply byte by byte is cut off too); max_retries: the client's retries with exponential backoff on
-            connection errors, 408/409/429 and 5xx.
+            trickles its reply byte by byte is cut off too).
+        max_retries: the client's retries with exponential backoff on connection errors, 408/409/429, 5xx.
         concurrency: requests in flight at once in the async API.
         fallback: when no answer parses, return the whole video with score 0.
         api_key: only if the server was started with --api-key.
@@ -119,8 +121,7 @@ class VLLMGrounder(BaseGrounder):
             raise ConfigError("num_samples and concurrency must be >= 1")
         if not isinstance(timeout_s, (int, float)) or not math.isfinite(timeout_s) or timeout_s <= 0:
             raise ConfigError(f"timeout_s must be a number of seconds > 0, got {timeout_s!r}")
-        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
-            raise ConfigError(f"--server must be an http(s):// URL such as http://127.0.0.1:8000/v1, got {base_url!r}")
+        check_server_url(base_url)
         self.timeout_s = float(timeout_s)
         self.base_url = base_url.rstrip("/")
         self.prompt, self.fps, self.max_frames, self.max_pixels = prompt, fps, max_frames, max_pixels
@@ -238,7 +239,7 @@ class VLLMGrounder(BaseGrounder):
         timings: dict[str, float] = {}
         request, kwargs = self._prepare(video, query, top_k, frames, timings)
         with timed(timings, "model"):
-            response = self._blocking("chat completion", lambda client: client.chat.completions.create(**kwargs))
+            response = self.chat_completion(**kwargs)
         return self._finish(video, request, response, top_k, timings)
 
     async def aground(
@@ -252,7 +253,9 @@ class VLLMGrounder(BaseGrounder):
         request, kwargs = await asyncio.to_thread(self._prepare, video, query, top_k, frames, timings)
         async with semaphore:
             with timed(timings, "model"):
-                response = await self._acall(client, "chat completion", lambda c: c.chat.completions.create(**kwargs))
+                response = await self._acall(
+                    client, "chat completion", lambda c: c.chat.completions.create(**kwargs)
+                )
         return self._finish(video, request, response, top_k, timings)
 
     async def aground_many(
@@ -342,5 +345,6 @@ def _confidence(choice: Any) -> float:
         return 1.0
     # The client builds replies without validating them: a server may send anything where numbers belong.
     values = [getattr(t, "logprob", None) for t in content]
-    logprobs = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+    numbers = (float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool))
+    logprobs = [v for v in numbers if math.isfinite(v)]
     return min(1.0, math.exp(sum(logprobs) / len(logprobs))) if logprobs else 0.0

@@ -1,4 +1,4 @@
-"""The HTTP service (FastAPI): `create_app(session_factory, media_root=...)`; run it with `grounding-agent api`."""
+"""The HTTP service (FastAPI): `create_app(session_factory, media_root=...)`; served by `grounding-agent api`."""
 
 from grounding_agent.http.app import create_app
 

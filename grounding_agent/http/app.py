@@ -33,7 +33,13 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.sse import format_sse_event
 from pydantic import BaseModel, ConfigDict, Field
 
-from grounding_agent.errors import ConfigError, GroundingAgentError, ServerError, VideoError, VideoNotFoundError
+from grounding_agent.errors import (
+    ConfigError,
+    GroundingAgentError,
+    ServerError,
+    VideoError,
+    VideoNotFoundError,
+)
 from grounding_agent.http.media import ForbiddenPathError, MediaRoot
 
 SessionFactory = Callable[[Path], Any]  # video path -> grounding_agent.session.Session
@@ -102,7 +108,8 @@ class SessionStore:
         if max_sessions < 1 or ttl_s <= 0:
             raise ConfigError("max_sessions must be >= 1 and ttl_s > 0")
         self.max_sessions, self.ttl_s, self.clock = max_sessions, ttl_s, clock
-        self._items: OrderedDict[str, tuple[Any, str, float]] = OrderedDict()  # id -> (session, video, last use)
+        # id -> (session, video, last use)
+        self._items: OrderedDict[str, tuple[Any, str, float]] = OrderedDict()
         self._lock = threading.Lock()
 
     def add(self, session: Any, video: str) -> str:
@@ -118,7 +125,9 @@ class SessionStore:
         with self._lock:
             self._expire()
             if sid not in self._items:
-                raise UnknownSessionError(f"no session {sid!r} (never created, deleted or expired); POST /v1/sessions")
+                raise UnknownSessionError(
+                    f"no session {sid!r} (never created, deleted or expired); POST /v1/sessions"
+                )
             session, video, _ = self._items.pop(sid)
             self._items[sid] = (session, video, self.clock())
             return session, video
@@ -203,7 +212,8 @@ def create_app(
     app = FastAPI(
         title="grounding-agent",
         version="1",
-        description="Find when things happen in a video, and talk about it. Paths are relative to the media root.",
+        description="Find when things happen in a video, and talk about it. "
+        "Paths are relative to the media root.",
     )
 
     async def run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -236,9 +246,10 @@ def create_app(
 
     @app.get("/v1/health", response_model=HealthOut)
     async def health() -> dict[str, Any]:
-        return {"status": "ok", "grounder": grounder_name, "sessions": len(store), "in_flight": state["pending"]}
+        sessions = len(store)
+        return {"status": "ok", "grounder": grounder_name, "sessions": sessions, "in_flight": state["pending"]}
 
-    @app.post("/v1/ground", summary="Ground one query in one video (a Prediction, schemas/prediction.schema.json)")
+    @app.post("/v1/ground", summary="Ground one query in one video: a Prediction (schemas/prediction.schema.json)")
     async def ground(body: GroundRequest) -> JSONResponse:
         path = media.resolve(body.video)
 
@@ -255,7 +266,8 @@ def create_app(
         path = media.resolve(body.video)
         session = await run(session_factory, path)
         sid = store.add(session, media.relative(path))
-        return {"id": sid, "video": media.relative(path), "duration_s": session.video.duration_s, "ttl_s": ttl_s}
+        duration_s = session.video.duration_s
+        return {"id": sid, "video": media.relative(path), "duration_s": duration_s, "ttl_s": ttl_s}
 
     @app.get("/v1/sessions/{sid}")
     async def get_session(sid: str) -> dict[str, Any]:
@@ -270,7 +282,7 @@ def create_app(
     @app.post(
         "/v1/sessions/{sid}/messages",
         response_model=AnswerOut,
-        responses={200: {"content": {"text/event-stream": {}}, "description": "an Answer, or events with stream=true"}},
+        responses={200: {"content": {"text/event-stream": {}}, "description": "an Answer; events with stream=true"}},
     )
     async def message(sid: str, body: MessageRequest) -> Any:
         session, _ = store.get(sid)

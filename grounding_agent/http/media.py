@@ -30,7 +30,7 @@ class MediaRoot:
             raise ConfigError("video must be a non-empty path relative to the media root")
         rel = PurePosixPath(video.replace("\\", "/"))
         if rel.is_absolute() or Path(video).is_absolute() or (rel.parts and ":" in rel.parts[0]):
-            raise ForbiddenPathError(f"{video!r}: give a path relative to the media root, not an absolute one")
+            raise ForbiddenPathError(f"{video!r}: give a path relative to the media root, not absolute")
         path = (self.root / rel).resolve()
         if not path.is_relative_to(self.root):
             raise ForbiddenPathError(f"{video!r} resolves outside the media root")
