@@ -48,9 +48,14 @@ def server_error_from_openai(exc: Exception, where: str) -> ServerError:
         return ServerError(f"{where} answered HTTP {exc.status_code}: {first}", status_code=exc.status_code)
     # Not an openai error: the client choked on a 200 reply that is no chat completion (an HTML page,
     # cut JSON, null choices or message), as LangChain and the client raise them.
-    detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:160]
+    return not_openai_reply(where, f"{type(exc).__name__}: {exc}")
+
+
+def not_openai_reply(where: str, detail: str, what: str = "chat completion") -> ServerError:
+    """A 200 reply that is not what the OpenAI API sends (`what`: "chat completion", "model list")."""
+    detail = " ".join(str(detail).split())[:160]
     return ServerError(
-        f"{where} sent a reply that is not an OpenAI chat completion ({detail}); "
+        f"{where} sent a reply that is not an OpenAI {what} ({detail}); "
         "check that --server is the /v1 URL of a vLLM (OpenAI-compatible) server"
     )
 

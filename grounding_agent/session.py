@@ -28,6 +28,7 @@ import numpy as np
 from grounding_agent.defaults import SAMPLING
 from grounding_agent.dialogue import Reading, read_message, reference_window
 from grounding_agent.errors import ConfigError
+from grounding_agent.grounders.base import at_least
 from grounding_agent.types import TIME_EPS_S, Evidence, Frames, Moment, Plan, Prediction, Video
 
 if TYPE_CHECKING:
@@ -519,13 +520,9 @@ def _check_query(query: str, top_k: int) -> str:
 
 def _widen(m: Moment, min_s: float, lo: float, hi: float) -> Moment | None:
     """`m` grown around its centre to `min_s` inside [lo, hi] (None if the window is shorter)."""
-    if m.length_s >= min_s - TIME_EPS_S:
-        return m
-    if hi - lo < min_s - TIME_EPS_S:
+    if m.length_s < min_s - TIME_EPS_S and hi - lo < min_s - TIME_EPS_S:
         return None
-    centre = (m.start_s + m.end_s) / 2
-    start = min(max(lo, centre - min_s / 2), hi - min_s)
-    return Moment(start, start + min_s, m.score, m.explanation)
+    return at_least(m, min_s, hi, start_s=lo)
 
 
 def _key(m: Moment) -> tuple[float, float]:

@@ -52,6 +52,10 @@ CUT_MARGIN_S = 1.0
 # VAD regions closer than this are sent to Whisper as one clip (it needs context), padded on both sides.
 MERGE_GAP_S = 0.6
 CLIP_PAD_S = 0.25
+# Whisper encodes 30 s windows whatever the clip's length, so short pauses are kept inside one clip while
+# it fits a window (7 sentences over 38 s: 2 encoder passes instead of 7).
+PACK_GAP_S = 3.0
+PACK_S = 28.0
 ASR_HINT = "pass --asr-model DIR (a CTranslate2 Whisper folder, e.g. from tests/assets/whisper_base.py)"
 
 
@@ -604,17 +608,22 @@ def voice_regions(audio: np.ndarray) -> list[tuple[int, int]]:
 
 
 def _clips(regions: Sequence[tuple[int, int]], n: int) -> list[float]:
-    """Whisper `clip_timestamps` (flat [start, end, ...] seconds): nearby regions merged, then padded."""
+    """Whisper `clip_timestamps` (flat [start, end, ...] seconds): regions closer than MERGE_GAP_S merged,
+    and those closer than PACK_GAP_S while the clip stays within PACK_S; then padded, without overlap."""
     merged: list[list[int]] = []
     for a, b in regions:
-        if merged and a - merged[-1][1] < MERGE_GAP_S * SAMPLE_RATE:
+        gap = a - merged[-1][1] if merged else None
+        if gap is not None and (
+            gap < MERGE_GAP_S * SAMPLE_RATE
+            or (gap < PACK_GAP_S * SAMPLE_RATE and b - merged[-1][0] <= PACK_S * SAMPLE_RATE)
+        ):
             merged[-1][1] = b
         else:
             merged.append([a, b])
     pad = CLIP_PAD_S * SAMPLE_RATE
     flat: list[float] = []
     for a, b in merged:
-        start = max(0.0, a - pad, flat[-1] if flat else 0.0)
+        start = max(0.0, a - pad, flat[-1] * SAMPLE_RATE if flat else 0.0)
         flat += [start / SAMPLE_RATE, min(float(n), b + pad) / SAMPLE_RATE]
     return flat
 

@@ -366,7 +366,7 @@ def test_keep_from_one_moment_until_another(clip):
 
 
 def test_compositional_descriptions_go_to_the_agent_when_asked(clip):
-    from grounding_agent.agent.pipeline import Agent
+    from grounding_agent.agent import Agent
     from grounding_agent.types import Moment
     from tests.agent_doubles import ScriptedGrounderForTests
 

@@ -135,3 +135,9 @@ def test_closed_stdout_exits_quietly(argv) -> None:
         os.close(write_end)
     assert "Traceback" not in res.stderr and "BrokenPipe" not in res.stderr, res.stderr
     assert res.stderr.strip() == "" and res.returncode == 141
+
+
+def test_rule_plan_needs_nothing_extra(tmp_path) -> None:
+    res = run_light("plan", "the man opens the door, then sits down", "--json", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert [s["text"] for s in json.loads(res.stdout)["steps"]][1:] == ["the man sits down"]

@@ -147,3 +147,12 @@ def test_chat_reads_non_utf8_stdin_without_crashing(tmp_path) -> None:
     assert res.returncode == 0, res.stderr
     assert b"Traceback" not in res.stderr and "0.00-6.14 s" in res.stdout.decode("utf-8")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_json_output_is_strict_json_even_with_non_finite_numbers(capsys) -> None:
+    from grounding_agent.cli._common import print_json
+
+    print_json({"scores": [0.5, float("nan"), float("inf")], "name": "caf\udce9"})
+    out = capsys.readouterr().out
+    assert json.loads(out, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}")) == {
+        "scores": [0.5, None, None], "name": "caf?"}  # fmt: skip

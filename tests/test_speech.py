@@ -157,6 +157,12 @@ def test_clips_merge_close_regions_and_pad_without_overlap():
     sr = SAMPLE_RATE
     flat = _clips([(1 * sr, 2 * sr), (int(2.3 * sr), 3 * sr), (6 * sr, 7 * sr)], 10 * sr)
     assert flat == pytest.approx([0.75, 3.25, 5.75, 7.25])
+    # Pauses under PACK_GAP_S stay inside one clip while it fits one 30-s Whisper window...
+    packed = _clips([(1 * sr, 3 * sr), (5 * sr, 8 * sr), (10 * sr, 12 * sr)], 20 * sr)
+    assert packed == pytest.approx([0.75, 12.25])
+    # ...and start a new clip when it would not.
+    long = _clips([(0, 20 * sr), (22 * sr, 35 * sr)], 40 * sr)
+    assert long == pytest.approx([0.0, 20.25, 21.75, 35.25])
 
 
 def test_tighten_clamps_a_word_into_its_voice_region():

@@ -57,7 +57,7 @@ class Answer:
     def evidence(self) -> list[Evidence]:
         """Every channel's support for this moment: the sub-events it was composed from, then the reranker's."""
         out = [
-            Evidence("composition", m.start_s, m.end_s, score=m.score, text=step_id, source=step_id)
+            Evidence("composition", m.start_s, m.end_s, score=m.score, source=step_id)
             for step_id, m in self.composition.chosen.items()
         ]
         if self.reranked is not None:

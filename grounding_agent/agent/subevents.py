@@ -42,8 +42,7 @@ def clip_to(moments: list[Moment], window_s: tuple[float, float], min_length_s: 
     for m in moments:
         start, end = max(m.start_s, lo), min(m.end_s, hi)
         if end > start or lo <= m.start_s == m.end_s <= hi:
-            cut = Moment(start, end, m.score, m.explanation).shifted(-lo)
-            out.append(at_least(cut, min_length_s, hi - lo).shifted(lo))
+            out.append(at_least(Moment(start, end, m.score, m.explanation), min_length_s, hi, start_s=lo))
     return out
 
 

@@ -17,8 +17,23 @@ from typing import Any
 
 
 def print_json(obj: Any) -> None:
-    json.dump(obj, sys.stdout, indent=2, ensure_ascii=False)
-    sys.stdout.write("\n")
+    """Strict JSON in valid UTF-8 on stdout: a NaN or infinity (which `json` would write as the non-JSON
+    `NaN`) is null, a lone surrogate (undecodable bytes in a file name) is "?"."""
+    try:
+        text = json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        text = json.dumps(_finite(obj), indent=2, ensure_ascii=False, allow_nan=False)
+    sys.stdout.write(text.encode("utf-8", "replace").decode("utf-8") + "\n")
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def fmt_s(seconds: float) -> str:

@@ -139,7 +139,7 @@ def _saliency(args: argparse.Namespace) -> Any:
 def _parser(args: argparse.Namespace) -> Any:
     if args.parser == "rule":
         return None
-    from grounding_agent.agent.planner import chat_model
+    from grounding_agent.agent import chat_model
     from grounding_agent.edit import LLMEditParser
 
     model = args.planner_model or (args.model if args.backend == "vllm" else None)

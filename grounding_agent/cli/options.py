@@ -16,7 +16,7 @@ from typing import Any
 from grounding_agent.agent import (
     PLANNERS, Agent, AgentConfig, ExplanationWriter, Reranker, RulePlanner, VLMVerifier, chat_model, make_planner,
 )  # fmt: skip
-from grounding_agent.cli._common import finite_float, nonneg_float, positive_float, positive_int
+from grounding_agent.cli._common import nonneg_float, positive_float, positive_int
 from grounding_agent.defaults import AGENT, DEFAULT_SERVER_URL, SAMPLING, SERVED_SAMPLING, SERVER
 from grounding_agent.errors import ConfigError
 from grounding_agent.grounders import GROUNDERS

@@ -12,6 +12,7 @@ included) or an agent; spoken words need a transcript (`transcript=`). See `pars
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -106,9 +107,16 @@ def plan_edit(
         sources.threshold_db = threshold_db
     if min_silence_s is not None:
         sources.min_silence_s = min_silence_s
+    # Silences get their actual sizes written in, so the plan (and its JSON) says what was cut.
+    operations = [
+        replace(op, threshold_db=sources.threshold_db if op.threshold_db is None else op.threshold_db,
+                min_silence_s=sources.min_silence_s if op.min_silence_s is None else op.min_silence_s)
+        if op.target == "silence" else op
+        for op in parsed.operations
+    ]  # fmt: skip
     grid = FrameGrid.from_video(video)
     plan = apply_operations(
-        video, grid, instruction, parsed.operations, lambda op: sources.resolve(video, op),
+        video, grid, instruction, operations, lambda op: sources.resolve(video, op),
         parser=parsed.parser, notes=parsed.notes,
     )  # fmt: skip
     plan.notes.extend(sources.notes)

@@ -130,17 +130,19 @@ def frame_interval_s(frames: Frames | None, fps: float = SAMPLING.fps) -> float:
     return 1.0 / rate
 
 
-def at_least(moment: Moment, min_length_s: float, duration_s: float) -> Moment:
-    """`moment` widened about its centre to `min_length_s` (kept inside [0, duration_s]); longer ones as is.
+def at_least(moment: Moment, min_length_s: float, end_s: float, *, start_s: float = 0.0) -> Moment:
+    """`moment` widened about its centre to `min_length_s`, kept inside [start_s, end_s] (by default the
+    whole video, [0, duration]); longer ones as is.
 
     A grounder's frame-exact answer (7.72-7.72 s) says "around this frame": one frame interval is the
     finest the model could see.
     """
-    length_s = min(min_length_s, duration_s)
+    length_s = min(min_length_s, end_s - start_s)
     if moment.length_s >= length_s:
         return moment
-    start_s = min(max(0.0, 0.5 * (moment.start_s + moment.end_s) - 0.5 * length_s), duration_s - length_s)
-    return Moment(start_s, start_s + length_s, moment.score, moment.explanation)
+    centre_s = 0.5 * (moment.start_s + moment.end_s)
+    lo_s = min(max(start_s, centre_s - 0.5 * length_s), end_s - length_s)
+    return Moment(lo_s, lo_s + length_s, moment.score, moment.explanation)
 
 
 @runtime_checkable

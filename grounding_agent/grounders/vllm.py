@@ -23,7 +23,7 @@ import openai
 
 from grounding_agent.deadline import deadline_error, run_blocking
 from grounding_agent.defaults import SERVED_SAMPLING, SERVER, TOKENS
-from grounding_agent.errors import ConfigError, ServerError, server_error_from_openai
+from grounding_agent.errors import ConfigError, ServerError, not_openai_reply, server_error_from_openai
 from grounding_agent.serving import check_server_url
 from grounding_agent.grounders.base import BaseGrounder, Grounding, check_request, grounding_from_answers, timed
 from grounding_agent.grounders.qwen_inputs import GroundingRequest, build_request, openai_messages
@@ -54,12 +54,7 @@ def _server_error(base_url: str, exc: Exception) -> ServerError:
 
 def _not_openai(base_url: str, what: str, got: object) -> ServerError:
     """A 200 reply that is not what the OpenAI API sends (an HTML page, cut JSON, null choices, ...)."""
-    detail = got if isinstance(got, str) else type(got).__name__
-    detail = " ".join(str(detail).split())[:120]
-    return ServerError(
-        f"vLLM server at {base_url} sent a reply that is not an OpenAI {what} ({detail}); "
-        "check that --server is the /v1 URL of a vLLM (OpenAI-compatible) server"
-    )
+    return not_openai_reply(f"vLLM server at {base_url}", got if isinstance(got, str) else type(got).__name__, what)
 
 
 def _checked_completion(base_url: str, response: Any) -> Any:
