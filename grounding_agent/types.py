@@ -287,12 +287,21 @@ class Prediction:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Prediction:
+        """A prediction from its JSON dict; a malformed one is a `ConfigError` naming what is wrong."""
         known = {"qid", "vid", "query", "pred_relevant_windows", "pred_saliency_scores"}
+        if not isinstance(data, dict) or "qid" not in data:
+            raise ConfigError(f"a prediction needs a dict with a 'qid', got {type(data).__name__}")
+        try:
+            windows = [[float(v) for v in w] for w in data.get("pred_relevant_windows", [])]
+        except (TypeError, ValueError):
+            raise ConfigError(f"qid {data['qid']!r}: pred_relevant_windows must be [start_s, end_s, score] rows") from None
+        if any(len(w) != 3 or not all(math.isfinite(v) for v in w) for w in windows):
+            raise ConfigError(f"qid {data['qid']!r}: each window must be 3 finite numbers [start_s, end_s, score]")
         return cls(
             qid=data["qid"],
             vid=data.get("vid", ""),
             query=data.get("query", ""),
-            pred_relevant_windows=[list(map(float, w)) for w in data.get("pred_relevant_windows", [])],
+            pred_relevant_windows=windows,
             pred_saliency_scores=data.get("pred_saliency_scores"),
             extra={k: v for k, v in data.items() if k not in known},
         )

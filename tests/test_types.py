@@ -63,3 +63,13 @@ def test_plan_validates_ids_relations_and_target():
     with pytest.raises(ConfigError):
         Plan("q", (Step("s1", "a"), Step("s1", "b")))
     assert Plan.single("q").target == "s1"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{}, [], "x", {"qid": 1, "pred_relevant_windows": [[1, 2]]}, {"qid": 1, "pred_relevant_windows": [["a", 2, 3]]},
+     {"qid": 1, "pred_relevant_windows": [[0, float("nan"), 1]]}, {"qid": 1, "pred_relevant_windows": 5}],
+)
+def test_prediction_from_a_malformed_dict_is_a_typed_error(bad):
+    with pytest.raises(ConfigError):
+        Prediction.from_dict(bad)

@@ -1,0 +1,211 @@
+"""Reuse, within one session, what a Qwen-VL model computes from the frames alone.
+
+Every question on a `Session` shows the model the same frames; only the text changes. Two steps depend
+on the frames and the sampling only, never on the query: the image / video processor (resize, patchify:
+`pixel_values*`, `*_grid_thw`) and the vision tower (`get_image_features` / `get_video_features`, the
+visual embeddings, with Qwen3-VL's deepstack features). `install(model, processor)` routes both through
+the cache that is *active* in the calling context (`with use(cache): ...`, set by `Session`); with no
+active cache they run as before.
+
+A hit needs inputs equal to a stored call's, compared by value (`torch.equal` / `np.array_equal`, plus
+every keyword), so a hit returns exactly what the call would compute (inference is deterministic for
+equal inputs): greedy answers are unchanged. Entries are kept least-recently-used within `max_bytes`
+(the kept inputs count too) and die with the session that owns the cache.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import copy
+import functools
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+DEFAULT_MAX_BYTES = 1 << 30  # per session: a 7B model's features of 32 frames are ~30 MB, pixels ~80 MB
+
+_ACTIVE: contextvars.ContextVar[VisionCache | None] = contextvars.ContextVar("ga_vision_cache", default=None)
+
+
+@dataclass
+class _Entry:
+    kind: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    value: Any
+    nbytes: int
+
+
+class VisionCache:
+    """LRU of (kind, inputs) -> output, bounded by bytes; counts hits and misses per kind."""
+
+    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES):
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[int, _Entry] = OrderedDict()
+        self._ids = iter(range(1 << 62))
+        self._lock = threading.Lock()
+        self.nbytes = 0
+        self.hits: dict[str, int] = {}
+        self.misses: dict[str, int] = {}
+
+    def call(self, kind: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """`fn(*args, **kwargs)`, or the stored output of an earlier call of `kind` with equal inputs."""
+        with self._lock:
+            for key, entry in reversed(self._entries.items()):
+                if entry.kind == kind and _same(entry.args, args) and _same(entry.kwargs, kwargs):
+                    self._entries.move_to_end(key)
+                    self.hits[kind] = self.hits.get(kind, 0) + 1
+                    return entry.value
+            self.misses[kind] = self.misses.get(kind, 0) + 1
+        # Non-array inputs are copied before the call: a processor may edit what it was given.
+        kept_args, kept_kwargs = _keep(args), _keep(kwargs)
+        value = fn(*args, **kwargs)
+        nbytes = _nbytes(value) + _nbytes(kept_args) + _nbytes(kept_kwargs)
+        with self._lock:
+            if nbytes <= self.max_bytes:
+                self._entries[next(self._ids)] = _Entry(kind, kept_args, kept_kwargs, value, nbytes)
+                self.nbytes += nbytes
+                while self.nbytes > self.max_bytes:
+                    _, old = self._entries.popitem(last=False)
+                    self.nbytes -= old.nbytes
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self.nbytes = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+@contextmanager
+def use(cache: VisionCache | None) -> Iterator[VisionCache | None]:
+    """Make `cache` the active one in this context (threads started with `asyncio.to_thread` inherit it)."""
+    token = _ACTIVE.set(cache)
+    try:
+        yield cache
+    finally:
+        _ACTIVE.reset(token)
+
+
+def active() -> VisionCache | None:
+    return _ACTIVE.get()
+
+
+def install(model: Any, processor: Any) -> None:
+    """Route `model`'s vision encoders and `processor`'s image / video processors through the active cache.
+
+    Idempotent. The encoders are patched on the inner multimodal model (what `generate` and `forward`
+    call); a PEFT wrapper is looked through.
+    """
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    inner = getattr(inner, "model", inner)
+    for name in ("get_image_features", "get_video_features"):
+        method = getattr(inner, name, None)
+        if method is not None and not getattr(method, "_ga_cached", False):
+            setattr(inner, name, _cached(f"vision:{name}", method))
+    for name in ("image_processor", "video_processor"):
+        sub = getattr(processor, name, None)
+        if sub is not None and not isinstance(sub, _CachedProcessor):
+            setattr(processor, name, _CachedProcessor(name, sub))
+
+
+def _cached(kind: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)  # keeps the signature: `generate` inspects it to pick the encoder's arguments
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        cache = _ACTIVE.get()
+        return fn(*args, **kwargs) if cache is None else cache.call(kind, fn, args, kwargs)
+
+    wrapper._ga_cached = True  # type: ignore[attr-defined]
+    return wrapper
+
+
+class _CachedProcessor:
+    """A sub-processor whose calls go through the active cache; everything else is the original's."""
+
+    def __init__(self, kind: str, processor: Any):
+        self.__dict__["_kind"], self.__dict__["_processor"] = f"processor:{kind}", processor
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        cache = _ACTIVE.get()
+        if cache is None:
+            return self._processor(*args, **kwargs)
+        # The caller adds keys to the BatchFeature it gets (e.g. second_per_grid_ts): hand out a copy.
+        return copy.copy(cache.call(self._kind, self._processor, args, kwargs))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._processor, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._processor, name, value)
+
+
+def _is_tensor(x: Any) -> bool:
+    return type(x).__module__.startswith("torch") and hasattr(x, "data_ptr")
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal by value: arrays and tensors element-wise (and same dtype / shape), containers recursively."""
+    if a is b:
+        return True
+    if _is_tensor(a) or _is_tensor(b):
+        import torch
+
+        return (
+            _is_tensor(a) and _is_tensor(b) and a.dtype == b.dtype and a.shape == b.shape
+            and a.device == b.device and bool(torch.equal(a, b))
+        )  # fmt: skip
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return (
+            isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.dtype == b.dtype
+            and a.shape == b.shape and bool(np.array_equal(a, b))
+        )  # fmt: skip
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if type(a) is not type(b):
+        return False
+    try:
+        return bool(a == b)
+    except Exception:  # an object without a usable == (e.g. array-valued): never a hit
+        return False
+
+
+def _keep(x: Any) -> Any:
+    """Arrays and tensors by reference (nobody edits them in place here), the rest deep-copied."""
+    if _is_tensor(x) or isinstance(x, np.ndarray):
+        return x
+    if isinstance(x, (list, tuple)):
+        return type(x)(_keep(v) for v in x)
+    if isinstance(x, dict):
+        return {k: _keep(v) for k, v in x.items()}
+    try:
+        return copy.deepcopy(x)
+    except Exception:
+        return x
+
+
+def _nbytes(x: Any, _seen: set[int] | None = None) -> int:
+    seen = set() if _seen is None else _seen
+    if id(x) in seen:
+        return 0
+    seen.add(id(x))
+    if _is_tensor(x):
+        return int(x.numel() * x.element_size())
+    if isinstance(x, np.ndarray):
+        return int(x.nbytes)
+    if isinstance(x, dict) or hasattr(x, "items"):
+        try:
+            return sum(_nbytes(v, seen) for v in x.values())
+        except Exception:
+            return 0
+    if isinstance(x, (list, tuple)):
+        return sum(_nbytes(v, seen) for v in x)
+    return 0
