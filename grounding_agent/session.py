@@ -28,6 +28,8 @@ import numpy as np
 from grounding_agent.defaults import SAMPLING
 from grounding_agent.dialogue import Reading, read_message, reference_window
 from grounding_agent.errors import ConfigError
+from grounding_agent.grounders.vision_cache import VisionCache
+from grounding_agent.grounders.vision_cache import use as use_vision_cache
 from grounding_agent.grounders.base import at_least
 from grounding_agent.types import TIME_EPS_S, Evidence, Frames, Moment, Plan, Prediction, Video
 
@@ -145,6 +147,8 @@ class Session:
         use_agent: True / False to force / forbid the agent; None: when the rule planner splits the query.
         fps, max_frames, max_pixels: frame sampling (default: the grounder's).
         max_turns: turns kept (older ones are dropped, so memory stays bounded).
+        vision_cache: reuse the in-process model's processor and vision-tower outputs across questions
+            (the frames are the same; `grounders.vision_cache`); False recomputes them every time.
         **options: grounder options when `grounder` is a name.
     """
 
@@ -164,6 +168,7 @@ class Session:
         max_frames: int | None = None,
         max_pixels: int | None = None,
         max_turns: int = DEFAULT_MAX_TURNS,
+        vision_cache: bool = True,
         **options: Any,
     ):
         if isinstance(grounder, str):
@@ -198,6 +203,7 @@ class Session:
         self._qids = itertools.count()
         self._listener = threading.local()  # the on_event of the ask() running in this thread
         self._turn_count = 0
+        self.vision_cache = VisionCache() if vision_cache else None  # dropped with the session
 
     # --- what is decoded once ----------------------------------------------------------------------
 
@@ -252,7 +258,8 @@ class Session:
     def ground(self, query: str, *, top_k: int = 1) -> Prediction:
         """Moments of `query` in the whole video (no reference to the conversation), as a Prediction."""
         query = _check_query(query, top_k)
-        moments, plan, prediction, evidence = self._search(query, top_k)
+        with use_vision_cache(self.vision_cache):
+            moments, plan, prediction, evidence = self._search(query, top_k)
         # Kept as a turn, so a later "what happens after that?" refers to it.
         spans = "; ".join(f"{m.start_s:.2f}-{m.end_s:.2f} s (score {m.score:.2f})" for m in moments)
         self._remember(query, Answer(f"Grounded {query!r}: {spans}.", moments, evidence, plan, "session"), query)
@@ -370,7 +377,7 @@ class Session:
         if not isinstance(message, str) or not message.strip():
             raise ConfigError("the message is empty; ask something about the video")
         message = message.strip()
-        with self._lock:
+        with self._lock, use_vision_cache(self.vision_cache):
             self._listener.fn = on_event
             try:
                 reading = read_message(message)

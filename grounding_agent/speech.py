@@ -39,7 +39,6 @@ import numpy as np
 
 from grounding_agent.errors import ConfigError, CorruptVideoError, ModelLoadError
 from grounding_agent.io import write_json_atomic
-from grounding_agent.saliency import file_fingerprint
 from grounding_agent.types import Evidence, Moment, Video
 
 log = logging.getLogger(__name__)
@@ -778,6 +777,8 @@ class Transcriber:
         return self._model
 
     def _key(self, path: Path) -> str:
+        from grounding_agent.saliency import file_fingerprint  # the same content hash as the CLIP cache
+
         parts = {
             "version": CACHE_VERSION,
             "file": file_fingerprint(path),

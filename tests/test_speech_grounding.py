@@ -176,3 +176,39 @@ def test_real_asr_mixed_speech_and_visual_query_composes(talk, hearing):
     assert (best.start_s, best.end_s) == (5.5, 7.5)
     said = result.steps["s1"].candidates[0]
     assert tiou((said.start_s, said.end_s), (talk.utterances[1].start_s, talk.utterances[1].end_s)) >= 0.6
+
+
+def test_planner_keeps_quotes_whole_and_notes_speech_steps():
+    plan = RulePlanner().plan("after she says 'wait, then go', he leaves the room")
+    assert [s.text for s in plan.steps] == ["she says 'wait, then go'", "he leaves the room"]
+    assert [(r.kind, r.a, r.b) for r in plan.relations] == [("before", "s1", "s2")] and plan.target == "s2"
+    assert plan.notes == ("s1: speech, searched in the transcript for 'wait, then go'",)
+    single = RulePlanner().plan('when is "let\'s go" said')
+    assert len(single.steps) == 1 and single.notes == (
+        's1: speech, searched in the transcript for "let\'s go"',
+    )
+    assert RulePlanner().plan("the man runs, then he sits down").notes == ()
+
+
+def test_explanation_quotes_what_is_said(plain_clip):
+    grounder = TranscriptGrounder(ScriptedGrounderForTests(VISUAL), FixedTranscriberForTests(FIXED))
+    result = Agent(grounder).run(plain_clip, "after he says 'let's go', the man runs")
+    facts = result.moments[0].explanation
+    assert facts["sub_events"][0]["said"] == "let's go"
+    assert '(said: "let\'s go")' in facts["sentence"]
+    alone = Agent(grounder).run(plain_clip, "when does he say 'hello there'")
+    assert 'said: "hello there"' in alone.moments[0].explanation["sentence"]
+
+
+def test_reranker_lifts_the_window_where_the_query_is_said(plain_clip):
+    from grounding_agent.agent import Reranker
+
+    talk = Transcript((_said("goodbye everyone", 6.0),), 10.0, "en", ((6.0, 6.8),), True, "fixed")
+    waves = "the man waves goodbye"
+    visual = ScriptedGrounderForTests({waves: [Moment(1.0, 3.0, 0.65), Moment(5.5, 7.5, 0.6)]})
+    plain = Agent(visual).run(plain_clip, waves).moments[0]
+    assert (plain.start_s, plain.end_s) == (1.0, 3.0)
+    reranker = Reranker(speech=FixedTranscriberForTests(talk))
+    heard = Agent(visual, reranker=reranker).run(plain_clip, waves)
+    assert (heard.moments[0].start_s, heard.moments[0].end_s) == (5.5, 7.5)
+    assert any(e.kind == "speech" and "goodbye" in e.text for e in heard.evidence())

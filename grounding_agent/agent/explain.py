@@ -38,14 +38,18 @@ def explanation_facts(
     for step in plan.steps:
         chosen = composition.chosen[step.id]
         result = steps.get(step.id)
-        sub_events.append({
+        event = {
             "id": step.id,
             "text": step.text,
             "window_s": [_r(chosen.start_s), _r(chosen.end_s)],
             "score": round(chosen.score, 4),
             "searched_s": [_r(t) for t in result.window_s] if result else None,
             "candidates": len(result.candidates) if result else None,
-        })
+        }
+        said = (chosen.explanation or {}).get("said")  # a speech sub-event: the words the transcript heard
+        if said:
+            event["said"] = said
+        sub_events.append(event)
     relations = [
         {"kind": r.kind, "a": r.a, "b": r.b,
          "satisfied": satisfies(r, composition.chosen[r.a], composition.chosen[r.b], before_tolerance_s)}
@@ -62,6 +66,7 @@ def explanation_facts(
         "consistent": composition.consistent,
         "saliency": reranked.saliency.to_dict() if reranked and reranked.saliency else None,
         "verifier": reranked.verifier.to_dict() if reranked and reranked.verifier else None,
+        **({"speech": reranked.speech.to_dict()} if getattr(reranked, "speech", None) is not None else {}),
     }
 
 
@@ -78,7 +83,11 @@ def template_sentence(facts: Mapping[str, Any]) -> str:
         f'"{steps[r["a"]]}" {words[r["kind"]]} "{steps[r["b"]]}"' + ("" if r["satisfied"] else " (not met)")
         for r in facts["relations"]
     )
-    events = ", ".join(f'"{e["text"]}" at {e["window_s"][0]}-{e["window_s"][1]} s' for e in facts["sub_events"])
+    events = ", ".join(
+        f'"{e["text"]}" at {e["window_s"][0]}-{e["window_s"][1]} s' + (f' (said: "{e["said"]}")' if e.get("said") else "")
+        for e in facts["sub_events"]
+    )
+    said = facts["sub_events"][0].get("said") if len(facts["sub_events"]) == 1 else None
     sal, ver = facts.get("saliency"), facts.get("verifier")
     return load_prompt("explain").render(
         "sentence",
@@ -86,7 +95,7 @@ def template_sentence(facts: Mapping[str, Any]) -> str:
         start_s=facts["moment_s"][0],
         end_s=facts["moment_s"][1],
         score=round(facts["score"], 2),
-        events=events if len(facts["sub_events"]) > 1 else "",
+        events=events if len(facts["sub_events"]) > 1 else (f'said: "{said}"' if said else ""),
         relations=relations,
         inconsistent=not facts["consistent"],
         saliency_peak_s=f"{sal['peak_time_s']:.2f}" if sal else "",

@@ -117,6 +117,33 @@ _EDIT = re.compile(
 )
 
 
+# Quoted words ("he says 'wait, then go'") are masked while the query is split, so a comma or a connector
+# inside a quote never splits it; a speech sub-event keeps its quote word for word.
+_QUOTED = re.compile(r"[\"“][^\"“”]*[\"”]|(?<!\w)['‘](?:[^'‘’]|(?<=\w)['’](?=\w))+['’](?!\w)")
+
+
+def _mask_quotes(text: str) -> tuple[str, list[str]]:
+    quotes: list[str] = []
+
+    def hide(m: re.Match) -> str:
+        quotes.append(m.group(0))
+        return f"\ue000{len(quotes) - 1}\ue001"
+
+    return _QUOTED.sub(hide, text), quotes
+
+
+def _unmask(text: str, quotes: list[str]) -> str:
+    return re.sub("\ue000(\\d+)\ue001", lambda m: quotes[int(m.group(1))], text)
+
+
+def speech_notes(plan: Plan) -> tuple[str, ...]:
+    """A note per step about what is said: such a step is searched in the transcript (with --asr-model)."""
+    from grounding_agent.speech import speech_query
+
+    said = ((s.id, speech_query(s.text)) for s in plan.steps)
+    return tuple(f"{sid}: speech, searched in the transcript for {q!r}" for sid, q in said if q)
+
+
 def _clean(text: str) -> str:
     text = re.sub(r"\s+", " ", text).strip()
     text = _FILLER.sub("", text)
@@ -199,11 +226,15 @@ class RulePlanner:
         """Raises: ConfigError: the query is not text, empty, or has more than `MAX_STEPS` sub-events."""
         text = _clean(strip_edit_command(check_query(query)))
         notes = (f"editing command: grounding {text!r}",) if text != _clean(query) else ()
+        masked, quotes = _mask_quotes(text)
+        plan = Plan(query=query, steps=(Step("s1", text),), target="s1", planner="rule")
         for parse in (self._leading, self._sequence, self._infix):
-            parsed = parse(text)
+            parsed = parse(masked)
             if parsed is not None and all(map(_is_clause, parsed[0])):
-                return replace(self._build(query, *parsed), notes=notes)
-        return Plan(query=query, steps=(Step("s1", text),), target="s1", planner="rule", notes=notes)
+                built = self._build(query, *parsed)
+                plan = replace(built, steps=tuple(Step(s.id, _unmask(s.text, quotes)) for s in built.steps))
+                break
+        return replace(plan, notes=(*notes, *speech_notes(plan)))
 
     @staticmethod
     def _build(query: str, texts: list[str], relations: list[tuple[str, int, int]], target: int | str) -> Plan:

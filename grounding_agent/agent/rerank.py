@@ -22,7 +22,9 @@ from grounding_agent.agent.llm import invoke_chat, message_text
 from grounding_agent.errors import ConfigError
 from grounding_agent.grounders.base import timed
 from grounding_agent.prompts import load_prompt
-from grounding_agent.rerank_features import FusionWeights, WindowFeatures, fuse, window_features
+from grounding_agent.rerank_features import (
+    FusionWeights, SpeechFeatures, WindowFeatures, fuse, fuse_speech, speech_features, window_features,
+)  # fmt: skip
 from grounding_agent.types import Evidence, Frames, Moment, Video
 
 NEUTRAL_P_YES = 0.5
@@ -144,6 +146,7 @@ class Reranked:
     grounder_score: float
     saliency: SaliencyEvidence | None = None
     verifier: VerifierAnswer | None = None
+    speech: SpeechFeatures | None = None  # the words spoken in the window vs the query (with a transcript)
 
     def evidence(self) -> list[Evidence]:
         """The channels that spoke for this moment, as core `Evidence`."""
@@ -154,6 +157,8 @@ class Reranked:
             out.append(Evidence("saliency", m.start_s, m.end_s, score=self.saliency.fused_score, text=f"peak at {peak:.2f} s"))
         if self.verifier is not None:
             out.append(Evidence("verifier", m.start_s, m.end_s, score=self.verifier.p_yes, text=self.verifier.answer))
+        if self.speech is not None and self.speech.said:
+            out.append(Evidence("speech", m.start_s, m.end_s, score=self.speech.match, text=f'"{self.speech.said}"'))
         return out
 
 
@@ -176,6 +181,8 @@ class Reranker:
     verifier_weight: float = 0.5
     saliency_fps: float = 1.0
     max_verify: int = 3
+    speech: Any = None  # a transcriber (`.transcribe(video) -> speech.Transcript`): rerank by words spoken
+    speech_weight: float = 0.3
 
     def rerank(
         self,
@@ -195,6 +202,7 @@ class Reranker:
         if len(queries) != len(moments):
             raise ConfigError(f"rerank needs one query per moment, got {len(queries)} for {len(moments)}")
         curves: dict[str, Any] = {}
+        transcript = self.speech.transcribe(video) if self.speech is not None else None
         scored: list[tuple[Reranked, str]] = []
         for i, (query, m) in enumerate(zip(queries, moments)):
             saliency = None
@@ -205,7 +213,10 @@ class Reranker:
                 feats = window_features(curves[query], m)
                 saliency = SaliencyEvidence(feats, fuse(m.score, feats, self.weights))
             score = saliency.fused_score if saliency is not None else m.score
-            scored.append((Reranked(i, m.with_score(score), m.score, saliency), query))
+            speech = speech_features(transcript, m, query) if transcript is not None else None
+            if speech is not None:
+                score = fuse_speech(score, speech, self.speech_weight)
+            scored.append((Reranked(i, m.with_score(score), m.score, saliency, speech=speech), query))
         scored.sort(key=lambda t: -t[0].moment.score)
         if self.verifier is None:
             return [r for r, _ in scored]

@@ -233,8 +233,9 @@ def build_agent(args: argparse.Namespace, grounder: Grounder) -> Agent:
 
         saliency = ClipSaliency.from_pretrained(args.saliency_model)
     reranker = None
-    if saliency is not None or args.verify:
-        reranker = Reranker(saliency=saliency, verifier=VLMVerifier(chat) if args.verify else None)
+    speech = getattr(grounder, "transcriber", None)  # --asr-model: rerank by the words spoken too
+    if saliency is not None or args.verify or speech is not None:
+        reranker = Reranker(saliency=saliency, verifier=VLMVerifier(chat) if args.verify else None, speech=speech)
     config = AgentConfig(
         top_k=args.step_top_k,
         top_n=args.top_k,  # --top-k: moments returned, on the agent path too

@@ -18,6 +18,7 @@ from grounding_agent.defaults import SAMPLING, TOKENS
 from grounding_agent.errors import ConfigError, ModelLoadError
 from grounding_agent.extras import HF, require_spec
 from grounding_agent.io import check_model_source
+from grounding_agent.grounders import vision_cache
 from grounding_agent.grounders.base import BaseGrounder, Grounding, check_request, grounding_from_answers, timed
 from grounding_agent.grounders.qwen_inputs import Family, InputMode, build_request, family_of, hf_inputs
 from grounding_agent.types import Frames, Video
@@ -138,6 +139,8 @@ class HFGrounder(BaseGrounder):
         self.model, self.processor = load_model(
             model, adapter=adapter, quantization=quantization, dtype=dtype, device=device
         )
+        # A Session's questions share frames: processor and vision-tower outputs are reused (vision_cache).
+        vision_cache.install(self.model, self.processor)
         config = self.model.config
         self.family: Family = family_of(getattr(config, "model_type", ""))
         self.name = f"hf:{adapter or model}"

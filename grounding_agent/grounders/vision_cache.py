@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-DEFAULT_MAX_BYTES = 1 << 30  # per session: a 7B model's features of 32 frames are ~30 MB, pixels ~80 MB
+DEFAULT_MAX_BYTES = 512 << 20  # per session: 32 frames at 448² are ~80 MB of patches + a 7B tower's ~30 MB
 
 _ACTIVE: contextvars.ContextVar[VisionCache | None] = contextvars.ContextVar("ga_vision_cache", default=None)
 
@@ -120,7 +120,10 @@ def _cached(kind: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)  # keeps the signature: `generate` inspects it to pick the encoder's arguments
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         cache = _ACTIVE.get()
-        return fn(*args, **kwargs) if cache is None else cache.call(kind, fn, args, kwargs)
+        if cache is None:
+            return fn(*args, **kwargs)
+        # `generate` reassigns fields of the output it gets (num_return_sequences > 1): hand out a copy.
+        return copy.copy(cache.call(kind, fn, args, kwargs))
 
     wrapper._ga_cached = True  # type: ignore[attr-defined]
     return wrapper
