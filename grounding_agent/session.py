@@ -15,6 +15,7 @@ No returned moment is shorter than one sampled frame interval.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import threading
@@ -28,8 +29,6 @@ import numpy as np
 from grounding_agent.defaults import SAMPLING
 from grounding_agent.dialogue import Reading, read_message, reference_window
 from grounding_agent.errors import ConfigError
-from grounding_agent.grounders.vision_cache import VisionCache
-from grounding_agent.grounders.vision_cache import use as use_vision_cache
 from grounding_agent.grounders.base import at_least
 from grounding_agent.types import TIME_EPS_S, Evidence, Frames, Moment, Plan, Prediction, Video
 
@@ -203,7 +202,7 @@ class Session:
         self._qids = itertools.count()
         self._listener = threading.local()  # the on_event of the ask() running in this thread
         self._turn_count = 0
-        self.vision_cache = VisionCache() if vision_cache else None  # dropped with the session
+        self.vision_cache = _new_vision_cache() if vision_cache else None  # dropped with the session
 
     # --- what is decoded once ----------------------------------------------------------------------
 
@@ -258,7 +257,7 @@ class Session:
     def ground(self, query: str, *, top_k: int = 1) -> Prediction:
         """Moments of `query` in the whole video (no reference to the conversation), as a Prediction."""
         query = _check_query(query, top_k)
-        with use_vision_cache(self.vision_cache):
+        with self._using_vision_cache():
             moments, plan, prediction, evidence = self._search(query, top_k)
         # Kept as a turn, so a later "what happens after that?" refers to it.
         spans = "; ".join(f"{m.start_s:.2f}-{m.end_s:.2f} s (score {m.score:.2f})" for m in moments)
@@ -377,7 +376,7 @@ class Session:
         if not isinstance(message, str) or not message.strip():
             raise ConfigError("the message is empty; ask something about the video")
         message = message.strip()
-        with self._lock, use_vision_cache(self.vision_cache):
+        with self._lock, self._using_vision_cache():
             self._listener.fn = on_event
             try:
                 reading = read_message(message)
@@ -389,6 +388,14 @@ class Session:
                 self._listener.fn = None
             self._remember(message, answer, query)
             return answer
+
+    def _using_vision_cache(self) -> Any:
+        """Context in which the in-process model reuses this session's processor / vision outputs."""
+        if self.vision_cache is None:
+            return contextlib.nullcontext()
+        from grounding_agent.grounders.vision_cache import use
+
+        return use(self.vision_cache)
 
     def _remember(self, message: str, answer: Answer, query: str) -> None:
         with self._lock:
@@ -486,7 +493,9 @@ class Session:
         self._emit("text", {"text": description.text, "text_source": description.source})
         return Answer(description.text, moments, evidence, plan, description.source, window_s)
 
-    def _said(self, moments: list[Moment], evidence: list[Evidence], plan: Plan | None, window_s: tuple[float, float] | None) -> Answer:
+    def _said(
+        self, moments: list[Moment], evidence: list[Evidence], plan: Plan | None, window_s: tuple[float, float] | None
+    ) -> Answer:
         """ "What does she say after X?": the words spoken there, quoted from the transcript (speech wiring)."""
         from grounding_agent.speech import said_in
 
@@ -497,7 +506,8 @@ class Session:
             text = f"Nothing is said in {window[0]:.2f}-{window[1]:.2f} s."
         else:
             text = f'Said at {said.start_s:.2f}-{said.end_s:.2f} s: "{said.text}"'
-            moments = [Moment(said.start_s, said.end_s, moments[0].score if moments else 1.0, {"said": said.text, "relation": relation})]
+            score = moments[0].score if moments else 1.0
+            moments = [Moment(said.start_s, said.end_s, score, {"said": said.text, "relation": relation})]
             evidence = [*evidence, said.to_evidence(self.transcript.model)]
         self._emit("moments", [moment_dict(m) for m in moments])
         self._emit("text", {"text": text, "text_source": "transcript"})
@@ -515,6 +525,19 @@ class Session:
     def history(self) -> list[dict[str, Any]]:
         """The kept turns as JSON-ready dicts."""
         return [{"turn": t.index, "message": t.message, "query": t.query, "answer": t.answer.to_dict()} for t in self.turns]
+
+    def edit(self, instruction: str, **options: Any) -> Any:
+        """An `EditPlan` of this video for `instruction` (`grounding_agent.edit.plan_edit`): described moments
+        are found with the session's grounder (the agent for compositional ones), highlights use its
+        saliency, words and speech its transcript. `options` go to `plan_edit` (e.g. threshold_db)."""
+        from grounding_agent.edit import plan_edit
+
+        options.setdefault("grounder", self.grounder)
+        options.setdefault("agent", self.agent)
+        options.setdefault("use_agent", self._wants_agent)
+        options.setdefault("saliency", self.saliency)
+        options.setdefault("transcript", self.transcript)
+        return plan_edit(self.video, instruction, **options)
 
 
 def _check_query(query: str, top_k: int) -> str:
@@ -538,6 +561,12 @@ def _key(m: Moment) -> tuple[float, float]:
 
 def _unit_score(score: float) -> float:
     return min(1.0, max(0.0, float(score)))
+
+
+def _new_vision_cache() -> Any:
+    from grounding_agent.grounders.vision_cache import VisionCache  # lazily: `import grounding_agent` stays light
+
+    return VisionCache()
 
 
 def _open(path: str | Path) -> Video:

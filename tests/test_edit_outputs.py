@@ -285,3 +285,37 @@ def test_variable_frame_rate_video_renders_and_exports_real_times(tmp_path):
     timeline = otio.adapters.read_from_file(str(export(plan, tmp_path / "vfr.otio")))
     track = next(iter(timeline.tracks))
     assert [c.source_range.start_time.to_seconds() for c in track.find_clips()] == [0.0, 3.0]  # real times
+
+
+# --- Session.edit and the chat REPL ------------------------------------------------------------------
+
+
+def test_session_edit_finds_moments_with_the_sessions_grounder(clip):
+    from grounding_agent.session import Session
+
+    plan = Session(clip, "uniform").edit("cut the part where the dog jumps, then trim the last 2 seconds")
+    cut = [s for s in plan.segments if s.action == "cut"]
+    assert cut[0].evidence[0].source == "uniform" and cut[-1].end_frame == 300
+
+
+def test_chat_repl_edit_then_export(clip, tmp_path):
+    import io
+
+    from grounding_agent.cli.chat import repl
+    from grounding_agent.session import Session
+
+    commands = [
+        "/export e.edl",  # nothing planned yet
+        "/edit remove the silences",
+        f"/export {tmp_path / 'e.edl'}",
+        f"/export {tmp_path / 't.otio'} trim the first 3 seconds",
+        f"/export {tmp_path / 'none.otio'} cut 0:00 to 0:12",
+        "/quit",
+    ]
+    out = io.StringIO()
+    repl(Session(clip, "uniform"), io.StringIO("\n".join(commands) + "\n"), out)
+    text = out.getvalue()
+    assert "no edit yet" in text and "kept 8.00 s of 12.00 s in 3 segments" in text
+    assert clip_ranges(otio.adapters.read_from_file(str(tmp_path / "e.edl"), rate=FPS), FPS) == [(0, 50), (100, 100), (250, 50)]
+    assert clip_ranges(otio.adapters.read_from_file(str(tmp_path / "t.otio")), FPS) == [(75, 225)]
+    assert "keeps nothing" in text and not (tmp_path / "none.otio").exists()

@@ -25,7 +25,10 @@ from grounding_agent.cli.options import add_backend_options, build_session
 from grounding_agent.errors import ConfigError, GroundingAgentError
 from grounding_agent.io import write_json_atomic
 
-HELP_TEXT = "commands: /plan  /history  /export FILE.json  /help  /quit   (anything else is a message)"
+HELP_TEXT = (
+    "commands: /plan  /history  /export FILE.json  /edit INSTRUCTION  /export FILE.edl|.otio|.fcpxml|.srt [INSTRUCTION]"
+    "  /help  /quit   (anything else is a message)"
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -146,10 +149,22 @@ def _history(session: Any, rest: str, out: TextIO) -> None:
 
 def _export(session: Any, rest: str, out: TextIO) -> None:
     if not rest:
-        print("usage: /export FILE.json", file=out)
+        print("usage: /export FILE.json (the chat) | /export FILE.edl|.otio|.xml|.fcpxml|.srt|.vtt|.txt [INSTRUCTION] (an edit)", file=out)
+        return
+    if not rest.lower().endswith(".json"):  # an edit: the last /edit plan, or INSTRUCTION's
+        from grounding_agent.cli.edit import repl_export
+
+        path, _, instruction = rest.partition(" ")
+        repl_export(session, path, instruction.strip(), out)
         return
     data = {"video": session.video.to_dict(), "grounder": session.grounder.name, "turns": session.history()}
     print(f"wrote {write_json_atomic(rest, data)}", file=out)
+
+
+def _edit(session: Any, rest: str, out: TextIO) -> None:
+    from grounding_agent.cli.edit import repl_edit  # the editing stack loads only when asked
+
+    repl_edit(session, rest, out)
 
 
 def _help(session: Any, rest: str, out: TextIO) -> None:
@@ -165,6 +180,7 @@ COMMANDS: dict[str, Callable[[Any, str, TextIO], Any]] = {
     "plan": _plan,
     "history": _history,
     "export": _export,
+    "edit": _edit,
     "help": _help,
     "quit": _quit,
     "exit": _quit,
