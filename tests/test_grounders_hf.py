@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from grounding_agent.errors import ModelLoadError
+from grounding_agent.errors import ConfigError, ModelLoadError
 from grounding_agent.grounders import GROUNDERS
 from grounding_agent.grounders.hf import HFGrounder
 from grounding_agent.grounders.base import Grounding, moments_from_answers, rank_candidates
@@ -171,8 +171,11 @@ def test_peft_adapter_is_applied(tiny_models, frames_2fps) -> None:
 
 @pytest.mark.integration
 def test_bad_model_or_adapter_is_a_typed_error(tmp_path, tiny_models) -> None:
-    with pytest.raises(ModelLoadError, match="local folder with config.json"):
+    with pytest.raises(ConfigError, match="no such folder"):  # refused before anything loads
         HFGrounder(str(tmp_path / "no-such-model"))
+    with pytest.raises(ConfigError, match="adapter .*no config.json"):
+        HFGrounder(str(tiny_models["qwen2_5_vl"]), adapter=str(tmp_path))
+    (tmp_path / "config.json").write_text("{}")  # a folder that looks saved but is not a PEFT adapter
     with pytest.raises(ModelLoadError, match="adapter"):
         HFGrounder(str(tiny_models["qwen2_5_vl"]), adapter=str(tmp_path))
 
