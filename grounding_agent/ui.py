@@ -28,6 +28,7 @@ from grounding_agent.types import Evidence, Moment
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".mov", ".m4v", ".avi")
 PLAYER_ID = "player"
+EDIT_EXPORTS = (".edl", ".otio", ".fcpxml", ".xml", ".srt")
 
 # Clicking a chip seeks the player: one delegated listener on the chip strip survives every re-render.
 CHIPS_JS = """
@@ -249,7 +250,10 @@ class App:
         return history, chips_html(answer.moments), str(png), thumbnails(session.frames, answer.moments), ""
 
     def edit(self, instruction: str, key: str | None, render: bool = False, progress: Any = None):
-        """Instruction -> edit plan preview (rows), export files, and (optionally) the rendered cut."""
+        """Instruction -> edit plan preview (rows), export files, the rendered cut (optional), and notes.
+
+        Each format that cannot hold this edit (an EDL needs a SMPTE frame rate, say) is left out and
+        the reason shown, instead of failing the whole edit."""
         session = self.sessions.get(key)
         if not (instruction or "").strip():
             raise ConfigError("type an editing instruction first")
@@ -260,15 +264,19 @@ class App:
         plan = session.edit(instruction)
         folder = self.out_dir(key)
         stem = Path(session.video.path).stem + "-edit"
-        files = [str(editing.export(plan, folder / f"{stem}{ext}")) for ext in (".edl", ".otio", ".fcpxml", ".srt")]
+        files, notes = [], list(plan.notes)
+        for ext in EDIT_EXPORTS:
+            try:
+                files.append(str(editing.export(plan, folder / f"{stem}{ext}")))
+            except GroundingAgentError as exc:
+                notes.append(f"no {ext}: {exc}")
         rendered = None
         if render:
             step(0.5, desc="rendering")
             rendered = str(editing.render(plan, folder / f"{stem}.mp4"))
-        rows = [
-            [s.action, round(s.start_s, 3), round(s.end_s, 3), s.reason] for s in plan.segments
-        ]
-        return rows, files, rendered
+        rows = [[s.action, round(s.start_s, 3), round(s.end_s, 3), s.reason] for s in plan.segments]
+        summary = f"keeps {plan.kept_s:.2f} s of {session.video.duration_s:.2f} s in {len(plan.kept)} segment(s)"
+        return rows, files, rendered, "\n".join(f"- {n}" for n in [summary, *notes])
 
 
 def build_app(config: UIConfig, make_session: Callable[[Path], Any]):
@@ -320,6 +328,7 @@ def build_app(config: UIConfig, make_session: Callable[[Path], Any]):
                     edit_btn = gr.Button("plan the edit", elem_id="edit")
                     segments = gr.Dataframe(headers=["action", "start_s", "end_s", "reason"], label="edit plan")
                     files = gr.File(label="exports (EDL / OTIO / FCPXML / SRT)", file_count="multiple")
+                    edit_notes = gr.Markdown(elem_id="edit-notes")
                     rendered = gr.Video(label="rendered cut", interactive=False)
         open_btn.click(
             open_video, [choice, upload], [player, key, chat, chips, timeline, gallery, status],
@@ -328,6 +337,6 @@ def build_app(config: UIConfig, make_session: Callable[[Path], Any]):
         ask_outputs = [chat, chips, timeline, gallery, message]
         send.click(ask, [message, chat, key], ask_outputs, api_name="ask")
         message.submit(ask, [message, chat, key], ask_outputs, api_name=False)
-        edit_btn.click(edit, [instruction, key, render], [segments, files, rendered], api_name="edit")
+        edit_btn.click(edit, [instruction, key, render], [segments, files, rendered, edit_notes], api_name="edit")
     demo.app_handlers = app  # tests reach the handlers' state (sessions) through the app
     return demo

@@ -131,6 +131,9 @@ def test_app_answers_through_gradio_client(media_root, tmp_path):
         assert Path(png).is_file()
         again = client.predict("what happens next?", history, api_name="/ask")
         assert len(again[0]) == 4
+        segments, files, rendered, notes = client.predict("trim the first 3 seconds", False, api_name="/edit")
+        assert [row[0] for row in segments["data"]] == ["cut", "keep"] and rendered is None
+        assert {Path(f).suffix for f in files} >= {".otio", ".srt"} and "keeps" in notes
         # Refused input comes back as a Gradio error, not a crash of the app.
         with pytest.raises(Exception, match="not in the list of choices"):
             client.predict("../outside.mp4", None, api_name="/open_video")
@@ -201,3 +204,21 @@ def test_timeline_rows_show_each_sub_event_of_a_compositional_answer(media_root,
     assert all(spans for _, spans in rows)  # every sub-event has its candidates on the timeline
     png = ui.timeline_png(session, answer, tmp_path / "t.png")
     assert png.stat().st_size > 5_000
+
+
+def test_edit_tab_plans_exports_and_renders(media_root, tmp_path):
+    from grounding_agent.video import open_video
+
+    app = ui.App(ui.UIConfig(media_root, tmp_path / "out"), uniform_session_factory())
+    key = app.open_video(CLIP)[1]
+    rows, files, rendered, notes = app.edit("cut 0:05 to 0:15", key, True)
+    assert [r[0] for r in rows] == ["keep", "cut", "keep"]
+    assert rows[1][1] == pytest.approx(5.0, abs=0.11) and rows[1][2] == pytest.approx(15.0, abs=0.11)  # one frame at 9.5 fps
+    suffixes = {Path(f).suffix for f in files}
+    assert {".otio", ".fcpxml", ".srt"} <= suffixes and all(Path(f).parent == tmp_path / "out" / key for f in files)
+    # This clip runs at 9.53 fps: no EDL can hold it, and the page says why instead of failing the edit.
+    assert ".edl" not in suffixes and "no .edl" in notes and "SMPTE" in notes
+    kept_s = sum(r[2] - r[1] for r in rows if r[0] == "keep")
+    assert open_video(rendered).duration_s == pytest.approx(kept_s, abs=0.11)
+    with pytest.raises(ConfigError, match="editing instruction"):
+        app.edit(" ", key)
