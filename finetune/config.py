@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from grounding_agent.errors import ConfigError
+from grounding_agent.errors import ConfigError, GroundingAgentError
 
 # Linear layers of the Qwen-VL *language model*. The vision tower's MLP reuses the names gate/up/down_proj,
 # so by default we restrict LoRA to the language model (what vLLM's --lora-modules serves).
@@ -222,3 +222,15 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RecipeC
         resume=raw.get("resume", "auto"),
         source=str(path),
     )
+
+
+def run_recipe(main) -> None:
+    """`sys.exit(main())` for a recipe run as a script: a user error is one line and exit 2, as the CLI does."""
+    import sys
+
+    try:
+        code = main()
+    except GroundingAgentError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        code = 2
+    sys.exit(code)

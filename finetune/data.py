@@ -29,6 +29,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as `python finetune/data.py`: make the checkout importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from finetune.config import run_recipe
 from grounding_agent.datasets import Annotation, load_dataset
 from grounding_agent.defaults import SAMPLING
 from grounding_agent.errors import ConfigError, DatasetError, VideoError
@@ -318,10 +319,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from grounding_agent.errors import GroundingAgentError
-
-    try:
-        raise SystemExit(main())
-    except GroundingAgentError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+    run_recipe(main)

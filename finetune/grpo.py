@@ -27,7 +27,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as `python finetune/grpo.py`: make the checkout importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from finetune.config import RecipeConfig, load_config
+from finetune.config import RecipeConfig, load_config, run_recipe
 from finetune.data import SFTSample
 from finetune.sft import (
     ADAPTER_DIR,
@@ -42,7 +42,7 @@ from finetune.sft import (
     trainer_is_main,
     write_card,
 )
-from grounding_agent.errors import ConfigError, GroundingAgentError
+from grounding_agent.errors import ConfigError
 
 log = logging.getLogger("finetune.grpo")
 
@@ -190,9 +190,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        code = main()
-    except GroundingAgentError as exc:  # a user error: one line, no traceback (as the CLI does)
-        print(f"error: {exc}", file=sys.stderr)
-        code = 2
-    sys.exit(code)
+    run_recipe(main)

@@ -25,9 +25,9 @@ from typing import Any
 if __package__ in (None, ""):  # run as `python finetune/sft.py`: make the checkout importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from finetune.config import RecipeConfig, load_config
+from finetune.config import RecipeConfig, load_config, run_recipe
 from finetune.data import SFTSample, read_samples
-from grounding_agent.errors import ConfigError, GroundingAgentError, ModelLoadError, VideoError
+from grounding_agent.errors import ConfigError, ModelLoadError, VideoError
 from grounding_agent.io import write_text_atomic
 
 log = logging.getLogger("finetune.sft")
@@ -445,9 +445,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        code = main()
-    except GroundingAgentError as exc:  # a user error: one line, no traceback (as the CLI does)
-        print(f"error: {exc}", file=sys.stderr)
-        code = 2
-    sys.exit(code)
+    run_recipe(main)

@@ -34,6 +34,7 @@ import numpy as np
 if __package__ in (None, ""):  # run as `python finetune/synthetic.py`: make the checkout importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from finetune.config import run_recipe
 from finetune.data import SFTSample, Sampling, to_sample, write_jsonl
 from grounding_agent.datasets import Annotation
 from grounding_agent.errors import ConfigError
@@ -264,11 +265,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from grounding_agent.errors import GroundingAgentError
-
-    try:
-        code = main()
-    except GroundingAgentError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        code = 2
-    sys.exit(code)
+    run_recipe(main)

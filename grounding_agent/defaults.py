@@ -9,7 +9,9 @@ change is made once (CLI options read their defaults from these instances, never
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -117,3 +119,10 @@ __all__ = [
     "ServerLimits",
     "TokenBudget",
 ]
+
+
+def cache_dir(kind: str) -> Path:
+    """Where cached `kind` ("embeddings", "transcripts", "ocr") live: $GROUNDING_AGENT_CACHE/kind, else
+    ~/.cache/grounding-agent/kind."""
+    root = os.environ.get("GROUNDING_AGENT_CACHE")
+    return (Path(root) if root else Path.home() / ".cache" / "grounding-agent") / kind

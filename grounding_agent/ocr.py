@@ -18,7 +18,6 @@ import functools
 import hashlib
 import json
 import logging
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from grounding_agent.defaults import cache_dir
 from grounding_agent.errors import ConfigError
 from grounding_agent.io import write_json_atomic
 from grounding_agent.saliency import file_fingerprint
@@ -42,8 +42,7 @@ MIN_LINE_SCORE = 0.5
 
 
 def default_cache_dir() -> Path:
-    root = os.environ.get("GROUNDING_AGENT_CACHE")
-    return (Path(root) if root else Path.home() / ".cache" / "grounding-agent") / "ocr"
+    return cache_dir("ocr")
 
 
 @dataclass(frozen=True)

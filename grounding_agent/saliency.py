@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from grounding_agent.defaults import cache_dir
 from grounding_agent.errors import ConfigError, ModelLoadError, VideoNotFoundError
 from grounding_agent.io import atomic_path
 from grounding_agent.signals import DEFAULT_CHUNK_S, Curve, iter_frame_chunks
@@ -44,8 +45,7 @@ MIN_COSINE = 0.99
 
 
 def default_cache_dir() -> Path:
-    root = os.environ.get("GROUNDING_AGENT_CACHE")
-    return (Path(root) if root else Path.home() / ".cache" / "grounding-agent") / "embeddings"
+    return cache_dir("embeddings")
 
 
 # --- fingerprints ----------------------------------------------------------------------------------

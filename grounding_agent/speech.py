@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from grounding_agent.defaults import cache_dir
 from grounding_agent.errors import ConfigError, CorruptVideoError, ModelLoadError
 from grounding_agent.io import write_json_atomic
 from grounding_agent.types import Evidence, Moment, Video
@@ -59,8 +60,7 @@ ASR_HINT = "pass --asr-model DIR (a CTranslate2 Whisper folder, e.g. from tests/
 
 
 def default_cache_dir() -> Path:
-    root = os.environ.get("GROUNDING_AGENT_CACHE")
-    return (Path(root) if root else Path.home() / ".cache" / "grounding-agent") / "transcripts"
+    return cache_dir("transcripts")
 
 
 # --- the transcript --------------------------------------------------------------------------------
