@@ -78,6 +78,9 @@ class AgentConfig:
         long_video_s: videos longer than this are grounded coarse-to-fine (when a saliency scorer is set).
         max_vlm_calls: grounder calls allowed per query on a long video (shared by its steps).
         coarse_fps: saliency fps of the coarse pass on long videos.
+        coarse_keyframe_gap_s: score the keyframes alone in the coarse pass when they are at most this many
+            seconds apart on average: decoding keyframes only costs ~1/15 of decoding at `coarse_fps` on
+            H.264 (`bench/decode.py`, floor_keyframes); 0 always samples at `coarse_fps`.
     """
 
     top_k: int = 5
@@ -90,6 +93,7 @@ class AgentConfig:
     long_video_s: float = 300.0
     max_vlm_calls: int = 8
     coarse_fps: float = 0.5
+    coarse_keyframe_gap_s: float = 10.0
 
 
 SAMPLING = SamplingSpec()

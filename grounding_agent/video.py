@@ -73,10 +73,11 @@ _REENCODE = "`ffmpeg -i IN -c:v libx264 OUT.mp4`"
 # Frames per decord get_batch call in the fallback path (its batch is a second copy of the pixels).
 _DECORD_CHUNK = 32
 
-# Decoding threads (None: one per core) and the decoder's own threading when it runs alone; benches
-# (bench/decode.py) set these to measure each lever.
+# GOP-walking threads (None: one per core); bench/decode.py sets 1 to measure the decoder's own threading.
 _DECODE_WORKERS: int | None = None
-_DECODER_THREAD_TYPE = "AUTO"
+_MAX_WORKERS = 8  # past that, GOP runs get short and seeks dominate
+# GOP runs per decoding thread: more runs balance the threads' finishing times, each costs one open + seek.
+_RUNS_PER_WORKER = 4
 
 # (resolved path, mtime ns, size): changes whenever the file does.
 FileKey = tuple[str, int, int]
@@ -554,6 +555,7 @@ def sample_frames(
     max_pixels: int | None = None,
     cache: bool | FrameCache = False,
     keyframes_only: bool = False,
+    threads: int | None = None,
 ) -> Frames:
     """Sample frames at `fps` (capped at `max_frames`) from the window [start_s, end_s).
 
@@ -571,6 +573,7 @@ def sample_frames(
         keyframes_only: take the keyframe nearest each target instead of the nearest frame: a coarse
             pass over a long video for the price of decoding its keyframes alone (~10x cheaper than
             1 fps on H.264 with 8-s GOPs), at the keyframes' own spacing at most.
+        threads: cores to decode on (default: all this process may use).
 
     Raises:
         SamplingError: bad fps / max_frames / window.
@@ -582,6 +585,8 @@ def sample_frames(
     size = plan.frame_size
     if not isinstance(cache, (bool, FrameCache)):
         raise SamplingError(index.video.path, f"cache must be True, False or a FrameCache, got {cache!r}")
+    if threads is not None and not _positive_int(threads):
+        raise SamplingError(index.video.path, f"threads must be a whole number >= 1, got {threads!r}")
     frame_cache = DEFAULT_FRAME_CACHE if cache is True else (cache if isinstance(cache, FrameCache) else None)
 
     pixels = np.empty((len(plan.indices), size[1], size[0], 3), dtype=np.uint8)
@@ -594,7 +599,7 @@ def sample_frames(
             pixels[pos] = hit
     if todo:
         slots = np.asarray(todo)
-        _decode_into(index, plan.indices[slots], size, pixels, slots)
+        _decode_into(index, plan.indices[slots], size, pixels, slots, threads)
         if frame_cache is not None:
             for pos in todo:
                 frame_cache.put((key, size, int(plan.indices[pos])), pixels[pos])
@@ -610,11 +615,16 @@ def sample_frames(
 
 
 def _decode_into(
-    index: _Index, wanted: np.ndarray, size: tuple[int, int], out: np.ndarray, slots: np.ndarray
+    index: _Index,
+    wanted: np.ndarray,
+    size: tuple[int, int],
+    out: np.ndarray,
+    slots: np.ndarray,
+    threads: int | None = None,
 ) -> None:
     """Decode frames `wanted` (sorted decord indices) into `out[slots]`: PyAV first, decord for the rest."""
     path = index.video.path
-    found = _decode_pyav(index, wanted, size, out, slots)
+    found = _decode_pyav(index, wanted, size, out, slots, threads)
     missing = np.flatnonzero(~found)
     if len(missing) == 0:
         return
@@ -641,15 +651,21 @@ def _decode_into(
 
 
 def _decode_pyav(
-    index: _Index, wanted: np.ndarray, size: tuple[int, int], out: np.ndarray, slots: np.ndarray
+    index: _Index,
+    wanted: np.ndarray,
+    size: tuple[int, int],
+    out: np.ndarray,
+    slots: np.ndarray,
+    threads: int | None = None,
 ) -> np.ndarray:
-    """Decode `wanted` frames GOP by GOP; returns which were delivered (matched by timestamp).
+    """Decode `wanted` frames GOP by GOP on `threads` cores (default: all); returns which were delivered.
 
     Seeks only when the next wanted frame lies beyond the next keyframe; otherwise decodes forward,
     skipping non-reference frames it does not keep and converting to RGB only the frames it keeps.
-    GOPs are independent, so contiguous runs of them go to `_decode_workers()` threads, each with its own
+    GOPs are independent, so contiguous runs of them go to one thread per core, each run with its own
     demuxer and decoder (PyAV releases the GIL while decoding and converting): the decoder's own frame
-    threading keeps barely more than one core busy. Memory: each decoder's few reference frames plus `out`.
+    threading keeps barely more than one core busy. There are a few runs per thread, taken as threads
+    come free, so no core idles at the end. Memory: each decoder's few reference frames plus `out`.
     """
     found = np.zeros(len(wanted), dtype=bool)
     targets = index.starts_s[wanted]
@@ -657,22 +673,23 @@ def _decode_pyav(
     coded = size if turns % 2 == 0 else size[::-1]  # the decoder scales before we rotate
     full = (index.video.width, index.video.height)
     resize = {} if size == full else {"width": coded[0], "height": coded[1]}
-    parts = _split_gops(index, wanted, _decode_workers())
-    job = functools.partial(_decode_part, index, targets, resize, turns, out, slots, found, len(parts))
-    if len(parts) == 1:
-        job(parts[0])
+    threads = threads or usable_cores()
+    workers = _DECODE_WORKERS or min(_MAX_WORKERS, threads)
+    parts = _split_gops(index, wanted, workers * _RUNS_PER_WORKER if workers > 1 else 1)
+    running = min(workers, len(parts))
+    # Alone, a run's decoder threads itself on every core; beside other runs, on the cores they leave
+    # (frame threads on a taken core only add latency and reference-frame copies).
+    job = functools.partial(_decode_part, index, targets, resize, turns, out, slots, found, threads // running)
+    if running == 1:
+        for part in parts:
+            job(part)
     else:
-        with ThreadPoolExecutor(len(parts), thread_name_prefix="decode") as pool:
+        with ThreadPoolExecutor(running, thread_name_prefix="decode") as pool:
             list(pool.map(job, parts))
     return found
 
 
-def _decode_workers() -> int:
-    """Decoding threads: one per core (at most 8: past that, GOP runs get short and seeks dominate)."""
-    return _DECODE_WORKERS or min(8, _cpu_count())
-
-
-def _cpu_count() -> int:
+def usable_cores() -> int:
     """Cores this process may run on."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
@@ -708,13 +725,14 @@ def _decode_part(
     out: np.ndarray,
     slots: np.ndarray,
     found: np.ndarray,
-    n_parts: int,
+    decoder_threads: int,
     part: slice,
 ) -> None:
-    """One thread's run of GOPs, with its own demuxer and decoder (`found[part]` is a view: writes land)."""
+    """One run of GOPs, with its own demuxer and decoder (`found[part]` is a view: writes land)."""
     with av.open(str(index.video.path)) as container:
         try:
-            _walk_gops(container, index, targets[part], resize, turns, out, slots[part], found[part], n_parts)
+            args = (targets[part], resize, turns, out, slots[part], found[part], decoder_threads)
+            _walk_gops(container, index, *args)
         except av.error.FFmpegError as exc:  # damaged data: decord gets a chance at the rest
             logger.debug("%s: PyAV stopped decoding (%s)", index.video.path, exc)
 
@@ -728,20 +746,15 @@ def _walk_gops(
     out: np.ndarray,
     slots: np.ndarray,
     found: np.ndarray,
-    n_parts: int = 1,
+    decoder_threads: int = 1,
 ) -> None:
     """Fill `out[slots[i]]` with the frame at `targets[i]` (sorted seconds) and set `found[i]`."""
     tol = index.tol_s
     stream = next(
         s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic
     )
-    # Alone, the decoder threads itself; beside other GOP runs it gets only the cores they leave (frame
-    # threads on a taken core only add latency and reference-frame copies).
-    spare = _cpu_count() // n_parts
-    if n_parts == 1:
-        stream.thread_type = _DECODER_THREAD_TYPE
-    elif spare > 1:
-        stream.thread_type, stream.codec_context.thread_count = "AUTO", spare
+    if decoder_threads > 1:
+        stream.thread_type, stream.codec_context.thread_count = "AUTO", decoder_threads
     else:
         stream.thread_type = "NONE"
     time_base = stream.time_base or Fraction(1, 1)

@@ -72,7 +72,9 @@ class CurveSaliencyForTests:
     def __init__(self, curve: Curve):
         self.curve_ = curve
         self.calls: list[tuple[str, str, float]] = []
+        self.keyframes_only: list[bool] = []  # per call
 
-    def curve(self, video, query, *, fps=None):
+    def curve(self, video, query, *, fps=None, keyframes_only=False):
         self.calls.append((video, query, fps))
+        self.keyframes_only.append(keyframes_only)
         return self.curve_

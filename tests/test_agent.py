@@ -11,19 +11,27 @@ import numpy as np
 import pytest
 
 from grounding_agent.agent import Agent, AgentConfig, ExplanationWriter, LLMPlanner, Reranker
-from grounding_agent.agent.coarse_to_fine import CoarseToFineGrounder, propose_windows
+from grounding_agent.agent.coarse_to_fine import CoarseToFineGrounder, propose_windows, saliency_scorer
 from grounding_agent.agent.graph import NODES
 from grounding_agent.agent.planner import plan_schema
-from grounding_agent.cli.options import add_agent_arguments, build_agent, format_agent_output, run_agent, wants_agent
+from grounding_agent.cli.options import (
+    add_agent_arguments,
+    build_agent,
+    format_agent_output,
+    run_agent,
+    wants_agent,
+)
 from grounding_agent.errors import ConfigError
 from grounding_agent.signals import Curve
 from grounding_agent.types import Frames, Moment, Video
+from grounding_agent.video import open_video
 from tests.agent_doubles import (
     CurveSaliencyForTests,
     ScriptedGrounderForTests,
     UnreachableChatModelForTests,
     scripted_chat,
 )
+from tests.videogen import make_video
 
 VIDEO = Video(Path("kitchen.mp4"), duration_s=30.0, avg_fps=10.0, num_frames=300, width=64, height=48)
 QUERY = "person opens the fridge, then drinks from a bottle."
@@ -156,13 +164,24 @@ def test_agent_switches_to_coarse_to_fine_on_long_videos_within_budget():
     agent = Agent(
         inner,
         reranker=Reranker(saliency=saliency),
-        config=AgentConfig(max_vlm_calls=5, long_video_s=300),
-        sampler=fake_frames,  # the file does not exist: windows are "sampled" by the test double
+        # The file does not exist: windows are "sampled" by the test double, and no keyframe index is read.
+        config=AgentConfig(max_vlm_calls=5, long_video_s=300, coarse_keyframe_gap_s=0),
+        sampler=fake_frames,
     )
     result = agent.run(long_video, QUERY)
     assert len(inner.calls) <= 5 and result.model_calls["grounder"] == len(inner.calls) == 4  # 2 steps x 5//2
     assert any("coarse-to-fine" in n for n in result.notes)
     assert all(0 <= m.start_s <= m.end_s <= 1200 for m in result.moments)
+    assert saliency.keyframes_only and not any(saliency.keyframes_only)  # turned off: sampled at coarse_fps
+
+
+@pytest.mark.parametrize(("gop", "gap_s", "expected"), [(4, 10.0, True), (30, 10.0, False), (4, 0.0, False)])
+def test_coarse_pass_scores_keyframes_only_when_they_are_dense(tmp_path, gop, gap_s, expected):
+    """Keyframes 4 s apart are dense enough for a 10-s gap; 30 s apart (or the feature off) samples at fps."""
+    path = make_video(tmp_path / f"gop{gop}.mp4", duration_s=120, fps=1, size=(64, 48), gop=gop)
+    saliency = CurveSaliencyForTests(Curve("clip", np.arange(0.0, 120.0, 8.0), np.zeros(15)))
+    times_s, _ = saliency_scorer(saliency, fps=0.5, keyframe_gap_s=gap_s)(open_video(path), "a query")
+    assert saliency.keyframes_only == [expected] and len(times_s) == 15
 
 
 # --- CLI glue -------------------------------------------------------------------------------------------

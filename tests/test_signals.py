@@ -145,14 +145,23 @@ def test_inserted_shot_shows_in_scene_curve(tmp_path):
     assert sorted(np.round(cuts, 1).tolist()) == [10.0, 14.0]
 
 
-def test_chunked_streaming_matches_one_pass(real_clips):
+@pytest.mark.parametrize("threads", [None, 1, 3])
+def test_chunked_streaming_matches_one_pass(real_clips, threads):
+    """Chunks decoded ahead in parallel come out in order, with the very frames of one pass."""
     clip = real_clips["univtg_charades_Y1HGC.mp4"]
     from grounding_agent.video import sample_frames
 
     whole = sample_frames(clip, fps=2.0, max_pixels=160 * 90)
     chunks = list(
-        iter_frame_chunks(clip, fps=2.0, max_pixels=160 * 90, chunk_s=6.75)
+        iter_frame_chunks(clip, fps=2.0, max_pixels=160 * 90, chunk_s=6.75, threads=threads)
     )  # not a whole number of steps: rounded to one
     assert len(chunks) >= 4
     np.testing.assert_allclose(np.concatenate([c.timestamps_s for c in chunks]), whole.timestamps_s)
     np.testing.assert_array_equal(np.concatenate([c.indices for c in chunks]), whole.indices)
+    np.testing.assert_array_equal(np.concatenate([c.pixels for c in chunks]), whole.pixels)
+
+
+@pytest.mark.parametrize("threads", [0, -1, 1.5, True])
+def test_chunked_streaming_refuses_bad_threads(real_clips, threads):
+    with pytest.raises(ConfigError, match="threads"):
+        next(iter_frame_chunks(real_clips["univtg_charades_Y1HGC.mp4"], fps=1.0, threads=threads))

@@ -343,6 +343,19 @@ def test_gop_parallel_decoding_gives_the_same_frames(gen, monkeypatch, workers, 
     assert np.array_equal(parallel.pixels, serial.pixels)
 
 
+@pytest.mark.parametrize("threads", [1, 2, 5])
+def test_decoding_threads_give_the_same_frames(gen, threads):
+    path = gen / "cfr.mkv"
+    one = sample_frames(path, fps=10, threads=1)
+    assert np.array_equal(sample_frames(path, fps=10, threads=threads).pixels, one.pixels)
+
+
+@pytest.mark.parametrize("threads", [0, -2, 2.0, True, "2"])
+def test_decoding_threads_must_be_a_positive_whole_number(gen, threads):
+    with pytest.raises(SamplingError, match="threads"):
+        sample_frames(gen / "cfr.mkv", fps=1, threads=threads)
+
+
 def test_gop_runs_split_at_keyframes_with_balanced_work(gen):
     index = video_mod._load_index(video_mod._file_key(gen / "cfr.mkv"))  # keyframes at 0, 5, 10, ...
     wanted = np.arange(40)

@@ -133,11 +133,25 @@ class CoarseToFineGrounder(BaseGrounder):
         return out
 
 
-def saliency_scorer(saliency: Any, *, fps: float = 0.5) -> CoarseScorer:
-    """Adapt a `ClipSaliency` (anything with `curve(path, query, fps=) -> Curve`) to a `CoarseScorer`."""
+def saliency_scorer(saliency: Any, *, fps: float = 0.5, keyframe_gap_s: float = 0.0) -> CoarseScorer:
+    """Adapt a `ClipSaliency` (anything with `curve(path, query, fps=, keyframes_only=)`) to a `CoarseScorer`.
+
+    With `keyframe_gap_s` > 0 and keyframes at most that far apart on average, only keyframes are scored:
+    the coarse pass then costs a keyframe-only decode instead of a decode of (nearly) every frame.
+    """
 
     def score(video: Video, query: str) -> tuple[np.ndarray, np.ndarray]:
-        curve = saliency.curve(str(video.path), query, fps=fps)
+        curve = saliency.curve(str(video.path), query, fps=fps, keyframes_only=keyframes_dense(video, keyframe_gap_s))
         return np.asarray(curve.times_s), np.asarray(curve.values)
 
     return score
+
+
+def keyframes_dense(video: Video, max_gap_s: float) -> bool:
+    """True when `video`'s keyframes are at most `max_gap_s` apart on average (and there are several)."""
+    if max_gap_s <= 0:
+        return False
+    from grounding_agent.video import frame_times  # lazy: the index is only read for a long video
+
+    _, key_starts_s = frame_times(video)
+    return len(key_starts_s) >= 2 and video.duration_s / len(key_starts_s) <= max_gap_s

@@ -194,4 +194,8 @@ class Agent:
         return self.reranker is not None and self.reranker.saliency is not None
 
     def _coarse_scorer(self):
-        return saliency_scorer(self.reranker.saliency, fps=self.config.coarse_fps)  # type: ignore[union-attr]
+        return saliency_scorer(
+            self.reranker.saliency,  # type: ignore[union-attr]
+            fps=self.config.coarse_fps,
+            keyframe_gap_s=self.config.coarse_keyframe_gap_s,
+        )

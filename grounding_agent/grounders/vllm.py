@@ -14,8 +14,10 @@ Format forcing (`structured=True`): a regex through `extra_body={"structured_out
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import os
+import ssl
 from collections import OrderedDict
 from typing import Any, Literal
 
@@ -132,7 +134,6 @@ class VLLMGrounder(BaseGrounder):
             "timeout": timeout_s,
             "max_retries": max_retries,
         }
-        self.client = openai.OpenAI(**self._client_kwargs)
         self._async: dict[int, tuple[openai.AsyncOpenAI, asyncio.Semaphore]] = {}
         # Frames' identity -> {frame position: data URL}: repeated queries on one video skip re-encoding.
         self._encoded: OrderedDict[tuple, dict[int, str]] = OrderedDict()
@@ -304,7 +305,7 @@ class VLLMGrounder(BaseGrounder):
         """`_acall` from synchronous code, on a short-lived async client (its connection dies with it)."""
 
         async def once() -> Any:
-            client = openai.AsyncOpenAI(**self._client_kwargs)
+            client = self._new_client()
             try:
                 return await self._acall(client, what, call)
             finally:
@@ -318,13 +319,26 @@ class VLLMGrounder(BaseGrounder):
         if state is not None:
             await state[0].close()
 
+    def _new_client(self) -> openai.AsyncOpenAI:
+        # One TLS context per process: loading the CA bundle anew for every client costs ~25 ms each.
+        http_client = openai.DefaultAsyncHttpxClient(verify=_tls_context())
+        return openai.AsyncOpenAI(**self._client_kwargs, http_client=http_client)
+
     def _async_state(self) -> tuple[openai.AsyncOpenAI, asyncio.Semaphore]:
         # An async client and a semaphore belong to one event loop: keep one pair per loop.
         loop_id = id(asyncio.get_running_loop())
         if loop_id not in self._async:
-            client = openai.AsyncOpenAI(**self._client_kwargs)
+            client = self._new_client()
             self._async = {loop_id: (client, asyncio.Semaphore(self.concurrency))}
         return self._async[loop_id]
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """httpx's default verifying context (certifi's CA bundle), made once."""
+    import httpx
+
+    return httpx.create_ssl_context()
 
 
 def _text(message: Any) -> str:
