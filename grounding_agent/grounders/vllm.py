@@ -319,6 +319,12 @@ class VLLMGrounder(BaseGrounder):
         if state is not None:
             await state[0].close()
 
+    @functools.cached_property
+    def client(self) -> openai.OpenAI:
+        """A blocking OpenAI client for this server (made on first use: a CLI `ground` never needs it)."""
+        http_client = openai.DefaultHttpxClient(verify=_tls_context())
+        return openai.OpenAI(**self._client_kwargs, http_client=http_client)
+
     def _new_client(self) -> openai.AsyncOpenAI:
         # One TLS context per process: loading the CA bundle anew for every client costs ~25 ms each.
         http_client = openai.DefaultAsyncHttpxClient(verify=_tls_context())
