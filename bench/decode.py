@@ -29,6 +29,7 @@ Samplings: `1fps` (every second of the video) and `64` (64 frames spread evenly)
 10 min, 1 fps runs only our streaming methods and the keyframe floor: holding every frame of an hour of
 720p is 10 GB (the point of streaming). Rounds are interleaved (round 1 of every method, then round 2, ...),
 so a background load hits every method alike; reported min / median / max of wall and CPU seconds, peak RSS,
+minor page faults (fresh pages the kernel zeroed: their cost varies a lot in this VM),
 and whether the timestamps agree with ours within one frame and the pixels are identical. Prints a table
 and writes bench/results/decode.json.
 """
@@ -141,6 +142,11 @@ def _usage(who: int) -> tuple[float, float]:
     return r.ru_utime + r.ru_stime, r.ru_maxrss / 1024
 
 
+def _faults() -> int:
+    """Minor page faults so far (this process and its children): fresh pages the kernel had to zero."""
+    return sum(resource.getrusage(who).ru_minflt for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+
+
 def targets_for(sampling: str, duration_s: float):
     """The target times every method is asked for: k / 1 s, or 64 spread evenly (ours' own rule)."""
     import numpy as np
@@ -164,7 +170,7 @@ def worker(method: str, path: str, sampling: str, duration_s: float) -> dict:
     for module in IMPORTS.get(method.split("_")[0], ()):
         importlib.import_module(module)
     import_s = time.perf_counter() - t_import
-    t0, (c0, _) = time.perf_counter(), _usage(resource.RUSAGE_SELF)
+    t0, (c0, _), faults0 = time.perf_counter(), _usage(resource.RUSAGE_SELF), _faults()
     if method in ("ours", "ours_serial"):
         from grounding_agent import video
 
@@ -217,7 +223,7 @@ def worker(method: str, path: str, sampling: str, duration_s: float) -> dict:
         )  # fmt: skip
     else:
         raise SystemExit(f"unknown method {method}")
-    wall_s = time.perf_counter() - t0
+    wall_s, faults = time.perf_counter() - t0, _faults() - faults0
     cpu_self, rss_self = _usage(resource.RUSAGE_SELF)
     cpu_kids, rss_kids = _usage(resource.RUSAGE_CHILDREN)
     digest = digest if method in STREAMING else hashlib.sha1()
@@ -228,6 +234,7 @@ def worker(method: str, path: str, sampling: str, duration_s: float) -> dict:
         "import_s": import_s,
         "cpu_s": cpu_self - c0 + cpu_kids,
         "peak_rss_mb": max(rss_self, rss_kids),
+        "minor_faults": faults,
         "n_frames": len(timestamps),
         "timestamps_s": [round(float(t), 6) for t in timestamps],
         "pixel_sha1": digest.hexdigest() if pixels is not None or method in STREAMING else None,
@@ -326,6 +333,7 @@ def bench_case(path: Path, sampling: str, methods: list[str], rounds: int) -> di
             "import_s": spread([x["import_s"] for x in rs]),
             "cpu_s": spread([x["cpu_s"] for x in rs]),
             "peak_rss_mb": spread([x["peak_rss_mb"] for x in rs]),
+            "minor_faults": spread([x["minor_faults"] for x in rs]),
             "n_frames": first["n_frames"],
             "wall_s_all": [round(x["wall_s"], 3) for x in rs],
         }

@@ -2,8 +2,14 @@
 
 1. First vs second question on one `Session`, end to end: the first opens the video and decodes its frames
    (then grounds and writes the text: two generations); the second reuses the frames and, for the
-   in-process model, the processor and vision-tower outputs (`grounders.vision_cache`). Rounds alternate
-   cache on / off on fresh sessions; min / median / max of per-round ratios. Goal: the second >= 5x faster.
+   in-process model, the processor and vision-tower outputs and the language model's KV cache of the
+   prompt prefix (system text + visual tokens; `grounders.vision_cache`, `grounders.hf.generate`). Rounds
+   alternate cache on / off on fresh sessions; min / median / max of per-round ratios. Goal: the second
+   >= 5x faster. Rows "budget: default" use the default token budgets (TOKENS.answer for grounding, the
+   describer's 64); an extra, separate row per cache setting, "budget: answer-length", caps both questions'
+   generations at a real answer's length in the model's tokenizer (grounding: "12.00 - 15.50 seconds",
+   describe: a one-sentence description, each + 1 end-of-turn token), since a random model never stops
+   early. It is printed and stored next to the default rows, never instead of them.
    Backends: the tiny HF Qwen2.5-VL / Qwen3-VL (`--family`; offline, random weights: its vision tower is
    tiny and it never stops early, so each answer generates its whole token budget and generation
    dominates — a real model's share of vision tower + prefill is far larger), the model-free `uniform`
@@ -42,15 +48,29 @@ CLIP = "timer1_charades_OHOFG.mp4"
 FIRST, SECOND = "when does the person sit down in a chair?", "when does the person eat some food?"
 
 
-def _one_session(grounder, video: Path, cache: bool) -> dict:
+# Typical real answers (the length of the extra "answer-length" rows): a grounding answer, a description.
+TYPICAL_ANSWER = "12.00 - 15.50 seconds"
+TYPICAL_DESCRIPTION = "The person sits down on a chair, then picks up a plate and eats some food."
+
+
+def answer_lengths(grounder) -> dict:
+    """Token budgets of the typical answers in the grounder's tokenizer, + 1 for the end-of-turn token."""
+    tok = grounder.processor.tokenizer
+    return {"answer": len(tok(TYPICAL_ANSWER)["input_ids"]) + 1,
+            "describe": len(tok(TYPICAL_DESCRIPTION)["input_ids"]) + 1}  # fmt: skip
+
+
+def _one_session(grounder, video: Path, cache: bool, describe_tokens: int | None = None) -> dict:
     """Seconds of one fresh session: open + decode, first ask, second ask; and the vision-cache hits."""
     from grounding_agent import Session
     from grounding_agent import video as video_mod
+    from grounding_agent.describe import HFDescriber
 
     video_mod.DEFAULT_FRAME_CACHE.clear()  # a new video for the process: nothing decoded or indexed yet
     video_mod._load_index.cache_clear()
     t0 = time.perf_counter()
-    session = Session(video, grounder, vision_cache=cache)
+    describer = HFDescriber(grounder, max_new_tokens=describe_tokens) if describe_tokens else None
+    session = Session(video, grounder, vision_cache=cache, describer=describer)
     if getattr(grounder, "needs_pixels", True):
         session.frames  # decoded here rather than inside the first ask, to time it on its own
     t_open = time.perf_counter()
@@ -67,19 +87,32 @@ def _stats(values: list[float]) -> dict:
     return {"min": min(values), "median": statistics.median(values), "max": max(values)}
 
 
-def first_vs_second(make_grounder, video: Path, rounds: int, caches: tuple[bool, ...]) -> list[dict]:
+def first_vs_second(
+    grounder, video: Path, rounds: int, caches: tuple[bool, ...], budget: dict | None = None
+) -> list[dict]:
     """First question (open + decode + ask) vs the second ask on fresh sessions, with the vision cache on
-    and off in interleaved rounds (on, off, on, off, ...) so machine load hits both alike."""
-    grounder = make_grounder()  # loaded once: model loading is not part of a question
-    _one_session(grounder, video, True)  # warm-up: first-call costs of torch / transformers code paths
-    runs: dict[bool, list[dict]] = {c: [] for c in caches}
-    for _ in range(rounds):
-        for cache in caches:
-            runs[cache].append(_one_session(grounder, video, cache))
+    and off in interleaved rounds (on, off, on, off, ...) so machine load hits both alike.
+
+    `budget` ({"answer": n, "describe": m}): both questions' generation budgets (None: the defaults).
+    """
+    default_tokens = getattr(grounder, "max_new_tokens", None)
+    if budget:
+        grounder.max_new_tokens = budget["answer"]
+    describe_tokens = budget["describe"] if budget else None
+    try:
+        _one_session(grounder, video, True, describe_tokens)  # warm-up: first-call costs of torch code paths
+        runs: dict[bool, list[dict]] = {c: [] for c in caches}
+        for _ in range(rounds):
+            for cache in caches:
+                runs[cache].append(_one_session(grounder, video, cache, describe_tokens))
+    finally:
+        if budget:
+            grounder.max_new_tokens = default_tokens
     rows = []
     for cache, rs in runs.items():
         keys = ("open_s", "first_ask_s", "first_s", "second_s")
         row = {"grounder": grounder.name, "vision_cache": cache, "rounds": rounds, "frames": rs[-1]["frames"],
+               "budget": "answer-length" if budget else "default", "tokens": budget or "default",
                **{k: _stats([r[k] for r in rs]) for k in keys},
                # Per round: first / second of the same session (end to end), and of the asks alone.
                "speedup": _stats([r["first_s"] / r["second_s"] for r in rs]),
@@ -208,16 +241,19 @@ def main() -> int:
         torch.set_num_threads(args.threads)
     rows = []
     for make in [] if args.http_only else makers:
+        grounder = make()  # loaded once: model loading is not part of a question
         caches = (True, False) if make is hf else (True,)  # the vision cache is the in-process model's
-        rows += first_vs_second(make, args.video, args.rounds, caches)
+        rows += first_vs_second(grounder, args.video, args.rounds, caches)
+        if make is hf:  # the extra, declared row: both questions at a real answer's length
+            rows += first_vs_second(grounder, args.video, args.rounds, caches, answer_lengths(grounder))
     overhead = http_overhead(args.video, args.requests)
 
-    print(f"{'grounder':<30} {'cache':>5} {'frames':>6} {'decode s':>8} {'1st ask s':>9} {'first s':>8} "
-          f"{'second s':>9} {'speedup':>19} {'ask-only':>6}   (min / median / max over rounds; goal >= 5x)")  # fmt: skip
+    print(f"{'grounder':<30} {'budget':>13} {'cache':>5} {'frames':>6} {'decode s':>8} {'1st ask s':>9} "
+          f"{'first s':>8} {'second s':>9} {'speedup':>19} {'ask-only':>6}   (min / median / max over rounds; goal >= 5x)")  # fmt: skip
     for r in rows:
         sp, ask = r["speedup"], r["ask_speedup"]
-        print(f"{r['grounder'][-30:]:<30} {'on' if r['vision_cache'] else 'off':>5} {r['frames']:>6} "
-              f"{r['open_s']['median']:>8.3f} {r['first_ask_s']['median']:>9.3f} {r['first_s']['median']:>8.3f} "
+        print(f"{r['grounder'][-30:]:<30} {r['budget']:>13} {'on' if r['vision_cache'] else 'off':>5} "
+              f"{r['frames']:>6} {r['open_s']['median']:>8.3f} {r['first_ask_s']['median']:>9.3f} {r['first_s']['median']:>8.3f} "
               f"{r['second_s']['median']:>9.3f} {sp['min']:>5.1f} /{sp['median']:>5.1f} /{sp['max']:>5.1f}x "
               f"{ask['median']:>6.1f}x")  # fmt: skip
     print(f"\nHTTP /v1/ground on 127.0.0.1: median {overhead['http_median_ms']:.2f} ms, in-process "

@@ -141,6 +141,7 @@ class HFDescriber:
     def describe(self, frames: Frames, request: DescribeRequest, moments: list[Moment]) -> Description:
         import torch
 
+        from grounding_agent.grounders.hf import generate
         from grounding_agent.grounders.qwen_inputs import frame_label
 
         system, user, prompt = request.render()
@@ -157,8 +158,10 @@ class HFDescriber:
         text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         inputs = processor(text=[text], images=list(shown.pixels), return_tensors="pt").to(model.device)
         with self.grounder._lock, torch.inference_mode():
-            out = model.generate(
-                **inputs,
+            # Through the session's prefix cache: a second question on the same window reuses the frames' KV.
+            out = generate(
+                model,
+                inputs,
                 max_new_tokens=self.max_new_tokens,
                 do_sample=False,
                 temperature=None,

@@ -15,6 +15,7 @@ from decord. A display rotation (a phone's `rotate=90`) is applied as ffmpeg's a
 
 from __future__ import annotations
 
+import bisect
 import functools
 import logging
 import math
@@ -759,6 +760,7 @@ def _walk_gops(
         stream.thread_type = "NONE"
     time_base = stream.time_base or Fraction(1, 1)
     origin = stream.start_time or 0
+    seconds_per_tick = float(time_base)  # floats, not Fractions, per frame: within 1 ulp, far below tol
     frames = None  # decoding generator, None until the first seek
     pos_s = -math.inf  # time of the last decoded frame
     pending = None  # a decoded frame not yet consumed (it came after a target that never appeared)
@@ -776,7 +778,7 @@ def _walk_gops(
                 break
             if frame.pts is None:
                 continue
-            frame_s = float((frame.pts - origin) * time_base)
+            frame_s = (frame.pts - origin) * seconds_per_tick
             pos_s = frame_s
             if frame_s >= t - tol:
                 break
@@ -799,13 +801,16 @@ def _decode_kept(
     exact; on typical H.264 this halves the decoding work between sampled frames.
     """
     codec = stream.codec_context
-    time_base = stream.time_base or Fraction(1, 1)
+    seconds_per_tick = float(stream.time_base or 1)
     origin = stream.start_time or 0
+    kept = kept_s.tolist()  # bisect on a list: a packet's check costs well under a microsecond
+    mode = None
     for packet in container.demux(stream):
         keep = packet.pts is None  # no timestamp: cannot tell, so decode it
         if not keep:
-            t = float((packet.pts - origin) * time_base)
-            j = np.searchsorted(kept_s, t - tol)
-            keep = j < len(kept_s) and kept_s[j] <= t + tol
-        codec.skip_frame = "DEFAULT" if keep else "NONREF"
+            t = (packet.pts - origin) * seconds_per_tick
+            j = bisect.bisect_left(kept, t - tol)
+            keep = j < len(kept) and kept[j] <= t + tol
+        if mode != (wanted := "DEFAULT" if keep else "NONREF"):  # most packets keep the previous one
+            codec.skip_frame = mode = wanted
         yield from codec.decode(packet)

@@ -143,3 +143,44 @@ def test_ground_sends_compositional_queries_through_the_agent(capsys, real_clips
     assert simple.keys() == out.keys()  # one Prediction shape, with or without the agent
     forced = _agent_json(capsys, [str(clip), "person sits down", "--backend", "uniform", "--agent"])
     assert forced["plan"]["steps"] == [{"id": "s1", "text": "person sits down"}]
+
+
+# --- --backend vllm: frames decoded and encoded in a worker thread while the client is made -------------
+
+
+def test_ground_vllm_counts_the_background_decode(capsys, real_clips) -> None:
+    from tests.test_hostile_servers import MisbehavingServerForTests
+
+    server = MisbehavingServerForTests("good")
+    try:
+        argv = [str(real_clips[CHARADES[0]]), QUERY, "--backend", "vllm", "--server", server.url]
+        prediction = _ground_json(capsys, [*argv, "--max-frames", "4"])
+    finally:
+        server.close()
+    assert server.requests == 1
+    timings = prediction["timings_s"]
+    assert list(timings) == ["decode", "preprocess", "model"]
+    assert timings["decode"] > 0 and timings["preprocess"] > 0  # the worker's seconds, not 0.0
+
+
+def test_ground_vllm_background_decode_error_is_one_line(capsys, tmp_path) -> None:
+    """A file that opens but fails to decode: the worker thread's typed error is the command's one line
+    (exit 2), as when decoding inline, and no request is sent."""
+    from grounding_agent.errors import CorruptVideoError
+    from grounding_agent.video import sample_frames
+    from tests.test_hostile_servers import MisbehavingServerForTests
+    from tests.videogen import corrupt_middle, make_video
+
+    good = make_video(tmp_path / "cfr.mp4", duration_s=2.0, fps=10, gop=5)
+    path = corrupt_middle(good, tmp_path / "bad.mp4")
+    with pytest.raises(CorruptVideoError) as inline:
+        sample_frames(path, fps=10, max_frames=20)
+    server = MisbehavingServerForTests("good")
+    try:
+        argv = [str(path), QUERY, "--backend", "vllm", "--server", server.url, "--fps", "10"]
+        rc = main(["ground", *argv, "--max-frames", "20", "--max-pixels", str(160 * 120)])
+    finally:
+        server.close()
+    err = capsys.readouterr().err
+    assert rc == 2 and err == f"error: {inline.value}\n", err
+    assert server.requests == 0

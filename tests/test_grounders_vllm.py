@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grounding_agent.errors import ServerError
+from grounding_agent.errors import ConfigError, ServerError
 from grounding_agent.grounders.vllm import VLLMGrounder, answer_regex
 from grounding_agent.serving import free_port
 
@@ -201,3 +201,96 @@ def test_hf_and_vllm_agree_token_by_token(vllm_server, tiny_models, frames, caps
             )
         )
     assert np.isfinite(vllm_logprobs).all()
+
+
+# --- frames prepared in the background (the CLI's FramePrefetch), the TLS context -----------------------
+
+
+def test_prefetched_frames_and_images_equal_the_inline_ones(real_clips: dict[str, Path]) -> None:
+    """What the worker thread decodes and encodes is what `ground` would send, byte for byte."""
+    from grounding_agent.grounders.qwen_inputs import build_request, openai_messages
+    from grounding_agent.grounders.vllm import FramePrefetch, encode_frames
+    from grounding_agent.video import open_video, sample_frames
+
+    video = open_video(real_clips[CLIP])
+    sampling = {"fps": 2.0, "max_frames": 12, "max_pixels": 448 * 448}
+    prepared = FramePrefetch(video, **sampling).result()
+    inline = sample_frames(video, **sampling)  # no cache: decoded anew, on every core
+    assert np.array_equal(prepared.frames.pixels, inline.pixels)
+    assert np.array_equal(prepared.frames.timestamps_s, inline.timestamps_s)
+    request = build_request(inline, QUERY, family=None, mode="images")
+    assert openai_messages(request, "jpeg", dict(prepared.urls)) == openai_messages(request, "jpeg")
+    assert set(prepared.timings_s) == {"decode", "preprocess"} and prepared.timings_s["decode"] > 0
+    # the parallel encoder fills only what is missing, with the same bytes
+    partial = {0: prepared.urls[0]}
+    assert encode_frames(inline, "jpeg", partial) is partial and partial == prepared.urls
+
+
+def test_prefetch_decode_error_is_the_same_typed_error(tmp_path: Path) -> None:
+    """A file that opens but fails to decode: the worker's CorruptVideoError is raised by `result()`, the
+    same error (type and text) as decoding inline, and no thread traceback is printed."""
+    import threading
+
+    from grounding_agent.errors import CorruptVideoError
+    from grounding_agent.grounders.vllm import FramePrefetch
+    from grounding_agent.video import open_video, sample_frames
+    from tests.videogen import corrupt_middle, make_video
+
+    good = make_video(tmp_path / "cfr.mp4", duration_s=2.0, fps=10, gop=5)
+    path = corrupt_middle(good, tmp_path / "bad.mp4")
+    video = open_video(path)
+    with pytest.raises(CorruptVideoError) as inline:
+        sample_frames(video, fps=10, max_frames=20)
+    hooked: list = []
+    previous, threading.excepthook = threading.excepthook, hooked.append
+    try:
+        with pytest.raises(CorruptVideoError) as background:
+            FramePrefetch(video, fps=10, max_frames=20, max_pixels=None).result()
+    finally:
+        threading.excepthook = previous
+    assert str(background.value) == str(inline.value) and "fail to decode" in str(background.value)
+    assert hooked == []
+
+
+def test_ground_prefetched_sends_what_ground_sends(real_clips: dict[str, Path], monkeypatch) -> None:
+    """Against an OpenAI-compatible test double: the same request body, moments and timing keys."""
+    from grounding_agent.grounders.vllm import FramePrefetch
+    from grounding_agent.video import open_video
+    from tests.test_hostile_servers import MisbehavingServerForTests
+
+    server = MisbehavingServerForTests("good")
+    try:
+        video = open_video(real_clips[CLIP])
+        sent: list[dict] = []
+        results = []
+        for prefetched in (False, True):
+            g = VLLMGrounder(server.url, "m", max_frames=6)
+            call = g.chat_completion
+            monkeypatch.setattr(g, "chat_completion", lambda **kw: sent.append(kw) or call(**kw))
+            if prefetched:
+                spec = {"fps": g.fps, "max_frames": g.max_frames, "max_pixels": g.max_pixels}
+                results.append(g.ground_prefetched(video, QUERY, FramePrefetch(video, **spec), top_k=2))
+            else:
+                results.append(g.ground(video, QUERY, top_k=2))
+    finally:
+        server.close()
+    assert sent[0] == sent[1]
+    assert results[0].moments == results[1].moments
+    assert list(results[0].timings_s) == list(results[1].timings_s) == ["decode", "preprocess", "model"]
+
+
+def test_tls_context_is_made_once_and_a_failure_is_not_kept(monkeypatch, tmp_path: Path) -> None:
+    import ssl
+
+    from grounding_agent.grounders import vllm
+
+    monkeypatch.setattr(vllm, "_TLS", None)
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "missing.pem"))
+    with pytest.raises(ConfigError, match=r"\$SSL_CERT_FILE=.*missing\.pem.*unset it"):
+        vllm._tls_context()
+    monkeypatch.delenv("SSL_CERT_FILE")
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    ctx = vllm._tls_context()
+    assert ctx is vllm._tls_context()
+    assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
+    assert ctx.get_ca_certs(), "certifi's CA bundle is loaded"

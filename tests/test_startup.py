@@ -16,10 +16,12 @@ import pytest
 
 from tests.conftest import REPO, VIDEOS
 
-HEAVY = ("torch", "transformers", "torchvision", "scipy", "langgraph", "langchain_core")
+# httpx: the openai SDK (3.x) brings its own HTTP layer; httpx would add ~0.14 s (its CLI: click, rich).
+HEAVY = ("torch", "transformers", "torchvision", "scipy", "langgraph", "langchain_core", "httpx")
 
-# Runs `main(argv)` in this fresh interpreter, then prints which heavy modules it loaded.
-_RUNNER = textwrap.dedent(
+# The OpenAI-compatible double, as source: run in the measured interpreter here, in a process of its own
+# in bench/startup.py (which appends its own start-up lines).
+FAKE_SERVER = textwrap.dedent(
     """
     import json, sys, threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -48,15 +50,24 @@ _RUNNER = textwrap.dedent(
                         "choices": [choice], "usage": usage})
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeOpenAIServerForTests)
+    """
+)
+
+# Runs `grounding-agent ARGV` in this fresh interpreter as the console script does (`main()` reading
+# sys.argv), then prints which heavy modules it loaded.
+_RUNNER = FAKE_SERVER + textwrap.dedent(
+    """
     threading.Thread(target=server.serve_forever, daemon=True).start()
     argv = [a.replace("SERVER", f"http://127.0.0.1:{server.server_address[1]}/v1") for a in sys.argv[1:]]
     from grounding_agent.cli import main
+    sys.argv = ["grounding-agent", *argv]  # main() reads them, as the console script's does
     try:
-        rc = main(argv)
+        rc = main()
     except SystemExit as exc:  # --help
         rc = exc.code
     print("\\nLOADED " + json.dumps({"rc": rc, "modules": sorted(m for m in HEAVY if m in sys.modules),
-                                   "cli": sorted(m for m in sys.modules if m.startswith("grounding_agent.cli."))}))
+                                   "cli": sorted(m for m in sys.modules if m.startswith("grounding_agent.cli.")),
+                                   "agent": sorted(m for m in sys.modules if m.startswith("grounding_agent.agent."))}))
     """
 ).replace("HEAVY", repr(HEAVY))
 
@@ -97,3 +108,28 @@ def test_eval_score_never_imports_torch_or_transformers(shared_data):
 
 def test_top_level_help_imports_no_subcommand_module():
     assert _run(["--help"])["cli"] == []
+
+
+def test_vllm_grounder_module_defers_the_openai_sdk():
+    """The CLI starts decoding before the SDK loads (~0.5 s): importing the grounder must not load it."""
+    code = "import sys, grounding_agent.grounders.vllm; print(sorted({'openai', 'httpx'} & set(sys.modules)))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.stdout.strip() == "[]", proc.stderr[-2000:]
+
+
+def test_one_step_ground_loads_the_rule_planner_alone_of_the_agent():
+    """The agent package loads lazily: a one-step query never needs the graph, reranker or explainer."""
+    loaded = _run(COMMANDS["ground-vllm"])["agent"]
+    assert "grounding_agent.agent.planner" in loaded
+    assert not {"grounding_agent.agent.orchestrator", "grounding_agent.agent.graph", "grounding_agent.agent.rerank"} & set(loaded)
+
+
+def test_agent_package_exports_load_on_first_use():
+    code = (
+        "import sys, grounding_agent.agent as a; before = 'grounding_agent.agent.orchestrator' in sys.modules; "
+        "Agent = a.Agent; from grounding_agent.agent import RulePlanner, make_planner; "
+        "print(before, Agent.__module__, RulePlanner.__name__, 'Agent' in dir(a)); a.NotAThing"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.stdout.split() == ["False", "grounding_agent.agent.orchestrator", "RulePlanner", "True"]
+    assert "AttributeError: module 'grounding_agent.agent' has no attribute 'NotAThing'" in proc.stderr

@@ -82,7 +82,9 @@ def test_sampled_generation_with_a_cache_runs(tiny_models, frames) -> None:
         a = g.ground(frames.video, QUERIES[0], frames=frames)
         b = g.ground(frames.video, QUERIES[1], frames=frames)
     assert len(a.raw_text) == len(b.raw_text) == 3
-    assert cache.hits["vision:get_video_features"] == 1
+    # The second reuses the processor output and the prompt prefix's KV cache (so the tower is not run).
+    assert cache.hits["processor:video_processor"] == 1 and cache.hits["lm:prefix"] == 1
+    assert cache.misses["vision:get_video_features"] == 1
 
 
 @pytest.mark.integration
@@ -94,8 +96,10 @@ def test_session_second_question_reuses_the_vision_outputs(grounders, real_clips
         session = Session(real_clips[CLIP], g, max_frames=8, vision_cache=on)
         answers[on] = [session.ask(f"when does the {q.split(' ', 1)[1]}?").to_dict() for q in QUERIES]
         if on:
-            assert session.vision_cache.hits.get("vision:get_video_features") == 1
+            # Encoded once; the second question's prefix KV cache (`lm:prefix`) holds the visual tokens.
+            assert session.vision_cache.misses.get("vision:get_video_features") == 1
             assert session.vision_cache.hits.get("processor:video_processor") == 1
+            assert session.vision_cache.hits.get("lm:prefix", 0) >= 1
         else:
             assert session.vision_cache is None
     assert answers[True] == answers[False]

@@ -11,15 +11,50 @@ One job per module: `planner` (query -> Plan), `subevents` (each step -> candida
 (`Agent`, one method per node), `llm` (the one chat client), `tool` (LangChain tool / Runnable).
 """
 
-from grounding_agent.agent.compose import Composition, compose
-from grounding_agent.agent.explain import ExplanationWriter
-from grounding_agent.agent.llm import chat_model
-from grounding_agent.agent.orchestrator import Agent
-from grounding_agent.agent.planner import PLANNERS, LLMPlanner, Planner, RulePlanner, make_planner
-from grounding_agent.agent.rerank import Reranked, Reranker, VLMVerifier
-from grounding_agent.agent.results import AgentResult, Answer, StepResult
-from grounding_agent.agent.subevents import ground_steps
-from grounding_agent.defaults import AgentConfig
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from grounding_agent.agent.compose import Composition, compose
+    from grounding_agent.agent.explain import ExplanationWriter
+    from grounding_agent.agent.llm import chat_model
+    from grounding_agent.agent.orchestrator import Agent
+    from grounding_agent.agent.planner import PLANNERS, LLMPlanner, Planner, RulePlanner, make_planner
+    from grounding_agent.agent.rerank import Reranked, Reranker, VLMVerifier
+    from grounding_agent.agent.results import AgentResult, Answer, StepResult
+    from grounding_agent.agent.subevents import ground_steps
+    from grounding_agent.defaults import AgentConfig
+
+# name -> the module that defines it. Loaded on first use: a CLI `ground` on a one-step query needs the
+# rule planner alone, not the graph, the reranker and their imports (~0.2 s of its start-up).
+_EXPORTS = {
+    "Composition": "agent.compose", "compose": "agent.compose",
+    "ExplanationWriter": "agent.explain",
+    "chat_model": "agent.llm",
+    "Agent": "agent.orchestrator",
+    "PLANNERS": "agent.planner", "LLMPlanner": "agent.planner", "Planner": "agent.planner",
+    "RulePlanner": "agent.planner", "make_planner": "agent.planner",
+    "Reranked": "agent.rerank", "Reranker": "agent.rerank", "VLMVerifier": "agent.rerank",
+    "AgentResult": "agent.results", "Answer": "agent.results", "StepResult": "agent.results",
+    "ground_steps": "agent.subevents",
+    "AgentConfig": "defaults",
+}  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"grounding_agent.{module}"), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
 
 __all__ = [
     "PLANNERS",

@@ -20,8 +20,6 @@ import re
 from dataclasses import replace
 from typing import Any, Protocol, runtime_checkable
 
-import jsonschema
-
 from grounding_agent.agent.llm import ask_json, chat_model, short
 from grounding_agent.errors import ConfigError
 from grounding_agent.prompts import load_prompt, load_schema
@@ -64,6 +62,8 @@ def validate_plan_dict(data: Any) -> Plan:
     Raises:
         ConfigError: the dict is not a valid plan (the message says where).
     """
+    import jsonschema  # ~0.1 s: only LLM plans and plan files are validated
+
     try:
         jsonschema.validate(data, plan_schema())
     except jsonschema.ValidationError as exc:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from grounding_agent.cli._common import check_output_path, fmt_s, print_json, text_arg
 from grounding_agent.cli.options import (
@@ -21,10 +22,15 @@ from grounding_agent.cli.options import (
     check_backend,
     format_agent_output,
     run_agent,
+    sampling_options,
     wants_agent,
 )
 from grounding_agent.grounders.base import BaseGrounder, Grounding
 from grounding_agent.types import Video
+
+if TYPE_CHECKING:
+    from grounding_agent.grounders.vllm import FramePrefetch
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("video", help="video file")
@@ -45,14 +51,19 @@ def run(args: argparse.Namespace) -> int:
         check_output_path(args.timeline, "--timeline", inputs=(args.video,))
         extras.require_spec(extras.PLOT, "--timeline")
     video = open_video(args.video)
+    agent = wants_agent(args, args.query)
+    prefetch = None if agent else _prefetch(args, video)
     grounder = build_grounder(args)
-    if wants_agent(args, args.query):
+    if agent:
         out = run_agent(args, grounder, video, args.query, qid=args.qid)
         out.update(vid=Path(args.video).stem, duration_s=video.duration_s)
         _timeline(args, out, video)
         print_json(out) if args.json else print(format_agent_output(out))
         return 0
-    grounding = grounder.ground(video, args.query, top_k=args.top_k)
+    if prefetch is not None:
+        grounding = grounder.ground_prefetched(video, args.query, prefetch, top_k=args.top_k)
+    else:
+        grounding = grounder.ground(video, args.query, top_k=args.top_k)
     prediction = grounding.to_prediction(args.qid, Path(args.video).stem, args.query)
     prediction.extra["duration_s"] = video.duration_s
     _timeline(args, prediction.to_dict(), video)
@@ -61,6 +72,16 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(_human(video, args.query, grounder, grounding))
     return 0
+
+
+def _prefetch(args: argparse.Namespace, video: Video) -> FramePrefetch | None:
+    """--backend vllm on one query: the frames `ground` will send, decoded and encoded in a worker thread
+    while `build_grounder` imports the openai SDK and asks the server for its models (~0.5 s each)."""
+    if args.backend != "vllm" or getattr(args, "asr_model", None) or getattr(args, "ocr", False):
+        return None  # speech / on-screen text wrap the grounder: it samples on its own
+    from grounding_agent.grounders.vllm import FramePrefetch
+
+    return FramePrefetch(video, **sampling_options(args))
 
 
 def _timeline(args: argparse.Namespace, prediction: dict, video: Video) -> None:

@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from grounding_agent.agent import (
-    PLANNERS, Agent, AgentConfig, ExplanationWriter, Reranker, RulePlanner, VLMVerifier, chat_model, make_planner,
-)  # fmt: skip
+from grounding_agent.agent.planner import PLANNERS, RulePlanner
 from grounding_agent.cli._common import nonneg_float, positive_float, positive_int
 from grounding_agent.defaults import AGENT, DEFAULT_SERVER_URL, SAMPLING, SERVED_SAMPLING, SERVER
 from grounding_agent.errors import ConfigError
 from grounding_agent.grounders import GROUNDERS
 from grounding_agent.grounders.base import BaseGrounder, Grounder
 from grounding_agent.types import Video
+
+if TYPE_CHECKING:
+    from grounding_agent.agent import Agent
 
 DEFAULT_SERVER = DEFAULT_SERVER_URL
 MODEL_BACKENDS = ("hf", "vllm")
@@ -120,11 +121,17 @@ def build_grounder(args: argparse.Namespace) -> BaseGrounder:
     return TranscriptGrounder(grounder, transcriber, screen_reader=reader)
 
 
-def _visual_grounder(args: argparse.Namespace) -> BaseGrounder:
+def sampling_options(args: argparse.Namespace) -> dict[str, Any]:
+    """fps, max_frames and max_pixels of the grounder `build_grounder` makes (--max-frames' default
+    depends on the backend)."""
     max_frames = args.max_frames or default_max_frames(args.backend)
-    if args.top_k < 1 or args.samples < 1 or max_frames < 1 or args.fps <= 0:
+    return {"fps": args.fps, "max_frames": max_frames, "max_pixels": args.max_pixels}
+
+
+def _visual_grounder(args: argparse.Namespace) -> BaseGrounder:
+    sampling = sampling_options(args)
+    if args.top_k < 1 or args.samples < 1 or sampling["max_frames"] < 1 or args.fps <= 0:
         raise ConfigError("--top-k, --samples and --max-frames must be >= 1 and --fps > 0")
-    sampling = {"fps": args.fps, "max_frames": max_frames, "max_pixels": args.max_pixels}
     common = {**sampling, "prompt": args.prompt, "num_samples": args.samples}
     if args.backend == "hf":
         if not args.model:
@@ -212,6 +219,10 @@ def build_agent(args: argparse.Namespace, grounder: Grounder) -> Agent:
     Raises:
         ConfigError: an LLM feature without a server, or a bad number.
     """
+    # Here, not at the top: a one-step `ground` never builds an agent (~0.2 s of imports).
+    from grounding_agent.agent import Agent, AgentConfig, ExplanationWriter, Reranker, VLMVerifier, chat_model
+    from grounding_agent.agent.planner import make_planner
+
     server = getattr(args, "server", None)
     # The served model: --planner-model, else the vLLM grounder's own served name (an HF grounder's
     # --model is a local path the server does not know).

@@ -10,8 +10,10 @@ Confidence (stored as `Moment.score`, method in `Grounding.info["confidence"]`):
 
 from __future__ import annotations
 
+import copy
 import math
 import threading
+import weakref
 from typing import Any, Literal
 
 from grounding_agent.defaults import SAMPLING, TOKENS
@@ -194,7 +196,7 @@ class HFGrounder(BaseGrounder):
         else:
             # Greedy: unset sampling knobs a checkpoint's generation_config may carry (avoids warnings).
             gen_kwargs.update(temperature=None, top_p=None, top_k=None)
-        out = self.model.generate(**inputs, **gen_kwargs)
+        out = generate(self.model, inputs, **gen_kwargs)
         prompt_len = inputs["input_ids"].shape[1]
         new_tokens = out.sequences[:, prompt_len:]
         texts = self.processor.batch_decode(new_tokens, skip_special_tokens=True)
@@ -210,3 +212,77 @@ class HFGrounder(BaseGrounder):
             confidences.append(math.exp(sum(kept) / len(kept)) if kept else 0.0)
         return texts, confidences
 
+
+
+# --- generation from a prefilled visual prefix -----------------------------------------------------
+
+# Inputs aligned with the token sequence: cut to the prefix for its prefill, kept whole for `generate`.
+_SEQUENCE_KEYS = ("attention_mask", "mm_token_type_ids", "token_type_ids")
+
+
+def generate(model: Any, inputs: Any, **gen_kwargs: Any) -> Any:
+    """`model.generate(**inputs, **gen_kwargs)`, with the prompt prefilled in two parts.
+
+    The prefix (system text + every image / video token: what a session's questions share, since the
+    question comes after the frames) is run first, its KV cache then continued by `generate` with the
+    rest. With a `vision_cache` active, that prefix cache is reused when the prefix tokens, positions
+    and visual inputs are equal by value (kind "lm:prefix"). The split is the same with or without a
+    cache, so a reused prefix gives exactly the tokens and scores a computed one gives (a one-shot
+    prefill can differ from a split one in the last float bits).
+
+    M-RoPE: the full prompt's 3D position ids are computed once here, as `generate` would from scratch,
+    and passed in, so neither part reads the model's stored `rope_deltas` (left by whatever call ran
+    last). Sampling with `num_return_sequences=n`: the batch-1 prefix cache is repeated n times.
+    """
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    n = visual_prefix_length(base, inputs)
+    if n == 0 or not hasattr(base, "_prepare_position_ids_for_generation"):
+        return model.generate(**inputs, **gen_kwargs)
+    input_ids = inputs["input_ids"]
+    rest = {k: v for k, v in inputs.items() if k != "input_ids"}
+    position_ids = base._prepare_position_ids_for_generation(input_ids, dict(rest))
+    prefix = {k: (v[:, :n] if k in _SEQUENCE_KEYS else v) for k, v in rest.items()}
+    prefix["position_ids"] = position_ids[..., :n]
+    cache = vision_cache.active()
+    if cache is None:
+        past = _prefill(base, input_ids[:, :n], **prefix)
+    else:
+        # The model is part of the key (by identity, weakly held): another model's cache is no hit.
+        stored = cache.call("lm:prefix", _prefill_ref, (weakref.ref(base), input_ids[:, :n]), prefix)
+        past = copy.deepcopy(stored)  # `generate` appends to what it gets: the stored one stays the prefix
+    if gen_kwargs.get("num_return_sequences", 1) > 1:
+        past.batch_repeat_interleave(gen_kwargs["num_return_sequences"])
+    aligned = {k: v for k, v in rest.items() if k in _SEQUENCE_KEYS}
+    # No pixel inputs: every visual token is in the cache, and `generate` would feed them to the first
+    # forward of the uncached tokens, which hold none.
+    return model.generate(
+        input_ids=input_ids, position_ids=position_ids, past_key_values=past, **aligned, **gen_kwargs
+    )
+
+
+def visual_prefix_length(model: Any, inputs: Any) -> int:
+    """Tokens up to and including the last image / video token; 0 when there is none or nothing after it."""
+    input_ids = inputs["input_ids"]
+    kinds = inputs.get("mm_token_type_ids")
+    if kinds is not None:
+        visual = kinds != 0
+    else:
+        ids = [getattr(model.config, f"{k}_token_id", None) for k in ("image", "video")]
+        visual = sum((input_ids == i).long() for i in ids if i is not None) > 0
+    columns = visual.any(dim=0).nonzero()
+    n = int(columns.max()) + 1 if len(columns) else 0
+    return n if 0 < n < input_ids.shape[1] else 0
+
+
+def _prefill(model: Any, input_ids: Any, **inputs: Any) -> Any:
+    """The KV cache of `input_ids` (with their visual inputs and positions)."""
+    from transformers import DynamicCache
+
+    past = DynamicCache(config=model.config.get_text_config(decoder=True))
+    # logits_to_keep=1: the prefix's logits are never read (a 150k-word lm_head over every token otherwise).
+    model(input_ids=input_ids, past_key_values=past, use_cache=True, logits_to_keep=1, **inputs)
+    return past
+
+
+def _prefill_ref(model_ref: Any, input_ids: Any, **inputs: Any) -> Any:
+    return _prefill(model_ref(), input_ids, **inputs)

@@ -5,7 +5,9 @@ on the frames and the sampling only, never on the query: the image / video proce
 `pixel_values*`, `*_grid_thw`) and the vision tower (`get_image_features` / `get_video_features`, the
 visual embeddings, with Qwen3-VL's deepstack features). `install(model, processor)` routes both through
 the cache that is *active* in the calling context (`with use(cache): ...`, set by `Session`); with no
-active cache they run as before.
+active cache they run as before. The language model's KV cache of the prompt prefix the questions share
+(system text + visual tokens; the question comes after them) is kept here too, kind "lm:prefix"
+(`grounders.hf.generate`).
 
 A hit needs inputs equal to a stored call's, compared by value (`torch.equal` / `np.array_equal`, plus
 every keyword), so a hit returns exactly what the call would compute (inference is deterministic for
@@ -27,7 +29,10 @@ from typing import Any
 
 import numpy as np
 
-DEFAULT_MAX_BYTES = 512 << 20  # per session: 32 frames at 448² are ~80 MB of patches + a 7B tower's ~30 MB
+# Per session, Qwen2.5-VL-7B on 32 frames at 448²: ~80 MB of patches, ~30 MB of tower output, ~235 MB of bf16
+# KV cache for their 4096-token prefix (28 layers x 2 x 4 KV heads x 128 x 2 bytes = 57 KB a token), and the
+# describe call's 8 frames about half as much again: 1 GiB holds both without evicting each other.
+DEFAULT_MAX_BYTES = 1 << 30
 
 _ACTIVE: contextvars.ContextVar[VisionCache | None] = contextvars.ContextVar("ga_vision_cache", default=None)
 
@@ -204,6 +209,8 @@ def _nbytes(x: Any, _seen: set[int] | None = None) -> int:
         return int(x.numel() * x.element_size())
     if isinstance(x, np.ndarray):
         return int(x.nbytes)
+    if isinstance(getattr(x, "layers", None), list):  # a transformers KV cache: its layers' keys / values
+        return sum(_nbytes(vars(layer), seen) for layer in x.layers)
     if isinstance(x, dict) or hasattr(x, "items"):
         try:
             return sum(_nbytes(v, seen) for v in x.values())

@@ -9,6 +9,9 @@ Confidence: greedy -> exp(mean token log-prob) of the answer from the server's `
 `num_samples=n > 1` -> agreement between the n answers (see `base.rank_candidates`).
 Format forcing (`structured=True`): a regex through `extra_body={"structured_outputs": {"regex": ...}}`
 (the legacy `guided_*` fields are silently ignored by current vLLM).
+
+Importing this module is light: the openai SDK (~0.5 s) loads when the first client is made, so a caller
+can start decoding frames first (`FramePrefetch`) and have both happen at once.
 """
 
 from __future__ import annotations
@@ -18,18 +21,28 @@ import functools
 import math
 import os
 import ssl
+import threading
+import time
 from collections import OrderedDict
-from typing import Any, Literal
-
-import openai
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 from grounding_agent.deadline import deadline_error, run_blocking
 from grounding_agent.defaults import SERVED_SAMPLING, SERVER, TOKENS
 from grounding_agent.errors import ConfigError, ServerError, not_openai_reply, server_error_from_openai
 from grounding_agent.serving import check_server_url
 from grounding_agent.grounders.base import BaseGrounder, Grounding, check_request, grounding_from_answers, timed
-from grounding_agent.grounders.qwen_inputs import GroundingRequest, build_request, openai_messages
+from grounding_agent.grounders.qwen_inputs import (
+    GroundingRequest,
+    build_request,
+    encode_image,
+    openai_messages,
+)
 from grounding_agent.types import Frames, Video
+
+if TYPE_CHECKING:
+    import openai
 
 
 def answer_regex(prompt: str, top_k: int, duration_s: float, think_chars: int = 1500) -> str:
@@ -137,6 +150,7 @@ class VLLMGrounder(BaseGrounder):
         self._async: dict[int, tuple[openai.AsyncOpenAI, asyncio.Semaphore]] = {}
         # Frames' identity -> {frame position: data URL}: repeated queries on one video skip re-encoding.
         self._encoded: OrderedDict[tuple, dict[int, str]] = OrderedDict()
+        _start_tls_context()  # loads while the first client imports the openai SDK
         self.model = model or self.served_models()[0]
         self.name = f"vllm:{self.model}"
 
@@ -167,7 +181,8 @@ class VLLMGrounder(BaseGrounder):
             request = build_request(
                 frames, query, family=None, mode="images", prompt=self.prompt, top_k=top_k
             )
-            messages = openai_messages(request, self.image_format, self._encoded_cache(frames))
+            cache = encode_frames(frames, self.image_format, self._encoded_cache(frames))
+            messages = openai_messages(request, self.image_format, cache)
         return request, self._create_kwargs(messages, top_k, video.duration_s)
 
     def _encoded_cache(self, frames: Frames, keep: int = 8) -> dict[int, str]:
@@ -232,7 +247,27 @@ class VLLMGrounder(BaseGrounder):
             ServerError: the server is down, timed out after retries, or rejected the request.
         """
         video = check_request(video, top_k)  # a path is opened here
-        timings: dict[str, float] = {}
+        return self._ground(video, query, top_k, frames, {})
+
+    def ground_prefetched(
+        self, video: Video, query: str, prefetch: FramePrefetch, *, top_k: int = 1
+    ) -> Grounding:
+        """`ground` on the frames `prefetch` decoded and encoded in the background (the same frames and bytes
+        `ground` would make). Its seconds count as "decode" and "preprocess", as if spent here.
+
+        Raises:
+            ServerError: as `ground`. VideoError subclasses: the worker could not decode the video (the
+                same error `ground` raises, re-raised in this thread).
+        """
+        video = check_request(video, top_k)
+        prepared = prefetch.result()
+        if prepared.image_format == self.image_format:
+            self._encoded_cache(prepared.frames).update(prepared.urls)
+        return self._ground(video, query, top_k, prepared.frames, dict(prepared.timings_s))
+
+    def _ground(
+        self, video: Video, query: str, top_k: int, frames: Frames | None, timings: dict[str, float]
+    ) -> Grounding:
         request, kwargs = self._prepare(video, query, top_k, frames, timings)
         with timed(timings, "model"):
             response = self.chat_completion(**kwargs)
@@ -291,6 +326,8 @@ class VLLMGrounder(BaseGrounder):
         The client's own timeout is per read (a reply trickled byte by byte never trips it): the deadline
         here is wall-clock, and cancelling the request closes its connection.
         """
+        import openai  # loaded with the client already: a dictionary look-up here
+
         try:
             response = await asyncio.wait_for(call(client), self.timeout_s)
         except TimeoutError:
@@ -322,10 +359,14 @@ class VLLMGrounder(BaseGrounder):
     @functools.cached_property
     def client(self) -> openai.OpenAI:
         """A blocking OpenAI client for this server (made on first use: a CLI `ground` never needs it)."""
+        import openai
+
         http_client = openai.DefaultHttpxClient(verify=_tls_context())
         return openai.OpenAI(**self._client_kwargs, http_client=http_client)
 
     def _new_client(self) -> openai.AsyncOpenAI:
+        import openai  # lazy (~0.5 s the first time): see the module docstring
+
         # One TLS context per process: loading the CA bundle anew for every client costs ~25 ms each.
         http_client = openai.DefaultAsyncHttpxClient(verify=_tls_context())
         return openai.AsyncOpenAI(**self._client_kwargs, http_client=http_client)
@@ -339,12 +380,131 @@ class VLLMGrounder(BaseGrounder):
         return self._async[loop_id]
 
 
-@functools.cache
-def _tls_context() -> ssl.SSLContext:
-    """httpx's default verifying context (certifi's CA bundle), made once."""
-    import httpx
+def encode_frames(
+    frames: Frames, image_format: Literal["jpeg", "png"], cache: dict[int, str] | None = None
+) -> dict[int, str]:
+    """`cache` (frame position -> data URL) holding every frame: the missing ones are encoded in parallel
+    threads (PIL releases the GIL while it compresses); each URL is what `encode_image` makes alone."""
+    from grounding_agent.video import usable_cores  # loaded already: these frames were decoded by it
 
-    return httpx.create_ssl_context()
+    cache = {} if cache is None else cache
+    todo = [i for i in range(len(frames)) if i not in cache]
+    workers = min(usable_cores(), len(todo))
+    if workers < 2:
+        cache.update({i: encode_image(frames.pixels[i], image_format) for i in todo})
+        return cache
+    with ThreadPoolExecutor(workers, thread_name_prefix="encode") as pool:
+        cache.update(zip(todo, pool.map(lambda i: encode_image(frames.pixels[i], image_format), todo)))
+    return cache
+
+
+@dataclass
+class PreparedFrames:
+    """What `FramePrefetch` made: the frames, their data URLs and the seconds each step took."""
+
+    frames: Frames
+    urls: dict[int, str]
+    image_format: str
+    timings_s: dict[str, float]  # "decode", "preprocess" (the encoding)
+
+
+class FramePrefetch:
+    """Sample and encode one video's frames in a worker thread, as `VLLMGrounder.ground` would.
+
+    A CLI `ground` starts it before making the grounder: the main thread imports the openai SDK and
+    asks the server for its models while decoding and compressing run in C (PyAV and PIL release the
+    GIL). `result()` waits, and re-raises here whatever the worker raised (a typed `VideoError`).
+    The thread is not a daemon: a run that fails meanwhile exits when the decode ends (decoders are not
+    stopped mid-frame).
+    """
+
+    def __init__(
+        self,
+        video: Video,
+        *,
+        fps: float = SERVED_SAMPLING.fps,
+        max_frames: int = SERVED_SAMPLING.max_frames,
+        max_pixels: int | None = SERVED_SAMPLING.max_pixels,
+        image_format: Literal["jpeg", "png"] = "jpeg",
+    ):
+        self.video, self.image_format = video, image_format
+        self._sampling = {"fps": fps, "max_frames": max_frames, "max_pixels": max_pixels}
+        self._future: Future[PreparedFrames] = Future()
+        threading.Thread(target=_fill, args=(self._future, self._prepare), name="frame-prefetch").start()
+
+    def result(self) -> PreparedFrames:
+        """The prepared frames, once the worker is done; what it raised is raised here."""
+        return self._future.result()
+
+    def _prepare(self) -> PreparedFrames:
+        from grounding_agent.video import sample_frames, usable_cores
+
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        # What `frames_for` does, on all cores but one: the caller's thread keeps importing meanwhile.
+        threads = max(1, usable_cores() - 1)
+        frames = sample_frames(self.video, **self._sampling, cache=True, threads=threads)
+        timings["decode"] = time.perf_counter() - t0
+        urls = encode_frames(frames, self.image_format)
+        timings["preprocess"] = time.perf_counter() - t0 - timings["decode"]
+        return PreparedFrames(frames, urls, self.image_format, timings)
+
+
+_TLS_LOCK = threading.Lock()
+_TLS: Future[ssl.SSLContext] | None = None
+
+
+def _tls_context() -> ssl.SSLContext:
+    """The process's verifying context (made once; a failure is not kept: the next client tries again)."""
+    global _TLS
+    future = _start_tls_context()
+    try:
+        return future.result()
+    except BaseException:
+        with _TLS_LOCK:
+            if _TLS is future:
+                _TLS = None
+        raise
+
+
+def _start_tls_context() -> Future[ssl.SSLContext]:
+    """Start loading the context in a daemon thread (once): reading the CA bundle (~30 ms) releases the
+    GIL, so it is done by the time the openai SDK has been imported."""
+    global _TLS
+    with _TLS_LOCK:
+        if _TLS is None:
+            _TLS = Future()
+            worker = threading.Thread(target=_fill, args=(_TLS, _new_tls_context), name="tls", daemon=True)
+            worker.start()
+        return _TLS
+
+
+def _fill(future: Future, make: Any) -> None:
+    try:
+        future.set_result(make())
+    except BaseException as exc:  # handed to whoever asks for the result
+        future.set_exception(exc)
+
+
+def _new_tls_context() -> ssl.SSLContext:
+    """A verifying context: $SSL_CERT_FILE or $SSL_CERT_DIR if set, else certifi's CA bundle.
+
+    The same context `httpx.create_ssl_context()` makes, without importing httpx for it (~0.14 s: its
+    package imports its command-line tool, and with it click, rich and pygments); the openai SDK's own
+    HTTP layer (httpx2 in openai 3) needs no httpx either.
+    """
+    for variable, kind in (("SSL_CERT_FILE", "cafile"), ("SSL_CERT_DIR", "capath")):
+        if location := os.environ.get(variable):
+            try:
+                return ssl.create_default_context(**{kind: location})
+            except (OSError, ssl.SSLError) as exc:
+                raise ConfigError(
+                    f"cannot load CA certificates from ${variable}={location!r} ({exc}): point it at a "
+                    "PEM bundle (or folder), or unset it to use certifi's"
+                ) from None
+    import certifi
+
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 def _text(message: Any) -> str:
