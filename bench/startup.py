@@ -8,7 +8,9 @@ local OpenAI-compatible test double that answers at once, in a process of its ow
 `grounding-agent` console-script process, interpreter start to exit, with bytecode compiled as after an
 install (one untimed warm-up run each); reported: wall and CPU seconds (min / median / max of interleaved
 rounds) and whether torch / transformers were imported (they must not be; checked by the start-up test's
-runner).
+runner). `ground` runs twice: as installed here, and with trio hidden (a shim module that raises
+ImportError) as on a user's install without the dev extra, whose selenium brings trio, which the openai
+SDK's HTTP layer imports whenever present (~65 ms).
 Part 2: one `ground --backend hf` on the tiny Qwen2.5-VL (built offline), in a fresh process, split into
 imports (ours, torch, torchvision, transformers' processor and model modules), model load, decode,
 preprocess, generate and the rest (process wall minus all of those: interpreter start, parsing, output).
@@ -27,6 +29,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -51,6 +54,10 @@ COMMANDS = {
                    "--pred", str(DATA / "predictions" / "vmr_axiou_2dtan" / "2dtan_charades_sta_test_preds.jsonl")],
     "ground --backend vllm": ["ground", str(CLIP), "person sits down", "--backend", "vllm", "--server", "SERVER"],
 }  # fmt: skip
+# The same `ground` as a user's install without the dev extra runs it: selenium (dev) brings trio, which
+# httpcore2 (the openai SDK's HTTP layer) imports whenever it is installed.
+WITHOUT_TRIO = "ground --backend vllm, no trio"
+COMMANDS[WITHOUT_TRIO] = COMMANDS["ground --backend vllm"]
 
 _HF_CHILD = """
 import json, sys, time
@@ -90,11 +97,21 @@ def _children_cpu_s() -> float:
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
-def cold(argv: list[str], url: str) -> tuple[float, float]:
+def _hide_trio() -> str:
+    """A folder whose `trio` module raises ImportError: put first on PYTHONPATH, trio looks uninstalled."""
+    folder = tempfile.mkdtemp(prefix="bench-no-trio-")
+    Path(folder, "trio.py").write_text('raise ImportError("hidden by bench/startup.py")\n')
+    return folder
+
+
+NO_TRIO_ENV = {**ENV, "PYTHONPATH": _hide_trio()}
+
+
+def cold(argv: list[str], url: str, env: dict[str, str] = ENV) -> tuple[float, float]:
     """(wall s, CPU s) of one fresh `grounding-agent ARGV` process, interpreter start to exit."""
     argv = [a.replace("SERVER", url) for a in argv]
     t0, c0 = time.perf_counter(), _children_cpu_s()
-    proc = subprocess.run([str(CONSOLE_SCRIPT), *argv], capture_output=True, text=True, cwd=REPO, env=ENV)
+    proc = subprocess.run([str(CONSOLE_SCRIPT), *argv], capture_output=True, text=True, cwd=REPO, env=env)
     wall, cpu = time.perf_counter() - t0, _children_cpu_s() - c0
     if proc.returncode != 0:
         raise SystemExit(f"grounding-agent {' '.join(argv)} failed:\n{proc.stderr[-2000:]}")
@@ -157,7 +174,7 @@ def main() -> int:
             cold(argv, url)
         for r in range(args.rounds):  # interleaved: background load hits every command alike
             for name, argv in COMMANDS.items():
-                wall, cpu = cold(argv, url)
+                wall, cpu = cold(argv, url, NO_TRIO_ENV if name == WITHOUT_TRIO else ENV)
                 walls[name].append(wall)
                 cpus[name].append(cpu)
             hf.append(hf_breakdown(model))
