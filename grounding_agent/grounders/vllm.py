@@ -414,8 +414,7 @@ class FramePrefetch:
     A CLI `ground` starts it before making the grounder: the main thread imports the openai SDK and
     asks the server for its models while decoding and compressing run in C (PyAV and PIL release the
     GIL). `result()` waits, and re-raises here whatever the worker raised (a typed `VideoError`).
-    The thread is not a daemon: a run that fails meanwhile exits when the decode ends (decoders are not
-    stopped mid-frame).
+    A run that fails meanwhile exits when the decode ends (decoders are not stopped mid-frame).
     """
 
     def __init__(
@@ -429,8 +428,7 @@ class FramePrefetch:
     ):
         self.video, self.image_format = video, image_format
         self._sampling = {"fps": fps, "max_frames": max_frames, "max_pixels": max_pixels}
-        self._future: Future[PreparedFrames] = Future()
-        threading.Thread(target=_fill, args=(self._future, self._prepare), name="frame-prefetch").start()
+        self._future: Future[PreparedFrames] = _AHEAD.submit(self._prepare)
 
     def result(self) -> PreparedFrames:
         """The prepared frames, once the worker is done; what it raised is raised here."""
@@ -450,6 +448,8 @@ class FramePrefetch:
         return PreparedFrames(frames, urls, self.image_format, timings)
 
 
+# Work started before it is needed (the CA bundle, a CLI's frames); its threads start on the first submit.
+_AHEAD = ThreadPoolExecutor(2, thread_name_prefix="ahead")
 _TLS_LOCK = threading.Lock()
 _TLS: Future[ssl.SSLContext] | None = None
 
@@ -468,22 +468,13 @@ def _tls_context() -> ssl.SSLContext:
 
 
 def _start_tls_context() -> Future[ssl.SSLContext]:
-    """Start loading the context in a daemon thread (once): reading the CA bundle (~30 ms) releases the
+    """Start loading the context in the background (once): reading the CA bundle (~40 ms) releases the
     GIL, so it is done by the time the openai SDK has been imported."""
     global _TLS
     with _TLS_LOCK:
         if _TLS is None:
-            _TLS = Future()
-            worker = threading.Thread(target=_fill, args=(_TLS, _new_tls_context), name="tls", daemon=True)
-            worker.start()
+            _TLS = _AHEAD.submit(_new_tls_context)
         return _TLS
-
-
-def _fill(future: Future, make: Any) -> None:
-    try:
-        future.set_result(make())
-    except BaseException as exc:  # handed to whoever asks for the result
-        future.set_exception(exc)
 
 
 def _new_tls_context() -> ssl.SSLContext:
