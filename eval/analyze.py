@@ -24,6 +24,7 @@ if __package__ in (None, ""):  # run as a file: make `eval.runner` importable
 from eval import runner  # noqa: E402
 from grounding_agent.datasets import load_dataset  # noqa: E402
 from grounding_agent.errors import DatasetError, GroundingAgentError  # noqa: E402
+from grounding_agent.io import dumps_json  # noqa: E402
 
 R1_IOU = 0.5
 # Words that make a query compositional or temporal: where grounders (and the agent) differ most.
@@ -164,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GroundingAgentError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps(b, indent=2, ensure_ascii=False) if args.json else render_text(b))
+    print(dumps_json(b, indent=2) if args.json else render_text(b))
     return 0
 
 

@@ -58,7 +58,7 @@ from grounding_agent.cli.options import (  # noqa: E402
 from grounding_agent.datasets import DATASETS, Annotation, default_charades_csv, load_dataset  # noqa: E402
 from grounding_agent.errors import ConfigError, DatasetError, GroundingAgentError  # noqa: E402
 from grounding_agent.grounders import GROUNDERS  # noqa: E402
-from grounding_agent.io import check_output_dir, make_output_dir  # noqa: E402
+from grounding_agent.io import check_output_dir, dumps_json, make_output_dir  # noqa: E402
 from grounding_agent.io import write_text_atomic as write_atomic  # noqa: E402
 from grounding_agent.metrics import METRICS, brief  # noqa: E402
 from grounding_agent.temporal import tiou_matrix  # noqa: E402
@@ -348,7 +348,7 @@ def read_done(path: Path, retry_errors: bool = False) -> dict[Any, dict[str, Any
             ) from None
     if retry_errors and any("error" in r for r in done.values()):
         done = {q: r for q, r in done.items() if "error" not in r}
-        write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in done.values()))
+        write_atomic(path, "".join(dumps_json(r) + "\n" for r in done.values()))
     return done
 
 
@@ -493,7 +493,7 @@ async def run_queries(
         try:
             for fut in asyncio.as_completed(tasks):
                 row = await fut
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+                f.write(dumps_json(row) + "\n")
                 f.flush()
                 if progress is not None:
                     progress.update()
@@ -681,7 +681,7 @@ def run(args: argparse.Namespace, grounders: Sequence[Any] | None = None) -> Run
         settings["served"] = served_identity(workers) if grounders is None else None
     make_output_dir(args.out, "--out")
     settings = check_settings(args.out, settings, args.force_resume)
-    write_atomic(args.out / RUN_JSON, json.dumps(settings, indent=2, default=str) + "\n")
+    write_atomic(args.out / RUN_JSON, dumps_json(settings, indent=2, default=str) + "\n")
     throughput = _execute(args, todo, workers, finder, len(annotations)) if todo else None
     rows = read_done(pred_path)
     label = model_label(args, workers, settings)
@@ -691,7 +691,7 @@ def run(args: argparse.Namespace, grounders: Sequence[Any] | None = None) -> Run
     if throughput is not None:
         per_worker = Counter(rows[a.qid].get("worker", "") for a in todo)
         result["throughput"] = throughput | {"per_worker": dict(per_worker)}
-    write_atomic(args.out / "metrics.json", json.dumps(result, indent=2) + "\n")
+    write_atomic(args.out / "metrics.json", dumps_json(result, indent=2) + "\n")
     parsed = result["parsed_only"]
     write_atomic(
         args.out / "report.md",
@@ -700,7 +700,7 @@ def run(args: argparse.Namespace, grounders: Sequence[Any] | None = None) -> Run
     )  # fmt: skip
     if args.log_samples:
         samples = sample_rows(annotations, rows, finder)
-        write_atomic(args.out / SAMPLES, "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in samples))
+        write_atomic(args.out / SAMPLES, "".join(dumps_json(s) + "\n" for s in samples))
     if result["missing_videos"] and not args.allow_missing:
         vids = result["missing_videos"]
         raise DatasetError(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import re
 import stat
@@ -165,16 +166,35 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
 
 
 def write_json_atomic(path: str | Path, obj: Any) -> Path:
-    """Write `obj` as indented JSON (UTF-8).
+    """Write `obj` as indented JSON (UTF-8); NaN and infinities are written as null.
+
+    Python's `json` would write them as the bare words NaN / Infinity, which no strict JSON reader
+    (jq, a browser's JSON.parse, serde) accepts; null is what "no number" is in JSON.
 
     Raises:
         ConfigError: `obj` holds something JSON cannot represent (a set, bytes, an object).
     """
     try:
-        text = json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
+        text = dumps_json(obj, indent=2) + "\n"
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"cannot write {path} as JSON: {exc}") from None
     return write_text_atomic(path, text)
+
+
+def dumps_json(obj: Any, **kwargs: Any) -> str:
+    """`json.dumps` (non-ASCII kept) that writes NaN and infinities as null: strict JSON, always."""
+    return json.dumps(_finite(obj), ensure_ascii=False, allow_nan=False, **kwargs)
+
+
+def _finite(obj: Any) -> Any:
+    """`obj` with every non-finite float replaced by None (tuples become lists, as json writes them)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 # --- model sources (a hub id or a local folder) ------------------------------------------------------------

@@ -9,6 +9,7 @@ message names its target, so the user can write there on purpose.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import stat
 import subprocess
@@ -139,6 +140,21 @@ def test_replaced_file_keeps_its_mode(tmp_path) -> None:
 def test_lone_surrogates_are_never_written_as_invalid_utf8(tmp_path) -> None:
     write_json_atomic(tmp_path / "q.json", {"query": "caf\udce9"})
     (tmp_path / "q.json").read_bytes().decode("utf-8")  # raises on invalid UTF-8
+
+
+def test_nan_and_infinity_are_written_as_null(tmp_path) -> None:
+    """A metric over nothing (NaN) must not make a file that jq or JSON.parse rejects."""
+    import numpy as np
+
+    obj = {"mIoU": float("nan"), "rows": [1.5, float("inf"), (np.float64("-inf"), 2)], "n": 0}
+    write_json_atomic(tmp_path / "m.json", obj)
+
+    def reject(word: str) -> None:
+        raise AssertionError(f"non-standard JSON constant {word}")
+
+    assert json.loads((tmp_path / "m.json").read_text(), parse_constant=reject) == {
+        "mIoU": None, "rows": [1.5, None, [None, 2]], "n": 0
+    }  # fmt: skip
 
 
 # --- full disk -----------------------------------------------------------------------------------------------

@@ -260,3 +260,13 @@ def test_real_uvicorn_answers_50_concurrent_ground_requests(media) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_responses_are_strict_json_even_with_a_nan_inside() -> None:
+    """A NaN deep in an answer (a saliency score, an explanation's number) is null, not a failed request."""
+    from grounding_agent.http.app import StrictJSONResponse
+
+    body = StrictJSONResponse({"moments": [{"score": 0.5, "explanation": {"p_yes": float("nan")}}]}).body
+    assert json.loads(body, parse_constant=lambda word: pytest.fail(f"non-standard {word}")) == {
+        "moments": [{"score": 0.5, "explanation": {"p_yes": None}}]
+    }

@@ -170,3 +170,21 @@ def test_session_answers_are_unchanged_and_second_question_hits(grounders, real_
             assert session.vision_cache.hits.get("lm:prefix", 0) >= 1  # the grounding prefix at least
             assert session.vision_cache.misses.get("vision:get_video_features") == 1
     assert answers[True] == answers[False]
+
+
+def test_toggling_the_adapter_is_no_hit(tiny_models, frames) -> None:
+    """`with model.disable_adapter():` mid-session: the prefix computed with the LoRA on is not reused."""
+    lora = str(tiny_models["qwen2_5_vl_lora"])
+    g = HFGrounder(str(tiny_models["qwen2_5_vl"]), adapter=lora, max_new_tokens=10)
+    query = (QUERIES[0],)
+    on, off = _answers(g, frames, query), None
+    with g.model.disable_adapter():
+        off = _answers(g, frames, query)
+    assert on != off  # the adapter changes the answer's scores: a shared prefix would show
+    cache = VisionCache()
+    with vision_cache.use(cache):
+        assert _answers(g, frames, query) == on
+        with g.model.disable_adapter():
+            assert _answers(g, frames, query) == off
+        assert _answers(g, frames, query) == on
+    assert cache.misses["lm:prefix"] == 2 and cache.hits["lm:prefix"] == 1

@@ -141,3 +141,28 @@ def test_without_an_active_cache_nothing_is_kept(grounders, frames) -> None:
     g = grounders["qwen2_5_vl"]
     assert vision_cache.active() is None
     assert _tokens(g, frames, QUERIES[0]) == _tokens(g, frames, QUERIES[0])
+
+
+@pytest.mark.integration
+def test_another_model_on_the_same_frames_is_a_miss(grounders, tiny_models, frames) -> None:
+    """Two models in one session (a grounder and a describer, say) never get each other's tower outputs."""
+    g1 = grounders["qwen2_5_vl"]
+    g2 = HFGrounder(str(tiny_models["qwen2_5_vl"]), max_new_tokens=12, device="cpu")
+    with torch.no_grad():
+        for p in g2.model.model.visual.parameters():
+            p.mul_(-1.5)  # same architecture and processor, other weights
+    inputs = hf_inputs(g1.processor, build_request(frames, QUERIES[0], family=g1.family))
+    visual = (inputs["pixel_values_videos"], inputs["video_grid_thw"])
+
+    def features(g: HFGrounder) -> torch.Tensor:
+        with torch.inference_mode():
+            out = g.model.model.get_video_features(*visual)
+        return torch.cat(list(getattr(out, "pooler_output", out)))
+
+    expected = features(g2)
+    cache = VisionCache()
+    with vision_cache.use(cache):
+        first = features(g1)
+        assert torch.equal(features(g2), expected)
+    assert not torch.equal(first, expected)  # the models do differ: a shared entry would have shown
+    assert cache.misses["vision:get_video_features"] == 2 and "vision:get_video_features" not in cache.hits

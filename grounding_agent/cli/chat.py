@@ -23,7 +23,7 @@ from typing import Any, TextIO
 from grounding_agent.cli._common import positive_float
 from grounding_agent.cli.options import add_backend_options, build_session
 from grounding_agent.errors import ConfigError, GroundingAgentError
-from grounding_agent.io import write_json_atomic
+from grounding_agent.io import dumps_json, write_json_atomic
 
 HELP_TEXT = (
     "commands: /plan  /history  /export FILE.json  /edit INSTRUCTION  /export FILE.edl|.otio|.fcpxml|.srt [INSTRUCTION]"
@@ -59,7 +59,7 @@ def serve_jsonl(session: Any, stdin: TextIO, stdout: TextIO) -> int:
     for line in stdin:
         if not line.strip():
             continue
-        stdout.write(json.dumps(jsonl_reply(session, line), ensure_ascii=False) + "\n")
+        stdout.write(dumps_json(jsonl_reply(session, line)) + "\n")
         stdout.flush()
     return 0
 

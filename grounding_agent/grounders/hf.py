@@ -11,9 +11,9 @@ Confidence (stored as `Moment.score`, method in `Grounding.info["confidence"]`):
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import threading
-import weakref
 from typing import Any, Literal
 
 from grounding_agent.defaults import SAMPLING, TOKENS
@@ -247,8 +247,10 @@ def generate(model: Any, inputs: Any, **gen_kwargs: Any) -> Any:
     if cache is None:
         past = _prefill(base, input_ids[:, :n], **prefix)
     else:
-        # The model is part of the key (by identity, weakly held): another model's cache is no hit.
-        stored = cache.call("lm:prefix", _prefill_ref, (weakref.ref(base), input_ids[:, :n]), prefix)
+        # The model (and its adapters' state) is part of the key: another model's cache is no hit.
+        prefill = functools.partial(_prefill, base)
+        owner = vision_cache.owner_key(base)
+        stored = cache.call("lm:prefix", prefill, (input_ids[:, :n],), prefix, owner=owner)
         past = copy.deepcopy(stored)  # `generate` appends to what it gets: the stored one stays the prefix
     if gen_kwargs.get("num_return_sequences", 1) > 1:
         past.batch_repeat_interleave(gen_kwargs["num_return_sequences"])
@@ -283,6 +285,3 @@ def _prefill(model: Any, input_ids: Any, **inputs: Any) -> Any:
     model(input_ids=input_ids, past_key_values=past, use_cache=True, logits_to_keep=1, **inputs)
     return past
 
-
-def _prefill_ref(model_ref: Any, input_ids: Any, **inputs: Any) -> Any:
-    return _prefill(model_ref(), input_ids, **inputs)

@@ -10,9 +10,11 @@ active cache they run as before. The language model's KV cache of the prompt pre
 (`grounders.hf.generate`).
 
 A hit needs inputs equal to a stored call's, compared by value (`torch.equal` / `np.array_equal`, plus
-every keyword), so a hit returns exactly what the call would compute (inference is deterministic for
-equal inputs): greedy answers are unchanged. Entries are kept least-recently-used within `max_bytes`
-(the kept inputs count too) and die with the session that owns the cache.
+every keyword), and the same owner: the model or processor that computed it (by identity) with the same
+PEFT adapters applied (`owner_key`), so a hit returns exactly what the call would compute (inference is
+deterministic for equal inputs): greedy answers are unchanged. Weights edited in place mid-session (a
+training step) are not seen: clear the cache after one. Entries are kept least-recently-used within
+`max_bytes` (the kept inputs count too) and die with the session that owns the cache.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from __future__ import annotations
 import contextvars
 import copy
 import functools
+import sys
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -40,6 +44,7 @@ _ACTIVE: contextvars.ContextVar[VisionCache | None] = contextvars.ContextVar("ga
 @dataclass
 class _Entry:
     kind: str
+    owner: Any
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
     value: Any
@@ -58,11 +63,22 @@ class VisionCache:
         self.hits: dict[str, int] = {}
         self.misses: dict[str, int] = {}
 
-    def call(self, kind: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """`fn(*args, **kwargs)`, or the stored output of an earlier call of `kind` with equal inputs."""
+    def call(
+        self,
+        kind: str,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        owner: Any = None,
+    ) -> Any:
+        """`fn(*args, **kwargs)`, or the stored output of an earlier call of `kind` by the same `owner`
+        (see `owner_key`) with equal inputs."""
         with self._lock:
             for key, entry in reversed(self._entries.items()):
-                if entry.kind == kind and _same(entry.args, args) and _same(entry.kwargs, kwargs):
+                if (
+                    entry.kind == kind and _same(entry.owner, owner)
+                    and _same(entry.args, args) and _same(entry.kwargs, kwargs)
+                ):  # fmt: skip
                     self._entries.move_to_end(key)
                     self.hits[kind] = self.hits.get(kind, 0) + 1
                     return entry.value
@@ -73,7 +89,7 @@ class VisionCache:
         nbytes = _nbytes(value) + _nbytes(kept_args) + _nbytes(kept_kwargs)
         with self._lock:
             if nbytes <= self.max_bytes:
-                self._entries[next(self._ids)] = _Entry(kind, kept_args, kept_kwargs, value, nbytes)
+                self._entries[next(self._ids)] = _Entry(kind, owner, kept_args, kept_kwargs, value, nbytes)
                 self.nbytes += nbytes
                 while self.nbytes > self.max_bytes:
                     _, old = self._entries.popitem(last=False)
@@ -103,6 +119,25 @@ def active() -> VisionCache | None:
     return _ACTIVE.get()
 
 
+def owner_key(obj: Any) -> tuple[Any, ...]:
+    """What besides the inputs decides an output: the object itself (weakly held, compared by identity)
+    and the PEFT adapters applied to it right now (toggling one, e.g. `with model.disable_adapter():`,
+    changes what the same inputs give)."""
+    return weakref.ref(obj), adapter_state(obj)
+
+
+def adapter_state(model: Any) -> tuple[Any, ...]:
+    """(active adapter names, disabled, merged) of `model`'s PEFT layers; () when it has none."""
+    if "peft" not in sys.modules or not hasattr(model, "modules"):  # no PEFT loaded: no adapter layers
+        return ()
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    for module in model.modules():
+        if isinstance(module, BaseTunerLayer):  # PEFT toggles every layer of a model together
+            return tuple(module.active_adapters), bool(module.disable_adapters), bool(module.merged)
+    return ()
+
+
 def install(model: Any, processor: Any) -> None:
     """Route `model`'s vision encoders and `processor`'s image / video processors through the active cache.
 
@@ -114,21 +149,21 @@ def install(model: Any, processor: Any) -> None:
     for name in ("get_image_features", "get_video_features"):
         method = getattr(inner, name, None)
         if method is not None and not getattr(method, "_ga_cached", False):
-            setattr(inner, name, _cached(f"vision:{name}", method))
+            setattr(inner, name, _cached(f"vision:{name}", method, weakref.ref(inner)))
     for name in ("image_processor", "video_processor"):
         sub = getattr(processor, name, None)
         if sub is not None and not isinstance(sub, _CachedProcessor):
             setattr(processor, name, _CachedProcessor(name, sub))
 
 
-def _cached(kind: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+def _cached(kind: str, fn: Callable[..., Any], owner: weakref.ref) -> Callable[..., Any]:
     @functools.wraps(fn)  # keeps the signature: `generate` inspects it to pick the encoder's arguments
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         cache = _ACTIVE.get()
         if cache is None:
             return fn(*args, **kwargs)
         # `generate` reassigns fields of the output it gets (num_return_sequences > 1): hand out a copy.
-        return copy.copy(cache.call(kind, fn, args, kwargs))
+        return copy.copy(cache.call(kind, fn, args, kwargs, owner=owner_key(owner())))
 
     wrapper._ga_cached = True  # type: ignore[attr-defined]
     return wrapper
@@ -145,7 +180,8 @@ class _CachedProcessor:
         if cache is None:
             return self._processor(*args, **kwargs)
         # The caller adds keys to the BatchFeature it gets (e.g. second_per_grid_ts): hand out a copy.
-        return copy.copy(cache.call(self._kind, self._processor, args, kwargs))
+        owner = owner_key(self._processor)
+        return copy.copy(cache.call(self._kind, self._processor, args, kwargs, owner=owner))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._processor, name)

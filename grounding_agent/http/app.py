@@ -18,7 +18,6 @@ expire after `ttl_s` idle seconds and the least recently used go first beyond `m
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 import threading
 import time
@@ -41,6 +40,7 @@ from grounding_agent.errors import (
     VideoNotFoundError,
 )
 from grounding_agent.http.media import ForbiddenPathError, MediaRoot
+from grounding_agent.io import dumps_json
 
 SessionFactory = Callable[[Path], Any]  # video path -> grounding_agent.session.Session
 
@@ -99,6 +99,13 @@ class HealthOut(BaseModel):
 
 
 # --- sessions ----------------------------------------------------------------------------------------
+
+
+class StrictJSONResponse(JSONResponse):
+    """A JSON response whose NaN / infinities are null: Starlette's would fail the request on them."""
+
+    def render(self, content: Any) -> bytes:
+        return dumps_json(content, separators=(",", ":")).encode("utf-8")
 
 
 class SessionStore:
@@ -250,7 +257,7 @@ def create_app(
         return {"status": "ok", "grounder": grounder_name, "sessions": sessions, "in_flight": state["pending"]}
 
     @app.post("/v1/ground", summary="Ground one query in one video: a Prediction (schemas/prediction.schema.json)")
-    async def ground(body: GroundRequest) -> JSONResponse:
+    async def ground(body: GroundRequest) -> StrictJSONResponse:
         path = media.resolve(body.video)
 
         def work() -> dict[str, Any]:
@@ -259,7 +266,7 @@ def create_app(
             return prediction.to_dict()
 
         # Already plain JSON values: skip FastAPI's re-encoding of the dict (about a millisecond per request).
-        return JSONResponse(await run(work))
+        return StrictJSONResponse(await run(work))
 
     @app.post("/v1/sessions", response_model=SessionOut, status_code=201)
     async def create_session(body: SessionRequest) -> dict[str, Any]:
@@ -287,7 +294,7 @@ def create_app(
     async def message(sid: str, body: MessageRequest) -> Any:
         session, _ = store.get(sid)
         if not body.stream:
-            return JSONResponse((await run(session.ask, body.message)).to_dict())
+            return StrictJSONResponse((await run(session.ask, body.message)).to_dict())
         return StreamingResponse(_events(session, body.message), media_type="text/event-stream")
 
     async def _events(session: Any, text: str):
@@ -313,7 +320,7 @@ def create_app(
         task.add_done_callback(tasks.discard)
         while True:
             kind, data = await queue.get()
-            yield format_sse_event(data_str=json.dumps(data, ensure_ascii=False), event=kind)
+            yield format_sse_event(data_str=dumps_json(data), event=kind)
             if kind == "done":
                 break
 
