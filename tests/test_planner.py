@@ -22,6 +22,7 @@ from grounding_agent.agent.planner import (
     validate_plan_dict,
 )
 from grounding_agent.cli import plan as plan_cli
+from grounding_agent.defaults import SERVER
 from grounding_agent.errors import ConfigError
 from grounding_agent.types import Plan, Relation, Step
 from tests.agent_doubles import scripted_chat
@@ -248,3 +249,14 @@ def test_llm_planner_counts_its_calls_and_retries_a_server_that_refuses_the_sche
     with pytest.raises(ServerError, match="the planner LLM answered HTTP 500") as info:
         LLMPlanner(BrokenServerChatModelForTests(messages=iter([]))).plan("person sits")
     assert info.value.status_code == 500
+
+
+def test_the_llm_planners_deadline_is_the_timeout_given() -> None:
+    """`--timeout` reaches the llm planner's chat model; without one, the default request timeout."""
+    from grounding_agent.agent.llm import _request_timeout_s
+
+    planner = make_planner("llm", server="http://127.0.0.1:9/v1", model="m", timeout_s=7.5)
+    assert isinstance(planner, LLMPlanner) and _request_timeout_s(planner.chat_model) == 7.5
+    default = make_planner("llm", server="http://127.0.0.1:9/v1", model="m")
+    assert _request_timeout_s(default.chat_model) == SERVER.request_timeout_s
+

@@ -21,6 +21,7 @@ from dataclasses import replace
 from typing import Any, Protocol, runtime_checkable
 
 from grounding_agent.agent.llm import ask_json, chat_model, short
+from grounding_agent.defaults import SERVER
 from grounding_agent.errors import ConfigError
 from grounding_agent.types import Plan, Relation, Step
 
@@ -347,8 +348,15 @@ class LLMPlanner:
 PLANNERS: dict[str, type] = {"rule": RulePlanner, "llm": LLMPlanner}
 
 
-def make_planner(name: str | None = None, *, server: str | None = None, model: str | None = None) -> Planner:
-    """The planner by registry name; default: "llm" when a server is given, else "rule".
+def make_planner(
+    name: str | None = None,
+    *,
+    server: str | None = None,
+    model: str | None = None,
+    timeout_s: float = SERVER.request_timeout_s,
+) -> Planner:
+    """The planner by registry name; default: "llm" when a server is given, else "rule" (`timeout_s`: the
+    llm planner's deadline per request).
 
     Raises:
         ConfigError: unknown name, or "llm" without --server/--model.
@@ -360,4 +368,4 @@ def make_planner(name: str | None = None, *, server: str | None = None, model: s
         return RulePlanner()
     if not server or not model:
         raise ConfigError("the llm planner needs --server URL and --model NAME (the served model or LoRA name)")
-    return LLMPlanner(chat_model(server, model))
+    return LLMPlanner(chat_model(server, model, timeout_s=timeout_s))

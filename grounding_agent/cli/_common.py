@@ -3,37 +3,25 @@
 The validators turn a bad option into argparse's usual one-line error (exit 2) before any work starts:
 
     p.add_argument("--top-k", type=positive_int, default=1)
-    p.add_argument("--timeout", type=positive_float, default=120.0)
+    p.add_argument("--min-gap-s", type=positive_float, default=2.5)
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
 from typing import Any
 
+from grounding_agent.io import dumps_json
+
 
 def print_json(obj: Any) -> None:
     """Strict JSON in valid UTF-8 on stdout: a NaN or infinity (which `json` would write as the non-JSON
     `NaN`) is null, a lone surrogate (undecodable bytes in a file name) is "?"."""
-    try:
-        text = json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False)
-    except ValueError:
-        text = json.dumps(_finite(obj), indent=2, ensure_ascii=False, allow_nan=False)
+    text = dumps_json(obj, indent=2)
     sys.stdout.write(text.encode("utf-8", "replace").decode("utf-8") + "\n")
-
-
-def _finite(obj: Any) -> Any:
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
 
 
 def fmt_s(seconds: float) -> str:

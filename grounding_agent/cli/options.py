@@ -235,9 +235,9 @@ def build_agent(args: argparse.Namespace, grounder: Grounder) -> Agent:
         raise ConfigError(f"{' and '.join(needs_llm)} need --server URL and --planner-model NAME (a served model)")
     if args.step_top_k < 1 or args.max_vlm_calls < 1:
         raise ConfigError("--step-top-k and --max-vlm-calls must be >= 1")
-    planner = make_planner(args.planner or "rule", server=server, model=model)
-    timeout = getattr(args, "timeout", None)
-    chat = (chat_model(server, model, timeout_s=timeout) if timeout else chat_model(server, model)) if needs_llm else None
+    timeout_s = getattr(args, "timeout", None) or SERVER.request_timeout_s
+    planner = make_planner(args.planner or "rule", server=server, model=model, timeout_s=timeout_s)
+    chat = chat_model(server, model, timeout_s=timeout_s) if needs_llm else None
     saliency = None
     if args.saliency_model:
         from grounding_agent.saliency import ClipSaliency

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import argparse
 
-from grounding_agent.agent.llm import chat_model
-from grounding_agent.agent.planner import PLANNERS, LLMPlanner, make_planner
+from grounding_agent.agent.planner import PLANNERS, make_planner
 from grounding_agent.cli._common import positive_float, print_json, text_arg
+from grounding_agent.defaults import SERVER
 from grounding_agent.types import Plan
 
 
@@ -20,7 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--planner", choices=sorted(PLANNERS), help="default: llm with --server, else rule")
     p.add_argument("--server", help="OpenAI-compatible base URL of the vLLM server, e.g. http://127.0.0.1:8000/v1")
     p.add_argument("--model", help="served model (or LoRA) name to plan with")
-    p.add_argument("--timeout", type=positive_float, default=120.0, help="llm: total seconds per request")
+    p.add_argument("--timeout", type=positive_float, default=SERVER.request_timeout_s, help="llm: total seconds per request")
 
 
 def format_plan(plan: Plan) -> str:
@@ -38,9 +38,7 @@ def run(args: argparse.Namespace) -> int:
         from grounding_agent import extras
 
         extras.require_spec(extras.LLM_CHAT, "the llm planner")
-    planner = make_planner(args.planner, server=args.server, model=args.model)
-    if isinstance(planner, LLMPlanner):  # the same planner, with this command's deadline
-        planner = LLMPlanner(chat_model(args.server, args.model, timeout_s=args.timeout))
+    planner = make_planner(args.planner, server=args.server, model=args.model, timeout_s=args.timeout)
     plan = planner.plan(args.query)
     if args.json:
         print_json(plan.to_dict())
