@@ -390,11 +390,15 @@ def encode_frames(
     cache = {} if cache is None else cache
     todo = [i for i in range(len(frames)) if i not in cache]
     workers = min(usable_cores(), len(todo))
+
+    def encode(i: int) -> str:
+        return encode_image(frames.pixels[i], image_format)
+
     if workers < 2:
-        cache.update({i: encode_image(frames.pixels[i], image_format) for i in todo})
+        cache.update(zip(todo, map(encode, todo)))
         return cache
     with ThreadPoolExecutor(workers, thread_name_prefix="encode") as pool:
-        cache.update(zip(todo, pool.map(lambda i: encode_image(frames.pixels[i], image_format), todo)))
+        cache.update(zip(todo, pool.map(encode, todo)))
     return cache
 
 
