@@ -9,8 +9,8 @@ local OpenAI-compatible test double that answers at once, in a process of its ow
 install (one untimed warm-up run each); reported: wall and CPU seconds (min / median / max of interleaved
 rounds) and whether torch / transformers were imported (they must not be; checked by the start-up test's
 runner). `ground` runs twice: as installed here, and with trio hidden (a shim module that raises
-ImportError) as on a user's install without the dev extra, whose selenium brings trio, which the openai
-SDK's HTTP layer imports whenever present (~65 ms).
+ImportError) as on a user's install without the dev extra, whose selenium brings trio, which httpcore2
+(httpx2's transport, the grounder's HTTP client) imports whenever present (~65 ms).
 Part 2: one `ground --backend hf` on the tiny Qwen2.5-VL (built offline), in a fresh process, split into
 imports (ours, torch, torchvision, transformers' processor and model modules), model load, decode,
 preprocess, generate and the rest (process wall minus all of those: interpreter start, parsing, output).
@@ -55,7 +55,7 @@ COMMANDS = {
     "ground --backend vllm": ["ground", str(CLIP), "person sits down", "--backend", "vllm", "--server", "SERVER"],
 }  # fmt: skip
 # The same `ground` as a user's install without the dev extra runs it: selenium (dev) brings trio, which
-# httpcore2 (the openai SDK's HTTP layer) imports whenever it is installed.
+# httpcore2 (httpx2's transport) imports whenever it is installed.
 WITHOUT_TRIO = "ground --backend vllm, no trio"
 COMMANDS[WITHOUT_TRIO] = COMMANDS["ground --backend vllm"]
 

@@ -3,7 +3,7 @@
 Prompts: `prompts/describe.yaml` (what happens in a grounded window) and `prompts/answer.yaml` (a
 question about the content). The frames go first, each after its timestamp text, as in grounding.
 
-- `VLLMDescriber`: the served VLM through vLLM's OpenAI API (the grounder's client and model).
+- `VLLMDescriber`: the served VLM through vLLM's OpenAI API (the grounder's connection and model).
 - `HFDescriber`: the in-process transformers model of an `HFGrounder` (shares its lock).
 - `TemplateDescriber`: model-free backends have no language model; the text is a template filled from
   the moments and says so — never invented content.
@@ -16,7 +16,6 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from grounding_agent.errors import server_error_from_openai
 from grounding_agent.prompts import load_prompt
 from grounding_agent.types import Frames, Moment
 
@@ -94,16 +93,12 @@ class VLLMDescriber:
 
     needs_pixels = True
 
-    def __init__(
-        self, client: Any, model: str, *, base_url: str = "", max_tokens: int = 96, max_frames: int = 8
-    ):
-        self.client, self.model, self.base_url = client, model, base_url
+    def __init__(self, grounder: Any, model: str, *, max_tokens: int = 96, max_frames: int = 8):
+        self.grounder, self.model = grounder, model  # a VLLMGrounder: its deadline, retries and checks
         self.max_tokens, self.max_frames = max_tokens, max_frames
         self.name = f"vlm:{model}"
 
     def describe(self, frames: Frames, request: DescribeRequest, moments: list[Moment]) -> Description:
-        import openai
-
         from grounding_agent.grounders.qwen_inputs import encode_image, frame_label
 
         system, user, prompt = request.render()
@@ -119,14 +114,8 @@ class VLLMDescriber:
             "max_tokens": self.max_tokens,
             "temperature": 0.0,
         }
-        if hasattr(self.client, "chat_completion"):  # a VLLMGrounder: total deadline, malformed replies typed
-            response = self.client.chat_completion(**request)
-            return Description((response.choices[0].message.content or "").strip(), self.name, prompt)
-        try:
-            response = self.client.chat.completions.create(**request)
-        except openai.OpenAIError as exc:
-            raise server_error_from_openai(exc, f"vLLM server at {self.base_url}") from exc
-        return Description((response.choices[0].message.content or "").strip(), self.name, prompt)
+        response = self.grounder.chat_completion(**request)
+        return Description(response.choices[0].text.strip(), self.name, prompt)
 
 
 class HFDescriber:
@@ -175,8 +164,8 @@ class HFDescriber:
 
 def describer_for(grounder: Any) -> Describer:
     """The describer that uses the grounder's own model (a template for model-free grounders)."""
-    if getattr(grounder, "client", None) is not None and isinstance(getattr(grounder, "model", None), str):
-        return VLLMDescriber(grounder, grounder.model, base_url=getattr(grounder, "base_url", ""))
+    if callable(getattr(grounder, "chat_completion", None)) and isinstance(getattr(grounder, "model", None), str):
+        return VLLMDescriber(grounder, grounder.model)
     if getattr(grounder, "processor", None) is not None and getattr(grounder, "model", None) is not None:
         return HFDescriber(grounder)
     return TemplateDescriber(getattr(grounder, "name", "model-free"))

@@ -30,25 +30,38 @@ class ServerError(GroundingAgentError):
 
 
 def server_error_from_openai(exc: Exception, where: str) -> ServerError:
-    """The one mapping of an `openai` client exception to a one-line `ServerError` saying how to fix it.
+    """The one mapping of an `openai` client exception (LangChain's client) to a one-line `ServerError`.
 
     Args:
-        where: what was asked, for the message, e.g. "vLLM server at http://127.0.0.1:8000/v1".
+        where: what was asked, for the message, e.g. "the planner LLM".
     """
     import openai  # only callers holding an openai exception get here
 
     if isinstance(exc, openai.APITimeoutError):
-        return ServerError(f"{where} timed out; raise --timeout or ask for less (fewer frames or tokens)")
+        return timed_out(where)
     if isinstance(exc, openai.APIConnectionError):
-        return ServerError(
-            f"cannot reach {where}; start one with `grounding-agent serve --model ...` or pass the right --server URL"
-        )
+        return unreachable(where)
     if isinstance(exc, openai.APIStatusError):
-        first = (str(exc).splitlines() or [""])[0][:300]
-        return ServerError(f"{where} answered HTTP {exc.status_code}: {first}", status_code=exc.status_code)
+        return http_status(where, exc.status_code, str(exc))
     # Not an openai error: the client choked on a 200 reply that is no chat completion (an HTML page,
     # cut JSON, null choices or message), as LangChain and the client raise them.
     return not_openai_reply(where, f"{type(exc).__name__}: {exc}")
+
+
+def timed_out(where: str) -> ServerError:
+    return ServerError(f"{where} timed out; raise --timeout or ask for less (fewer frames or tokens)")
+
+
+def unreachable(where: str) -> ServerError:
+    return ServerError(
+        f"cannot reach {where}; start one with `grounding-agent serve --model ...` or pass the right --server URL"
+    )
+
+
+def http_status(where: str, status_code: int, detail: str) -> ServerError:
+    """An HTTP error status; `detail` (the server's message) is cut to its first line."""
+    first = (str(detail).splitlines() or [""])[0][:300]
+    return ServerError(f"{where} answered HTTP {status_code}: {first}", status_code=status_code)
 
 
 def not_openai_reply(where: str, detail: str, what: str = "chat completion") -> ServerError:

@@ -16,7 +16,7 @@ AGENT = ("agent", ("langgraph", "langchain_core"))
 LLM_CHAT = ("agent", ("langchain_core", "langchain_openai"))
 PLOT = ("saliency", ("matplotlib",))
 HF = ("hf", ("torch", "transformers"))
-CLIENT = ("client", ("openai", "httpx"))
+CLIENT = ("client", ("httpx2", "tenacity"))
 
 
 def missing(*modules: str) -> list[str]:

@@ -4,7 +4,7 @@ vLLM lives in its own environment (its torch/transformers pins differ from ours)
 separate process that the library only talks to over the OpenAI API, as in production:
 
     with VLLMServer("Qwen/Qwen2.5-VL-7B-Instruct", loras={"charades": "runs/lora"}) as server:
-        client = openai.OpenAI(base_url=server.base_url, api_key="EMPTY")
+        grounder = VLLMGrounder(server.base_url, model="charades")  # or any OpenAI client
 
 Backs `grounding-agent serve` and the test fixture `vllm_server`.
 """
@@ -249,7 +249,7 @@ class VLLMServer:
 
     def wait_ready(self, timeout_s: float = 300.0, poll_s: float = 0.5) -> None:
         """Block until GET /health is 200; raise ServerStartError if the process dies or time runs out."""
-        import httpx
+        import httpx2
 
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -257,9 +257,9 @@ class VLLMServer:
                 code = None if self._proc is None else self._proc.returncode
                 raise self._start_error(f"vLLM server exited with code {code} while starting")
             try:
-                if httpx.get(f"{self.url}/health", timeout=2.0).status_code == 200:
+                if httpx2.get(f"{self.url}/health", timeout=2.0).status_code == 200:
                     return
-            except httpx.TransportError:
+            except httpx2.TransportError:
                 pass  # not listening yet
             time.sleep(poll_s)
         raise self._start_error(f"vLLM server not healthy after {timeout_s:.0f} s")

@@ -98,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _before_exit() -> None:
     """Freeze the heap: the interpreter's last garbage collections would walk every object the imports
-    made (the openai SDK alone is ~500 modules of pydantic models), ~0.2 s of a `ground` run spent on
+    made (with the agent's LLM, the openai SDK alone is ~500 modules of pydantic models: ~0.2 s), spent on
     memory the OS takes back anyway. Only the collector skips them: refcounting still frees objects,
     atexit handlers and the flush of stdout/stderr still run. Not for in-process callers (they pass
     `argv`): their later garbage must stay collectable."""

@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _prefetch(args: argparse.Namespace, video: Video) -> FramePrefetch | None:
     """--backend vllm on one query: the frames `ground` will send, decoded and encoded in a worker thread
-    while `build_grounder` imports the openai SDK and asks the server for its models (~0.5 s each)."""
+    while `build_grounder` imports the HTTP client and asks the server for its models."""
     if args.backend != "vllm" or getattr(args, "asr_model", None) or getattr(args, "ocr", False):
         return None  # speech / on-screen text wrap the grounder: it samples on its own
     from grounding_agent.grounders.vllm import FramePrefetch

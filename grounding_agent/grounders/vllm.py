@@ -7,17 +7,17 @@ A LoRA adapter served with `--lora-modules name=path` is selected by passing its
 
 Confidence: greedy -> exp(mean token log-prob) of the answer from the server's `logprobs`;
 `num_samples=n > 1` -> agreement between the n answers (see `base.rank_candidates`).
-Format forcing (`structured=True`): a regex through `extra_body={"structured_outputs": {"regex": ...}}`
+Format forcing (`structured=True`): a regex in the request's `"structured_outputs": {"regex": ...}`
 (the legacy `guided_*` fields are silently ignored by current vLLM).
 
-Importing this module is light: the openai SDK (~0.5 s) loads when the first client is made, so a caller
-can start decoding frames first (`FramePrefetch`) and have both happen at once.
+The two API calls go over httpx2 (`openai_http`: the openai SDK's retries and checks without its
+0.5-0.9 s import). Importing this module is light: the HTTP client loads when the first one is made, so
+a caller can start decoding frames first (`FramePrefetch`) and have both happen at once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import math
 import os
 import ssl
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from grounding_agent.deadline import deadline_error, run_blocking
 from grounding_agent.defaults import SERVED_SAMPLING, SERVER, TOKENS
-from grounding_agent.errors import ConfigError, ServerError, not_openai_reply, server_error_from_openai
+from grounding_agent.errors import ConfigError, ServerError
 from grounding_agent.serving import check_server_url
 from grounding_agent.grounders.base import BaseGrounder, Grounding, check_request, grounding_from_answers, timed
 from grounding_agent.grounders.qwen_inputs import (
@@ -42,7 +42,7 @@ from grounding_agent.grounders.qwen_inputs import (
 from grounding_agent.types import Frames, Video
 
 if TYPE_CHECKING:
-    import openai
+    from grounding_agent.grounders.openai_http import Completion, OpenAIHTTP
 
 
 def answer_regex(prompt: str, top_k: int, duration_s: float, think_chars: int = 1500) -> str:
@@ -61,26 +61,6 @@ def answer_regex(prompt: str, top_k: int, duration_s: float, think_chars: int = 
         line = rf"{span} \((0\.[0-9]{{2}}|1\.00)\)"
         return rf"{line}(\n{line}){{0,{top_k - 1}}}"
     return span
-
-
-def _server_error(base_url: str, exc: Exception) -> ServerError:
-    return server_error_from_openai(exc, f"vLLM server at {base_url}")
-
-
-def _not_openai(base_url: str, what: str, got: object) -> ServerError:
-    """A 200 reply that is not what the OpenAI API sends (an HTML page, cut JSON, null choices, ...)."""
-    return not_openai_reply(f"vLLM server at {base_url}", got if isinstance(got, str) else type(got).__name__, what)
-
-
-def _checked_completion(base_url: str, response: Any) -> Any:
-    """The response if it holds at least one choice with a message; else a ServerError."""
-    choices = getattr(response, "choices", None)
-    if not isinstance(choices, list) or not choices:
-        got = response if isinstance(response, str) else "no choices"
-        raise _not_openai(base_url, "chat completion", got)
-    if any(getattr(c, "message", None) is None for c in choices):
-        raise _not_openai(base_url, "chat completion", "a choice without a message")
-    return response
 
 
 class VLLMGrounder(BaseGrounder):
@@ -142,15 +122,15 @@ class VLLMGrounder(BaseGrounder):
         # A character is at least one token: half the budget for reasoning leaves room for the answer.
         self.think_chars = max(16, self.max_tokens // 2)
         self._client_kwargs = {
-            "base_url": self.base_url,
+            "where": f"vLLM server at {self.base_url}",
             "api_key": api_key,
-            "timeout": timeout_s,
+            "timeout_s": self.timeout_s,
             "max_retries": max_retries,
         }
-        self._async: dict[int, tuple[openai.AsyncOpenAI, asyncio.Semaphore]] = {}
+        self._async: dict[int, tuple[OpenAIHTTP, asyncio.Semaphore]] = {}
         # Frames' identity -> {frame position: data URL}: repeated queries on one video skip re-encoding.
         self._encoded: OrderedDict[tuple, dict[int, str]] = OrderedDict()
-        _start_tls_context()  # loads while the first client imports the openai SDK
+        _start_tls_context()  # loads while the first client imports its HTTP library
         self.model = model or self.served_models()[0]
         self.name = f"vllm:{self.model}"
 
@@ -162,11 +142,7 @@ class VLLMGrounder(BaseGrounder):
         Raises:
             ServerError: the server is down or answered with an error.
         """
-        page = self._blocking("model list", lambda client: client.models.list())
-        data = getattr(page, "data", None)
-        if not isinstance(data, list) or not all(isinstance(getattr(m, "id", None), str) for m in data):
-            raise _not_openai(self.base_url, "model list", page if isinstance(page, str) else "no model ids")
-        names = [m.id for m in data]
+        names = self._blocking(lambda client: client.models())
         if not names:
             raise ServerError(f"vLLM server at {self.base_url} serves no model")
         return names
@@ -183,7 +159,7 @@ class VLLMGrounder(BaseGrounder):
             )
             cache = encode_frames(frames, self.image_format, self._encoded_cache(frames))
             messages = openai_messages(request, self.image_format, cache)
-        return request, self._create_kwargs(messages, top_k, video.duration_s)
+        return request, self._body(messages, top_k, video.duration_s)
 
     def _encoded_cache(self, frames: Frames, keep: int = 8) -> dict[int, str]:
         """Data URLs already made for these frames (same file, frames and size); LRU of `keep` videos."""
@@ -201,9 +177,10 @@ class VLLMGrounder(BaseGrounder):
             self._encoded.popitem(last=False)
         return cache
 
-    def _create_kwargs(self, messages: list[dict[str, Any]], top_k: int, duration_s: float) -> dict[str, Any]:
+    def _body(self, messages: list[dict[str, Any]], top_k: int, duration_s: float) -> dict[str, Any]:
+        """The chat-completions request."""
         sampled = self.num_samples > 1
-        kwargs: dict[str, Any] = {
+        body: dict[str, Any] = {
             "model": self.model,
             "messages": messages,
             "max_tokens": self.max_tokens,
@@ -212,25 +189,20 @@ class VLLMGrounder(BaseGrounder):
             "logprobs": not sampled,
         }
         if self.structured:
-            regex = answer_regex(self.prompt, top_k, duration_s, self.think_chars)
-            kwargs["extra_body"] = {"structured_outputs": {"regex": regex}}
-        return kwargs
+            body["structured_outputs"] = {"regex": answer_regex(self.prompt, top_k, duration_s, self.think_chars)}
+        return body
 
     def _finish(
-        self, video: Video, request: GroundingRequest, response: Any, top_k: int, timings: dict[str, float]
+        self, video: Video, request: GroundingRequest, response: Completion, top_k: int, timings: dict[str, float]
     ) -> Grounding:
-        texts = [_text(choice.message) for choice in response.choices]
-        confidences = [_confidence(choice) for choice in response.choices]
         info: dict[str, Any] = {
             "backend": "vllm", "server": self.base_url, "model": self.model, "structured": self.structured
         }
-        usage = getattr(response, "usage", None)
-        tokens = {k: getattr(usage, k, None) for k in ("prompt_tokens", "completion_tokens")}
-        if all(isinstance(v, int) for v in tokens.values()):
-            info["usage"] = tokens
+        if response.usage is not None:
+            info["usage"] = response.usage
         return grounding_from_answers(
-            texts,
-            confidences,
+            [choice.text for choice in response.choices],
+            [choice.confidence for choice in response.choices],
             duration_s=video.duration_s,
             request=request,
             top_k=top_k,
@@ -268,9 +240,9 @@ class VLLMGrounder(BaseGrounder):
     def _ground(
         self, video: Video, query: str, top_k: int, frames: Frames | None, timings: dict[str, float]
     ) -> Grounding:
-        request, kwargs = self._prepare(video, query, top_k, frames, timings)
+        request, body = self._prepare(video, query, top_k, frames, timings)
         with timed(timings, "model"):
-            response = self.chat_completion(**kwargs)
+            response = self.chat_completion(**body)
         return self._finish(video, request, response, top_k, timings)
 
     async def aground(
@@ -281,12 +253,10 @@ class VLLMGrounder(BaseGrounder):
         client, semaphore = self._async_state()
         timings: dict[str, float] = {}
         # Decoding and base64-encoding frames is CPU work: keep it off the event loop.
-        request, kwargs = await asyncio.to_thread(self._prepare, video, query, top_k, frames, timings)
+        request, body = await asyncio.to_thread(self._prepare, video, query, top_k, frames, timings)
         async with semaphore:
             with timed(timings, "model"):
-                response = await self._acall(
-                    client, "chat completion", lambda c: c.chat.completions.create(**kwargs)
-                )
+                response = await self._acall(client, lambda c: c.chat(body))
         return self._finish(video, request, response, top_k, timings)
 
     async def aground_many(
@@ -311,42 +281,35 @@ class VLLMGrounder(BaseGrounder):
 
         return asyncio.run(run())
 
-    def chat_completion(self, **kwargs: Any) -> Any:
-        """`client.chat.completions.create(**kwargs)` (blocking) within the total deadline, its reply checked
-        to hold a message: for other callers of the served model (e.g. moment descriptions).
+    def chat_completion(self, **body: Any) -> Completion:
+        """POST /chat/completions with `body` (blocking) within the total deadline, the reply checked to hold
+        a message: for other callers of the served model (e.g. moment descriptions).
 
         Raises:
             ServerError: unreachable, timed out, HTTP error, or a reply that is no chat completion.
         """
-        return self._blocking("chat completion", lambda client: client.chat.completions.create(**kwargs))
+        return self._blocking(lambda client: client.chat(body))
 
-    async def _acall(self, client: openai.AsyncOpenAI, what: str, call: Any) -> Any:
-        """Await `call(client)` within the total deadline `timeout_s`; every failure is one `ServerError`.
+    async def _acall(self, client: OpenAIHTTP, call: Any) -> Any:
+        """Await `call(client)` within the total deadline `timeout_s` (retries included).
 
-        The client's own timeout is per read (a reply trickled byte by byte never trips it): the deadline
-        here is wall-clock, and cancelling the request closes its connection.
+        The HTTP client's own timeout is per read (a reply trickled byte by byte never trips it): the
+        deadline here is wall-clock, and cancelling the request closes its connection.
         """
-        import openai  # loaded with the client already: a dictionary look-up here
-
         try:
-            response = await asyncio.wait_for(call(client), self.timeout_s)
+            return await asyncio.wait_for(call(client), self.timeout_s)
         except TimeoutError:
             raise deadline_error(f"vLLM server at {self.base_url}", self.timeout_s) from None
-        except openai.OpenAIError as exc:
-            raise _server_error(self.base_url, exc) from exc
-        except (ValueError, TypeError, AttributeError, KeyError) as exc:  # a 200 whose body is no JSON object
-            raise _not_openai(self.base_url, what, f"{type(exc).__name__}: {exc}") from None
-        return _checked_completion(self.base_url, response) if what == "chat completion" else response
 
-    def _blocking(self, what: str, call: Any) -> Any:
+    def _blocking(self, call: Any) -> Any:
         """`_acall` from synchronous code, on a short-lived async client (its connection dies with it)."""
 
         async def once() -> Any:
             client = self._new_client()
             try:
-                return await self._acall(client, what, call)
+                return await self._acall(client, call)
             finally:
-                await client.close()
+                await client.aclose()
 
         return run_blocking(once())
 
@@ -354,24 +317,15 @@ class VLLMGrounder(BaseGrounder):
         """Close the running loop's async client (its connections belong to that loop)."""
         state = self._async.pop(id(asyncio.get_running_loop()), None)
         if state is not None:
-            await state[0].close()
+            await state[0].aclose()
 
-    @functools.cached_property
-    def client(self) -> openai.OpenAI:
-        """A blocking OpenAI client for this server (made on first use: a CLI `ground` never needs it)."""
-        import openai
-
-        http_client = openai.DefaultHttpxClient(verify=_tls_context())
-        return openai.OpenAI(**self._client_kwargs, http_client=http_client)
-
-    def _new_client(self) -> openai.AsyncOpenAI:
-        import openai  # lazy (~0.5 s the first time): see the module docstring
+    def _new_client(self) -> OpenAIHTTP:
+        from grounding_agent.grounders.openai_http import OpenAIHTTP  # lazy (~0.2 s): see the module docstring
 
         # One TLS context per process: loading the CA bundle anew for every client costs ~25 ms each.
-        http_client = openai.DefaultAsyncHttpxClient(verify=_tls_context())
-        return openai.AsyncOpenAI(**self._client_kwargs, http_client=http_client)
+        return OpenAIHTTP(self.base_url, **self._client_kwargs, verify=_tls_context())
 
-    def _async_state(self) -> tuple[openai.AsyncOpenAI, asyncio.Semaphore]:
+    def _async_state(self) -> tuple[OpenAIHTTP, asyncio.Semaphore]:
         # An async client and a semaphore belong to one event loop: keep one pair per loop.
         loop_id = id(asyncio.get_running_loop())
         if loop_id not in self._async:
@@ -415,7 +369,7 @@ class PreparedFrames:
 class FramePrefetch:
     """Sample and encode one video's frames in a worker thread, as `VLLMGrounder.ground` would.
 
-    A CLI `ground` starts it before making the grounder: the main thread imports the openai SDK and
+    A CLI `ground` starts it before making the grounder: the main thread imports the HTTP client and
     asks the server for its models while decoding and compressing run in C (PyAV and PIL release the
     GIL). `result()` waits, and re-raises here whatever the worker raised (a typed `VideoError`).
     A run that fails meanwhile exits when the decode ends (decoders are not stopped mid-frame).
@@ -473,7 +427,7 @@ def _tls_context() -> ssl.SSLContext:
 
 def _start_tls_context() -> Future[ssl.SSLContext]:
     """Start loading the context in the background (once): reading the CA bundle (~40 ms) releases the
-    GIL, so it is done by the time the openai SDK has been imported."""
+    GIL, so it is done by the time the HTTP client has been imported."""
     global _TLS
     with _TLS_LOCK:
         if _TLS is None:
@@ -484,9 +438,8 @@ def _start_tls_context() -> Future[ssl.SSLContext]:
 def _new_tls_context() -> ssl.SSLContext:
     """A verifying context: $SSL_CERT_FILE or $SSL_CERT_DIR if set, else certifi's CA bundle.
 
-    The same context `httpx.create_ssl_context()` makes, without importing httpx for it (~0.14 s: its
-    package imports its command-line tool, and with it click, rich and pygments); the openai SDK's own
-    HTTP layer (httpx2 in openai 3) needs no httpx either.
+    The context `httpx.create_ssl_context()` makes, made in the background while the HTTP client's
+    import runs.
     """
     for variable, kind in (("SSL_CERT_FILE", "cafile"), ("SSL_CERT_DIR", "capath")):
         if location := os.environ.get(variable):
@@ -500,21 +453,3 @@ def _new_tls_context() -> ssl.SSLContext:
     import certifi
 
     return ssl.create_default_context(cafile=certifi.where())
-
-
-def _text(message: Any) -> str:
-    """A reply message's text ('' when the server sent none, or something that is not text)."""
-    content = getattr(message, "content", None)
-    return content if isinstance(content, str) else ""
-
-
-def _confidence(choice: Any) -> float:
-    """exp(mean token log-prob) of one choice; 1.0 when the server sent no log-probs (sampling)."""
-    content = getattr(getattr(choice, "logprobs", None), "content", None)
-    if not content or not isinstance(content, list):
-        return 1.0
-    # The client builds replies without validating them: a server may send anything where numbers belong.
-    values = [getattr(t, "logprob", None) for t in content]
-    numbers = (float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool))
-    logprobs = [v for v in numbers if math.isfinite(v)]
-    return min(1.0, math.exp(sum(logprobs) / len(logprobs))) if logprobs else 0.0
