@@ -83,18 +83,18 @@ def test_async_batch_keeps_order_and_bounds_concurrency(vllm_server, frames) -> 
     async def main():
         nonlocal create
         client, _ = g._async_state()
-        create = client.chat.completions.create
+        create = client.chat
 
-        async def counting(**kwargs):
+        async def counting(body):
             nonlocal in_flight, peak
             in_flight += 1
             peak = max(peak, in_flight)
             try:
-                return await create(**kwargs)
+                return await create(body)
             finally:
                 in_flight -= 1
 
-        client.chat.completions.create = counting
+        client.chat = counting
         return await g.aground_many([(frames.video, q) for q in queries], frames=[frames] * 4)
 
     results = asyncio.run(main())
