@@ -387,20 +387,20 @@ def build_workers(args: argparse.Namespace) -> list[Worker]:
 def served_identity(workers: Sequence[Worker]) -> dict[str, Any] | None:
     """What the vLLM server says it serves under the grounder's name (path = `root`), with hashes."""
     grounder = workers[0].grounder
-    client, name = getattr(grounder, "client", None), getattr(grounder, "model", None)
-    if client is None or not isinstance(name, str):
+    cards, name = getattr(grounder, "model_cards", None), getattr(grounder, "model", None)
+    if not callable(cards) or not isinstance(name, str):
         return None
     try:
-        models = {m.id: m for m in client.models.list().data}
+        models = {m["id"]: m for m in cards()}
     except Exception:  # noqa: BLE001 - identity is best effort; the run itself reports server errors
         return {"model": name}
-    m = models.get(name)
-    root, parent = getattr(m, "root", None), getattr(m, "parent", None)
+    m = models.get(name) or {}
+    root, parent = m.get("root"), m.get("parent")
     out = {"model": name, "root": root, "parent": parent}
     if parent:  # a LoRA: root is the adapter folder, parent the base model's name
         out["adapter_sha256"] = _local_sha(root, ADAPTER_FILES)
         base = models.get(parent)
-        out["config_sha256"] = _local_sha(getattr(base, "root", None), ["config.json"])
+        out["config_sha256"] = _local_sha((base or {}).get("root"), ["config.json"])
     else:
         out["config_sha256"] = _local_sha(root, ["config.json"])
     return out

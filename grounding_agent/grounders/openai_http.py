@@ -93,13 +93,13 @@ class OpenAIHTTP:
             follow_redirects=True,
         )
 
-    async def models(self) -> list[str]:
-        """The served model names, in the server's order."""
+    async def models(self) -> list[dict[str, Any]]:
+        """The served models' entries (each with an `id`; vLLM adds `root`, `parent`), in the server's order."""
         data = await self._call("GET", "models")
         items = data.get("data") if isinstance(data, dict) else None
         if not isinstance(items, list) or not all(isinstance(m, dict) and isinstance(m.get("id"), str) for m in items):
             raise not_openai_reply(self.where, "no model ids", "model list")
-        return [m["id"] for m in items]
+        return items
 
     async def chat(self, body: dict[str, Any]) -> Completion:
         """POST `body` (the OpenAI chat-completions request) and read the reply."""

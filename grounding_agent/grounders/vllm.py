@@ -142,10 +142,18 @@ class VLLMGrounder(BaseGrounder):
         Raises:
             ServerError: the server is down or answered with an error.
         """
-        names = self._blocking(lambda client: client.models())
+        names = [m["id"] for m in self.model_cards()]
         if not names:
             raise ServerError(f"vLLM server at {self.base_url} serves no model")
         return names
+
+    def model_cards(self) -> list[dict[str, Any]]:
+        """The server's `/models` entries: `id`, and from vLLM `root` (the weights' path) and `parent`.
+
+        Raises:
+            ServerError: the server is down or answered with an error.
+        """
+        return self._blocking(lambda client: client.models())
 
     # --- grounding --------------------------------------------------------------------------------
 
