@@ -95,7 +95,7 @@ class OpenAIHTTP:
 
     async def models(self) -> list[dict[str, Any]]:
         """The served models' entries (each with an `id`; vLLM adds `root`, `parent`), in the server's order."""
-        data = await self._call("GET", "models")
+        data = await self._call("GET", "models", "model list")
         items = data.get("data") if isinstance(data, dict) else None
         if not isinstance(items, list) or not all(isinstance(m, dict) and isinstance(m.get("id"), str) for m in items):
             raise not_openai_reply(self.where, "no model ids", "model list")
@@ -103,7 +103,7 @@ class OpenAIHTTP:
 
     async def chat(self, body: dict[str, Any]) -> Completion:
         """POST `body` (the OpenAI chat-completions request) and read the reply."""
-        data = await self._call("POST", "chat/completions", body)
+        data = await self._call("POST", "chat/completions", "chat completion", body)
         try:
             return read_completion(data)
         except _Unreadable as exc:
@@ -112,8 +112,9 @@ class OpenAIHTTP:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        """The reply's JSON, after the retries transient failures get; every failure a `ServerError`."""
+    async def _call(self, method: str, path: str, what: str, body: dict[str, Any] | None = None) -> Any:
+        """The reply's JSON (`what` it should be, for messages) after the retries transient failures get;
+        every failure a `ServerError`."""
         retrying = tenacity.AsyncRetrying(
             stop=tenacity.stop_after_attempt(self.max_retries + 1),
             wait=_wait_s,
@@ -121,7 +122,6 @@ class OpenAIHTTP:
             before_sleep=tenacity.before_sleep_log(logger, logging.INFO),
             reraise=True,
         )
-        what = "chat completion" if path.startswith("chat") else "model list"
         try:
             async for attempt in retrying:
                 with attempt:
