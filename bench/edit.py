@@ -5,9 +5,10 @@
 
 The video: testsrc2 1280x720 at 25 fps, libx264 (preset veryfast, B-frames, x264's default GOP of 250
 frames = 10 s) with AAC audio that is a 440 Hz tone except for a 3-s silence every 20 s; cached under
-~/.cache/grounding-agent/bench/. Stages, each timed (wall seconds): open (decoder index), plan (parse +
-audio loudness + frame snapping), every export format, the accurate render (libx264 veryfast, CRF 18),
-the copy render; plus the rendered duration vs the plan (frames), and how far copy moved the cuts.
+~/.cache/grounding-agent/bench/. Stages, each timed (wall seconds; min / median / max of --rounds rounds,
+each from a cold start): open (decoder index), plan (parse + audio loudness + frame snapping), every
+export format, the accurate render (libx264 veryfast, CRF 18), the copy render; plus the rendered
+duration vs the plan (frames, the same in every round), and how far copy moved the cuts.
 Prints a table and writes bench/results/edit.json.
 """
 
@@ -25,10 +26,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench._common import cold_caches, spread  # noqa: E402
 from grounding_agent.io import write_json_atomic  # noqa: E402
 
 CACHE = Path(os.environ.get("GA_CACHE_DIR", Path.home() / ".cache" / "grounding-agent")) / "bench"
 DEFAULT_INSTRUCTION = "remove the silences, then cut 1:00 to 2:00"
+# What every round's render must repeat exactly (paths and elapsed time differ).
+SAME = ("mode", "planned_s", "rendered_s", "planned_frames", "rendered_frames")
 EXPORTS = (".otio", ".edl", ".xml", ".fcpxml", ".srt", ".vtt", ".txt", ".json")
 
 
@@ -59,38 +63,64 @@ def timed(fn, *args, **kwargs):
     return out, time.perf_counter() - t0
 
 
-def run(minutes: float, instruction: str, preset: str) -> dict:
+def one_round(video_path: Path, instruction: str, preset: str) -> tuple[dict[str, float], object, object, object]:
+    """Every stage once from a cold start (no decoder index in memory): seconds per stage, the plan and
+    the two render results."""
     from grounding_agent.edit import export, plan_edit, render
     from grounding_agent.video import open_video
 
-    video_path = make_video(minutes, CACHE / f"edit_{minutes:g}min_720p.mp4")
+    cold_caches()
     video, t_open = timed(open_video, video_path)
     plan, t_plan = timed(plan_edit, video, instruction)
-    rows: dict[str, float] = {"open (decoder index)": t_open, "plan": t_plan}
+    seconds: dict[str, float] = {"open (decoder index)": t_open, "plan": t_plan}
     with tempfile.TemporaryDirectory(prefix="ga-bench-edit-") as work:
         work = Path(work)
         for suffix in EXPORTS:
-            _, rows[f"export {suffix}"] = timed(export, plan, work / f"edit{suffix}")
-        accurate, rows["render accurate"] = timed(render, plan, work / "accurate.mp4", progress=False, preset=preset)
-        copy, rows["render copy"] = timed(render, plan, work / "copy.mp4", copy=True, progress=False)
+            _, seconds[f"export {suffix}"] = timed(export, plan, work / f"edit{suffix}")
+        accurate, seconds["render accurate"] = timed(render, plan, work / "accurate.mp4", progress=False, preset=preset)
+        copy, seconds["render copy"] = timed(render, plan, work / "copy.mp4", copy=True, progress=False)
+    return seconds, plan, accurate, copy
+
+
+def run(minutes: float, instruction: str, preset: str, rounds: int) -> dict:
+    from grounding_agent.video import open_video
+
+    video_path = make_video(minutes, CACHE / f"edit_{minutes:g}min_720p.mp4")
+    video = open_video(video_path)
+    per_stage: dict[str, list[float]] = {}
+    renders = []
+    for r in range(rounds):
+        seconds, plan, accurate, copy = one_round(video_path, instruction, preset)
+        for stage, s in seconds.items():
+            per_stage.setdefault(stage, []).append(s)
+        renders.append(tuple({k: v for k, v in x.to_dict().items() if k in SAME} for x in (accurate, copy)))
+        print(f"round {r + 1}/{rounds} done", file=sys.stderr, flush=True)
+    if any(x != renders[0] for x in renders[1:]):
+        raise SystemExit("the renders differ between rounds: a plan or render is not deterministic")
     shifts = [abs(s["start_shift_s"]) for s in copy.shifts if s["segment"] > 0 or plan.kept[0].start_frame > 0]
     shifts += [abs(s["end_shift_s"]) for s in copy.shifts]
+    stages = {k: spread(v) for k, v in per_stage.items()}
     return {
+        "bench": "edit", "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rounds": rounds,
         "video": {"path": str(video_path), "duration_s": video.duration_s, "frames": video.num_frames,
-                  "size": f"{video.width}x{video.height}", "fps": video.avg_fps},  # fmt: skip
+                  "size": f"{video.width}x{video.height}", "fps": video.avg_fps},
         "instruction": instruction,
         "plan": {"kept_s": plan.kept_s, "kept_frames": plan.kept_frames, "kept_segments": len(plan.kept),
-                 "operations": [op.describe() for op in plan.operations]},  # fmt: skip
-        "seconds": {k: round(v, 3) for k, v in rows.items()},
+                 "operations": [op.describe() for op in plan.operations]},
+        "seconds": stages,
+        "seconds_all": {k: [round(x, 3) for x in v] for k, v in per_stage.items()},
         "accurate": accurate.to_dict(),
         "copy": {**{k: v for k, v in copy.to_dict().items() if k != "keyframe_shifts"},
                  "kept_segments": len(copy.plan.kept) if copy.plan else None,
                  "mean_cut_shift_s": round(sum(shifts) / len(shifts), 3) if shifts else 0.0,
-                 "max_cut_shift_s": round(max(shifts), 3) if shifts else 0.0},  # fmt: skip
-        "speedup_copy_vs_accurate": round(rows["render accurate"] / max(rows["render copy"], 1e-9), 1),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+                 "max_cut_shift_s": round(max(shifts), 3) if shifts else 0.0},
+        "speedup_copy_vs_accurate": round(
+            stages["render accurate"]["median"] / max(stages["render copy"]["median"], 1e-9), 1
+        ),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+                    "load_avg_1m": os.getloadavg()[0]},
         "accurate_preset": preset,
-    }
+    }  # fmt: skip
 
 
 def main() -> int:
@@ -98,14 +128,15 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=10.0, help="video length (default 10)")
     ap.add_argument("--instruction", default=DEFAULT_INSTRUCTION, help=f"edit (default: {DEFAULT_INSTRUCTION!r})")
     ap.add_argument("--preset", default="veryfast", help="libx264 preset of the accurate render")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of every stage (default 3)")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "edit.json")
     args = ap.parse_args()
-    result = run(args.minutes, args.instruction, args.preset)
+    result = run(args.minutes, args.instruction, args.preset, args.rounds)
     print(f"\n{result['video']['duration_s']:.0f} s {result['video']['size']} video, "
           f"'{result['instruction']}': kept {result['plan']['kept_s']:.1f} s in {result['plan']['kept_segments']} segments")  # fmt: skip
-    print(f"{'stage':28s} {'seconds':>9s}")
-    for stage, seconds in result["seconds"].items():
-        print(f"{stage:28s} {seconds:9.3f}")
+    print(f"{'stage':28s} {'seconds, median (min-max) of ' + str(result['rounds']) + ' rounds':>40s}")
+    for stage, x in result["seconds"].items():
+        print(f"{stage:28s} {x['median']:9.3f}  ({x['min']:.3f}-{x['max']:.3f})")
     for mode in ("accurate", "copy"):
         r = result[mode]
         print(f"{mode:9s} render: {r['rendered_frames']} frames rendered vs {r['planned_frames']} planned, "

@@ -6,10 +6,14 @@
 
 Harness overhead: the runner (async scheduling, one flushed jsonl line per query, progress bookkeeping)
 over all 3720 Charades-STA test queries with the zero-latency `uniform` baseline, minus the same
-grounder called in a plain loop, per query, at concurrency 1/4/16 (best of 3).
+grounder called in a plain loop, per query, at concurrency 1/4/16 (medians of --rounds interleaved rounds).
 Fan-out: queries/s through the runner with the `vllm` grounder at --concurrency (16) against the first
-server alone, then round-robin over both: 64 queries (the shared Charades clips' Charades-STA queries)
-over 6 videos (the two clips and four re-encoded cuts of them), 16 frames per query, 2 warm-up queries.
+server alone, then over both (each video's queries on one server: `runner.dispatch`): 64 queries (the shared Charades clips' Charades-STA queries)
+over 6 videos (the two clips and four re-encoded cuts of them), 16 frames per query, 2 warm-up queries;
+--rounds interleaved rounds (min / median / max), every run from cold caches: frames and video indexes
+forgotten, the servers' prefix / multimodal / encoder caches emptied (their dev-mode endpoints; the servers
+this bench starts have them, for --server start yours with VLLM_SERVER_DEV_MODE=1). Within a run, later
+queries on a video reuse its frames and prefix, as in a real eval.
 Prints a table and writes bench/results/eval.json.
 """
 
@@ -18,6 +22,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -26,6 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench._common import cold_caches, reset_server_caches, spread  # noqa: E402
 from eval import runner  # noqa: E402
 from grounding_agent.datasets import Annotation, load_charades_sta  # noqa: E402
 from grounding_agent.grounders.baselines import UniformGrounder  # noqa: E402
@@ -35,7 +42,6 @@ from grounding_agent.types import Video  # noqa: E402
 DEFAULT_GT = REPO.parent / "shared" / "data" / "charades_sta" / "charades_sta_test.txt"
 SHARED_VIDEOS = REPO.parent / "shared" / "data" / "videos"
 CONCURRENCY = (1, 4, 16)
-REPEATS = 3  # best of, for the model-free part (sub-second runs are noisy)
 
 
 def timed_run(
@@ -78,24 +84,41 @@ def bare_loop(grounder, annotations) -> float:
     return time.perf_counter() - t0
 
 
-def harness_overhead(annotations) -> list[dict]:
+def harness_overhead(annotations, rounds: int) -> list[dict]:
+    """The runner's cost per query over a zero-latency grounder: its median wall minus the plain loop's."""
     grounder = UniformGrounder()
-    bare_s = min(bare_loop(grounder, annotations) for _ in range(REPEATS))
-    rows = []
-    for c in CONCURRENCY:
-        wall_s = min(timed_run(annotations, [grounder], c) for _ in range(REPEATS))
-        rows.append(
-            {
-                "part": "harness (uniform baseline)",
-                "concurrency": c,
-                "queries": len(annotations),
-                "wall_s": wall_s,
-                "per_query_ms": 1e3 * wall_s / len(annotations),
-                "overhead_per_query_ms": 1e3 * (wall_s - bare_s) / len(annotations),
-                "queries_per_s": len(annotations) / wall_s,
-            }
+    bare: list[float] = []
+    walls: dict[int, list[float]] = {c: [] for c in CONCURRENCY}
+    for _ in range(rounds):  # interleaved: a slow spell on the host hits the loop and every concurrency
+        bare.append(bare_loop(grounder, annotations))
+        for c in CONCURRENCY:
+            walls[c].append(timed_run(annotations, [grounder], c))
+    bare_s = statistics.median(bare)
+    return [
+        _row(
+            "harness (uniform baseline)",
+            c,
+            len(annotations),
+            walls[c],
+            overhead_s=spread(walls[c])["median"] - bare_s,
         )
-    return rows
+        for c in CONCURRENCY
+    ]
+
+
+def _row(part: str, concurrency: int, queries: int, walls: list[float], **extra) -> dict:
+    wall = spread(walls)
+    overhead = extra.pop("overhead_s", None)
+    return {
+        "part": part,
+        "concurrency": concurrency,
+        "queries": queries,
+        "wall_s": wall,
+        "per_query_ms": 1e3 * wall["median"] / queries,
+        "overhead_per_query_ms": None if overhead is None else 1e3 * overhead / queries,
+        "queries_per_s": spread([queries / w for w in walls]),
+        **extra,
+    }
 
 
 def bench_videos(folder: Path) -> list[tuple[str, Path, list[str]]]:
@@ -122,9 +145,11 @@ def bench_videos(folder: Path) -> list[tuple[str, Path, list[str]]]:
 
 
 def fanout_throughput(
-    base_urls: list[str], model: str | None, n_queries: int, concurrency: int
+    base_urls: list[str], model: str | None, n_queries: int, concurrency: int, rounds: int
 ) -> list[dict]:
-    """queries/s through the runner at `concurrency` against the first server alone, then all of them."""
+    """queries/s through the runner at `concurrency` against the first server alone, then all of them,
+    in interleaved rounds, each run from cold caches (frames, indexes, the servers' prefix / multimodal /
+    encoder caches): neither setting inherits what the other decoded or prefilled."""
     from grounding_agent.grounders.vllm import VLLMGrounder
     from grounding_agent.video import open_video
 
@@ -147,23 +172,29 @@ def fanout_throughput(
         finder_dir.mkdir()
         for vid, path, _ in videos:
             (finder_dir / f"{vid}.mp4").symlink_to(path)
-        rows = []
-        for urls in (base_urls[:1], base_urls):
-            grounders = [VLLMGrounder(u, model, max_frames=16, concurrency=concurrency) for u in urls]
-            wall_s = timed_run(work, grounders, concurrency, finder_dir, warmup=2)
-            rows.append(
-                {
-                    "part": f"vllm ({Path(grounders[0].model).name}), {len(urls)} server(s)",
-                    "concurrency": concurrency,
-                    "queries": len(work),
-                    "videos": len(videos),
-                    "wall_s": wall_s,
-                    "per_query_ms": 1e3 * wall_s / len(work),
-                    "overhead_per_query_ms": None,
-                    "queries_per_s": len(work) / wall_s,
-                }
+        settings = (base_urls[:1], base_urls)
+        walls: list[list[float]] = [[] for _ in settings]
+        reset = True
+        for _ in range(rounds):
+            for urls, wall in zip(settings, walls):
+                cold_caches()
+                reset = all([reset_server_caches(u) for u in base_urls]) and reset
+                grounders = [VLLMGrounder(u, model, max_frames=16, concurrency=concurrency) for u in urls]
+                wall.append(timed_run(work, grounders, concurrency, finder_dir, warmup=2))
+        if not reset:
+            print("warning: server caches could not be reset (start them with VLLM_SERVER_DEV_MODE=1)")
+        name = Path(grounders[0].model).name
+        return [
+            _row(
+                f"vllm ({name}), {len(urls)} server(s)",
+                concurrency,
+                len(work),
+                wall,
+                videos=len(videos),
+                server_caches_reset=reset,
             )
-    return rows
+            for urls, wall in zip(settings, walls)
+        ]
 
 
 def print_table(rows: list[dict]) -> None:
@@ -173,9 +204,10 @@ def print_table(rows: list[dict]) -> None:
     print("-" * len(head))
     for r in rows:
         over = "-" if r["overhead_per_query_ms"] is None else f"{r['overhead_per_query_ms']:.3f}"
+        qps = r["queries_per_s"]
         print(
-            f"{r['part']:<44} {r['concurrency']:>4} {r['queries']:>7} {r['wall_s']:>8.2f} "
-            f"{r['per_query_ms']:>9.3f} {over:>11} {r['queries_per_s']:>8.1f}"
+            f"{r['part']:<44} {r['concurrency']:>4} {r['queries']:>7} {r['wall_s']['median']:>8.2f} "
+            f"{r['per_query_ms']:>9.3f} {over:>11} {qps['median']:>8.1f}  ({qps['min']:.1f}-{qps['max']:.1f})"
         )
 
 
@@ -189,28 +221,36 @@ def main() -> int:
     p.add_argument("--model", help="served model / adapter name (default: the first served)")
     p.add_argument("--queries", type=int, default=64, help="queries per throughput measurement (default 64)")
     p.add_argument("--concurrency", type=int, default=16, help="queries in flight (default 16)")
+    p.add_argument(
+        "--rounds", type=int, default=3, help="interleaved rounds of every measurement (default 3)"
+    )
     p.add_argument("--skip-harness", action="store_true", help="only the vLLM part")
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "eval.json")
     args = p.parse_args()
 
-    rows = [] if args.skip_harness else harness_overhead(load_charades_sta(args.gt).annotations)
+    rows = [] if args.skip_harness else harness_overhead(load_charades_sta(args.gt).annotations, args.rounds)
     if args.server:
-        rows += fanout_throughput(args.server, args.model, args.queries, args.concurrency)
+        rows += fanout_throughput(args.server, args.model, args.queries, args.concurrency, args.rounds)
     elif args.vllm_model:
         from contextlib import ExitStack
 
         from grounding_agent.serving import VLLMServer
 
         with ExitStack() as stack:
-            servers = [VLLMServer(args.vllm_model) for _ in range(2)]
+            # dev mode: the cache-reset endpoints, so every run starts cold
+            servers = [VLLMServer(args.vllm_model, env={"VLLM_SERVER_DEV_MODE": "1"}) for _ in range(2)]
             for s in servers:
                 stack.callback(s.stop)
                 s.start(timeout_s=600)
             rows += fanout_throughput(
-                [s.base_url for s in servers], args.model, args.queries, args.concurrency
+                [s.base_url for s in servers], args.model, args.queries, args.concurrency, args.rounds
             )
     print_table(rows)
-    write_json_atomic(args.out, {"machine": f"{os.cpu_count()} cpu", "rows": rows})
+    write_json_atomic(args.out, {
+        "bench": "eval", "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rounds": args.rounds,
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load_avg_1m": os.getloadavg()[0]},
+        "rows": rows,
+    })  # fmt: skip
     print(f"wrote {args.out}")
     return 0
 

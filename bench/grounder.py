@@ -36,27 +36,11 @@ from grounding_agent.io import write_json_atomic
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench._common import cold_caches, reset_server_caches  # noqa: E402
+
 CLIPS = ["univtg_charades_Y1HGC.mp4", "timer1_charades_OHOFG.mp4"]
 QUERIES = ("person opens the door", "person sits down on the sofa")
 STAGES = ("open", "decode", "preprocess", "model")
-
-
-def cold_caches() -> None:
-    """Forget decoded frames and video indexes, as in a fresh process."""
-    from grounding_agent import video
-
-    video.DEFAULT_FRAME_CACHE.clear()
-    video._load_index.cache_clear()
-
-
-def reset_server_caches(base_url: str) -> bool:
-    """Empty vLLM's prefix, multimodal and encoder caches (dev-mode endpoints); False if unavailable."""
-    import httpx
-
-    root = base_url.removesuffix("/v1")
-    names = ("reset_prefix_cache", "reset_mm_cache", "reset_encoder_cache")
-    codes = [httpx.post(f"{root}/{name}", timeout=30).status_code for name in names]
-    return all(code == 200 for code in codes)
 
 
 def prefix_cache_counters(base_url: str) -> dict[str, float]:

@@ -1,9 +1,10 @@
 """Benchmark speech transcription (real Whisper base, int8 CTranslate2, on this CPU).
 
-    .venv/bin/python bench/speech.py                      # ~5 min on 2 loaded cores
+    .venv/bin/python bench/speech.py                      # ~8 min on 2 idle cores (3 rounds)
     .venv/bin/python bench/speech.py --hour-speech-every 60  # denser speech in the 1-hour track (slower)
 
-Measures, each in a fresh subprocess (cold process, clean peak RSS):
+Measures, each in a fresh subprocess (cold process, clean peak RSS), in --rounds interleaved rounds
+(min / median / max):
   rtf      a ~40 s espeak-ng talking clip: model load, then ASR real-time factor (audio seconds per wall
            second; VAD + Whisper, cache off), and the same with the VAD off
   cache    the same clip: cold transcript (model load + ASR) vs a cached one (a new process reading the cache)
@@ -16,10 +17,13 @@ Prints a table and writes bench/results/speech.json.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import math
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -121,8 +125,21 @@ def run_worker(
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def spread(values: list[float]) -> dict:
+    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
+
+
+def summarize(runs: list[dict]) -> dict:
+    """min / median / max of each timed field over the rounds; the rest (audio_s, words) from the first."""
+    timed = ("load_s", "transcribe_s", "total_s", "cpu_s", "peak_rss_mb")
+    out = {k: spread([r[k] for r in runs]) for k in timed}
+    out["rtf"] = spread([r["audio_s"] / r["transcribe_s"] for r in runs if r["transcribe_s"] > 0] or [math.inf])
+    return out | {k: runs[0][k] for k in ("audio_s", "words", "from_cache")} | {"rounds": runs}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     p.add_argument("--hour-speech-every", type=float, default=300.0, metavar="S",
                    help="the talking clip once every S seconds of the 1-hour track (default 300)")  # fmt: skip
     p.add_argument("--skip-hour", action="store_true", help="skip the 1-hour track")
@@ -142,28 +159,34 @@ def main() -> int:
     from tests.assets.whisper_base import whisper_base_dir
 
     model = whisper_base_dir()
-    result: dict = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
-                                "load_avg": os.getloadavg()}, "model": str(model)}  # fmt: skip
+    result: dict = {"bench": "speech", "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
+                                "load_avg": os.getloadavg()}, "model": str(model), "rounds": args.rounds}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         clip, clip_s = make_clip(folder)
         print(f"talking clip: {clip_s:.1f} s, {len(SENTENCES)} sentences, pink noise under it", flush=True)
-        rtf = run_worker(model, clip)
-        rtf_novad = run_worker(model, clip, no_vad=True)
-        result["rtf"] = {"vad": rtf, "no_vad": rtf_novad}
-        cache = folder / "cache"
-        cold = run_worker(model, clip, cache_dir=cache, load_first=False)
-        hit = run_worker(model, clip, cache_dir=cache, load_first=False)
-        result["cache"] = {"cold": cold, "cached": hit}
-        if not args.skip_hour:
-            hour = make_hour(clip, args.hour_speech_every, folder)
-            result["hour"] = {
-                "speech_every_s": args.hour_speech_every,
-                "whole_track_float32_mb": 3600 * 16000 * 4 / 2**20,
+        hour = None if args.skip_hour else make_hour(clip, args.hour_speech_every, folder)
+        runs: dict[str, list[dict]] = {}
+        for r in range(args.rounds):  # interleaved: a slow spell on the host hits every run alike
+            cache = folder / f"cache{r}"
+            on_clip, cached = functools.partial(run_worker, model, clip), {"cache_dir": cache, "load_first": False}
+            plan = {
+                "vad": on_clip,
+                "no_vad": functools.partial(on_clip, no_vad=True),
+                "cold": functools.partial(on_clip, **cached),
+                "cached": functools.partial(on_clip, **cached),  # after "cold", on its cache
             }
-            for chunk in (600.0, 120.0):
-                print(f"1-hour track, chunks of {chunk:g} s ...", flush=True)
-                result["hour"][f"chunk_{chunk:g}"] = run_worker(model, hour, chunk=chunk)
+            if hour is not None:
+                plan |= {f"chunk_{c:g}": functools.partial(run_worker, model, hour, chunk=c) for c in (600.0, 120.0)}
+            for name, run in plan.items():
+                runs.setdefault(name, []).append(run())
+            print(f"round {r + 1}/{args.rounds} done", flush=True)
+    result["rtf"] = {k: summarize(runs[k]) for k in ("vad", "no_vad")}
+    result["cache"] = {k: summarize(runs[k]) for k in ("cold", "cached")}
+    if hour is not None:
+        result["hour"] = {"speech_every_s": args.hour_speech_every, "whole_track_float32_mb": 3600 * 16000 * 4 / 2**20}
+        result["hour"] |= {k: summarize(v) for k, v in runs.items() if k.startswith("chunk_")}
     _print(result)
     write_json_atomic(args.out, result)
     print(f"\nwrote {args.out}")
@@ -171,28 +194,23 @@ def main() -> int:
 
 
 def _print(r: dict) -> None:
-    print(
-        f"\nWhisper base int8 (CTranslate2) on {r['machine']['cpus']} CPUs, load average {r['machine']['load_avg'][0]:.1f}"
-    )
-    print(
-        f"{'run':34s} {'audio s':>8s} {'load s':>7s} {'ASR s':>7s} {'RTF':>6s} {'CPU s':>7s} {'peak MB':>8s} {'words':>6s}"
-    )
+    print(f"\nWhisper base int8 (CTranslate2) on {r['machine']['cpus']} CPUs, load average "
+          f"{r['machine']['load_avg'][0]:.1f}; median (min-max) of {r['rounds']} interleaved rounds")  # fmt: skip
+    print(f"{'run':34s} {'audio s':>8s} {'load s':>6s} {'ASR s':>18s} {'RTF':>6s} {'CPU s':>7s} {'peak MB':>8s} {'words':>6s}")
     rows = [("clip, VAD + Whisper", r["rtf"]["vad"]), ("clip, Whisper alone (no VAD)", r["rtf"]["no_vad"]),
             ("clip, cold transcript (cache miss)", r["cache"]["cold"]), ("clip, cached transcript", r["cache"]["cached"])]  # fmt: skip
     for key in ("chunk_600", "chunk_120"):
         if key in r.get("hour", {}):
             rows.append((f"1-hour track, {key.replace('_', ' ')} s", r["hour"][key]))
     for name, x in rows:
-        speed = x["audio_s"] / x["transcribe_s"] if x["transcribe_s"] > 0 else float("inf")
-        print(f"{name:34s} {x['audio_s']:8.1f} {x['load_s']:7.2f} {x['transcribe_s']:7.2f} {speed:6.1f} "
-              f"{x['cpu_s']:7.1f} {x['peak_rss_mb']:8.0f} {x['words']:6d}")  # fmt: skip
-    c = r["cache"]
-    print(f"\ncold transcript {c['cold']['total_s']:.2f} s vs cached {c['cached']['total_s']:.3f} s in a new process "
-          f"({c['cold']['total_s'] / max(c['cached']['total_s'], 1e-6):.0f}x)")  # fmt: skip
+        asr = x["transcribe_s"]
+        print(f"{name:34s} {x['audio_s']:8.1f} {x['load_s']['median']:6.2f} "
+              f"{asr['median']:6.2f} ({asr['min']:.2f}-{asr['max']:.2f}) {x['rtf']['median']:6.1f} "
+              f"{x['cpu_s']['median']:7.1f} {x['peak_rss_mb']['median']:8.0f} {x['words']:6d}")  # fmt: skip
+    cold, hit = r["cache"]["cold"]["total_s"]["median"], r["cache"]["cached"]["total_s"]["median"]
+    print(f"\ncold transcript {cold:.2f} s vs cached {hit:.3f} s in a new process ({cold / max(hit, 1e-6):.0f}x)")
     if "hour" in r:
-        print(
-            f"the whole 1-hour track as one float32 array would be {r['hour']['whole_track_float32_mb']:.0f} MB"
-        )
+        print(f"the whole 1-hour track as one float32 array would be {r['hour']['whole_track_float32_mb']:.0f} MB")
 
 
 if __name__ == "__main__":

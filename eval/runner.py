@@ -4,7 +4,7 @@
         --backend vllm --server http://127.0.0.1:8000/v1 --server http://127.0.0.1:8001/v1 --out runs/x
 
 Every backend, sampling, prompt, agent and saliency option is the shared spec of `ground`
-(`grounding_agent.cli.options`); `--server` repeats (one grounder per server, queries round-robin).
+(`grounding_agent.cli.options`); `--server` repeats (one grounder per server, each video's queries on one).
 
 Writes to --out:
 - `run.json`: every option, the package version, the model identity (name or path, config sha256,
@@ -463,6 +463,27 @@ def _as_worker(g: Any) -> Worker:
     )
 
 
+def dispatch(todo: Sequence[Annotation], n_workers: int) -> list[tuple[Annotation, int]]:
+    """(query, worker index) in the order to start them: a video's queries stay on one worker, so its
+    server prefills the video's frames once and serves the later queries from its prefix cache (with
+    round-robin every server prefilled every video). Videos go largest first to the least-loaded worker;
+    one with more than a fair share of the queries is split into fair-share pieces, so no worker idles
+    while another works through a long video. The order interleaves the workers, so the queries in
+    flight are spread over all of them from the start."""
+    if n_workers <= 1:
+        return [(a, 0) for a in todo]
+    fair = -(-len(todo) // n_workers)
+    by_video: dict[str, list[Annotation]] = {}
+    for a in todo:
+        by_video.setdefault(a.vid, []).append(a)
+    pieces = [qs[i : i + fair] for qs in by_video.values() for i in range(0, len(qs), fair)]
+    queues: list[list[Annotation]] = [[] for _ in range(n_workers)]
+    for piece in sorted(pieces, key=len, reverse=True):  # stable: ties keep the dataset's order
+        min(queues, key=len).extend(piece)
+    turns = itertools.zip_longest(*queues)
+    return [(a, w) for turn in turns for w, a in enumerate(turn) if a is not None]
+
+
 async def run_queries(
     todo: Sequence[Annotation],
     grounders: Sequence[Any],
@@ -476,20 +497,19 @@ async def run_queries(
 ) -> None:
     """Ground every query with at most `concurrency` in flight, appending each answer as one flushed line.
 
-    `grounders`: `Worker`s or bare grounders, handed out round-robin."""
+    `grounders`: `Worker`s or bare grounders; each video's queries go to one of them (`dispatch`)."""
     if concurrency < 1:
         raise ConfigError(f"--concurrency must be >= 1, got {concurrency}")
     workers = [_as_worker(g) for g in grounders]
     finder = finder or VideoFinder(videos_dir)
     sem = asyncio.Semaphore(concurrency)
-    turns = itertools.cycle(workers)
 
-    async def one(ann: Annotation) -> dict[str, Any]:
+    async def one(ann: Annotation, worker: Worker) -> dict[str, Any]:
         async with sem:
-            return await ground_one(ann, next(turns), finder, top_k)
+            return await ground_one(ann, worker, finder, top_k)
 
     with open(pred_path, "a", encoding="utf-8") as f:
-        tasks = [asyncio.ensure_future(one(a)) for a in todo]
+        tasks = [asyncio.ensure_future(one(a, workers[w])) for a, w in dispatch(todo, len(workers))]
         try:
             for fut in asyncio.as_completed(tasks):
                 row = await fut

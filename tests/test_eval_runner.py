@@ -1,4 +1,5 @@
-"""The eval runner recipe: resumable predictions, error policy, concurrency, round-robin, SIGKILL + resume."""
+"""The eval runner recipe: resumable predictions, error policy, concurrency, dispatch over servers, SIGKILL +
+resume."""
 
 from __future__ import annotations
 
@@ -180,14 +181,35 @@ def test_grounder_errors_become_error_lines(tmp_path):
     assert res.result["num_queries"] == 2
 
 
-def test_concurrency_is_bounded_and_servers_take_turns(sta_test, tmp_path):
+def test_concurrency_is_bounded_and_each_video_stays_on_one_server(sta_test, tmp_path):
     fakes = [_Probeless("a", latency_s=0.01), _Probeless("b", latency_s=0.01)]
     runner.run(
         args_for(sta_test, tmp_path / "run", "--grounder", "vllm", "--limit", "40", "--concurrency", "3"),
         fakes,
     )
-    assert [f.calls for f in fakes] == [20, 20]
+    assert [f.calls for f in fakes] == [20, 20]  # 14 videos of 1-6 queries: balanced without splitting one
+    videos = [{video.path.stem for video, _ in f.seen} for f in fakes]
+    assert videos[0] and videos[1] and not videos[0] & videos[1]
     assert 1 < sum(f.max_in_flight for f in fakes) and max(f.max_in_flight for f in fakes) <= 3
+
+
+def _anns(*counts: int) -> list:
+    from grounding_agent.datasets import Annotation
+
+    return [Annotation(f"{v}-{i}", f"v{v}", "q", 30.0, ((0.0, 1.0),)) for v, n in enumerate(counts) for i in range(n)]
+
+
+def test_dispatch_keeps_videos_whole_splits_only_a_video_past_the_fair_share_and_interleaves():
+    order = runner.dispatch(_anns(3, 3, 2), 2)
+    assert sorted(a.qid for a, _ in order) == sorted(a.qid for a in _anns(3, 3, 2))  # each query once
+    on = {}
+    for a, w in order:
+        on.setdefault(a.vid, set()).add(w)
+    assert all(len(ws) == 1 for ws in on.values()) and on["v0"] != on["v1"]
+    assert [w for _, w in order][:4] == [0, 1, 0, 1]  # both servers busy from the first queries on
+    long = runner.dispatch(_anns(10, 1), 2)  # one long video: split 6 + 4, the short one fills up
+    assert sorted(sum(w == k for _, w in long) for k in (0, 1)) == [5, 6]
+    assert runner.dispatch(_anns(2, 2), 1) == [(a, 0) for a in _anns(2, 2)]
 
 
 def test_vids_filter_and_random_baseline_is_order_independent(sta_test, tmp_path):

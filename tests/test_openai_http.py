@@ -29,10 +29,10 @@ MODELS = {"object": "list", "data": [{"id": "m", "object": "model"}]}
 
 
 class ScriptedServerForTests:
-    """GET /v1/models answers MODELS; each POST takes the next (status, headers, body) of `replies`."""
+    """GET /v1/models answers `models`; each POST takes the next (status, headers, body) of `replies`."""
 
-    def __init__(self, replies: list[tuple[int, dict[str, str], object]]):
-        self.replies, self.posts = list(replies), []
+    def __init__(self, replies: list[tuple[int, dict[str, str], object]], models: object = MODELS):
+        self.replies, self.posts, self.models = list(replies), [], models
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -49,7 +49,7 @@ class ScriptedServerForTests:
                 self.wfile.write(data)
 
             def do_GET(self) -> None:
-                self._send(200, {}, MODELS)
+                self._send(200, {}, server.models)
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)))
@@ -66,8 +66,10 @@ class ScriptedServerForTests:
 def scripted() -> Iterator:
     servers: list[ScriptedServerForTests] = []
 
-    def start(*replies: tuple[int, dict[str, str], object]) -> ScriptedServerForTests:
-        servers.append(ScriptedServerForTests(list(replies)))
+    def start(
+        *replies: tuple[int, dict[str, str], object], models: object = MODELS
+    ) -> ScriptedServerForTests:
+        servers.append(ScriptedServerForTests(list(replies), models))
         return servers[-1]
 
     yield start
@@ -95,7 +97,9 @@ def test_a_busy_server_is_asked_again_after_its_retry_after(scripted) -> None:
 
 
 def test_retries_stop_at_max_retries_and_the_error_is_the_servers_message(scripted) -> None:
-    server = scripted(*[(500, {"retry-after": "0"}, {"object": "error", "message": "engine died\nstack"})] * 3)
+    server = scripted(
+        *[(500, {"retry-after": "0"}, {"object": "error", "message": "engine died\nstack"})] * 3
+    )
     with pytest.raises(ServerError, match=r"answered HTTP 500: engine died$") as info:
         _ask(server, max_retries=1)
     assert len(server.posts) == 2 and info.value.status_code == 500
@@ -107,7 +111,9 @@ def test_retries_stop_at_max_retries_and_the_error_is_the_servers_message(script
     ids=["bad-request", "no-such-model", "server-says-no-retry", "retry-after-too-long"],
 )
 def test_what_another_attempt_cannot_fix_is_reported_at_once(scripted, status, headers) -> None:
-    server = scripted((status, headers, {"error": {"message": "The model `x` does not exist."}}), (200, {}, COMPLETION))
+    server = scripted(
+        (status, headers, {"error": {"message": "The model `x` does not exist."}}), (200, {}, COMPLETION)
+    )
     with pytest.raises(ServerError, match=rf"HTTP {status}: The model `x` does not exist\.") as info:
         _ask(server, max_retries=2)
     assert len(server.posts) == 1 and info.value.status_code == status
@@ -120,8 +126,34 @@ def test_an_error_status_without_json_keeps_its_text(scripted) -> None:
 
 
 def test_the_server_saying_retry_is_obeyed_on_any_status(scripted) -> None:
-    server = scripted((400, {"x-should-retry": "true", "retry-after": "0"}, {"message": "try again"}), (200, {}, COMPLETION))
+    server = scripted(
+        (400, {"x-should-retry": "true", "retry-after": "0"}, {"message": "try again"}), (200, {}, COMPLETION)
+    )
     assert _ask(server, max_retries=1).choices[0].text == "1.00 - 2.00 seconds" and len(server.posts) == 2
+
+
+@pytest.mark.parametrize(
+    "models",
+    [
+        {"object": "list", "data": [{"object": "model"}]},
+        {"data": [{"id": 7}]},
+        {"data": {"id": "m"}},
+        [],
+        "ok",
+    ],
+    ids=["entry-without-id", "id-not-a-string", "data-not-a-list", "a-list", "a-string"],
+)
+def test_a_model_list_without_model_ids_is_a_server_error(scripted, models) -> None:
+    server = scripted(models=models)
+    with pytest.raises(ServerError, match=r"not an OpenAI model list \(no model ids\); check that --server"):
+        VLLMGrounder(server.url, "m", timeout_s=10).served_models()
+
+
+def test_a_server_serving_no_model_says_so(scripted) -> None:
+    server = scripted(models={"object": "list", "data": []})
+    assert VLLMGrounder(server.url, "m", timeout_s=10).model_cards() == []
+    with pytest.raises(ServerError, match=r"serves no model$"):  # no model named: the first served one
+        VLLMGrounder(server.url, timeout_s=10)
 
 
 def test_a_completion_is_read_into_typed_fields() -> None:
@@ -130,7 +162,10 @@ def test_a_completion_is_read_into_typed_fields() -> None:
     assert choice.logprobs == (-0.1, -0.3) and choice.confidence == pytest.approx(0.8187, abs=1e-4)
     assert reply.usage == {"prompt_tokens": 10, "completion_tokens": 2}
     sampled = read_completion({"choices": [{"message": {"content": "a"}}, {"message": {"content": None}}]})
-    assert [(c.text, c.logprobs, c.confidence) for c in sampled.choices] == [("a", None, 1.0), ("", None, 1.0)]
+    assert [(c.text, c.logprobs, c.confidence) for c in sampled.choices] == [
+        ("a", None, 1.0),
+        ("", None, 1.0),
+    ]
     assert sampled.usage is None
     odd = read_completion({**COMPLETION, "usage": {"prompt_tokens": True, "completion_tokens": 2},
                            "choices": [{"message": {"content": "a"}, "logprobs": {"content": [{"logprob": "x"}]}}]})  # fmt: skip

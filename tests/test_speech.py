@@ -3,6 +3,11 @@ format, subtitles, and the typed errors for a bad model. The real-Whisper tests 
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -21,7 +26,10 @@ from grounding_agent.speech import (
     normalize,
     speech_query,
 )
+from tests.speechgen import Utterance, make_talking_video
 from tests.videogen import make_audio_only, make_video
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _transcript(*sentences: tuple[float, str], word_s: float = 0.4) -> Transcript:
@@ -151,6 +159,32 @@ def test_chunk_is_cut_in_the_last_pause_before_the_margin():
     assert _cut_point([(sr, 2 * sr)], 10 * sr) == 6 * sr  # trailing silence: its middle
     assert _cut_point([(0, 10 * sr)], 10 * sr) == 10 * sr  # no pause at all: cut at the end
     assert _cut_point([], 10 * sr) == 10 * sr
+
+
+_VAD_CHILD = """
+import json, sys
+import numpy as np
+from grounding_agent.speech import SAMPLE_RATE, iter_audio, voice_regions
+audio = np.concatenate(list(iter_audio(sys.argv[1])))
+regions = [(a / SAMPLE_RATE, b / SAMPLE_RATE) for a, b in voice_regions(audio)]
+print(json.dumps({"regions": regions, "torch": "torch" in sys.modules}))
+"""
+
+
+def test_the_vad_finds_each_sentence_without_importing_torch(tmp_path):
+    """Speech regions come from the ONNX VAD on NumPy arrays: a transcription never pays torch's import."""
+    said = [Utterance("open the window", 1.0), Utterance("close the door please", 4.5)]
+    clip = make_talking_video(tmp_path / "talk.mp4", said, duration_s=8.0)
+    proc = subprocess.run([sys.executable, "-c", _VAD_CHILD, str(clip.path)], capture_output=True, text=True,
+                          cwd=REPO, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout)
+    assert out["torch"] is False
+    regions = out["regions"]
+    for spoken in clip.utterances:  # each sentence mostly inside the regions, and nothing before the first
+        inside = sum(max(0.0, min(b, spoken.end_s) - max(a, spoken.start_s)) for a, b in regions)
+        assert inside >= 0.8 * (spoken.end_s - spoken.start_s), (spoken, regions)
+    assert regions[0][0] >= clip.utterances[0].start_s - 0.2
 
 
 def test_clips_merge_close_regions_and_pad_without_overlap():

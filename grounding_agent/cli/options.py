@@ -37,7 +37,7 @@ def add_backend_options(p: argparse.ArgumentParser, *, multi_server: bool = Fals
     p.add_argument("--model", help="hf: hub id or folder; vllm: served model name (default: first served)")
     p.add_argument("--adapter", help="hf: PEFT adapter folder; vllm: name of a LoRA served with --lora")
     server_help = f"vLLM OpenAI API URL (default: $GA_VLLM_URL or {DEFAULT_SERVER})"
-    if multi_server:  # one grounder per server, queries handed out round-robin
+    if multi_server:  # one grounder per server; eval's runner keeps each video's queries on one
         p.add_argument("--server", action="append", metavar="URL", help=server_help + "; repeat to fan out")
     else:
         p.add_argument("--server", default=default_server(), help=server_help)
