@@ -23,7 +23,6 @@ import math
 import os
 import platform
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,7 +32,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from grounding_agent.io import write_json_atomic
+from bench._common import spread  # noqa: E402
+from grounding_agent.io import write_json_atomic  # noqa: E402
 
 SENTENCES = [
     "good morning and welcome to the show",
@@ -123,10 +123,6 @@ def run_worker(
     if proc.returncode != 0:
         raise RuntimeError(f"worker failed: {' '.join(cmd)}\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def spread(values: list[float]) -> dict:
-    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
 
 
 def summarize(runs: list[dict]) -> dict:

@@ -6,9 +6,9 @@
 
 Pipeline: the first audio stream is decoded with PyAV to 16 kHz mono and streamed in chunks of
 `chunk_s` seconds, each cut in a pause found by the VAD, so memory is bounded by the chunk, not the video.
-Silero VAD (faster-whisper's ONNX copy, no torch) finds the speech regions; Whisper transcribes only those (`clip_timestamps`), with word
-timestamps; each word is then clamped into its VAD region (Whisper's first word of an utterance tends to
-start early, the VAD onset is tighter). A file with no audio track gives an empty transcript whose
+Silero VAD (faster-whisper's ONNX copy, no torch) finds the speech regions; Whisper transcribes only
+those (`clip_timestamps`), with word timestamps; each word is then clamped into its VAD region (Whisper's
+first word of an utterance tends to start early, the VAD onset is tighter). A file with no audio track gives an empty transcript whose
 `notes` say so; it is not an error.
 
 Transcripts are cached as JSON under `~/.cache/grounding-agent/transcripts` (or $GROUNDING_AGENT_CACHE),
