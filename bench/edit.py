@@ -63,7 +63,9 @@ def timed(fn, *args, **kwargs):
     return out, time.perf_counter() - t0
 
 
-def one_round(video_path: Path, instruction: str, preset: str) -> tuple[dict[str, float], object, object, object]:
+def one_round(
+    video_path: Path, instruction: str, preset: str
+) -> tuple[dict[str, float], object, object, object]:
     """Every stage once from a cold start (no decoder index in memory): seconds per stage, the plan and
     the two render results."""
     from grounding_agent.edit import export, plan_edit, render
@@ -77,7 +79,9 @@ def one_round(video_path: Path, instruction: str, preset: str) -> tuple[dict[str
         work = Path(work)
         for suffix in EXPORTS:
             _, seconds[f"export {suffix}"] = timed(export, plan, work / f"edit{suffix}")
-        accurate, seconds["render accurate"] = timed(render, plan, work / "accurate.mp4", progress=False, preset=preset)
+        accurate, seconds["render accurate"] = timed(
+            render, plan, work / "accurate.mp4", progress=False, preset=preset
+        )
         copy, seconds["render copy"] = timed(render, plan, work / "copy.mp4", copy=True, progress=False)
     return seconds, plan, accurate, copy
 
@@ -97,7 +101,9 @@ def run(minutes: float, instruction: str, preset: str, rounds: int) -> dict:
         print(f"round {r + 1}/{rounds} done", file=sys.stderr, flush=True)
     if any(x != renders[0] for x in renders[1:]):
         raise SystemExit("the renders differ between rounds: a plan or render is not deterministic")
-    shifts = [abs(s["start_shift_s"]) for s in copy.shifts if s["segment"] > 0 or plan.kept[0].start_frame > 0]
+    shifts = [
+        abs(s["start_shift_s"]) for s in copy.shifts if s["segment"] > 0 or plan.kept[0].start_frame > 0
+    ]
     shifts += [abs(s["end_shift_s"]) for s in copy.shifts]
     stages = {k: spread(v) for k, v in per_stage.items()}
     return {
@@ -126,7 +132,9 @@ def run(minutes: float, instruction: str, preset: str, rounds: int) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=10.0, help="video length (default 10)")
-    ap.add_argument("--instruction", default=DEFAULT_INSTRUCTION, help=f"edit (default: {DEFAULT_INSTRUCTION!r})")
+    ap.add_argument(
+        "--instruction", default=DEFAULT_INSTRUCTION, help=f"edit (default: {DEFAULT_INSTRUCTION!r})"
+    )
     ap.add_argument("--preset", default="veryfast", help="libx264 preset of the accurate render")
     ap.add_argument("--rounds", type=int, default=3, help="rounds of every stage (default 3)")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "edit.json")

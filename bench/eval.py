@@ -8,12 +8,13 @@ Harness overhead: the runner (async scheduling, one flushed jsonl line per query
 over all 3720 Charades-STA test queries with the zero-latency `uniform` baseline, minus the same
 grounder called in a plain loop, per query, at concurrency 1/4/16 (medians of --rounds interleaved rounds).
 Fan-out: queries/s through the runner with the `vllm` grounder at --concurrency (16) against the first
-server alone, then over both (each video's queries on one server: `runner.dispatch`): 64 queries (the shared Charades clips' Charades-STA queries)
-over 6 videos (the two clips and four re-encoded cuts of them), 16 frames per query, 2 warm-up queries;
---rounds interleaved rounds (min / median / max), every run from cold caches: frames and video indexes
-forgotten, the servers' prefix / multimodal / encoder caches emptied (their dev-mode endpoints; the servers
-this bench starts have them, for --server start yours with VLLM_SERVER_DEV_MODE=1). Within a run, later
-queries on a video reuse its frames and prefix, as in a real eval.
+server alone, then over both (each video's queries on one server: `runner.dispatch`): 64 queries (the
+shared Charades clips' Charades-STA queries) over 6 videos (the two clips and four re-encoded cuts of
+them), 16 frames per query, 2 warm-up queries; --rounds interleaved rounds (min / median / max), every
+run from cold caches: frames and video indexes forgotten, the servers' prefix / multimodal / encoder
+caches emptied (their dev-mode endpoints; the servers this bench starts have them, for --server start
+yours with VLLM_SERVER_DEV_MODE=1). Within a run, later queries on a video reuse its frames and prefix,
+as in a real eval.
 Prints a table and writes bench/results/eval.json.
 """
 
@@ -106,16 +107,17 @@ def harness_overhead(annotations, rounds: int) -> list[dict]:
     ]
 
 
-def _row(part: str, concurrency: int, queries: int, walls: list[float], **extra) -> dict:
+def _row(
+    part: str, concurrency: int, queries: int, walls: list[float], overhead_s: float | None = None, **extra
+) -> dict:
     wall = spread(walls)
-    overhead = extra.pop("overhead_s", None)
     return {
         "part": part,
         "concurrency": concurrency,
         "queries": queries,
         "wall_s": wall,
         "per_query_ms": 1e3 * wall["median"] / queries,
-        "overhead_per_query_ms": None if overhead is None else 1e3 * overhead / queries,
+        "overhead_per_query_ms": None if overhead_s is None else 1e3 * overhead_s / queries,
         "queries_per_s": spread([queries / w for w in walls]),
         **extra,
     }

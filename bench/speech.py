@@ -129,7 +129,9 @@ def summarize(runs: list[dict]) -> dict:
     """min / median / max of each timed field over the rounds; the rest (audio_s, words) from the first."""
     timed = ("load_s", "transcribe_s", "total_s", "cpu_s", "peak_rss_mb")
     out = {k: spread([r[k] for r in runs]) for k in timed}
-    out["rtf"] = spread([r["audio_s"] / r["transcribe_s"] for r in runs if r["transcribe_s"] > 0] or [math.inf])
+    out["rtf"] = spread(
+        [r["audio_s"] / r["transcribe_s"] for r in runs if r["transcribe_s"] > 0] or [math.inf]
+    )
     return out | {k: runs[0][k] for k in ("audio_s", "words", "from_cache")} | {"rounds": runs}
 
 
@@ -166,7 +168,10 @@ def main() -> int:
         runs: dict[str, list[dict]] = {}
         for r in range(args.rounds):  # interleaved: a slow spell on the host hits every run alike
             cache = folder / f"cache{r}"
-            on_clip, cached = functools.partial(run_worker, model, clip), {"cache_dir": cache, "load_first": False}
+            on_clip, cached = (
+                functools.partial(run_worker, model, clip),
+                {"cache_dir": cache, "load_first": False},
+            )
             plan = {
                 "vad": on_clip,
                 "no_vad": functools.partial(on_clip, no_vad=True),
@@ -174,14 +179,20 @@ def main() -> int:
                 "cached": functools.partial(on_clip, **cached),  # after "cold", on its cache
             }
             if hour is not None:
-                plan |= {f"chunk_{c:g}": functools.partial(run_worker, model, hour, chunk=c) for c in (600.0, 120.0)}
+                plan |= {
+                    f"chunk_{c:g}": functools.partial(run_worker, model, hour, chunk=c)
+                    for c in (600.0, 120.0)
+                }
             for name, run in plan.items():
                 runs.setdefault(name, []).append(run())
             print(f"round {r + 1}/{args.rounds} done", flush=True)
     result["rtf"] = {k: summarize(runs[k]) for k in ("vad", "no_vad")}
     result["cache"] = {k: summarize(runs[k]) for k in ("cold", "cached")}
     if hour is not None:
-        result["hour"] = {"speech_every_s": args.hour_speech_every, "whole_track_float32_mb": 3600 * 16000 * 4 / 2**20}
+        result["hour"] = {
+            "speech_every_s": args.hour_speech_every,
+            "whole_track_float32_mb": 3600 * 16000 * 4 / 2**20,
+        }
         result["hour"] |= {k: summarize(v) for k, v in runs.items() if k.startswith("chunk_")}
     _print(result)
     write_json_atomic(args.out, result)
@@ -192,7 +203,9 @@ def main() -> int:
 def _print(r: dict) -> None:
     print(f"\nWhisper base int8 (CTranslate2) on {r['machine']['cpus']} CPUs, load average "
           f"{r['machine']['load_avg'][0]:.1f}; median (min-max) of {r['rounds']} interleaved rounds")  # fmt: skip
-    print(f"{'run':34s} {'audio s':>8s} {'load s':>6s} {'ASR s':>18s} {'RTF':>6s} {'CPU s':>7s} {'peak MB':>8s} {'words':>6s}")
+    print(
+        f"{'run':34s} {'audio s':>8s} {'load s':>6s} {'ASR s':>18s} {'RTF':>6s} {'CPU s':>7s} {'peak MB':>8s} {'words':>6s}"
+    )
     rows = [("clip, VAD + Whisper", r["rtf"]["vad"]), ("clip, Whisper alone (no VAD)", r["rtf"]["no_vad"]),
             ("clip, cold transcript (cache miss)", r["cache"]["cold"]), ("clip, cached transcript", r["cache"]["cached"])]  # fmt: skip
     for key in ("chunk_600", "chunk_120"):
@@ -204,9 +217,13 @@ def _print(r: dict) -> None:
               f"{asr['median']:6.2f} ({asr['min']:.2f}-{asr['max']:.2f}) {x['rtf']['median']:6.1f} "
               f"{x['cpu_s']['median']:7.1f} {x['peak_rss_mb']['median']:8.0f} {x['words']:6d}")  # fmt: skip
     cold, hit = r["cache"]["cold"]["total_s"]["median"], r["cache"]["cached"]["total_s"]["median"]
-    print(f"\ncold transcript {cold:.2f} s vs cached {hit:.3f} s in a new process ({cold / max(hit, 1e-6):.0f}x)")
+    print(
+        f"\ncold transcript {cold:.2f} s vs cached {hit:.3f} s in a new process ({cold / max(hit, 1e-6):.0f}x)"
+    )
     if "hour" in r:
-        print(f"the whole 1-hour track as one float32 array would be {r['hour']['whole_track_float32_mb']:.0f} MB")
+        print(
+            f"the whole 1-hour track as one float32 array would be {r['hour']['whole_track_float32_mb']:.0f} MB"
+        )
 
 
 if __name__ == "__main__":

@@ -196,7 +196,11 @@ def test_concurrency_is_bounded_and_each_video_stays_on_one_server(sta_test, tmp
 def _anns(*counts: int) -> list:
     from grounding_agent.datasets import Annotation
 
-    return [Annotation(f"{v}-{i}", f"v{v}", "q", 30.0, ((0.0, 1.0),)) for v, n in enumerate(counts) for i in range(n)]
+    return [
+        Annotation(f"{v}-{i}", f"v{v}", "q", 30.0, ((0.0, 1.0),))
+        for v, n in enumerate(counts)
+        for i in range(n)
+    ]
 
 
 def test_dispatch_keeps_videos_whole_splits_only_a_video_past_the_fair_share_and_interleaves():
