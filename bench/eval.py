@@ -180,7 +180,7 @@ def fanout_throughput(
         for _ in range(rounds):
             for urls, wall in zip(settings, walls):
                 cold_caches()
-                reset = all([reset_server_caches(u) for u in base_urls]) and reset
+                reset = all([reset_server_caches(u) for u in base_urls]) and reset  # every server, always
                 grounders = [VLLMGrounder(u, model, max_frames=16, concurrency=concurrency) for u in urls]
                 wall.append(timed_run(work, grounders, concurrency, finder_dir, warmup=2))
         if not reset:

@@ -4,12 +4,12 @@
     transcript = asr.transcribe("talk.mp4")                                 # cached by file content
     transcript.search("my favorite color is blue")                          # -> [SpeechMatch(start_s, end_s, ...)]
 
-Pipeline: the first audio stream is decoded with PyAV to 16 kHz mono and streamed in chunks of
-`chunk_s` seconds, each cut in a pause found by the VAD, so memory is bounded by the chunk, not the video.
-Silero VAD (faster-whisper's ONNX copy, no torch) finds the speech regions; Whisper transcribes only
-those (`clip_timestamps`), with word timestamps; each word is then clamped into its VAD region (Whisper's
-first word of an utterance tends to start early, the VAD onset is tighter). A file with no audio track gives an empty transcript whose
-`notes` say so; it is not an error.
+Pipeline: the first audio stream is decoded with PyAV to 16 kHz mono and streamed in chunks of `chunk_s`
+seconds, each cut in a pause found by the VAD, so memory is bounded by the chunk, not the video. Silero
+VAD (faster-whisper's ONNX copy, no torch) finds the speech regions; Whisper transcribes only those
+(`clip_timestamps`), with word timestamps; each word is then clamped into its VAD region (Whisper's first
+word of an utterance tends to start early, the VAD onset is tighter). A file with no audio track gives an
+empty transcript whose `notes` say so; it is not an error.
 
 Transcripts are cached as JSON under `~/.cache/grounding-agent/transcripts` (or $GROUNDING_AGENT_CACHE),
 keyed by the file's content hash, the model's fingerprint and the options, like the CLIP embedding cache.
