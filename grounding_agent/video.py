@@ -77,8 +77,9 @@ _DECORD_CHUNK = 32
 # GOP-walking threads (None: one per core); bench/decode.py sets 1 to measure the decoder's own threading.
 _DECODE_WORKERS: int | None = None
 _MAX_WORKERS = 8  # past that, GOP runs get short and seeks dominate
-# GOP runs per decoding thread: more runs balance the threads' finishing times, each costs one open + seek.
-_RUNS_PER_WORKER = 4
+# The shortest GOP run, as a share of one thread's work: the runs taken last are this short, so threads
+# finish within about one of them of each other; each run costs one open + seek.
+_SHORTEST_RUN = 1 / 16
 
 # (resolved path, mtime ns, size): changes whenever the file does.
 FileKey = tuple[str, int, int]
@@ -665,8 +666,8 @@ def _decode_pyav(
     skipping non-reference frames it does not keep and converting to RGB only the frames it keeps.
     GOPs are independent, so contiguous runs of them go to one thread per core, each run with its own
     demuxer and decoder (PyAV releases the GIL while decoding and converting): the decoder's own frame
-    threading keeps barely more than one core busy. There are a few runs per thread, taken as threads
-    come free, so no core idles at the end. Memory: each decoder's few reference frames plus `out`.
+    threading keeps barely more than one core busy. Runs are taken as threads come free and shrink towards
+    the end, so no core idles there. Memory: each decoder's few reference frames plus `out`.
     """
     found = np.zeros(len(wanted), dtype=bool)
     targets = index.starts_s[wanted]
@@ -676,7 +677,7 @@ def _decode_pyav(
     resize = {} if size == full else {"width": coded[0], "height": coded[1]}
     threads = threads or usable_cores()
     workers = _DECODE_WORKERS or min(_MAX_WORKERS, threads)
-    parts = _split_gops(index, wanted, workers * _RUNS_PER_WORKER if workers > 1 else 1)
+    parts = _split_gops(index, wanted, workers)
     running = min(workers, len(parts))
     # Alone, a run's decoder threads itself on every core; beside other runs, on the cores they leave
     # (frame threads on a taken core only add latency and reference-frame copies).
@@ -696,10 +697,11 @@ def usable_cores() -> int:
 
 
 def _split_gops(index: _Index, wanted: np.ndarray, workers: int) -> list[slice]:
-    """Cut the sorted `wanted` frames into <= `workers` runs of whole GOPs with about equal decode work.
+    """Cut the sorted `wanted` frames into runs of whole GOPs for `workers` threads, longest first.
 
     The work of a frame is the frames decoded to reach it: from its keyframe, or from the previous wanted
-    frame in the same GOP.
+    frame in the same GOP. Equal runs left one thread idle for most of a run at the end (1.9 s of 34 on a
+    10-min 1-fps decode); runs that shrink (guided scheduling) end the threads within a short run.
     """
     if workers <= 1 or len(wanted) < 2:
         return [slice(0, len(wanted))]
@@ -712,10 +714,21 @@ def _split_gops(index: _Index, wanted: np.ndarray, workers: int) -> list[slice]:
     if len(starts) < 2:
         return [slice(0, len(wanted))]
     before = np.concatenate([[0], work])[starts]  # work done before each possible run start
-    goals = work[-1] * np.arange(1, workers) / workers
+    goals = _run_ends(float(work[-1]), workers)
     cuts = np.unique(starts[np.clip(np.searchsorted(before, goals), 1, len(starts) - 1)])
     bounds = [0, *cuts.tolist(), len(wanted)]
     return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+
+def _run_ends(total: float, workers: int) -> list[float]:
+    """Work done at the end of each run but the last: each run takes 1/(2 x workers) of the work left,
+    down to `_SHORTEST_RUN` of one thread's share."""
+    shortest = total / workers * _SHORTEST_RUN
+    ends, done = [], 0.0
+    while total - done > 1.5 * shortest:
+        done += max((total - done) / (2 * workers), shortest)
+        ends.append(done)
+    return ends
 
 
 def _decode_part(

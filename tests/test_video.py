@@ -6,6 +6,7 @@ import math
 import os
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import decord
 import numpy as np
@@ -360,10 +361,29 @@ def test_gop_runs_split_at_keyframes_with_balanced_work(gen):
     index = video_mod._load_index(video_mod._file_key(gen / "cfr.mkv"))  # keyframes at 0, 5, 10, ...
     wanted = np.arange(40)
     parts = video_mod._split_gops(index, wanted, 2)
-    assert [(p.start, p.stop) for p in parts] == [(0, 20), (20, 40)]
+    assert parts[0].start == 0 and parts[-1].stop == 40
+    assert all(a.stop == b.start for a, b in zip(parts, parts[1:]))
+    assert all(p.start % 5 == 0 for p in parts)  # whole GOPs
     parts = video_mod._split_gops(index, np.array([0, 1, 2, 3, 4, 7]), 4)  # only two GOPs to share
     assert [(p.start, p.stop) for p in parts] == [(0, 5), (5, 6)]
     assert video_mod._split_gops(index, wanted, 1) == [slice(0, 40)]
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_gop_runs_shrink_so_the_threads_finish_together(workers):
+    # A 10-min 30-fps index with a keyframe every 250 frames, sampled at 1 fps: every frame is decoded.
+    starts = np.arange(18000) / 30
+    index = SimpleNamespace(starts_s=starts, key_starts_s=starts[::250], tol_s=0.5 / 30)
+    wanted = np.arange(0, 18000, 30)
+    parts = video_mod._split_gops(index, wanted, workers)
+    cost = [int(wanted[p.stop - 1]) + 30 - int(wanted[p.start]) for p in parts]  # frames each run decodes
+    gop = 250
+    assert sum(cost) == 18000 and all(wanted[p.start] % gop < 30 for p in parts)  # whole GOPs
+    assert cost[0] > 18000 / (2 * workers) - gop
+    # Threads take the runs in order as they come free, so whatever their speeds they end at most one of
+    # the last runs apart: those are short (equal runs of 2250 frames could leave a thread idle that long).
+    assert max(cost[-workers:]) < 18000 / workers * video_mod._SHORTEST_RUN + gop
+    assert len(parts) < 20  # each run costs an open + seek
 
 
 @pytest.fixture(scope="module")
