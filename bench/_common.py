@@ -1,12 +1,29 @@
-"""What several benches share: the spread they report and the caches they empty between rounds."""
+"""What several benches share: the spread they report, the machine they name and the caches they empty."""
 
 from __future__ import annotations
 
+import os
+import platform
 import statistics
+from pathlib import Path
 
 
 def spread(values: list[float]) -> dict:
     return {"min": min(values), "median": statistics.median(values), "max": max(values)}
+
+
+def machine(**extra) -> dict:
+    """Where a bench ran. The CPU is named: this VM's host is not always the same kind."""
+    return {"cpu": _cpu_model(), "cpus": os.cpu_count(), "python": platform.python_version(),
+            "platform": platform.platform(), "load_avg_1m": os.getloadavg()[0], **extra}  # fmt: skip
+
+
+def _cpu_model() -> str:
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor() or "unknown"
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "unknown")
 
 
 def cold_caches() -> None:

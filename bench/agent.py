@@ -15,8 +15,6 @@ Prints a table; writes bench/results/agent.json.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -25,6 +23,9 @@ from pathlib import Path
 from grounding_agent.io import write_json_atomic
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from bench._common import machine  # noqa: E402
+
 VIDEOS = REPO.parent / "shared" / "data" / "videos"
 
 # clip -> (simple queries from Charades-STA, compositional ones written from the same annotations)
@@ -156,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         "fps": args.fps,
         "max_frames": args.max_frames,
         "saliency": not args.no_saliency,
-        "machine": {"python": platform.python_version(), "cpu_count": os.cpu_count(), "platform": platform.platform()},
+        "machine": machine(),
         "summary": summary,
         "rows": rows,
     }

@@ -42,9 +42,7 @@ import importlib
 import json
 import math
 import os
-import platform
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -54,6 +52,9 @@ from pathlib import Path
 from grounding_agent.io import write_json_atomic
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from bench._common import machine, spread  # noqa: E402
+
 CACHE = Path(os.environ.get("GA_CACHE_DIR", Path.home() / ".cache" / "grounding-agent")) / "bench"
 METHODS = (
     "ours",
@@ -304,10 +305,6 @@ def agree_within_one_frame(ours: list[float], other: list[float], avg_fps: float
     return worst <= 1.0 / avg_fps + 1e-3, worst
 
 
-def spread(values: list[float]) -> dict:
-    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
-
-
 def bench_case(path: Path, sampling: str, methods: list[str], rounds: int) -> dict:
     from grounding_agent.video import open_video
 
@@ -392,7 +389,7 @@ def main() -> int:
         result = {
             "bench": "decode",
             "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0)),
-            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load_avg_1m": os.getloadavg()[0]},
+            "machine": machine(),
             "cases": cases,
         }
         write_json_atomic(args.out, result)

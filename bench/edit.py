@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench._common import cold_caches, spread  # noqa: E402
+from bench._common import cold_caches, machine, spread  # noqa: E402
 from grounding_agent.io import write_json_atomic  # noqa: E402
 
 CACHE = Path(os.environ.get("GA_CACHE_DIR", Path.home() / ".cache" / "grounding-agent")) / "bench"
@@ -123,8 +122,7 @@ def run(minutes: float, instruction: str, preset: str, rounds: int) -> dict:
         "speedup_copy_vs_accurate": round(
             stages["render accurate"]["median"] / max(stages["render copy"]["median"], 1e-9), 1
         ),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-                    "load_avg_1m": os.getloadavg()[0]},
+        "machine": machine(),
         "accurate_preset": preset,
     }  # fmt: skip
 

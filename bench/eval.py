@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -33,7 +31,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench._common import cold_caches, reset_server_caches, spread  # noqa: E402
+from bench._common import cold_caches, machine, reset_server_caches, spread  # noqa: E402
 from eval import runner  # noqa: E402
 from grounding_agent.datasets import Annotation, load_charades_sta  # noqa: E402
 from grounding_agent.grounders.baselines import UniformGrounder  # noqa: E402
@@ -250,7 +248,7 @@ def main() -> int:
     print_table(rows)
     write_json_atomic(args.out, {
         "bench": "eval", "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rounds": args.rounds,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load_avg_1m": os.getloadavg()[0]},
+        "machine": machine(),
         "rows": rows,
     })  # fmt: skip
     print(f"wrote {args.out}")

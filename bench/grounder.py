@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import re
 import statistics
 import sys
@@ -36,7 +34,7 @@ from grounding_agent.io import write_json_atomic
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench._common import cold_caches, reset_server_caches  # noqa: E402
+from bench._common import cold_caches, machine, reset_server_caches  # noqa: E402
 
 CLIPS = ["univtg_charades_Y1HGC.mp4", "timer1_charades_OHOFG.mp4"]
 QUERIES = ("person opens the door", "person sits down on the sofa")
@@ -181,11 +179,7 @@ def main() -> int:
     result = {
         "bench": "grounder",
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+        "machine": machine(),
         "settings": {**sampling, "repeats": args.repeats, "model": "tiny qwen2_5_vl (random weights)"},
         "rows": rows,
         "summary": summary,

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -35,6 +34,8 @@ from grounding_agent.io import write_json_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from bench._common import machine  # noqa: E402
+
 CACHE = Path(os.environ.get("GA_CACHE_DIR", Path.home() / ".cache" / "grounding-agent")) / "bench"
 CLIP = REPO.parent / "shared" / "data" / "videos" / "univtg_charades_Y1HGC.mp4"
 QUERY = "a person walks in a doorway drinking some coffee."
@@ -276,14 +277,7 @@ def main() -> int:
         cache = None if args.skip_cache else bench_cache(model_dir, DEFAULT_BACKEND, Path(tmp))
     print_table(rows, prep, cache)
     result = {
-        "machine": {
-            "cpu_count": os.cpu_count(),
-            "threads": args.threads,
-            "platform": platform.platform(),
-            "load_avg_1m": os.getloadavg()[0],
-            "torch": torch.__version__,
-            "cpu_flags": cpu_flags(),
-        },
+        "machine": machine(threads=args.threads, torch=torch.__version__, cpu_flags=cpu_flags()),
         "fp32_matmul": floor,
         "model": "CLIP ViT-B/32 architecture (CLIPConfig defaults), random weights, fp32",
         "backends": rows,

@@ -20,8 +20,6 @@ import argparse
 import functools
 import json
 import math
-import os
-import platform
 import resource
 import subprocess
 import sys
@@ -32,7 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench._common import spread  # noqa: E402
+from bench._common import machine, spread  # noqa: E402
 from grounding_agent.io import write_json_atomic  # noqa: E402
 
 SENTENCES = [
@@ -158,8 +156,7 @@ def main() -> int:
 
     model = whisper_base_dir()
     result: dict = {"bench": "speech", "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
-                                "load_avg": os.getloadavg()}, "model": str(model), "rounds": args.rounds}  # fmt: skip
+                    "machine": machine(), "model": str(model), "rounds": args.rounds}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         clip, clip_s = make_clip(folder)
@@ -201,8 +198,8 @@ def main() -> int:
 
 
 def _print(r: dict) -> None:
-    print(f"\nWhisper base int8 (CTranslate2) on {r['machine']['cpus']} CPUs, load average "
-          f"{r['machine']['load_avg'][0]:.1f}; median (min-max) of {r['rounds']} interleaved rounds")  # fmt: skip
+    print(f"\nWhisper base int8 (CTranslate2) on {r['machine']['cpus']} CPUs ({r['machine']['cpu']}), load "
+          f"average {r['machine']['load_avg_1m']:.1f}; median (min-max) of {r['rounds']} interleaved rounds")  # fmt: skip
     print(
         f"{'run':34s} {'audio s':>8s} {'load s':>6s} {'ASR s':>18s} {'RTF':>6s} {'CPU s':>7s} {'peak MB':>8s} {'words':>6s}"
     )

@@ -24,7 +24,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -39,6 +38,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 CLIP = REPO.parent / "shared" / "data" / "videos" / "timer1_charades_OHOFG.mp4"
 DATA = REPO.parent / "shared" / "data"
+
+from bench._common import machine, spread  # noqa: E402
 
 # The start-up test's runner (reports the heavy modules a command loads) and its server double.
 from tests.test_startup import _RUNNER, FAKE_SERVER  # noqa: E402
@@ -148,10 +149,6 @@ def hf_breakdown(model: Path) -> dict:
     return {"process_wall_s": wall, "process_cpu_s": cpu, "phases_s": times, "phases_cpu_s": cpus}
 
 
-def spread(values: list[float]) -> dict:
-    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
@@ -196,7 +193,7 @@ def main() -> int:
     write_json_atomic(args.out, {
         "bench": "startup",
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load_avg_1m": os.getloadavg()[0]},
+        "machine": machine(),
         "cold_wall_s": {k: spread(v) | {"all": v} for k, v in walls.items()},
         "cold_cpu_s": {k: spread(v) | {"all": v} for k, v in cpus.items()},
         "heavy_modules_loaded": loaded,
