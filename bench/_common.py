@@ -14,16 +14,19 @@ def spread(values: list[float]) -> dict:
 
 def machine(**extra) -> dict:
     """Where a bench ran. The CPU is named: this VM's host is not always the same kind."""
-    return {"cpu": _cpu_model(), "cpus": os.cpu_count(), "python": platform.python_version(),
-            "platform": platform.platform(), "load_avg_1m": os.getloadavg()[0], **extra}  # fmt: skip
+    return {"cpu": cpuinfo("model name") or platform.processor() or "unknown", "cpus": os.cpu_count(),
+            "python": platform.python_version(), "platform": platform.platform(),
+            "load_avg_1m": os.getloadavg()[0], **extra}  # fmt: skip
 
 
-def _cpu_model() -> str:
+def cpuinfo(field: str) -> str | None:
+    """The first `field` of /proc/cpuinfo (None where there is none)."""
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
-        return platform.processor() or "unknown"
-    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "unknown")
+        return None
+    pairs = (line.split(":", 1) for line in lines if ":" in line)
+    return next((value.strip() for key, value in pairs if key.strip() == field), None)
 
 
 def cold_caches() -> None:

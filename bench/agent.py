@@ -44,7 +44,6 @@ MODEL_KEYS = ("grounder_model", "saliency", "verifier")
 
 
 def build_agent(args):
-    sys.path.insert(0, str(REPO))
     from grounding_agent.agent import Agent
     from grounding_agent.agent import Reranker
 

@@ -381,7 +381,6 @@ def main() -> int:
         Path(args.worker_out).write_text(json.dumps(worker(args.worker, args.video, args.sampling, args.duration)))
         return 0
 
-    sys.path.insert(0, str(REPO))
     cases: list[dict] = []
     t0 = time.time()
 

@@ -34,7 +34,7 @@ from grounding_agent.io import write_json_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from bench._common import machine  # noqa: E402
+from bench._common import cpuinfo, machine  # noqa: E402
 
 CACHE = Path(os.environ.get("GA_CACHE_DIR", Path.home() / ".cache" / "grounding-agent")) / "bench"
 CLIP = REPO.parent / "shared" / "data" / "videos" / "univtg_charades_Y1HGC.mp4"
@@ -67,11 +67,7 @@ def _encode_all(encode, batches) -> np.ndarray:
 
 def cpu_flags() -> list[str]:
     """The CPU's int8 / bf16 matrix-instruction flags (what int8 and bf16 speed depends on)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    flags = (cpuinfo("flags") or "").split()
     wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile")
     return [f for f in wanted if f in flags]
 

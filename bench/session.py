@@ -235,7 +235,6 @@ def main() -> int:
     p.add_argument("--http-only", action="store_true", help="skip the first-vs-second part")
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "session.json")
     args = p.parse_args()
-    sys.path.insert(0, str(REPO))
 
     model = args.model
     if model is None:
@@ -301,7 +300,6 @@ def main() -> int:
         "http": overhead,
         "goals": {"speedup_min": 5.0, "http_overhead_ms_max": 5.0},
         "machine": machine(torch_threads=args.threads or "default"),
-        "note": "shared machine: other jobs were running (see load_avg_1m)",
     }
     print(f"wrote {write_json_atomic(args.out, result)}")
     return 0
