@@ -24,7 +24,7 @@ from grounding_agent.io import write_json_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from bench._common import machine  # noqa: E402
+from bench._common import machine
 
 VIDEOS = REPO.parent / "shared" / "data" / "videos"
 
@@ -44,8 +44,7 @@ MODEL_KEYS = ("grounder_model", "saliency", "verifier")
 
 
 def build_agent(args):
-    from grounding_agent.agent import Agent
-    from grounding_agent.agent import Reranker
+    from grounding_agent.agent import Agent, Reranker
 
     model, clip = args.model, args.saliency_model
     if model is None or (clip is None and not args.no_saliency):
@@ -64,7 +63,7 @@ def build_agent(args):
         grounder = HFGrounder(model, fps=args.fps, max_frames=args.max_frames, device="cpu")
     reranker = None
     if not args.no_saliency:
-        from grounding_agent.saliency import ClipSaliency
+        from grounding_agent.highlights.clip import ClipSaliency
 
         saliency = ClipSaliency.from_pretrained(clip, cache_dir=tempfile.mkdtemp(prefix="ga-bench-emb-"))
         reranker = Reranker(saliency=saliency)
@@ -124,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "agent.json")
     args = p.parse_args(argv)
 
-    from grounding_agent.video import open_video
+    from grounding_agent.media.video import open_video
 
     agent, grounder_name = build_agent(args)
     videos = {name: open_video(VIDEOS / name) for name in QUERIES}

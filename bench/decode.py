@@ -5,7 +5,7 @@
     .venv/bin/python bench/decode.py --minutes 10 --bframes 3 0 --samplings 1fps 64 --methods ours torchcodec_exact
 
 Methods (each in a fresh subprocess: warm page cache, clean peak RSS; imports timed apart as `import_s`):
-  ours                  grounding_agent.video.sample_frames (GOP runs in parallel threads; the default)
+  ours                  grounding_agent.media.video.sample_frames (GOP runs in parallel threads; the default)
   ours_serial           the same with one decoding thread (the decoder's own frame threading): the lever
   ours_stream           signals.iter_frame_chunks (60 s at a time, each chunk dropped once consumed): what a
                         streaming consumer (saliency, coarse passes) holds; peak RSS should not grow with length
@@ -53,7 +53,7 @@ from grounding_agent.io import write_json_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from bench._common import machine, spread  # noqa: E402
+from bench._common import machine, spread
 
 CACHE = Path(os.environ.get("GA_CACHE_DIR", Path.home() / ".cache" / "grounding-agent")) / "bench"
 METHODS = (
@@ -82,7 +82,7 @@ SKIP = {"1fps": {"pyav_seek"}, "64": {"pyav_sequential", "ffmpeg_fps", "floor_al
 # streaming peer runs at 10 min (past that it adds 3 min a round per hour of video, and RSS is ours to show).
 LONG_1FPS = {"ours_stream", "ours_stream_keyframes", "floor_keyframes"}
 IMPORTS = {  # by the method's first word
-    "ours": ("grounding_agent.video", "grounding_agent.signals"),
+    "ours": ("grounding_agent.media.video", "grounding_agent.highlights.curves"),
     "decord": ("decord",),
     "pyav": ("av",),
     "torchcodec": ("torchcodec.decoders",),
@@ -173,14 +173,14 @@ def worker(method: str, path: str, sampling: str, duration_s: float) -> dict:
     import_s = time.perf_counter() - t_import
     t0, (c0, _), faults0 = time.perf_counter(), _usage(resource.RUSAGE_SELF), _faults()
     if method in ("ours", "ours_serial"):
-        from grounding_agent import video
+        from grounding_agent.media import video
 
         if method == "ours_serial":
             video._DECODE_WORKERS = 1
         frames = video.sample_frames(path, **kw)
         pixels, timestamps = frames.pixels, frames.timestamps_s.tolist()
     elif method in ("ours_stream", "ours_stream_keyframes"):
-        from grounding_agent.signals import iter_frame_chunks
+        from grounding_agent.media.video import iter_frame_chunks
 
         digest = hashlib.sha1()  # the chunks are not kept: hash them as they come
         for chunk in iter_frame_chunks(path, fps=1.0, keyframes_only=method == "ours_stream_keyframes"):
@@ -306,7 +306,7 @@ def agree_within_one_frame(ours: list[float], other: list[float], avg_fps: float
 
 
 def bench_case(path: Path, sampling: str, methods: list[str], rounds: int) -> dict:
-    from grounding_agent.video import open_video
+    from grounding_agent.media.video import open_video
 
     video = open_video(path)
     warm_page_cache(path)
@@ -356,7 +356,7 @@ def print_case(case: dict) -> None:
         w = r["wall_s"]
         print(f"{m:21s} {r['n_frames']:6d} {w['min']:6.2f} /{w['median']:6.2f} /{w['max']:6.2f} "
               f"{r['cpu_s']['median']:9.2f} {r['peak_rss_mb']['max']:7.0f} {r.get('ours_speedup_wall', 0):7.2f} "
-              f"{str(r.get('timestamps_within_one_frame', '-')):>6s} {str(r.get('pixels_identical_to_ours', '-')):>7s}")  # fmt: skip
+              f"{r.get('timestamps_within_one_frame', '-')!s:>6s} {r.get('pixels_identical_to_ours', '-')!s:>7s}")  # fmt: skip
 
 
 def main() -> int:

@@ -25,8 +25,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench._common import cold_caches, machine, spread  # noqa: E402
-from grounding_agent.io import write_json_atomic  # noqa: E402
+from bench._common import cold_caches, machine, spread
+from grounding_agent.io import write_json_atomic
 
 CACHE = Path(os.environ.get("GA_CACHE_DIR", Path.home() / ".cache" / "grounding-agent")) / "bench"
 DEFAULT_INSTRUCTION = "remove the silences, then cut 1:00 to 2:00"
@@ -68,7 +68,7 @@ def one_round(
     """Every stage once from a cold start (no decoder index in memory): seconds per stage, the plan and
     the two render results."""
     from grounding_agent.edit import export, plan_edit, render
-    from grounding_agent.video import open_video
+    from grounding_agent.media.video import open_video
 
     cold_caches()
     video, t_open = timed(open_video, video_path)
@@ -86,7 +86,7 @@ def one_round(
 
 
 def run(minutes: float, instruction: str, preset: str, rounds: int) -> dict:
-    from grounding_agent.video import open_video
+    from grounding_agent.media.video import open_video
 
     video_path = make_video(minutes, CACHE / f"edit_{minutes:g}min_720p.mp4")
     video = open_video(video_path)

@@ -31,12 +31,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench._common import cold_caches, machine, reset_server_caches, spread  # noqa: E402
-from eval import runner  # noqa: E402
-from grounding_agent.datasets import Annotation, load_charades_sta  # noqa: E402
-from grounding_agent.grounders.baselines import UniformGrounder  # noqa: E402
-from grounding_agent.io import write_json_atomic  # noqa: E402
-from grounding_agent.types import Video  # noqa: E402
+from bench._common import cold_caches, machine, reset_server_caches, spread
+from eval import runner
+from grounding_agent.benchmarks.datasets import Annotation, load_charades_sta
+from grounding_agent.grounders.baselines import UniformGrounder
+from grounding_agent.io import write_json_atomic
+from grounding_agent.types import Video
 
 DEFAULT_GT = REPO.parent / "shared" / "data" / "charades_sta" / "charades_sta_test.txt"
 SHARED_VIDEOS = REPO.parent / "shared" / "data" / "videos"
@@ -151,7 +151,7 @@ def fanout_throughput(
     in interleaved rounds, each run from cold caches (frames, indexes, the servers' prefix / multimodal /
     encoder caches): neither setting inherits what the other decoded or prefilled."""
     from grounding_agent.grounders.vllm import VLLMGrounder
-    from grounding_agent.video import open_video
+    from grounding_agent.media.video import open_video
 
     with tempfile.TemporaryDirectory() as tmp:
         videos = bench_videos(Path(tmp))
@@ -234,7 +234,7 @@ def main() -> int:
     elif args.vllm_model:
         from contextlib import ExitStack
 
-        from grounding_agent.serving import VLLMServer
+        from grounding_agent.grounders.serving import VLLMServer
 
         with ExitStack() as stack:
             # dev mode: the cache-reset endpoints, so every run starts cold

@@ -34,7 +34,7 @@ from grounding_agent.io import write_json_atomic
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench._common import cold_caches, machine, reset_server_caches  # noqa: E402
+from bench._common import cold_caches, machine, reset_server_caches
 
 CLIPS = ["univtg_charades_Y1HGC.mp4", "timer1_charades_OHOFG.mp4"]
 QUERIES = ("person opens the door", "person sits down on the sofa")
@@ -48,13 +48,13 @@ def prefix_cache_counters(base_url: str) -> dict[str, float]:
     text = httpx.get(base_url.removesuffix("/v1") + "/metrics", timeout=10).text
     out: dict[str, float] = {}
     for name in ("prefix_cache_queries", "prefix_cache_hits", "mm_cache_queries", "mm_cache_hits"):
-        values = re.findall(rf"^vllm:{name}_total(?:{{[^}}]*}})? ([0-9.eE+]+)$", text, re.M)
+        values = re.findall(rf"^vllm:{name}_total(?:{{[^}}]*}})? ([0-9.eE+]+)$", text, re.MULTILINE)
         out[name] = sum(float(v) for v in values)
     return out
 
 
 def one_query(grounder, clip: Path, query: str) -> dict[str, float]:
-    from grounding_agent.video import open_video
+    from grounding_agent.media.video import open_video
 
     t0 = time.perf_counter()
     video = open_video(clip)
@@ -131,8 +131,8 @@ def main() -> int:
     args = parser.parse_args()
 
     from grounding_agent.grounders.hf import HFGrounder
+    from grounding_agent.grounders.serving import VLLMServer
     from grounding_agent.grounders.vllm import VLLMGrounder
-    from grounding_agent.serving import VLLMServer
     from tests.assets.build_tiny_models import cached_tiny_models
 
     tiny = cached_tiny_models()

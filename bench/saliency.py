@@ -34,7 +34,7 @@ from grounding_agent.io import write_json_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from bench._common import cpuinfo, machine  # noqa: E402
+from bench._common import cpuinfo, machine
 
 CACHE = Path(os.environ.get("GA_CACHE_DIR", Path.home() / ".cache" / "grounding-agent")) / "bench"
 CLIP = REPO.parent / "shared" / "data" / "videos" / "univtg_charades_Y1HGC.mp4"
@@ -109,8 +109,8 @@ def bench_backends(
     import torch
     from transformers import AutoModel, AutoProcessor
 
-    from grounding_agent.saliency import BACKENDS, _unit
-    from grounding_agent.video import sample_frames
+    from grounding_agent.highlights.clip import BACKENDS, _unit
+    from grounding_agent.media.video import sample_frames
 
     model = AutoModel.from_pretrained(model_dir, dtype="float32").eval()
     processor = AutoProcessor.from_pretrained(model_dir)
@@ -176,7 +176,7 @@ def bench_backends(
 
 def bench_cache(model_dir: Path, backend: str, work: Path) -> dict:
     """Miss: decode + preprocess + encode + store. The one-time ONNX export is done beforehand."""
-    from grounding_agent.saliency import ClipSaliency
+    from grounding_agent.highlights.clip import ClipSaliency
 
     cache = work / "embeddings"
     ClipSaliency.from_pretrained(model_dir, backend=backend, cache_dir=cache).encode_frames(
@@ -262,7 +262,7 @@ def main() -> int:
     os.environ["GROUNDING_AGENT_THREADS"] = str(args.threads)
     import torch
 
-    from grounding_agent.saliency import DEFAULT_BACKEND
+    from grounding_agent.highlights.clip import DEFAULT_BACKEND
 
     torch.set_num_threads(args.threads)
     model_dir = ensure_model()

@@ -43,7 +43,7 @@ from grounding_agent.io import write_json_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from bench._common import machine, spread  # noqa: E402
+from bench._common import machine, spread
 
 VIDEOS = REPO.parent / "shared" / "data" / "videos"
 CLIP = "timer1_charades_OHOFG.mp4"
@@ -84,8 +84,8 @@ def _one_session(grounder, video: Path, cache: bool, describe_tokens: int | None
     """Seconds of one fresh session: open + decode, first ask, second ask (and its time in `generate`);
     the vision-cache hits."""
     from grounding_agent import Session
-    from grounding_agent import video as video_mod
-    from grounding_agent.describe import HFDescriber
+    from grounding_agent.conversation.describe import HFDescriber
+    from grounding_agent.media import video as video_mod
 
     video_mod.DEFAULT_FRAME_CACHE.clear()  # a new video for the process: nothing decoded or indexed yet
     video_mod._load_index.cache_clear()
@@ -177,8 +177,8 @@ def http_overhead(video: Path, n: int) -> dict:
 
     from grounding_agent import Session
     from grounding_agent.grounders.baselines import UniformGrounder
+    from grounding_agent.grounders.serving import free_port
     from grounding_agent.http import create_app
-    from grounding_agent.serving import free_port
 
     media = Path(tempfile.mkdtemp(prefix="bench-media-"))
     shutil.copy(video, media / video.name)

@@ -30,8 +30,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench._common import machine, spread  # noqa: E402
-from grounding_agent.io import write_json_atomic  # noqa: E402
+from bench._common import machine, spread
+from grounding_agent.io import write_json_atomic
 
 SENTENCES = [
     "good morning and welcome to the show",
@@ -74,7 +74,7 @@ def make_hour(clip: Path, every_s: float, folder: Path) -> Path:
 
 
 def worker(args: argparse.Namespace) -> dict:
-    from grounding_agent.speech import Transcriber
+    from grounding_agent.media.speech import Transcriber
 
     start = time.perf_counter()
     cpu0 = time.process_time()

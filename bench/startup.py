@@ -39,10 +39,10 @@ sys.path.insert(0, str(REPO))
 CLIP = REPO.parent / "shared" / "data" / "videos" / "timer1_charades_OHOFG.mp4"
 DATA = REPO.parent / "shared" / "data"
 
-from bench._common import machine, spread  # noqa: E402
+from bench._common import machine, spread
 
 # The start-up test's runner (reports the heavy modules a command loads) and its server double.
-from tests.test_startup import _RUNNER, FAKE_SERVER  # noqa: E402
+from tests.test_startup import _RUNNER, FAKE_SERVER
 
 CONSOLE_SCRIPT = Path(sys.executable).with_name("grounding-agent")
 

@@ -21,10 +21,10 @@ from typing import Any
 if __package__ in (None, ""):  # run as a file: make `eval.runner` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from eval import runner  # noqa: E402
-from grounding_agent.datasets import load_dataset  # noqa: E402
-from grounding_agent.errors import DatasetError, GroundingAgentError  # noqa: E402
-from grounding_agent.io import dumps_json  # noqa: E402
+from eval import runner
+from grounding_agent.benchmarks.datasets import load_dataset
+from grounding_agent.errors import DatasetError, GroundingAgentError
+from grounding_agent.io import dumps_json
 
 R1_IOU = 0.5
 # Words that make a query compositional or temporal: where grounders (and the agent) differ most.

@@ -44,9 +44,11 @@ from tqdm import tqdm
 if __package__ in (None, ""):  # run as a file (python eval/runner.py): make `eval.report` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from eval.report import load_anchors, render  # noqa: E402
-from grounding_agent.cli._common import positive_int  # noqa: E402
-from grounding_agent.cli.options import (  # noqa: E402
+from eval.report import load_anchors, render
+from grounding_agent.benchmarks.datasets import DATASETS, Annotation, default_charades_csv, load_dataset
+from grounding_agent.benchmarks.metrics import METRICS, brief
+from grounding_agent.cli._common import positive_int
+from grounding_agent.cli.options import (
     MODEL_BACKENDS,
     add_backend_options,
     build_agent,
@@ -55,14 +57,12 @@ from grounding_agent.cli.options import (  # noqa: E402
     default_server,
     wants_agent,
 )
-from grounding_agent.datasets import DATASETS, Annotation, default_charades_csv, load_dataset  # noqa: E402
-from grounding_agent.errors import ConfigError, DatasetError, GroundingAgentError  # noqa: E402
-from grounding_agent.grounders import GROUNDERS  # noqa: E402
-from grounding_agent.io import check_output_dir, dumps_json, make_output_dir  # noqa: E402
-from grounding_agent.io import write_text_atomic as write_atomic  # noqa: E402
-from grounding_agent.metrics import METRICS, brief  # noqa: E402
-from grounding_agent.temporal import tiou_matrix  # noqa: E402
-from grounding_agent.types import Prediction, Video  # noqa: E402
+from grounding_agent.errors import ConfigError, DatasetError, GroundingAgentError
+from grounding_agent.grounders import GROUNDERS
+from grounding_agent.io import check_output_dir, dumps_json, make_output_dir
+from grounding_agent.io import write_text_atomic as write_atomic
+from grounding_agent.types import Prediction, Video
+from grounding_agent.utils.temporal import tiou_matrix
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov")
 DEFAULT_TOP_K = {"charades-sta": 5, "qvhighlights": 10, "activitynet-captions": 5, "tacos": 5}
@@ -225,7 +225,7 @@ def prompt_identity(args: argparse.Namespace) -> dict[str, Any] | None:
     if args.backend not in MODEL_BACKENDS:
         return None
     from grounding_agent.grounders.qwen_inputs import PROMPTS
-    from grounding_agent.prompts import load_prompt
+    from grounding_agent.utils.prompts import load_prompt
 
     name = PROMPTS["multi"] if args.prompt == "grounding" and args.top_k > 1 else PROMPTS[args.prompt]
     prompt = load_prompt(name)
@@ -419,7 +419,7 @@ def video_for(ann: Annotation, grounder: Any, finder: VideoFinder) -> Video | st
         return Video(path or Path(f"{ann.vid}.mp4"), ann.duration_s, 0.0, 0, 0, 0)
     if path is None:
         return f"no video for {ann.vid} under {finder.folder} ({finder.pattern or '{vid}.<ext>'})"
-    from grounding_agent.video import open_video  # lazy: decord only for pixel grounders
+    from grounding_agent.media.video import open_video  # lazy: decord only for pixel grounders
 
     return open_video(path)
 

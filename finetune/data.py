@@ -5,7 +5,7 @@
 
 One `SFTSample` per query: the video reference, the frame-sampling spec, the grounder prompt (style and
 version of prompts/grounding*.yaml) and the target answer in the format
-`grounding_agent.parsing.format_moment` writes, which `parse_moments` reads back exactly. Ground-truth
+`grounding_agent.grounders.parsing.format_moment` writes, which `parse_moments` reads back exactly. Ground-truth
 times are rounded to 0.01 s first, so the target *is* the ground truth. The prompt text itself is rendered
 at training time by the grounders' own `build_request` from the sampled frames (finetune/collator.py), so
 training and inference prompts are the same bytes.
@@ -30,21 +30,21 @@ if __package__ in (None, ""):  # run as `python finetune/data.py`: make the chec
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from finetune.config import run_recipe
-from grounding_agent.datasets import Annotation, load_dataset
+from grounding_agent.benchmarks.datasets import Annotation, load_dataset
 from grounding_agent.defaults import SAMPLING
 from grounding_agent.errors import ConfigError, DatasetError, VideoError
+from grounding_agent.grounders.parsing import format_moment, format_moments, parse_moments
 from grounding_agent.grounders.qwen_inputs import PROMPTS
 from grounding_agent.io import atomic_path
-from grounding_agent.parsing import format_moment, format_moments, parse_moments
-from grounding_agent.prompts import load_prompt
 from grounding_agent.types import TIME_EPS_S, Moment
+from grounding_agent.utils.prompts import load_prompt
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov")
 
 
 @dataclass(frozen=True)
 class Sampling:
-    """How frames are taken from the video (the arguments of `grounding_agent.video.sample_frames`)."""
+    """How frames are taken from the video (the arguments of `grounding_agent.media.video.sample_frames`)."""
 
     fps: float = SAMPLING.fps
     max_frames: int = SAMPLING.max_frames
@@ -133,7 +133,7 @@ def convert(
     sampling: Sampling = Sampling(),
     vids: Iterable[str] | None = None,
 ) -> tuple[list[SFTSample], list[dict[str, Any]]]:
-    """Annotations of `dataset` (a key of grounding_agent.datasets.DATASETS) -> (samples, rejects).
+    """Annotations of `dataset` (a key of grounding_agent.benchmarks.datasets.DATASETS) -> (samples, rejects).
 
     Queries whose video file is missing under `videos_dir` are rejected (reason recorded), not fatal.
     """
@@ -173,12 +173,12 @@ def validate(
 ) -> tuple[list[SFTSample], list[dict[str, Any]]]:
     """Keep samples whose times lie inside the duration, whose target round-trips, whose video decodes.
 
-    Each distinct video is opened once (`grounding_agent.video.open_video`); an unreadable one rejects
+    Each distinct video is opened once (`grounding_agent.media.video.open_video`); an unreadable one rejects
     all its samples with the decoder's one-line reason.
     """
     durations: dict[str, float | str] = {}
     if check_videos:
-        from grounding_agent.video import open_video  # decord only when videos are checked
+        from grounding_agent.media.video import open_video  # decord only when videos are checked
 
         for path in sorted({s.video for s in samples}):
             try:
@@ -222,8 +222,7 @@ def write_jsonl(rows: Iterable[dict[str, Any]], path: str | Path) -> Path:
     """Write rows atomically (temp file + os.replace): a reader never sees half a file."""
     path = Path(path)
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
     return path
 
 

@@ -1,6 +1,6 @@
 """GRPO rewards: temporal IoU of the parsed answer, and a format reward.
 
-Both read answers with the library's own parser (`grounding_agent.parsing.parse_answer`), the one the
+Both read answers with the library's own parser (`grounding_agent.grounders.parsing.parse_answer`), the one the
 grounders and the eval use, so a completion scores exactly what the eval would score it.
 The functions follow TRL's reward signature: `f(completions, **columns) -> list[float]`, one value per
 completion; `columns` are the dataset's columns repeated per completion (see finetune/grpo.py).
@@ -12,11 +12,11 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from grounding_agent.parsing import parse_answer
-from grounding_agent.temporal import tiou
+from grounding_agent.grounders.parsing import parse_answer
+from grounding_agent.utils.temporal import tiou
 
 # The reasoning prompt's layout (prompts/grounding_reasoning.yaml): thinking first, then the answer.
-_REASONING_LAYOUT = re.compile(r"^\s*<think>.+?</think>\s*<answer>.+?</answer>\s*$", re.S)
+_REASONING_LAYOUT = re.compile(r"^\s*<think>.+?</think>\s*<answer>.+?</answer>\s*$", re.DOTALL)
 
 
 def completion_text(completion: Any) -> str:

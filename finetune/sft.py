@@ -378,10 +378,10 @@ def evaluate_adapter(cfg: RecipeConfig, adapter_dir: Path, samples: list[SFTSamp
     eval_metrics.json next to the adapter."""
     from finetune.collator import sample_frames_for
     from finetune.data import write_jsonl
-    from grounding_agent.datasets import Annotation
+    from grounding_agent.benchmarks.datasets import Annotation
+    from grounding_agent.benchmarks.metrics import charades_sta_metrics
     from grounding_agent.grounders.hf import HFGrounder
-    from grounding_agent.metrics import charades_sta_metrics
-    from grounding_agent.video import open_video
+    from grounding_agent.media.video import open_video
 
     samples = samples[: cfg.eval.limit]
     grounder = HFGrounder(

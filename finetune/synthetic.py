@@ -35,8 +35,8 @@ if __package__ in (None, ""):  # run as `python finetune/synthetic.py`: make the
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from finetune.config import run_recipe
-from finetune.data import SFTSample, Sampling, to_sample, write_jsonl
-from grounding_agent.datasets import Annotation
+from finetune.data import Sampling, SFTSample, to_sample, write_jsonl
+from grounding_agent.benchmarks.datasets import Annotation
 from grounding_agent.errors import ConfigError
 from grounding_agent.io import atomic_path, write_json_atomic, write_text_atomic
 
@@ -204,12 +204,12 @@ def evaluate(
     mode: str = "images",
 ) -> dict[str, Any]:
     """R1@{0.3,0.5,0.7} and mIoU on the held-out split: the blind prior (fit on the train GT) or a model
-    (+ adapter) through the library's `HFGrounder`, scored by `grounding_agent.metrics`."""
+    (+ adapter) through the library's `HFGrounder`, scored by `grounding_agent.benchmarks.metrics`."""
     from finetune.collator import sample_frames_for
     from finetune.data import read_samples
+    from grounding_agent.benchmarks.metrics import charades_sta_metrics
     from grounding_agent.grounders.baselines import BlindPriorGrounder
-    from grounding_agent.metrics import charades_sta_metrics
-    from grounding_agent.video import open_video
+    from grounding_agent.media.video import open_video
 
     data_dir = Path(data_dir)
     val = read_samples(data_dir / "val.jsonl")[:limit]

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import os
 
+from grounding_agent.conversation.session import Answer, Session, Turn, ground, make_grounder
 from grounding_agent.errors import GroundingAgentError
-from grounding_agent.parsing import format_moment, parse_moments
-from grounding_agent.session import Answer, Session, Turn, ground, make_grounder
+from grounding_agent.grounders.parsing import format_moment, parse_moments
 from grounding_agent.types import Evidence, Frames, Moment, Plan, Prediction, Video
 
 
@@ -23,9 +23,9 @@ def open_video(path: str | os.PathLike) -> Video:
     """A video's metadata (duration, frame count, fps, size) without decoding frames.
 
     Raises:
-        VideoError: a subclass saying what is wrong with the file (see `grounding_agent.video.open_video`).
+        VideoError: a subclass saying what is wrong with the file (see `grounding_agent.media.video.open_video`).
     """
-    from grounding_agent.video import open_video as _open_video  # lazy: decord/PyAV load on first use
+    from grounding_agent.media.video import open_video as _open_video  # lazy: decord/PyAV load on first use
 
     return _open_video(path)
 

@@ -305,3 +305,66 @@ class Prediction:
             pred_saliency_scores=data.get("pred_saliency_scores"),
             extra={k: v for k, v in data.items() if k not in known},
         )
+
+
+# --- signals over time ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Curve:
+    """A signal sampled over a video's time.
+
+    Attributes:
+        name: what it measures ("clip", "motion", "audio", ...).
+        times_s: float array (T,), strictly increasing, seconds from the video's start.
+        values: float array (T,), one value per time.
+    """
+
+    name: str
+    times_s: np.ndarray
+    values: np.ndarray
+
+    def __post_init__(self) -> None:
+        times = np.asarray(self.times_s, dtype=np.float64).reshape(-1)
+        values = np.asarray(self.values, dtype=np.float64).reshape(-1)
+        if len(times) != len(values):
+            raise ConfigError(f"curve {self.name!r}: {len(times)} times but {len(values)} values")
+        if len(times) > 1 and not np.all(np.diff(times) > 0):
+            raise ConfigError(f"curve {self.name!r}: times must be strictly increasing")
+        if not np.all(np.isfinite(values)):
+            raise ConfigError(f"curve {self.name!r}: values must be finite")
+        object.__setattr__(self, "times_s", times)
+        object.__setattr__(self, "values", values)
+
+    def __len__(self) -> int:
+        return len(self.times_s)
+
+    def with_values(self, values: np.ndarray, name: str | None = None) -> Curve:
+        return Curve(name or self.name, self.times_s, values)
+
+    def minmax(self) -> Curve:
+        """Scaled to [0, 1]; a flat curve becomes all zeros (it carries no ranking information)."""
+        return self.with_values(minmax(self.values))
+
+    def zscore(self) -> Curve:
+        """Zero mean, unit variance over this video; a flat curve becomes all zeros."""
+        return self.with_values(zscore(self.values))
+
+    def to_dict(self) -> dict[str, object]:
+        return {"name": self.name, "times_s": self.times_s.tolist(), "values": self.values.tolist()}
+
+
+def minmax(values: np.ndarray) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return values
+    span = values.max() - values.min()
+    return (values - values.min()) / span if span > 1e-12 else np.zeros_like(values)
+
+
+def zscore(values: np.ndarray) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return values
+    std = values.std()
+    return (values - values.mean()) / std if std > 1e-12 else np.zeros_like(values)

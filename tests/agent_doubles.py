@@ -9,8 +9,7 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
 from grounding_agent.grounders.base import BaseGrounder, Grounding, check_request
-from grounding_agent.signals import Curve
-from grounding_agent.types import Frames, Moment, Video
+from grounding_agent.types import Curve, Frames, Moment, Video
 
 
 class ScriptedGrounderForTests(BaseGrounder):

@@ -58,7 +58,7 @@ def whisper_base() -> Path:
 @pytest.fixture(scope="session")
 def clip_frames(real_clips: dict[str, Path]):
     """8 frames spread over the real Charades clip Y1HGC (30.7 s, 15000/1001 fps), with real timestamps."""
-    from grounding_agent.video import sample_frames
+    from grounding_agent.media.video import sample_frames
 
     return sample_frames(real_clips["univtg_charades_Y1HGC.mp4"], max_frames=8)
 
@@ -88,7 +88,7 @@ def vllm_server(tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPathF
     the test with the server log's tail.
     """
     from grounding_agent.errors import ServerStartError
-    from grounding_agent.serving import VLLMServer
+    from grounding_agent.grounders.serving import VLLMServer
 
     server = VLLMServer(
         tiny_models["qwen2_5_vl"],
@@ -113,6 +113,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = outcome.get_result()
     live = getattr(item, "funcargs", {}).get("vllm_server")
     if isinstance(live, LiveServer) and report.when == "call" and report.failed:
-        from grounding_agent.serving import read_log_tail
+        from grounding_agent.grounders.serving import read_log_tail
 
         report.sections.append(("vLLM server log (tail)", read_log_tail(live.log_path)))

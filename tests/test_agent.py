@@ -22,9 +22,8 @@ from grounding_agent.cli.options import (
     wants_agent,
 )
 from grounding_agent.errors import ConfigError
-from grounding_agent.signals import Curve
-from grounding_agent.types import Frames, Moment, Video
-from grounding_agent.video import open_video
+from grounding_agent.media.video import open_video
+from grounding_agent.types import Curve, Frames, Moment, Video
 from tests.agent_doubles import (
     CurveSaliencyForTests,
     ScriptedGrounderForTests,

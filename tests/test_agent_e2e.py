@@ -12,12 +12,20 @@ import json
 import jsonschema
 import pytest
 
-from grounding_agent.agent import Agent, AgentConfig, ExplanationWriter, LLMPlanner, Reranker, RulePlanner, VLMVerifier
+from grounding_agent.agent import (
+    Agent,
+    AgentConfig,
+    ExplanationWriter,
+    LLMPlanner,
+    Reranker,
+    RulePlanner,
+    VLMVerifier,
+)
 from grounding_agent.agent.llm import chat_model
 from grounding_agent.agent.planner import plan_schema
 from grounding_agent.agent.tool import ground_video_tool
 from grounding_agent.grounders.base import Grounding
-from grounding_agent.video import open_video
+from grounding_agent.media.video import open_video
 from tests.videogen import make_video
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -28,7 +36,7 @@ TWO_STEP = "a person walks in a doorway, then drinks some coffee."
 
 @pytest.fixture(scope="module")
 def saliency(tiny_models, tmp_path_factory):
-    from grounding_agent.saliency import ClipSaliency
+    from grounding_agent.highlights.clip import ClipSaliency
 
     return ClipSaliency.from_pretrained(str(tiny_models["clip"]), cache_dir=tmp_path_factory.mktemp("embeddings"))
 

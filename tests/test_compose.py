@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from grounding_agent.agent.compose import compose, consistent, satisfies, search
 from grounding_agent.agent import AgentConfig, ground_steps
+from grounding_agent.agent.compose import compose, consistent, satisfies, search
 from grounding_agent.agent.planner import RulePlanner
 from grounding_agent.errors import ConfigError
 from grounding_agent.types import Moment, Plan, Relation, Step, Video
@@ -144,7 +144,7 @@ def test_windows_follow_grounded_relations():
 
     def sampler(video, start_s, end_s):
         windows.append((start_s, end_s))
-        return None  # the scripted grounder ignores pixels
+        # the scripted grounder ignores pixels
 
     results = ground_steps(plan, VIDEO, grounder, AgentConfig(before_tolerance_s=1.0), sampler=sampler)
     assert windows == [(17.0, 30.0)]  # after the earliest end of "opens the door" (18 s) minus 1 s

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from grounding_agent.datasets import (
+from grounding_agent.benchmarks.datasets import (
     GTPolicy,
     load_charades_sta,
     load_dataset,
@@ -102,7 +102,7 @@ def test_gt_policy_on_a_small_file(tmp_path):
 
 
 def test_activitynet_captions_val_json(tmp_path):
-    from grounding_agent.datasets import load_activitynet_captions
+    from grounding_agent.benchmarks.datasets import load_activitynet_captions
 
     gt = tmp_path / "val_1.json"
     gt.write_text(

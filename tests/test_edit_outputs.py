@@ -19,7 +19,7 @@ from PIL import Image
 from grounding_agent.cli import main
 from grounding_agent.edit import contact_sheet, export, plan_edit, render
 from grounding_agent.errors import EditError
-from grounding_agent.video import open_video, sample_frames
+from grounding_agent.media.video import open_video, sample_frames
 from tests.videogen import make_edit_video
 
 FPS = 25
@@ -85,7 +85,7 @@ def test_drop_frame_fcpxml_holds_the_planned_frames(ntsc, tmp_path):
     plan = plan_edit(ntsc, "cut 0:01 to 0:02")
     root = ET.parse(export(plan, tmp_path / "edit.fcpxml")).getroot()
     assert root.find(".//format").get("frameDuration") == "1001/30000s"
-    seconds = lambda t: float(Fraction(t.rstrip("s"))) if t != "0s" else 0.0  # noqa: E731
+    seconds = lambda t: float(Fraction(t.rstrip("s"))) if t != "0s" else 0.0
     clips = root.findall(".//spine/clip")
     got = [(round(seconds(c.get("start", "0s")) * 30000 / 1001), round(seconds(c.get("duration")) * 30000 / 1001)) for c in clips]
     assert got == planned_ranges(plan)
@@ -243,7 +243,7 @@ def test_cli_dry_run_writes_nothing(clip, tmp_path, capsys):
 
 
 def test_cli_reads_a_transcript_file_for_word_cuts(clip, tmp_path, capsys):
-    speech = pytest.importorskip("grounding_agent.speech")
+    speech = pytest.importorskip("grounding_agent.media.speech")
     words = (speech.Word("So", 0.5, 0.9, 0.9), speech.Word("um,", 1.0, 1.4, 0.8), speech.Word("yes", 1.5, 2.0, 0.9))
     real = speech.Transcript(segments=(speech.Segment("So um, yes", 0.5, 2.0, 0.9, words),), duration_s=12.0)
     (tmp_path / "t.json").write_text(json.dumps(real.to_dict()))
@@ -291,7 +291,7 @@ def test_variable_frame_rate_video_renders_and_exports_real_times(tmp_path):
 
 
 def test_session_edit_finds_moments_with_the_sessions_grounder(clip):
-    from grounding_agent.session import Session
+    from grounding_agent.conversation.session import Session
 
     plan = Session(clip, "uniform").edit("cut the part where the dog jumps, then trim the last 2 seconds")
     cut = [s for s in plan.segments if s.action == "cut"]
@@ -302,7 +302,7 @@ def test_chat_repl_edit_then_export(clip, tmp_path):
     import io
 
     from grounding_agent.cli.chat import repl
-    from grounding_agent.session import Session
+    from grounding_agent.conversation.session import Session
 
     commands = [
         "/export e.edl",  # nothing planned yet

@@ -1,5 +1,5 @@
 """Editing a talking video (espeak-ng speech at known times): silences cut on the audio to the frame, and
-word / speech cuts through a real Whisper transcript (grounding_agent.speech)."""
+word / speech cuts through a real Whisper transcript (grounding_agent.media.speech)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import pytest
 
 from grounding_agent.edit import plan_edit
 from tests.speechgen import Utterance, make_talking_video
+
 
 @pytest.fixture(scope="module")
 def talk(tmp_path_factory):
@@ -20,14 +21,14 @@ def talk(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def transcript(talk, whisper_base, tmp_path_factory):
-    from grounding_agent.speech import Transcriber
+    from grounding_agent.media.speech import Transcriber
 
     cache = tmp_path_factory.mktemp("asr_cache")
     return Transcriber(whisper_base, language="en", cache_dir=cache).transcribe(talk.path)
 
 
 def test_silences_between_utterances_are_cut_to_the_frame(talk):
-    from grounding_agent.video import open_video
+    from grounding_agent.media.video import open_video
 
     frame_s = 1.0 / open_video(talk.path).avg_fps
     plan = plan_edit(talk.path, "remove the silences")

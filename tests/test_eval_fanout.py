@@ -11,7 +11,7 @@ import pytest
 
 from eval import runner
 from grounding_agent.errors import ServerStartError
-from grounding_agent.serving import VLLMServer
+from grounding_agent.grounders.serving import VLLMServer
 from tests.conftest import TINY_MODEL_NAME, VIDEOS
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from eval import runner
-from grounding_agent.datasets import load_charades_sta
+from grounding_agent.benchmarks.datasets import load_charades_sta
 from grounding_agent.errors import ConfigError, DatasetError, ServerError
 from grounding_agent.grounders.base import BaseGrounder, Grounding
 from grounding_agent.grounders.baselines import RandomGrounder
@@ -194,7 +194,7 @@ def test_concurrency_is_bounded_and_each_video_stays_on_one_server(sta_test, tmp
 
 
 def _anns(*counts: int) -> list:
-    from grounding_agent.datasets import Annotation
+    from grounding_agent.benchmarks.datasets import Annotation
 
     return [
         Annotation(f"{v}-{i}", f"v{v}", "q", 30.0, ((0.0, 1.0),))

@@ -12,7 +12,7 @@ import pytest
 from eval import runner
 from grounding_agent.errors import ConfigError
 from grounding_agent.grounders.base import BaseGrounder, Grounding
-from grounding_agent.parsing import ParseFailure
+from grounding_agent.grounders.parsing import ParseFailure
 from grounding_agent.types import Moment
 
 

@@ -162,7 +162,7 @@ def test_qlora_runs_a_few_steps_on_cpu(tiny_models, sft_dir, tmp_path):
 def adapter_server(lora_run, tiny_models):
     """A live vLLM CPU server with the trained adapter registered as `ft-tiny`."""
     from grounding_agent.errors import ServerError
-    from grounding_agent.serving import VLLMServer
+    from grounding_agent.grounders.serving import VLLMServer
 
     server = VLLMServer(
         tiny_models["qwen2_5_vl"], served_model_name="tiny-base", loras={"ft-tiny": lora_run[0] / "adapter"}
@@ -179,7 +179,7 @@ def test_adapter_same_greedy_answer_in_hf_and_vllm(lora_run, adapter_server, tin
     """Same frames (PNG: bit-identical pixels), same timestamped-image request, greedy, both backends."""
     from grounding_agent.grounders.hf import HFGrounder
     from grounding_agent.grounders.vllm import VLLMGrounder
-    from grounding_agent.video import open_video, sample_frames
+    from grounding_agent.media.video import open_video, sample_frames
 
     video = open_video(real_clips[CLIP])
     frames = sample_frames(video, **SAMPLING)

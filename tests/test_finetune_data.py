@@ -27,9 +27,9 @@ from finetune.data import (
     to_sample,
     validate,
 )
-from grounding_agent.datasets import load_charades_sta, load_qvhighlights
+from grounding_agent.benchmarks.datasets import load_charades_sta, load_qvhighlights
 from grounding_agent.errors import ConfigError
-from grounding_agent.parsing import parse_moments
+from grounding_agent.grounders.parsing import parse_moments
 from tests.videogen import make_video
 
 REPO = Path(__file__).resolve().parents[1]

@@ -71,8 +71,8 @@ def test_events_are_frame_labels_and_the_square_is_drawn_exactly_then():
 def test_make_synthetic_writes_decodable_videos_targets_gt_and_reuses_a_matching_set(tmp_path):
     from finetune.collator import sample_frames_for
     from finetune.data import read_samples
-    from grounding_agent.datasets import load_charades_sta
-    from grounding_agent.parsing import parse_moments
+    from grounding_agent.benchmarks.datasets import load_charades_sta
+    from grounding_agent.grounders.parsing import parse_moments
 
     spec = SyntheticSpec(out=str(tmp_path / "syn"), num_train=3, num_val=2)
     paths = make_synthetic(spec)

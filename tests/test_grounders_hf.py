@@ -16,8 +16,8 @@ import torch
 
 from grounding_agent.errors import ConfigError, ModelLoadError
 from grounding_agent.grounders import GROUNDERS
-from grounding_agent.grounders.hf import HFGrounder
 from grounding_agent.grounders.base import Grounding, moments_from_answers, rank_candidates
+from grounding_agent.grounders.hf import HFGrounder
 from grounding_agent.grounders.qwen_inputs import build_request, frame_label, hf_inputs
 from grounding_agent.types import Moment
 
@@ -28,7 +28,7 @@ QUERY = "person opens the door"
 @pytest.fixture(scope="module")
 def frames_2fps(real_clips: dict[str, Path]):
     """The first 4 s of a real Charades clip sampled at 2 fps: 8 frames with their real timestamps."""
-    from grounding_agent.video import sample_frames
+    from grounding_agent.media.video import sample_frames
 
     frames = sample_frames(real_clips[CLIP], fps=2.0, start_s=0.0, end_s=4.0, max_pixels=448 * 448)
     assert len(frames) == 8 and frames.fps == pytest.approx(2.0)
@@ -108,7 +108,7 @@ def test_qwen2_vl_gets_timestamp_text_before_each_frame(grounders, frames_2fps) 
 @pytest.mark.integration
 @pytest.mark.parametrize("family", ["qwen2_vl", "qwen2_5_vl", "qwen3_vl"])
 def test_ground_on_real_clip_stays_inside_the_video(grounders, real_clips, family: str) -> None:
-    from grounding_agent.video import open_video
+    from grounding_agent.media.video import open_video
 
     g = grounders[family]
     g.max_frames = 8

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from grounding_agent.errors import ConfigError, ServerError
+from grounding_agent.grounders.serving import free_port
 from grounding_agent.grounders.vllm import VLLMGrounder, answer_regex
-from grounding_agent.serving import free_port
 
 CLIP = "univtg_charades_Y1HGC.mp4"
 QUERY = "person opens the door"
@@ -24,7 +24,7 @@ TOLERANCE_NATS = 0.15
 
 @pytest.fixture(scope="module")
 def frames(real_clips: dict[str, Path]):
-    from grounding_agent.video import sample_frames
+    from grounding_agent.media.video import sample_frames
 
     return sample_frames(real_clips[CLIP], fps=2.0, max_frames=8, max_pixels=448 * 448, cache=True)
 
@@ -210,7 +210,7 @@ def test_prefetched_frames_and_images_equal_the_inline_ones(real_clips: dict[str
     """What the worker thread decodes and encodes is what `ground` would send, byte for byte."""
     from grounding_agent.grounders.qwen_inputs import build_request, openai_messages
     from grounding_agent.grounders.vllm import FramePrefetch, encode_frames
-    from grounding_agent.video import open_video, sample_frames
+    from grounding_agent.media.video import open_video, sample_frames
 
     video = open_video(real_clips[CLIP])
     sampling = {"fps": 2.0, "max_frames": 12, "max_pixels": 448 * 448}
@@ -233,7 +233,7 @@ def test_prefetch_decode_error_is_the_same_typed_error(tmp_path: Path) -> None:
 
     from grounding_agent.errors import CorruptVideoError
     from grounding_agent.grounders.vllm import FramePrefetch
-    from grounding_agent.video import open_video, sample_frames
+    from grounding_agent.media.video import open_video, sample_frames
     from tests.videogen import corrupt_middle, make_video
 
     good = make_video(tmp_path / "cfr.mp4", duration_s=2.0, fps=10, gop=5)
@@ -255,7 +255,7 @@ def test_prefetch_decode_error_is_the_same_typed_error(tmp_path: Path) -> None:
 def test_ground_prefetched_sends_what_ground_sends(real_clips: dict[str, Path], monkeypatch) -> None:
     """Against an OpenAI-compatible test double: the same request body, moments and timing keys."""
     from grounding_agent.grounders.vllm import FramePrefetch
-    from grounding_agent.video import open_video
+    from grounding_agent.media.video import open_video
     from tests.test_hostile_servers import MisbehavingServerForTests
 
     server = MisbehavingServerForTests("good")

@@ -8,9 +8,10 @@ import math
 import numpy as np
 import pytest
 
+from grounding_agent.agent.rerank_features import FusionWeights, WindowFeatures, fuse, window_features
 from grounding_agent.cli import main
 from grounding_agent.errors import ConfigError
-from grounding_agent.highlights import (
+from grounding_agent.highlights.windows import (
     HighlightWeights,
     WindowSearch,
     clip_scores,
@@ -19,10 +20,8 @@ from grounding_agent.highlights import (
     query_highlights,
     save_plot,
 )
-from grounding_agent.rerank_features import FusionWeights, WindowFeatures, fuse, window_features
-from grounding_agent.signals import Curve
-from grounding_agent.temporal import tiou
-from grounding_agent.types import Moment, Prediction
+from grounding_agent.types import Curve, Moment, Prediction
+from grounding_agent.utils.temporal import tiou
 from tests.conftest import sidecar
 from tests.test_signals import make_inserted_shot_video, make_loud_segment_video, make_motion_burst_video
 
@@ -160,7 +159,7 @@ def _qvh_gt_row(qid: int, clip_path, query: str, window_s: tuple[float, float], 
 @pytest.mark.integration
 @pytest.mark.slow
 def test_highlights_on_the_shared_clips_are_scored_by_eval(real_clips, tiny_models, tmp_path, capsys):
-    from grounding_agent.saliency import ClipSaliency
+    from grounding_agent.highlights.clip import ClipSaliency
 
     sal = ClipSaliency.from_pretrained(tiny_models["clip"], cache_dir=tmp_path / "emb")
     gt_rows, preds = [], []

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from grounding_agent.cli import main
-from grounding_agent.temporal import tiou
+from grounding_agent.utils.temporal import tiou
 from tests.test_signals import make_loud_segment_video
 
 

@@ -69,9 +69,8 @@ def test_symlink_is_refused_and_neither_link_nor_target_changes(tmp_path) -> Non
 def test_dangling_symlink_is_refused(tmp_path) -> None:
     link = tmp_path / "out.png"
     link.symlink_to(tmp_path / "nowhere" / "x.png")
-    with pytest.raises(OutputError, match="symbolic link"):
-        with atomic_path(link) as tmp:
-            tmp.write_bytes(b"png")
+    with pytest.raises(OutputError, match="symbolic link"), atomic_path(link) as tmp:
+        tmp.write_bytes(b"png")
     assert link.is_symlink() and not (tmp_path / "nowhere").exists()
 
 
@@ -175,9 +174,8 @@ def test_disk_full_during_write_is_one_line_and_leaves_the_old_file(tmp_path, mo
 
 
 def test_disk_full_inside_an_atomic_block_is_an_output_error(tmp_path) -> None:
-    with pytest.raises(OutputError, match="no space left"):
-        with atomic_path(tmp_path / "plot.png"):
-            raise OSError(errno.ENOSPC, "No space left on device")  # e.g. savefig on a full disk
+    with pytest.raises(OutputError, match="no space left"), atomic_path(tmp_path / "plot.png"):
+        raise OSError(errno.ENOSPC, "No space left on device")  # e.g. savefig on a full disk
     assert list(tmp_path.iterdir()) == []
 
 
@@ -261,8 +259,7 @@ def test_output_that_is_the_input_video_is_refused(capsys, tmp_path, argv) -> No
 
 def test_fifo_that_appears_while_writing_is_not_replaced(tmp_path) -> None:
     target = tmp_path / "out.json"
-    with pytest.raises(OutputError, match="not a regular file"):
-        with atomic_path(target) as tmp:
-            tmp.write_text("{}")
-            os.mkfifo(target)  # another process puts a FIFO there before the move
+    with pytest.raises(OutputError, match="not a regular file"), atomic_path(target) as tmp:
+        tmp.write_text("{}")
+        os.mkfifo(target)  # another process puts a FIFO there before the move
     assert stat.S_ISFIFO(os.lstat(target).st_mode) and [p.name for p in tmp_path.iterdir()] == ["out.json"]

@@ -16,8 +16,8 @@ import textwrap
 
 import pytest
 
-from grounding_agent import extras
 from grounding_agent.errors import ConfigError, MissingDependencyError
+from grounding_agent.utils import extras
 from tests.test_hostile_options import CLIP, assert_one_line_error
 
 # What the [client] extra lacks that the others bring.
@@ -29,8 +29,8 @@ HARNESS = textwrap.dedent(
     import sys
     for name in sys.argv[1].split(","):
         sys.modules[name] = None  # not installed
-    import grounding_agent.highlights as hl
-    import grounding_agent.video as video
+    import grounding_agent.highlights.windows as hl
+    import grounding_agent.media.video as video
 
     def work(*args, **kwargs):  # any decoding or scoring means the check came too late
         print("WORK STARTED", file=sys.stderr)

@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 
 from grounding_agent.cli import main
-from grounding_agent.cli._common import finite_float, nonneg_float, port, positive_float, positive_int, text_arg
+from grounding_agent.cli._common import (
+    finite_float,
+    nonneg_float,
+    port,
+    positive_float,
+    positive_int,
+    text_arg,
+)
 
 CLIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos" / "univtg_charades_Y1HGC.mp4"
 

@@ -17,11 +17,11 @@ import pytest
 
 from grounding_agent.errors import ConfigError, GroundingAgentError
 from grounding_agent.grounders.baselines import BlindPriorGrounder, RandomGrounder, UniformGrounder
-from grounding_agent.highlights import find_windows
+from grounding_agent.grounders.parsing import format_moment, parse_answer, parse_moments, to_seconds
+from grounding_agent.highlights.windows import find_windows
 from grounding_agent.io import check_model_source, check_output_path, write_json_atomic
-from grounding_agent.parsing import format_moment, parse_answer, parse_moments, to_seconds
-from grounding_agent.temporal import nms, tiou, tiou_matrix
 from grounding_agent.types import Moment, Video
+from grounding_agent.utils.temporal import nms, tiou, tiou_matrix
 
 NAN, INF = float("nan"), float("inf")
 VIDEO_6S = Video(Path("six_seconds.mp4"), 6.0, 30.0, 180, 64, 64)
@@ -34,7 +34,7 @@ def _vllm(*args: Any, **kwargs: Any) -> Any:
 
 
 def _server(**kwargs: Any) -> Any:
-    from grounding_agent.serving import VLLMServer
+    from grounding_agent.grounders.serving import VLLMServer
 
     return VLLMServer(**kwargs)
 

@@ -16,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from grounding_agent.errors import ConfigError
+from grounding_agent.grounders.parsing import parse_answer, parse_moments
 from grounding_agent.grounders.qwen_inputs import check_query
-from grounding_agent.parsing import parse_answer, parse_moments
 from tests.test_hostile_options import CLIP, assert_one_line_error, run_cli
 
 EXE = [sys.executable, "-c", "import sys; from grounding_agent.cli import main; sys.exit(main())"]

@@ -20,8 +20,8 @@ from fastapi.testclient import TestClient
 
 from grounding_agent import Session
 from grounding_agent.grounders.baselines import UniformGrounder
+from grounding_agent.grounders.serving import free_port
 from grounding_agent.http import create_app
-from grounding_agent.serving import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 PREDICTION_SCHEMA = json.loads((REPO / "schemas" / "prediction.schema.json").read_text())
@@ -75,7 +75,7 @@ class FakeClockForTests:
 
 def make_client(media: Path, grounder=None, **kwargs) -> TestClient:
     grounder = grounder or UniformGrounder()
-    factory = lambda path: Session(path, grounder, max_turns=5)  # noqa: E731
+    factory = lambda path: Session(path, grounder, max_turns=5)
     return TestClient(create_app(factory, media_root=media, grounder_name=grounder.name, **kwargs))
 
 

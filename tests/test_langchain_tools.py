@@ -6,7 +6,6 @@ The chat model is a scripted test double (it decides which tools to call); the t
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
@@ -14,7 +13,7 @@ from langchain_core.messages import AIMessage, SystemMessage, ToolMessage
 
 from grounding_agent import Session
 from grounding_agent.agent.tool import session_tools
-from grounding_agent.chat_agent import build_chat_agent, reply
+from grounding_agent.conversation.chat_agent import build_chat_agent, reply
 from grounding_agent.errors import ConfigError
 
 

@@ -7,15 +7,14 @@ import json
 import numpy as np
 import pytest
 
-from grounding_agent.datasets import (
+from grounding_agent.benchmarks.datasets import (
     Annotation,
     GTPolicy,
     load_charades_sta,
     load_predictions,
     load_qvhighlights,
 )
-from grounding_agent.errors import DatasetError
-from grounding_agent.metrics import (
+from grounding_agent.benchmarks.metrics import (
     brief,
     charades_sta_metrics,
     detection_ap,
@@ -25,6 +24,7 @@ from grounding_agent.metrics import (
     ranking_ap,
     summary_f1,
 )
+from grounding_agent.errors import DatasetError
 from grounding_agent.types import Prediction
 
 
@@ -208,7 +208,7 @@ def test_rank_correlations_known_values():
 
 def test_charades_lighthouse_jsonl_gives_the_same_numbers(shared_data, charades_test, tan_preds):
     """Lighthouse's moment_detr-style release (qid = 12404 + line index, ends clipped) scores the same."""
-    from grounding_agent.datasets import load_dataset
+    from grounding_agent.benchmarks.datasets import load_dataset
 
     lighthouse = load_dataset(
         "charades-sta", shared_data / "charades_sta" / "lighthouse_charades_test_release.jsonl"
@@ -231,7 +231,7 @@ def test_detection_ap_on_empty_gt_and_ranking_ap_with_nan_are_typed_errors():
 
 
 def test_tacos_and_activitynet_metrics_use_their_thresholds():
-    from grounding_agent.metrics import METRICS
+    from grounding_agent.benchmarks.metrics import METRICS
 
     anns = [Annotation(0, "v", "q", 100.0, ((10.0, 30.0),))]
     preds = {0: Prediction(0, "v", "q", [[10.0, 60.0, 1.0]])}  # IoU 0.4

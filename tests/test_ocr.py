@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from grounding_agent.ocr import ScreenReader, ScreenText, ocr_query
-from grounding_agent.temporal import tiou
+from grounding_agent.media.ocr import ScreenReader, ScreenText, ocr_query
+from grounding_agent.utils.temporal import tiou
 from tests.videogen import _ffmpeg
 
 SLIDES = [("Introduction", 0.0, 3.0), ("Quarterly Results", 3.0, 6.0), ("Thank You", 6.0, 9.0)]

@@ -20,7 +20,7 @@ def test_prompts_render_from_installed_wheel(tmp_path):
     subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)], check=True)
     code = textwrap.dedent(
         """
-        import grounding_agent, grounding_agent.prompts as P
+        import grounding_agent, grounding_agent.utils.prompts as P
         d = P.prompts_dir()
         assert str(d).startswith(SITE), d
         names = P.available_prompts()

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from grounding_agent import format_moment, parse_moments
 from grounding_agent.errors import ConfigError
-from grounding_agent.parsing import format_moments, parse_answer, to_seconds
+from grounding_agent.grounders.parsing import format_moments, parse_answer, to_seconds
 from grounding_agent.types import Moment
 
 DURATION_S = 30.0

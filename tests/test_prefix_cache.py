@@ -30,7 +30,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def frames(real_clips: dict[str, Path]):
-    from grounding_agent.video import sample_frames
+    from grounding_agent.media.video import sample_frames
 
     return sample_frames(real_clips[CLIP], fps=2.0, start_s=0.0, end_s=4.0, max_pixels=448 * 448)
 

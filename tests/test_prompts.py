@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from grounding_agent.errors import ConfigError, PromptError
+from grounding_agent.grounders.parsing import parse_answer
 from grounding_agent.grounders.qwen_inputs import (
     PROMPTS,
     build_request,
@@ -15,9 +16,8 @@ from grounding_agent.grounders.qwen_inputs import (
     hf_messages,
     openai_messages,
 )
-from grounding_agent.parsing import parse_answer
-from grounding_agent.prompts import load_prompt
 from grounding_agent.types import Frames, Video
+from grounding_agent.utils.prompts import load_prompt
 
 
 def synthetic_frames(n: int = 6, fps: float = 2.0, duration_s: float = 30.0) -> Frames:

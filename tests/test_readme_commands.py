@@ -130,8 +130,8 @@ def test_readme_highlights_command_runs_with_a_tiny_clip(command: Command, capsy
 
 def _make_targets() -> tuple[set[str], set[str]]:
     text = (REPO / "Makefile").read_text(encoding="utf-8")
-    targets = set(re.findall(r"^([A-Za-z0-9_.-]+)\s*:(?!=)", text, re.M))
-    variables = set(re.findall(r"^([A-Z_][A-Z0-9_]*)\s*[?:]?=", text, re.M))
+    targets = set(re.findall(r"^([A-Za-z0-9_.-]+)\s*:(?!=)", text, re.MULTILINE))
+    variables = set(re.findall(r"^([A-Z_][A-Z0-9_]*)\s*[?:]?=", text, re.MULTILINE))
     return targets, variables
 
 

@@ -19,7 +19,7 @@ import pytest
 from tests.videogen import make_edit_video
 
 REPO = Path(__file__).resolve().parents[1]
-BLOCKS = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), re.S)
+BLOCKS = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), re.DOTALL)
 README_MODEL = "Qwen/Qwen2.5-VL-7B-Instruct"
 README_SERVER = "http://127.0.0.1:8000/v1"
 
@@ -54,7 +54,7 @@ def scripted_openai_server_for_tests():
 def chat_server():
     import uvicorn
 
-    from grounding_agent.serving import free_port
+    from grounding_agent.grounders.serving import free_port
 
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(scripted_openai_server_for_tests(), host="127.0.0.1", port=port, log_level="warning"))

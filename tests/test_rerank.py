@@ -9,10 +9,15 @@ import numpy as np
 import pytest
 from langchain_core.messages import AIMessage
 
-from grounding_agent.agent.rerank import NEUTRAL_P_YES, Reranker, VLMVerifier, clip_frames, p_yes_from_top_logprobs
+from grounding_agent.agent.rerank import (
+    NEUTRAL_P_YES,
+    Reranker,
+    VLMVerifier,
+    clip_frames,
+    p_yes_from_top_logprobs,
+)
 from grounding_agent.errors import ConfigError
-from grounding_agent.signals import Curve
-from grounding_agent.types import Frames, Moment, Video
+from grounding_agent.types import Curve, Frames, Moment, Video
 from tests.agent_doubles import CurveSaliencyForTests, scripted_chat
 
 VIDEO = Video(Path("clip.mp4"), duration_s=20.0, avg_fps=10.0, num_frames=200, width=8, height=6)

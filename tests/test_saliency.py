@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from grounding_agent.errors import ConfigError, ModelLoadError, VideoNotFoundError
-from grounding_agent.saliency import BACKENDS, ClipSaliency, EmbeddingCache, file_fingerprint
-from grounding_agent.video import sample_frames
+from grounding_agent.highlights.clip import BACKENDS, ClipSaliency, EmbeddingCache
+from grounding_agent.media.video import sample_frames
+from grounding_agent.utils.cache import file_fingerprint
 
 pytestmark = pytest.mark.integration
 
@@ -123,7 +124,7 @@ def test_fast_backends_match_fp32_torch(clip_frames, clip_dir, tmp_path, backend
 
 
 def test_int8_that_drifts_falls_back_to_fp32(clip_frames, clip_dir, tmp_path, monkeypatch, caplog):
-    import grounding_agent.saliency as saliency
+    import grounding_agent.highlights.clip as saliency
 
     fp32 = _saliency(clip_dir, tmp_path / "a", backend="onnx", use_cache=False).encode_frames(
         clip_frames.pixels
@@ -137,7 +138,7 @@ def test_int8_that_drifts_falls_back_to_fp32(clip_frames, clip_dir, tmp_path, mo
 
 
 def test_failed_onnx_export_falls_back_to_torch(clip_frames, clip_dir, tmp_path, monkeypatch, caplog):
-    import grounding_agent.saliency as saliency
+    import grounding_agent.highlights.clip as saliency
 
     def broken_export(*args, **kwargs):
         raise RuntimeError("unsupported operator")

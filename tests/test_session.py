@@ -14,8 +14,8 @@ import pytest
 
 import grounding_agent
 from grounding_agent import Answer, Moment, Session, ground, open_video
-from grounding_agent.describe import TEMPLATE_PREFIX
-from grounding_agent.dialogue import find_reference, read_message
+from grounding_agent.conversation.describe import TEMPLATE_PREFIX
+from grounding_agent.conversation.followups import find_reference, read_message
 from grounding_agent.errors import ConfigError, VideoNotFoundError
 from grounding_agent.grounders.baselines import UniformGrounder
 from tests.agent_doubles import ScriptedGrounderForTests
@@ -192,7 +192,7 @@ def test_model_free_text_is_templated_and_says_so(clip) -> None:
 
 
 def test_frames_are_decoded_once_per_session(clip, monkeypatch) -> None:
-    import grounding_agent.video as video_mod
+    import grounding_agent.media.video as video_mod
 
     calls = []
     real = video_mod.sample_frames
@@ -243,7 +243,7 @@ def test_tiny_hf_model_writes_the_text_from_the_describe_prompt(clip, tiny_hf) -
 
 @pytest.mark.slow
 def test_tiny_hf_model_describes_the_window_after_the_previous_answer(clip, tiny_hf) -> None:
-    from grounding_agent.describe import HFDescriber
+    from grounding_agent.conversation.describe import HFDescriber
 
     # Known moments for the grounding step; the text still comes from the real (tiny) model.
     grounder = ScriptedGrounderForTests({"a door opens": [Moment(4.0, 9.0, 0.9)]}, needs_pixels=True)
@@ -257,7 +257,7 @@ def test_tiny_hf_model_describes_the_window_after_the_previous_answer(clip, tiny
 
 @pytest.mark.slow
 def test_saliency_embeddings_are_computed_once(clip, tiny_models) -> None:
-    from grounding_agent.saliency import ClipSaliency
+    from grounding_agent.highlights.clip import ClipSaliency
 
     saliency = ClipSaliency.from_pretrained(str(tiny_models["clip"]), backend="torch", use_cache=False)
     session = Session(clip, "uniform", saliency=saliency, fps=1.0, max_frames=8)
@@ -280,7 +280,7 @@ def test_saliency_embeddings_are_computed_once(clip, tiny_models) -> None:
 )
 def test_answer_prompts_are_versioned_and_strict(name, variables) -> None:
     from grounding_agent.errors import PromptError
-    from grounding_agent.prompts import load_prompt
+    from grounding_agent.utils.prompts import load_prompt
 
     prompt = load_prompt(name)
     assert prompt.version and prompt.description and "system" in prompt.templates

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from grounding_agent.errors import ConfigError, ModelLoadError, VideoNotFoundError
-from grounding_agent.speech import (
+from grounding_agent.media.speech import (
     SAMPLE_RATE,
     Segment,
     Transcriber,
@@ -164,7 +164,7 @@ def test_chunk_is_cut_in_the_last_pause_before_the_margin():
 _VAD_CHILD = """
 import json, sys
 import numpy as np
-from grounding_agent.speech import SAMPLE_RATE, iter_audio, voice_regions
+from grounding_agent.media.speech import SAMPLE_RATE, iter_audio, voice_regions
 audio = np.concatenate(list(iter_audio(sys.argv[1])))
 regions = [(a / SAMPLE_RATE, b / SAMPLE_RATE) for a, b in voice_regions(audio)]
 print(json.dumps({"regions": regions, "torch": "torch" in sys.modules}))

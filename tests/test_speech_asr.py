@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from grounding_agent.speech import Transcriber, Transcript, normalize, speech_query
-from grounding_agent.temporal import tiou
+from grounding_agent.media.speech import Transcriber, Transcript, normalize, speech_query
+from grounding_agent.utils.temporal import tiou
 from tests.speechgen import TalkingVideo, Utterance, make_talking_video
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]

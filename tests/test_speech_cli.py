@@ -8,7 +8,7 @@ import json
 import pytest
 
 from grounding_agent.cli import main
-from grounding_agent.temporal import tiou
+from grounding_agent.utils.temporal import tiou
 from tests.speechgen import Utterance, make_talking_video
 
 

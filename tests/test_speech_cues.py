@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from grounding_agent.agent.rerank_features import fuse_speech, speech_features
 from grounding_agent.errors import ConfigError
-from grounding_agent.highlights import HighlightWeights, generic_highlights
-from grounding_agent.rerank_features import fuse_speech, speech_features
-from grounding_agent.speech import Segment, Transcript, Word
+from grounding_agent.highlights.windows import HighlightWeights, generic_highlights
+from grounding_agent.media.speech import Segment, Transcript, Word
 from grounding_agent.types import Moment
 from tests.videogen import make_video
 

@@ -12,9 +12,9 @@ import pytest
 from grounding_agent.agent import Agent, RulePlanner
 from grounding_agent.errors import ConfigError
 from grounding_agent.grounders.transcript import TranscriptGrounder, route
-from grounding_agent.speech import Segment, Transcriber, Transcript, Word
-from grounding_agent.temporal import tiou
+from grounding_agent.media.speech import Segment, Transcriber, Transcript, Word
 from grounding_agent.types import Moment
+from grounding_agent.utils.temporal import tiou
 from tests.agent_doubles import ScriptedGrounderForTests
 from tests.speechgen import Utterance, make_talking_video
 from tests.videogen import make_video
@@ -110,7 +110,7 @@ class FixedScreenReaderForTests:
 
 
 def test_on_screen_text_query_is_answered_from_the_screen_text(plain_clip):
-    from grounding_agent.ocr import ScreenText
+    from grounding_agent.media.ocr import ScreenText
 
     screen = ScreenText.from_dict({"fps": 1.0, "duration_s": 10.0, "model": "rapidocr-test", "frames": [
         {"time_s": float(t), "lines": [["Quarterly Results", 0.99, [0, 0, 9, 9]]] if 4 <= t < 7 else []}
@@ -124,7 +124,7 @@ def test_on_screen_text_query_is_answered_from_the_screen_text(plain_clip):
 
 
 def test_session_answers_what_is_said_after_an_event_by_quoting_the_transcript(plain_clip):
-    from grounding_agent.session import Session
+    from grounding_agent.conversation.session import Session
 
     visual = ScriptedGrounderForTests({RUNS: [Moment(2.0, 3.0, 0.9)]})
     session = Session(plain_clip, visual, transcript=FIXED)

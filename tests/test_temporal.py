@@ -4,8 +4,8 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from grounding_agent.temporal import nms, tiou, tiou_matrix
 from grounding_agent.types import Moment
+from grounding_agent.utils.temporal import nms, tiou, tiou_matrix
 
 
 def test_tiou_known_values():

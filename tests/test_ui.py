@@ -16,7 +16,7 @@ from grounding_agent.types import Moment
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: no phoning home
 gr = pytest.importorskip("gradio")
 
-from grounding_agent import ui  # noqa: E402
+from grounding_agent.ui.app import app as ui
 
 CLIP = "timer1_charades_OHOFG.mp4"
 
@@ -207,7 +207,7 @@ def test_timeline_rows_show_each_sub_event_of_a_compositional_answer(media_root,
 
 
 def test_edit_tab_plans_exports_and_renders(media_root, tmp_path):
-    from grounding_agent.video import open_video
+    from grounding_agent.media.video import open_video
 
     app = ui.App(ui.UIConfig(media_root, tmp_path / "out"), uniform_session_factory())
     key = app.open_video(CLIP)[1]

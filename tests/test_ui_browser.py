@@ -21,19 +21,16 @@ if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
 webdriver = pytest.importorskip("selenium.webdriver")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
-from grounding_agent import ui  # noqa: E402
-from tests.test_ui import CLIP, free_port, uniform_session_factory  # noqa: E402
+from grounding_agent.ui.app import app as ui
+from tests.test_ui import CLIP, free_port, uniform_session_factory
 
 # Chromium as the machine-facts note says it runs here: no sandbox as root, no background traffic; and
 # every host but loopback resolves to nothing, so the page cannot reach beyond this machine.
-CHROME_FLAGS = (
-    "--headless=new --no-sandbox --disable-gpu --disable-dev-shm-usage --disable-quic --no-first-run "
-    "--disable-background-networking --disable-component-update --disable-sync --window-size=1400,1000"
-).split() + ["--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]
+CHROME_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--window-size=1400,1000"] + ["--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]
 
 
 @pytest.fixture

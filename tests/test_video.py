@@ -12,7 +12,6 @@ import decord
 import numpy as np
 import pytest
 
-from grounding_agent import video as video_mod
 from grounding_agent.errors import (
     CorruptVideoError,
     EmptyVideoError,
@@ -24,9 +23,18 @@ from grounding_agent.errors import (
     VideoError,
     VideoNotFoundError,
 )
-from grounding_agent.video import FrameCache, fit_max_pixels, open_video, plan_frames, sample_frames
+from grounding_agent.media import video as video_mod
+from grounding_agent.media.video import FrameCache, fit_max_pixels, open_video, plan_frames, sample_frames
 from tests.conftest import REAL_CLIPS, sidecar
-from tests.videogen import _ffmpeg, corrupt_middle, make_audio_only, make_video, replace_bytes, truncate, write_garbage
+from tests.videogen import (
+    _ffmpeg,
+    corrupt_middle,
+    make_audio_only,
+    make_video,
+    replace_bytes,
+    truncate,
+    write_garbage,
+)
 
 
 @pytest.fixture(scope="session")
@@ -434,7 +442,7 @@ def test_keyframes_only_takes_the_keyframe_nearest_each_target(gen):
 
 
 def test_keyframe_chunks_cover_the_video_once(gen):
-    from grounding_agent.signals import iter_frame_chunks
+    from grounding_agent.media.video import iter_frame_chunks
 
     chunks = list(iter_frame_chunks(gen / "cfr.mkv", fps=2, chunk_s=1.0, keyframes_only=True))
     indices = np.concatenate([c.indices for c in chunks])

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from grounding_agent.errors import ConfigError, ServerStartError
-from grounding_agent.serving import VLLMServer
+from grounding_agent.grounders.serving import VLLMServer
 
 live = pytest.mark.integration
 

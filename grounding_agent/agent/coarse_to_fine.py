@@ -18,9 +18,16 @@ import numpy as np
 from grounding_agent.agent.subevents import clip_to
 from grounding_agent.defaults import SAMPLING
 from grounding_agent.errors import ConfigError
-from grounding_agent.grounders.base import BaseGrounder, Grounder, Grounding, check_request, frame_interval_s, timed
-from grounding_agent.temporal import nms, tiou
+from grounding_agent.grounders.base import (
+    BaseGrounder,
+    Grounder,
+    Grounding,
+    check_request,
+    frame_interval_s,
+    timed,
+)
 from grounding_agent.types import Frames, Moment, Video
+from grounding_agent.utils.temporal import nms, tiou
 
 # (video, query) -> (times_s, values): a coarse relevance curve over the whole video.
 CoarseScorer = Callable[[Video, str], tuple[np.ndarray, np.ndarray]]
@@ -97,7 +104,7 @@ class CoarseToFineGrounder(BaseGrounder):
     def _sample(self, video: Video, start_s: float, end_s: float) -> Frames:
         if self.sampler is not None:
             return self.sampler(video, start_s, end_s)
-        from grounding_agent.video import sample_frames
+        from grounding_agent.media.video import sample_frames
 
         return sample_frames(video, fps=self.fps, max_frames=self.max_frames, start_s=start_s, end_s=end_s)
 
@@ -151,7 +158,7 @@ def keyframes_dense(video: Video, max_gap_s: float) -> bool:
     """True when `video`'s keyframes are at most `max_gap_s` apart on average (and there are several)."""
     if max_gap_s <= 0:
         return False
-    from grounding_agent.video import frame_times  # lazy: the index is only read for a long video
+    from grounding_agent.media.video import frame_times  # lazy: the index is only read for a long video
 
     _, key_starts_s = frame_times(video)
     return len(key_starts_s) >= 2 and video.duration_s / len(key_starts_s) <= max_gap_s

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 from grounding_agent.defaults import AGENT
 from grounding_agent.errors import ConfigError
-from grounding_agent.temporal import nms
 from grounding_agent.types import Moment, Plan, Relation
+from grounding_agent.utils.temporal import nms
 
 DEFAULT_BEFORE_TOLERANCE_S = AGENT.before_tolerance_s
 

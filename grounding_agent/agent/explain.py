@@ -16,8 +16,8 @@ from grounding_agent.agent.compose import satisfies
 from grounding_agent.agent.llm import invoke_chat, message_text
 from grounding_agent.agent.results import Answer, StepResult
 from grounding_agent.errors import GroundingAgentError
-from grounding_agent.prompts import load_prompt
 from grounding_agent.types import Plan
+from grounding_agent.utils.prompts import load_prompt
 
 # The prompt asks for <= 40 words; longer answers are rejected (tiny or confused models ramble).
 MAX_LLM_SENTENCE_WORDS = 80

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from grounding_agent.deadline import call_with_deadline
 from grounding_agent.defaults import SERVER, TOKENS
 from grounding_agent.errors import ServerError, server_error_from_openai
+from grounding_agent.utils.deadline import call_with_deadline
 
 
 def invoke_chat(model: Any, messages: list[Any], *, what: str = "planner") -> Any:
@@ -115,10 +115,10 @@ def chat_model(
     Raises:
         MissingDependencyError: langchain-openai is not installed (the `agent` extra).
     """
-    from grounding_agent.extras import LLM_CHAT, require_spec
+    from grounding_agent.utils.extras import LLM_CHAT, require_spec
 
     require_spec(LLM_CHAT, "an LLM planner, verifier or explanation writer")
-    from grounding_agent.serving import check_server_url
+    from grounding_agent.grounders.serving import check_server_url
 
     check_server_url(server)
     from langchain_openai import ChatOpenAI

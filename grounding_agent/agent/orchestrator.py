@@ -136,7 +136,7 @@ class Agent:
     def graph(self):
         """The compiled LangGraph graph (built once)."""
         if self._graph is None:
-            from grounding_agent.extras import AGENT, require_spec
+            from grounding_agent.utils.extras import AGENT, require_spec
 
             require_spec(AGENT, "the agent")
             from grounding_agent.agent.graph import build_graph  # lazy: langgraph only when the agent runs

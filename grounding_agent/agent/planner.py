@@ -44,7 +44,9 @@ class Planner(Protocol):
 
 def plan_schema() -> dict[str, Any]:
     """The JSON schema of a plan (`schemas/plan.schema.json`)."""
-    from grounding_agent.prompts import load_schema  # jinja2 + yaml (~45 ms): the rule planner needs neither
+    from grounding_agent.utils.prompts import (
+        load_schema,  # jinja2 + yaml (~45 ms): the rule planner needs neither
+    )
 
     return load_schema("plan")
 
@@ -79,7 +81,7 @@ def validate_plan_dict(data: Any) -> Plan:
 _PEOPLE = r"(?:person|man|woman|boy|girl|guy|lady|kid|child|people|persons|someone|somebody)"
 _PRONOUN = r"(?:he|she|they)"
 # A subject at the start of a clause: "a person", "the man", "person", "he", "someone".
-_SUBJECT = re.compile(rf"^(?:(?:(?:a|an|the|another|one|this|that)\s+)?{_PEOPLE}|{_PRONOUN})\b", re.I)
+_SUBJECT = re.compile(rf"^(?:(?:(?:a|an|the|another|one|this|that)\s+)?{_PEOPLE}|{_PRONOUN})\b", re.IGNORECASE)
 # Words that can open a clause after "after"/"before"/"as" for it to be a second event, not a location
 # ("looks after the baby", "stands before the mirror", "uses it as a towel" stay one step).
 _CLAUSE_START = rf"(?=\w+ing\b|(?:(?:a|an|the|another)\s+)?{_PEOPLE}\b|{_PRONOUN}\b)"
@@ -88,19 +90,19 @@ _CLAUSE_START = rf"(?=\w+ing\b|(?:(?:a|an|the|another)\s+)?{_PEOPLE}\b|{_PRONOUN
 _SEQUENCE = re.compile(
     r"\s*[,;.]?\s*\b(?:and\s+then|then|and\s+afterwards|afterwards|and\s+after\s+that|after\s+that"
     r"|and\s+finally|followed\s+by|and\s+subsequently|subsequently)\b\s*,?\s*",
-    re.I,
+    re.IGNORECASE,
 )
 # A leading subordinate clause: "after X, Y", "before X, Y", "while X, Y", "once X, Y", "as X, Y".
-_LEADING = re.compile(r"^(after|before|while|whilst|once|as)\s+(.+)$", re.I)
+_LEADING = re.compile(r"^(after|before|while|whilst|once|as)\s+(.+)$", re.IGNORECASE)
 # An infix subordinate clause: "Y after X", "X before Y", "Y while X", "Y as he X".
 _INFIX = re.compile(
     rf"\s*,?\s+(?:(after|before|once)\s+{_CLAUSE_START}|(while|whilst)\s+|(as)\s+(?=(?:(?:a|an|the)\s+)?{_PEOPLE}\b|{_PRONOUN}\b))",
-    re.I,
+    re.IGNORECASE,
 )
-_FILLER = re.compile(r"^(?:and|first|firstly|first\s+of\s+all|then)\b\s*,?\s*", re.I)
+_FILLER = re.compile(r"^(?:and|first|firstly|first\s+of\s+all|then)\b\s*,?\s*", re.IGNORECASE)
 # A clause that names its own (non-person) subject: "the dog jumps", "a car drives by", "his phone rings".
 _OWN_SUBJECT = re.compile(
-    r"^(?:a|an|the|this|that|these|those|another|his|her|their|its|my|our|your|some)\s+\w+", re.I
+    r"^(?:a|an|the|this|that|these|those|another|his|her|their|its|my|our|your|some)\s+\w+", re.IGNORECASE
 )
 # An editing command around the moment: "cut the part where X", "remove the bit when X", "keep only the
 # scene in which X", "mute where X". What is grounded is X (the edit itself is parsed by `edit`).
@@ -115,7 +117,7 @@ _EDIT = re.compile(
     rf"^(?:please\s+|can\s+you\s+|could\s+you\s+)?{_EDIT_VERB}\s+"
     rf"(?:(?:only\s+)?(?:the|a|an|every|all(?:\s+the)?|each|that)?\s*{_EDIT_PART}s?\s+(?:{_EDIT_LINK}\s+)?"
     rf"|{_EDIT_LINK}\s+)(?P<rest>.+)$",
-    re.I,
+    re.IGNORECASE,
 )
 
 
@@ -140,7 +142,7 @@ def _unmask(text: str, quotes: list[str]) -> str:
 
 def speech_notes(plan: Plan) -> tuple[str, ...]:
     """A note per step about what is said: such a step is searched in the transcript (with --asr-model)."""
-    from grounding_agent.speech import speech_query
+    from grounding_agent.media.speech import speech_query
 
     said = ((s.id, speech_query(s.text)) for s in plan.steps)
     return tuple(f"{sid}: speech, searched in the transcript for {q!r}" for sid, q in said if q)
@@ -182,7 +184,7 @@ def check_query(query: Any) -> str:
 
 def _share_subject(texts: list[str]) -> list[str]:
     """Give subject-less steps ("walks in", "sitting down") the query's subject; resolve he/she/they."""
-    nouns = [s for s in map(_subject, texts) if s and not re.fullmatch(_PRONOUN, s, re.I)]
+    nouns = [s for s in map(_subject, texts) if s and not re.fullmatch(_PRONOUN, s, re.IGNORECASE)]
     if not nouns:
         return texts
     noun = nouns[0]
@@ -191,7 +193,7 @@ def _share_subject(texts: list[str]) -> list[str]:
         subj = _subject(text)
         if subj is None and not _OWN_SUBJECT.match(text):  # "the dog jumps" keeps its dog
             text = f"{noun} {text}"
-        elif subj is not None and re.fullmatch(_PRONOUN, subj, re.I):
+        elif subj is not None and re.fullmatch(_PRONOUN, subj, re.IGNORECASE):
             rest = text[len(subj) :]
             rest = re.sub(r"^(?:'re|'s)\b", " is", rest)  # "they're leaving" -> "the person is leaving"
             text = noun + rest
@@ -205,9 +207,9 @@ def _split_leading(body: str) -> tuple[str, str] | None:
         x, y = body.split(",", 1)
         return (x, y) if _clean(x) and _clean(y) else None
     # No comma: the main clause starts at the first subject with a clause (not a bare "the") before it.
-    for m in re.finditer(rf"\s(?=(?:(?:a|an|the)\s+)?{_PEOPLE}\b|{_PRONOUN}\b)", body, re.I):
+    for m in re.finditer(rf"\s(?=(?:(?:a|an|the)\s+)?{_PEOPLE}\b|{_PRONOUN}\b)", body, re.IGNORECASE):
         head = body[: m.start()]
-        if _is_clause(head) and not re.search(r"\b(?:a|an|the|another|this|that)$", head, re.I):
+        if _is_clause(head) and not re.search(r"\b(?:a|an|the|another|this|that)$", head, re.IGNORECASE):
             return head, body[m.end() :]
     return None
 
@@ -253,7 +255,7 @@ class RulePlanner:
             return None
         word, body = m.group(1).lower(), m.group(2)
         if word == "as":  # "as soon as X, Y" is "after X, Y"; "as X, Y" is "while X, Y"
-            soon = re.match(r"soon\s+as\s+", body, re.I)
+            soon = re.match(r"soon\s+as\s+", body, re.IGNORECASE)
             word, body = ("once", body[soon.end() :]) if soon else ("while", body)
         split = _split_leading(body)
         if split is None:
@@ -313,7 +315,7 @@ class LLMPlanner:
         self.chat_model = chat_model
         self.fallback = fallback or RulePlanner()
         self.structured = structured
-        from grounding_agent.prompts import load_prompt
+        from grounding_agent.utils.prompts import load_prompt
 
         self.prompt = load_prompt("planner")
 

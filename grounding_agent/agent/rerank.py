@@ -19,13 +19,19 @@ from typing import Any
 import numpy as np
 
 from grounding_agent.agent.llm import invoke_chat, message_text
+from grounding_agent.agent.rerank_features import (
+    FusionWeights,
+    SpeechFeatures,
+    WindowFeatures,
+    fuse,
+    fuse_speech,
+    speech_features,
+    window_features,
+)  # fmt: skip
 from grounding_agent.errors import ConfigError
 from grounding_agent.grounders.base import timed
-from grounding_agent.prompts import load_prompt
-from grounding_agent.rerank_features import (
-    FusionWeights, SpeechFeatures, WindowFeatures, fuse, fuse_speech, speech_features, window_features,
-)  # fmt: skip
 from grounding_agent.types import Evidence, Frames, Moment, Video
+from grounding_agent.utils.prompts import load_prompt
 
 NEUTRAL_P_YES = 0.5
 
@@ -88,7 +94,7 @@ class VLMVerifier:
         picked = clip_frames(frames, moment, self.num_frames)
         if picked is not None:
             return picked
-        from grounding_agent.video import sample_frames
+        from grounding_agent.media.video import sample_frames
 
         return sample_frames(video, max_frames=self.num_frames, start_s=moment.start_s, end_s=max(moment.end_s, moment.start_s + 1e-3))
 

@@ -48,7 +48,7 @@ def clip_to(moments: list[Moment], window_s: tuple[float, float], min_length_s: 
 
 def window_sampler(grounder: Grounder) -> Sampler:
     """Sample a window at the grounder's own fps / max_frames (`video.sample_frames`)."""
-    from grounding_agent.video import sample_frames  # lazy: decoding is only needed for pixel grounders
+    from grounding_agent.media.video import sample_frames  # lazy: decoding is only needed for pixel grounders
 
     fps = getattr(grounder, "fps", SAMPLING.fps)
     max_frames = getattr(grounder, "max_frames", SAMPLING.max_frames)

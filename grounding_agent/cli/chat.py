@@ -39,7 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from grounding_agent.video import open_video
+    from grounding_agent.media.video import open_video
 
     session = build_session(args, open_video(args.video))
     if args.follow_s is not None:

@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from grounding_agent.edit import contact_sheet, export, plan_edit, render
     from grounding_agent.edit.exports import export_format, youtube_warnings
     from grounding_agent.edit.paths import IMAGE_SUFFIXES, VIDEO_SUFFIXES, check_output
-    from grounding_agent.video import open_video
+    from grounding_agent.media.video import open_video
 
     if args.copy and not args.render:
         raise EditError("--copy is a way of rendering: give --render OUT.mp4 too")
@@ -113,7 +113,7 @@ def _transcript(args: argparse.Namespace, video: Any) -> Any:
     if args.transcript:
         import json
 
-        from grounding_agent.speech import Transcript
+        from grounding_agent.media.speech import Transcript
 
         try:
             data = json.loads(Path(args.transcript).read_text(encoding="utf-8"))
@@ -131,7 +131,7 @@ def _saliency(args: argparse.Namespace) -> Any:
     """CLIP saliency for the highlight detector with --saliency-model, else None (audio, motion, scene only)."""
     if not args.saliency_model:
         return None
-    from grounding_agent.saliency import ClipSaliency
+    from grounding_agent.highlights.clip import ClipSaliency
 
     return ClipSaliency.from_pretrained(args.saliency_model)
 

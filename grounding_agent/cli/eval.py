@@ -13,10 +13,10 @@ import importlib
 import importlib.util
 from pathlib import Path
 
+from grounding_agent.benchmarks.datasets import DATASETS, GTPolicy, load_dataset, load_predictions
+from grounding_agent.benchmarks.metrics import METRICS, brief
 from grounding_agent.cli._common import print_json
-from grounding_agent.datasets import DATASETS, GTPolicy, load_dataset, load_predictions
 from grounding_agent.errors import ConfigError
-from grounding_agent.metrics import METRICS, brief
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -42,11 +42,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from grounding_agent.video import open_video
+    from grounding_agent.media.video import open_video
 
     check_backend(args, args.query)  # missing extras / model folders: before any decoding or loading
     if args.timeline is not None:
-        from grounding_agent import extras
+        from grounding_agent.utils import extras
 
         check_output_path(args.timeline, "--timeline", inputs=(args.video,))
         extras.require_spec(extras.PLOT, "--timeline")
@@ -88,7 +88,7 @@ def _timeline(args: argparse.Namespace, prediction: dict, video: Video) -> None:
     """--timeline: the answer's moments and each sub-event's candidates, drawn from the Prediction dict."""
     if args.timeline is None:
         return
-    from grounding_agent.plots import save_timeline
+    from grounding_agent.highlights.plots import save_timeline
     from grounding_agent.types import Moment
 
     def moments(windows: list) -> list[Moment]:

@@ -21,13 +21,13 @@ from grounding_agent.cli._common import (
 )
 from grounding_agent.defaults import SAMPLING
 from grounding_agent.errors import ConfigError
-from grounding_agent.plots import NOTHING_STANDS_OUT
+from grounding_agent.highlights.plots import NOTHING_STANDS_OUT
 
 DEFAULT_SIGNAL_FPS = SAMPLING.fps
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from grounding_agent.saliency import BACKENDS, DEFAULT_BACKEND, DEFAULT_FPS
+    from grounding_agent.highlights.clip import BACKENDS, DEFAULT_BACKEND, DEFAULT_FPS
 
     p.add_argument("video", help="video file")  # str: Path() would fold a URL's "//"
     p.add_argument("--query", type=text_arg, help="what to look for; omit for generic (query-free) highlights")
@@ -66,7 +66,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from grounding_agent import highlights as hl
+    from grounding_agent.highlights.windows import windows as hl
 
     if args.fps is not None and args.fps <= 0:
         raise ConfigError(f"--fps must be > 0, got {args.fps}")
@@ -105,8 +105,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _check_before_work(args: argparse.Namespace) -> None:
     """Missing extras, model folders and unwritable outputs fail now, not after the video was scored."""
-    from grounding_agent import extras
     from grounding_agent.io import check_model_source
+    from grounding_agent.utils import extras
 
     if args.model:
         extras.require_spec(extras.HF, "--model (CLIP saliency)")
@@ -117,7 +117,7 @@ def _check_before_work(args: argparse.Namespace) -> None:
 
 
 def _load_saliency(args: argparse.Namespace):
-    from grounding_agent.saliency import DEFAULT_FPS, ClipSaliency
+    from grounding_agent.highlights.clip import DEFAULT_FPS, ClipSaliency
 
     return ClipSaliency.from_pretrained(
         args.model,

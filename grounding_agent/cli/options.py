@@ -97,7 +97,7 @@ def build_transcriber(args: argparse.Namespace):
     """A `speech.Transcriber` for --asr-model, or None without it (a bad folder fails here, in one line)."""
     if not getattr(args, "asr_model", None):
         return None
-    from grounding_agent.speech import Transcriber
+    from grounding_agent.media.speech import Transcriber
 
     return Transcriber(args.asr_model, language=getattr(args, "asr_language", None))
 
@@ -115,7 +115,7 @@ def build_grounder(args: argparse.Namespace) -> BaseGrounder:
 
     reader = None
     if getattr(args, "ocr", False):
-        from grounding_agent.ocr import ScreenReader
+        from grounding_agent.media.ocr import ScreenReader
 
         reader = ScreenReader()
     return TranscriptGrounder(grounder, transcriber, screen_reader=reader)
@@ -180,8 +180,8 @@ def check_backend(args: argparse.Namespace, query: str | None = None) -> None:
         MissingDependencyError: an extra is not installed.
         ConfigError: --model names a local path that is not there.
     """
-    from grounding_agent import extras
     from grounding_agent.io import check_model_source
+    from grounding_agent.utils import extras
 
     needs: list[tuple[str, tuple[tuple[str, tuple[str, ...]], ...]]] = []  # (feature, specs)
     if args.backend == "hf":
@@ -240,7 +240,7 @@ def build_agent(args: argparse.Namespace, grounder: Grounder) -> Agent:
     chat = chat_model(server, model, timeout_s=timeout_s) if needs_llm else None
     saliency = None
     if args.saliency_model:
-        from grounding_agent.saliency import ClipSaliency
+        from grounding_agent.highlights.clip import ClipSaliency
 
         saliency = ClipSaliency.from_pretrained(args.saliency_model)
     reranker = None
@@ -263,7 +263,7 @@ def build_session(args: argparse.Namespace, video: Video | str, *, grounder: Gro
     queries unless --no-agent; --saliency-model's CLIP model also scores the session's frames).
 
     Pass `grounder` and `agent` to share loaded models between sessions (chat, HTTP API, UI)."""
-    from grounding_agent.session import Session
+    from grounding_agent.conversation.session import Session
 
     grounder = grounder or build_grounder(args)
     if agent is None and getattr(args, "agent", None) is not False:

@@ -35,7 +35,7 @@ def format_plan(plan: Plan) -> str:
 
 def run(args: argparse.Namespace) -> int:
     if (args.planner or ("llm" if args.server else "rule")) == "llm":
-        from grounding_agent import extras
+        from grounding_agent.utils import extras
 
         extras.require_spec(extras.LLM_CHAT, "the llm planner")
     planner = make_planner(args.planner, server=args.server, model=args.model, timeout_s=args.timeout)

@@ -57,8 +57,7 @@ def _raise_stop(signum: int, frame: FrameType | None) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from grounding_agent.serving import VLLMServer
-
+    from grounding_agent.grounders.serving import VLLMServer
     from grounding_agent.io import check_model_source
 
     check_model_source(args.model, "--model")  # before a vLLM start that takes half a minute to fail

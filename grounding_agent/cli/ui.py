@@ -30,12 +30,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from grounding_agent.errors import ConfigError
-    from grounding_agent.extras import require
+    from grounding_agent.utils.extras import require
 
     require("ui", "gradio", feature="grounding-agent ui")
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port must be in 1..65535, got {args.port}")
-    from grounding_agent.ui import UIConfig, build_app, launch_options
+    from grounding_agent.ui.app import UIConfig, build_app, launch_options
 
     output = args.output_dir or Path(tempfile.mkdtemp(prefix="grounding-agent-ui-"))
     config = UIConfig(args.media_root, output, max_upload_mb=args.max_upload_mb, max_sessions=args.max_sessions)

@@ -86,7 +86,7 @@ def plan_edit(
         grounder, agent, use_agent: find described moments (see `EditSources`); grounder_factory() and
             agent_factory(grounder) build them on first use instead (nothing is loaded if no moment is asked).
         saliency (or saliency_factory()): CLIP saliency for highlights (optional); transcript (or
-            transcript_factory()): for word and speech edits (`grounding_agent.speech.Transcript` or alike).
+            transcript_factory()): for word and speech edits (`grounding_agent.media.speech.Transcript` or alike).
             The factories run on first use only.
         threshold_db, min_silence_s: silence defaults (-40 dBFS, 0.5 s).
 
@@ -94,7 +94,7 @@ def plan_edit(
         EditError: the instruction reads as nothing, or needs a source that was not given.
         VideoError: the video cannot be read.
     """
-    from grounding_agent.video import open_video
+    from grounding_agent.media.video import open_video
 
     video = video if isinstance(video, Video) else open_video(video)
     parsed = parse_instruction(instruction, parser=parser, duration_s=video.duration_s)

@@ -88,7 +88,7 @@ def to_timeline(plan: EditPlan, *, fcpx: bool = False, audio: bool = True) -> An
     import opentimelineio as otio
     from opentimelineio.opentime import RationalTime, TimeRange
 
-    from grounding_agent.signals import has_audio
+    from grounding_agent.media.audio import has_audio
 
     rate = otio_rate(plan, fcpx=fcpx)
     path = Path(plan.video.path).resolve()

@@ -29,7 +29,7 @@ import jsonschema
 
 from grounding_agent.edit.plan import FILLER_WORDS, Operation
 from grounding_agent.errors import EditError
-from grounding_agent.prompts import load_prompt, load_schema
+from grounding_agent.utils.prompts import load_prompt, load_schema
 
 log = logging.getLogger(__name__)
 
@@ -112,17 +112,17 @@ _SPLIT = re.compile(
     rf"(?:\s*[,;]|\.)\s*(?:and\s+)?(?:then\s*,?\s+|after\s+that\s*,?\s+|afterwards\s*,?\s+|finally\s*,?\s+)?(?:also\s+)?{_NEXT_VERB}"
     rf"|\s+(?:and\s+)?(?:then|after\s+that|afterwards)\s*,?\s+{_NEXT_VERB}"
     rf"|\s+and\s+(?:also\s+)?{_NEXT_VERB}",
-    re.I,
+    re.IGNORECASE,
 )
 _POLITE = re.compile(
     r"^(?:(?:please|pls|now|just|and|also|first|firstly|then|ok|okay)\s*,?\s+|(?:can|could|would)\s+you\s+|"
     r"i\s+(?:want|would\s+like|'d\s+like|need)\s+(?:you\s+)?to\s+|let'?s\s+)+",
-    re.I,
+    re.IGNORECASE,
 )
 _TRAILING = re.compile(
     r"(?:\s*,?\s*(?:please|for\s+me|thanks|thank\s+you))+\s*$|\s+(?:of|from|in)\s+(?:the|this)\s+(?:video|clip)\b"
     r"|\s+(?:the|this)\s+(?:video|clip)\b(?=\s|$)",
-    re.I,
+    re.IGNORECASE,
 )
 
 
@@ -155,9 +155,9 @@ def _number(text: str | None) -> int | None:
 
 def _normalise(text: str) -> str:
     text = re.sub(r"\s+", " ", text).strip()
-    text = re.sub(r"\bhalf\s+a\s+minute\b", "30 seconds", text, flags=re.I)
-    text = re.sub(r"\bhalf\s+an\s+hour\b", "30 minutes", text, flags=re.I)
-    text = re.sub(r"\ba\s+minute\s+and\s+a\s+half\b", "90 seconds", text, flags=re.I)
+    text = re.sub(r"\bhalf\s+a\s+minute\b", "30 seconds", text, flags=re.IGNORECASE)
+    text = re.sub(r"\bhalf\s+an\s+hour\b", "30 minutes", text, flags=re.IGNORECASE)
+    text = re.sub(r"\ba\s+minute\s+and\s+a\s+half\b", "90 seconds", text, flags=re.IGNORECASE)
     return text
 
 
@@ -210,14 +210,14 @@ class RuleEditParser:
 
     @staticmethod
     def _action(verb: str) -> str:
-        return "cut" if re.match(_CUT, verb, re.I) else "keep"
+        return "cut" if re.match(_CUT, verb, re.IGNORECASE) else "keep"
 
     def _silence(self, text: str) -> Operation | None:
         m = re.match(
             rf"^({_CUT})\s+(?:all\s+|any\s+|every\s+|each\s+)?(?:of\s+)?(?:the\s+)?(?:long\s+)?{_SILENCE}"
             rf"(?:\s+(?:longer|more|over)\s+than\s+({_TIME_OR_NUMBER}))?$",
             text,
-            re.I,
+            re.IGNORECASE,
         )
         if not m:
             return None
@@ -228,9 +228,9 @@ class RuleEditParser:
         """'remove the parts without speech' / 'keep only the talking' -> keep speech; 'cut the talking' -> cut."""
         nobody = r"(?:nobody|no\s+one|no-one)\s+(?:talks|speaks|says\s+anything|is\s+(?:talking|speaking))"
         without = rf"(?:{_SPAN_NOUN}|stretches|everything)\s+(?:without|with\s+no)\s+(?:speech|talking|dialogue|voices?)"
-        if re.match(rf"^{_CUT}\s+(?:all\s+)?(?:of\s+)?(?:the\s+)?(?:{without}|non-?speech(?:\s+{_SPAN_NOUN})?|(?:{_SPAN_NOUN}\s+)?(?:where|when)\s+{nobody})$", text, re.I):
+        if re.match(rf"^{_CUT}\s+(?:all\s+)?(?:of\s+)?(?:the\s+)?(?:{without}|non-?speech(?:\s+{_SPAN_NOUN})?|(?:{_SPAN_NOUN}\s+)?(?:where|when)\s+{nobody})$", text, re.IGNORECASE):
             return Operation("keep", "speech", text=text)
-        m = re.match(rf"^({_VERB})\s+(?:only\s+)?(?:all\s+)?(?:the\s+)?(?:speech|talking|dialogue|spoken\s+parts?|(?:{_SPAN_NOUN}\s+)?(?:with\s+speech|where\s+(?:someone|somebody|people|anyone)\s+(?:talks|speaks|is\s+talking|is\s+speaking)))$", text, re.I)
+        m = re.match(rf"^({_VERB})\s+(?:only\s+)?(?:all\s+)?(?:the\s+)?(?:speech|talking|dialogue|spoken\s+parts?|(?:{_SPAN_NOUN}\s+)?(?:with\s+speech|where\s+(?:someone|somebody|people|anyone)\s+(?:talks|speaks|is\s+talking|is\s+speaking)))$", text, re.IGNORECASE)
         if m:
             return Operation(self._action(m.group(1)), "speech", text=text)
         return None
@@ -239,16 +239,16 @@ class RuleEditParser:
         fillers = re.match(
             rf"^({_CUT})\s+(?:all\s+|every\s+|each\s+)?(?:of\s+)?(?:the\s+)?(?:filler\s+words?|fillers?|ums?(?:\s+and\s+uhs?)?|uhs?(?:\s+and\s+ums?)?|hesitations?)$",
             text,
-            re.I,
+            re.IGNORECASE,
         )
         if fillers:
             return Operation("cut", "words", phrases=FILLER_WORDS, text=text)
-        says = rf"(?:\w+\s+)?(?:says?|said|saying|mentions?|mentioned|talks?\s+about|utters?)"
+        says = r"(?:\w+\s+)?(?:says?|said|saying|mentions?|mentioned|talks?\s+about|utters?)"
         m = re.match(
             rf"^({_VERB})\s+(?:only\s+)?(?:(?:every|each)\s+time|whenever|(?:all\s+)?(?:the\s+)?{_SPAN_NOUN}\s+(?:where|when)|where|when|what)\s+{says}\s+(.+)$",
             text,
-            re.I,
-        ) or re.match(rf"^({_VERB})\s+(?:only\s+)?(?:all\s+|every\s+|each\s+)?(?:of\s+)?(?:the\s+)?(?:words?|phrases?)\s+(.+)$", text, re.I)
+            re.IGNORECASE,
+        ) or re.match(rf"^({_VERB})\s+(?:only\s+)?(?:all\s+|every\s+|each\s+)?(?:of\s+)?(?:the\s+)?(?:words?|phrases?)\s+(.+)$", text, re.IGNORECASE)
         if not m:
             return None
         phrases = _phrases(m.group(2))
@@ -263,16 +263,16 @@ class RuleEditParser:
         m = re.match(
             rf"^(?:{_KEEP}\s+)?(?:only\s+)?(?:the\s+|an?\s+)?(?:best|top|most\s+(?:exciting|interesting|important))\s+(?:({_NUM})\s+)?({_SPAN_NOUN}|highlights?){within}$",
             text,
-            re.I,
+            re.IGNORECASE,
         )
         if m:
             count, total = _number(m.group(1)), parse_time(m.group(3)) if m.group(3) else None
             if count is None and total is None:  # "the best moment" is one, "the best moments" a few
                 count = 3 if m.group(2).lower().endswith("s") else 1
             return Operation("keep", "highlights", count=count, total_s=total, text=text)
-        m = re.match(rf"^(?:{_KEEP}\s+)?(?:only\s+)?(?:me\s+)?(?:an?\s+|the\s+)?({_TIME})(?:\s+long)?\s+{_REEL}$", text, re.I)
+        m = re.match(rf"^(?:{_KEEP}\s+)?(?:only\s+)?(?:me\s+)?(?:an?\s+|the\s+)?({_TIME})(?:\s+long)?\s+{_REEL}$", text, re.IGNORECASE)
         if not m:
-            m = re.match(rf"^(?:{_KEEP}\s+)?(?:me\s+)?(?:an?\s+|the\s+)?{_REEL}\s+(?:of|under|within|in)\s+({_TIME})$", text, re.I)
+            m = re.match(rf"^(?:{_KEEP}\s+)?(?:me\s+)?(?:an?\s+|the\s+)?{_REEL}\s+(?:of|under|within|in)\s+({_TIME})$", text, re.IGNORECASE)
         if m:
             return Operation("keep", "highlights", total_s=parse_time(m.group(1)), text=text)
         return None
@@ -281,13 +281,13 @@ class RuleEditParser:
         m = re.match(
             rf"^({_VERB})\s+(?:off\s+)?(?:only\s+)?(?:the\s+)?(first|last|final|opening|closing|ending)\s+({_TIME}|second|minute|hour)$",
             text,
-            re.I,
+            re.IGNORECASE,
         )
         if m:
             where = "head" if m.group(2).lower() in ("first", "opening") else "tail"
             length = m.group(3) if re.search(r"\d|\s", m.group(3)) or m.group(3) not in ("second", "minute", "hour") else f"1 {m.group(3)}"
             return Operation(self._action(m.group(1)), where, seconds=parse_time(length), text=text)
-        m = re.match(rf"^(?:shorten|trim|cut)\s+(?:it\s+)?(?:down\s+)?to\s+(?:the\s+first\s+)?({_TIME})$", text, re.I)
+        m = re.match(rf"^(?:shorten|trim|cut)\s+(?:it\s+)?(?:down\s+)?to\s+(?:the\s+first\s+)?({_TIME})$", text, re.IGNORECASE)
         if m:
             return Operation("keep", "head", seconds=parse_time(m.group(1)), text=text)
         return None
@@ -296,14 +296,14 @@ class RuleEditParser:
         m = re.match(
             rf"^({_VERB})\s+(?:only\s+)?(?:everything|anything|all|the\s+rest|what\s+comes)?\s*(after|from|since|before|until|till|up\s+to)\s+({_TIME_OR_NUMBER})(?:\s+on(?:wards?)?)?$",
             text,
-            re.I,
+            re.IGNORECASE,
         )
         if m:
             t = parse_time(m.group(3))
             after = m.group(2).lower() in ("after", "from", "since")
             start, end = (t, None) if after else (0.0, t)
             return Operation(self._action(m.group(1)), "range", start_s=start, end_s=end, text=text)
-        m = re.match(rf"^(start|begin|end|stop|finish)\s+(?:it\s+|the\s+\w+\s+)?(?:at|from)\s+({_TIME_OR_NUMBER})$", text, re.I)
+        m = re.match(rf"^(start|begin|end|stop|finish)\s+(?:it\s+|the\s+\w+\s+)?(?:at|from)\s+({_TIME_OR_NUMBER})$", text, re.IGNORECASE)
         if m:
             t = parse_time(m.group(2))
             start, end = (0.0, t) if m.group(1).lower() in ("start", "begin") else (t, None)
@@ -315,7 +315,7 @@ class RuleEditParser:
             rf"^({_VERB})\s+(?:out\s+)?(?:only\s+)?(?:the\s+{_SPAN_NOUN}\s+|everything\s+)?(?:from\s+|between\s+|at\s+)?"
             rf"({_TIME_OR_NUMBER})\s*(?:to|until|till|through|thru|-|–|—|and)\s*({_TIME_OR_NUMBER})$",
             text,
-            re.I,
+            re.IGNORECASE,
         )
         if not m:
             return None
@@ -328,7 +328,7 @@ class RuleEditParser:
         m = re.match(
             rf"^({_VERB})\s+(?:only\s+)?(?:everything\s+|the\s+{_SPAN_NOUN}\s+)?from\s+(?:when|where|the\s+moment)\s+(.+?)\s+(?:until|till|to|up\s+to|through)\s+(?:when\s+|the\s+moment\s+)?(.+)$",
             text,
-            re.I,
+            re.IGNORECASE,
         )
         if not m:
             return None
@@ -339,16 +339,16 @@ class RuleEditParser:
             rf"^({_VERB})\s+(?:out\s+)?(?:only\s+)?(?:the\s+|all\s+(?:the\s+)?|every\s+|any\s+)?{_SPAN_NOUN}\s+"
             rf"(?:where|when|in\s+which|with|that\s+shows?|showing|of)\s+(.+)$",
             text,
-            re.I,
-        ) or re.match(rf"^({_VERB})\s+(?:only\s+)?(?:everything\s+)?(?:where|when)\s+(.+)$", text, re.I)
+            re.IGNORECASE,
+        ) or re.match(rf"^({_VERB})\s+(?:only\s+)?(?:everything\s+)?(?:where|when)\s+(.+)$", text, re.IGNORECASE)
         if not m:
             return None
         return Operation(self._action(m.group(1)), "moment", query=m.group(2), text=text)
 
     def _anything(self, text: str) -> Operation | None:
         """'remove the dog jumping' / 'keep the goal': the rest is a moment to ground (at least two words)."""
-        m = re.match(rf"^({_CUT}|keep|retain)\s+(?:out\s+)?(?:only\s+)?(.+)$", text, re.I)
-        if not m or len(re.findall(r"[a-z]{2,}", m.group(2), re.I)) < 2 or re.search(r"\d", m.group(2)):
+        m = re.match(rf"^({_CUT}|keep|retain)\s+(?:out\s+)?(?:only\s+)?(.+)$", text, re.IGNORECASE)
+        if not m or len(re.findall(r"[a-z]{2,}", m.group(2), re.IGNORECASE)) < 2 or re.search(r"\d", m.group(2)):
             return None
         return Operation(self._action(m.group(1)), "moment", query=m.group(2), text=text)
 

@@ -8,7 +8,7 @@ that is checked, then renamed.
   segment first moves out to the keyframes around it (`EditPlan.snapped_to_keyframes`) and the result
   says how far each cut moved.
 
-The rendered file's duration is measured with `grounding_agent.video.open_video` and must equal the
+The rendered file's duration is measured with `grounding_agent.media.video.open_video` and must equal the
 plan's within one frame; otherwise the file is not put in place.
 """
 
@@ -109,7 +109,7 @@ def render(
 
 
 def _has_audio(plan: EditPlan) -> bool:
-    from grounding_agent.signals import has_audio
+    from grounding_agent.media.audio import has_audio
 
     return has_audio(plan.video.path)
 
@@ -228,7 +228,7 @@ def _run_ffmpeg(args: list[str], total_s: float, progress: bool | None, work: Pa
 
 def _check_duration(plan: EditPlan, rendered: Path, out: str | Path) -> Video:
     """The rendered video's metadata; EditError if its duration is more than one frame off the plan."""
-    from grounding_agent.video import open_video
+    from grounding_agent.media.video import open_video
 
     video = open_video(rendered)
     rendered_s = video.duration_s

@@ -2,7 +2,7 @@
 loudness, a transcript's words. Each span carries the `Evidence` that found it.
 
 The transcript seam: any object with `words` (each with `start_s`, `end_s`, `text`), or with `segments`
-whose items have `words` (and `start_s`, `end_s`, `text`) — `grounding_agent.speech.Transcript` is one;
+whose items have `words` (and `start_s`, `end_s`, `text`) — `grounding_agent.media.speech.Transcript` is one;
 dicts with the same keys work too. Word matching ignores case and punctuation and matches whole words
 (a phrase matches consecutive words).
 """
@@ -121,7 +121,7 @@ class EditSources:
         return list(grounding.moments), str(getattr(self.grounder, "name", type(self.grounder).__name__))
 
     def _highlights(self, video: Video, op: Operation) -> list[Span]:
-        from grounding_agent.highlights import WindowSearch, generic_highlights
+        from grounding_agent.highlights.windows import WindowSearch, generic_highlights
 
         if self.saliency is None and self.saliency_factory is not None:
             self.saliency = self.saliency_factory()
@@ -148,7 +148,7 @@ class EditSources:
         return spans
 
     def _silence(self, video: Video, op: Operation) -> list[Span]:
-        from grounding_agent.signals import audio_energy
+        from grounding_agent.media.audio import audio_energy
 
         threshold = self.threshold_db if op.threshold_db is None else op.threshold_db
         minimum = self.min_silence_s if op.min_silence_s is None else op.min_silence_s
@@ -248,7 +248,7 @@ def transcript_segments(transcript: Any) -> list[Word]:
 def _tokens(text: str) -> list[str]:
     """Lower-cased words without punctuation; with the speech extra, numbers spelled out as ASR writes them."""
     try:
-        from grounding_agent.speech import normalize
+        from grounding_agent.media.speech import normalize
     except ImportError:
         return re.sub(r"[^\w']+", " ", text.lower()).replace("'", "").split()
     return normalize(text)

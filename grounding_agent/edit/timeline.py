@@ -53,7 +53,7 @@ class FrameGrid:
 
     @classmethod
     def from_video(cls, video: Video) -> FrameGrid:
-        from grounding_agent.video import frame_times
+        from grounding_agent.media.video import frame_times
 
         starts, key_starts = frame_times(video)
         keys = np.unique(np.clip(np.searchsorted(starts, key_starts - 1e-4), 0, len(starts) - 1))

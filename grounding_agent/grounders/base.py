@@ -17,9 +17,9 @@ from typing import Any, Protocol, runtime_checkable
 
 from grounding_agent.defaults import SAMPLING
 from grounding_agent.errors import ConfigError
-from grounding_agent.parsing import ParseFailure, parse_answer
-from grounding_agent.temporal import nms, tiou
+from grounding_agent.grounders.parsing import ParseFailure, parse_answer
 from grounding_agent.types import Frames, Moment, Prediction, Video
+from grounding_agent.utils.temporal import nms, tiou
 
 # Keys of `Grounding.timings_s`: video decoding, turning frames + text into model inputs, the model itself.
 TIMING_KEYS = ("decode", "preprocess", "model")
@@ -119,7 +119,7 @@ def check_request(video: Video | str | os.PathLike, top_k: int) -> Video:
         raise ConfigError(f"top_k must be a whole number >= 1, got {top_k!r}")
     if isinstance(video, Video):
         return video
-    from grounding_agent.video import open_video  # lazy: decoding is heavy and optional here
+    from grounding_agent.media.video import open_video  # lazy: decoding is heavy and optional here
 
     return open_video(video)
 
@@ -196,7 +196,7 @@ class BaseGrounder:
         if frames is not None:
             timings_s.setdefault("decode", 0.0)
             return frames
-        from grounding_agent.video import sample_frames  # lazy: decord is heavy and optional here
+        from grounding_agent.media.video import sample_frames  # lazy: decord is heavy and optional here
 
         with timed(timings_s, "decode"):
             return sample_frames(

@@ -22,8 +22,8 @@ import numpy as np
 
 from grounding_agent.errors import ConfigError
 from grounding_agent.grounders.base import BaseGrounder, Grounding, at_least, check_request, frame_interval_s
-from grounding_agent.temporal import tiou_matrix
 from grounding_agent.types import Frames, Moment, Video
+from grounding_agent.utils.temporal import tiou_matrix
 
 PRIOR_THRESHOLDS = (0.3, 0.5, 0.7)
 
@@ -183,7 +183,7 @@ def build_prior(
     train_gt: str | Path | None = None, dataset: str = "charades-sta", **kwargs
 ) -> BlindPriorGrounder:
     """A prior fitted on a training annotation file (`datasets.load_dataset(dataset, train_gt)`)."""
-    from grounding_agent.datasets import load_dataset
+    from grounding_agent.benchmarks.datasets import load_dataset
 
     if train_gt is None:
         raise ConfigError(

@@ -18,12 +18,18 @@ from typing import Any, Literal
 
 from grounding_agent.defaults import SAMPLING, TOKENS
 from grounding_agent.errors import ConfigError, ModelLoadError
-from grounding_agent.extras import HF, require_spec
-from grounding_agent.io import check_model_source
 from grounding_agent.grounders import vision_cache
-from grounding_agent.grounders.base import BaseGrounder, Grounding, check_request, grounding_from_answers, timed
+from grounding_agent.grounders.base import (
+    BaseGrounder,
+    Grounding,
+    check_request,
+    grounding_from_answers,
+    timed,
+)
 from grounding_agent.grounders.qwen_inputs import Family, InputMode, build_request, family_of, hf_inputs
+from grounding_agent.io import check_model_source
 from grounding_agent.types import Frames, Video
+from grounding_agent.utils.extras import HF, require_spec
 
 Quantization = Literal["4bit", "8bit"]
 

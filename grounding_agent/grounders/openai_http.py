@@ -20,7 +20,7 @@ from typing import Any
 import httpx2
 import tenacity
 
-from grounding_agent.errors import ServerError, http_status, not_openai_reply, timed_out, unreachable
+from grounding_agent.errors import http_status, not_openai_reply, timed_out, unreachable
 
 logger = logging.getLogger(__name__)
 

@@ -23,9 +23,9 @@ from typing import Any, Literal
 import numpy as np
 
 from grounding_agent.errors import ConfigError
-from grounding_agent.parsing import format_moment
-from grounding_agent.prompts import load_prompt
+from grounding_agent.grounders.parsing import format_moment
 from grounding_agent.types import Frames, Moment
+from grounding_agent.utils.prompts import load_prompt
 
 InputMode = Literal["video", "images"]
 Family = Literal["qwen2_vl", "qwen2_5_vl", "qwen3_vl"]

@@ -25,13 +25,13 @@ from grounding_agent.types import Frames, Moment, Video
 
 def route(query: str, *, ocr: bool = False) -> tuple[str, str]:
     """("speech", words said) / ("ocr", text shown) / ("visual", query) for one (sub-)query."""
-    from grounding_agent.speech import speech_query
+    from grounding_agent.media.speech import speech_query
 
     said = speech_query(query)
     if said:
         return "speech", said
     if ocr:
-        from grounding_agent.ocr import ocr_query
+        from grounding_agent.media.ocr import ocr_query
 
         shown = ocr_query(query)
         if shown:

@@ -28,18 +28,24 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from grounding_agent.deadline import deadline_error, run_blocking
 from grounding_agent.defaults import SERVED_SAMPLING, SERVER, TOKENS
 from grounding_agent.errors import ConfigError, ServerError
-from grounding_agent.serving import check_server_url
-from grounding_agent.grounders.base import BaseGrounder, Grounding, check_request, grounding_from_answers, timed
+from grounding_agent.grounders.base import (
+    BaseGrounder,
+    Grounding,
+    check_request,
+    grounding_from_answers,
+    timed,
+)
 from grounding_agent.grounders.qwen_inputs import (
     GroundingRequest,
     build_request,
     encode_image,
     openai_messages,
 )
+from grounding_agent.grounders.serving import check_server_url
 from grounding_agent.types import Frames, Video
+from grounding_agent.utils.deadline import deadline_error, run_blocking
 
 if TYPE_CHECKING:
     from grounding_agent.grounders.openai_http import Completion, OpenAIHTTP
@@ -328,7 +334,9 @@ class VLLMGrounder(BaseGrounder):
             await state[0].aclose()
 
     def _new_client(self) -> OpenAIHTTP:
-        from grounding_agent.grounders.openai_http import OpenAIHTTP  # lazy (~0.2 s): see the module docstring
+        from grounding_agent.grounders.openai_http import (
+            OpenAIHTTP,  # lazy (~0.2 s): see the module docstring
+        )
 
         # One TLS context per process: loading the CA bundle anew for every client costs ~25 ms each.
         return OpenAIHTTP(self.base_url, **self._client_kwargs, verify=_tls_context())
@@ -347,7 +355,7 @@ def encode_frames(
 ) -> dict[int, str]:
     """`cache` (frame position -> data URL) holding every frame: the missing ones are encoded in parallel
     threads (PIL releases the GIL while it compresses); each URL is what `encode_image` makes alone."""
-    from grounding_agent.video import usable_cores  # loaded already: these frames were decoded by it
+    from grounding_agent.media.video import usable_cores  # loaded already: these frames were decoded by it
 
     cache = {} if cache is None else cache
     todo = [i for i in range(len(frames)) if i not in cache]
@@ -401,7 +409,7 @@ class FramePrefetch:
         return self._future.result()
 
     def _prepare(self) -> PreparedFrames:
-        from grounding_agent.video import sample_frames, usable_cores
+        from grounding_agent.media.video import sample_frames, usable_cores
 
         timings: dict[str, float] = {}
         t0 = time.perf_counter()

@@ -42,7 +42,7 @@ from grounding_agent.errors import (
 from grounding_agent.http.media import ForbiddenPathError, MediaRoot
 from grounding_agent.io import dumps_json
 
-SessionFactory = Callable[[Path], Any]  # video path -> grounding_agent.session.Session
+SessionFactory = Callable[[Path], Any]  # video path -> grounding_agent.conversation.session.Session
 
 
 # --- request / response bodies ---------------------------------------------------------------------

@@ -139,7 +139,7 @@ def _corpus() -> list[str]:
             subject = _SUBJECTS[(i + j) % len(_SUBJECTS)]
             lines.append(f"{subject} {action} {obj}.")
             lines.append(f"{subject.capitalize()} {action} {obj} then {actions[(i + j) % len(actions)]} it.")
-    for i in range(0, 400):
+    for i in range(400):
         s, e = i * 0.7, i * 0.7 + 3.4
         lines.append(f"{s:.1f} - {e:.1f} seconds")
         lines.append(f"<{s:.1f} seconds> from {s:.2f} to {e:.2f}")
@@ -154,8 +154,16 @@ def train_qwen_tokenizer(vocab_size: int = 1536):
     Returns:
         `PreTrainedTokenizerFast` with Qwen's special tokens (ids 0..13) and added tokens.
     """
-    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-    from tokenizers import trainers
+    from tokenizers import (
+        Regex,
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE(byte_fallback=False))

@@ -30,10 +30,11 @@ from typing import Any
 import numpy as np
 
 from grounding_agent.defaults import cache_dir
-from grounding_agent.errors import ConfigError, ModelLoadError, VideoNotFoundError
+from grounding_agent.errors import ConfigError, ModelLoadError
 from grounding_agent.io import atomic_path
-from grounding_agent.signals import DEFAULT_CHUNK_S, Curve, iter_frame_chunks
-from grounding_agent.types import Frames
+from grounding_agent.media.video import DEFAULT_CHUNK_S, iter_frame_chunks
+from grounding_agent.types import Curve, Frames
+from grounding_agent.utils.cache import file_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -46,28 +47,6 @@ MIN_COSINE = 0.99
 
 def default_cache_dir() -> Path:
     return cache_dir("embeddings")
-
-
-# --- fingerprints ----------------------------------------------------------------------------------
-
-_file_digests: dict[tuple[str, int, int], str] = {}
-
-
-def file_fingerprint(path: str | Path) -> str:
-    """sha256 of the file's bytes, memoised per (path, size, mtime) so a file is hashed once per process.
-
-    Content (not the path) keys the cache, so a copied or renamed video still hits it and an edited one
-    never returns stale embeddings.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise VideoNotFoundError(path, "no such file; check the path")
-    st = path.stat()
-    memo = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if memo not in _file_digests:
-        with open(path, "rb") as f:
-            _file_digests[memo] = hashlib.file_digest(f, "sha256").hexdigest()
-    return _file_digests[memo]
 
 
 def model_fingerprint(model: Any, id_or_path: str) -> str:
@@ -421,7 +400,7 @@ class ClipSaliency:
 
     def _max_pixels(self, path: str | Path) -> int | None:
         """Decode just big enough for the processor: the short side at the model's input size."""
-        from grounding_agent.video import open_video
+        from grounding_agent.media.video import open_video
 
         video = open_video(path)
         scale = self.image_size / min(video.width, video.height)

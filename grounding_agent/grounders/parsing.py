@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+
 from grounding_agent.errors import ConfigError
 from grounding_agent.types import Moment
 
@@ -40,25 +41,25 @@ _UNIT = r"(?:\s*(?:seconds?|secs?|s)\b\.?)?"
 _SEP = r"\s*(?:-->|->|-{1,2}|–|—|−|~|\bto\b|\btill\b|\buntil\b|\band\b)\s*"
 _CONF_WORD = r"(?:score|confidence|conf|probability|prob|likelihood|p)"
 
-_RANGE = re.compile(rf"(?:\b(?:from|between)\s+)?(?P<a>{_TIME}){_UNIT}{_SEP}(?P<b>{_TIME}){_UNIT}", re.I)
+_RANGE = re.compile(rf"(?:\b(?:from|between)\s+)?(?P<a>{_TIME}){_UNIT}{_SEP}(?P<b>{_TIME}){_UNIT}", re.IGNORECASE)
 _BRACKET = re.compile(
-    rf"[\[(<]\s*(?P<a>{_TIME}){_UNIT}\s*,\s*(?P<b>{_TIME}){_UNIT}(?:\s*,\s*(?P<c>{_NUM}%?))?\s*[\])>]", re.I
+    rf"[\[(<]\s*(?P<a>{_TIME}){_UNIT}\s*,\s*(?P<b>{_TIME}){_UNIT}(?:\s*,\s*(?P<c>{_NUM}%?))?\s*[\])>]", re.IGNORECASE
 )
 _KEYED = re.compile(
     rf"\bstart(?:s|ing)?(?:[ _]?time)?(?:\W{{1,4}}|\s+at\s+)(?P<a>{_TIME}){_UNIT}"
     rf".{{0,40}}?\bend(?:s|ing)?(?:[ _]?time)?(?:\W{{1,4}}|\s+at\s+)(?P<b>{_TIME}){_UNIT}",
-    re.I | re.S,
+    re.IGNORECASE | re.DOTALL,
 )
 _CONF_AFTER = (
-    re.compile(rf"\s*[\[(]\s*(?:{_CONF_WORD}\s*[:=]?\s*)?(?P<c>{_NUM}%?)\s*[\])]", re.I),
-    re.compile(rf"[\s,;:]*(?:with\s+)?(?:an?\s+)?{_CONF_WORD}\s*(?:of|is|[:=])?\s*(?P<c>{_NUM}%?)", re.I),
+    re.compile(rf"\s*[\[(]\s*(?:{_CONF_WORD}\s*[:=]?\s*)?(?P<c>{_NUM}%?)\s*[\])]", re.IGNORECASE),
+    re.compile(rf"[\s,;:]*(?:with\s+)?(?:an?\s+)?{_CONF_WORD}\s*(?:of|is|[:=])?\s*(?P<c>{_NUM}%?)", re.IGNORECASE),
 )
 _TIME_WITH_UNIT = re.compile(
-    rf"(?P<t>(?<![\w.:]){_CLOCK}(?![\d:]))|(?P<n>{_TIME})\s*(?:seconds?|secs?|s)\b", re.I
+    rf"(?P<t>(?<![\w.:]){_CLOCK}(?![\d:]))|(?P<n>{_TIME})\s*(?:seconds?|secs?|s)\b", re.IGNORECASE
 )
 _ANY_NUMBER = re.compile(_TIME)
 _OPEN, _CLOSE = "<answer>", "</answer>"
-_THINK = re.compile(r"<think>.*?(?:</think>|$)", re.I | re.S)
+_THINK = re.compile(r"<think>.*?(?:</think>|$)", re.IGNORECASE | re.DOTALL)
 
 
 @dataclass(frozen=True)

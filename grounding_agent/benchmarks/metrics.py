@@ -21,11 +21,11 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from grounding_agent.datasets import Annotation
+from grounding_agent.benchmarks.datasets import Annotation
 from grounding_agent.defaults import CLIP_LEN_S
 from grounding_agent.errors import DatasetError
-from grounding_agent.temporal import tiou_matrix
 from grounding_agent.types import Prediction
+from grounding_agent.utils.temporal import tiou_matrix
 
 CHARADES_IOU_THRESHOLDS = (0.3, 0.5, 0.7)
 CHARADES_RECALL_KS = (1, 5)

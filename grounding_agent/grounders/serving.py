@@ -33,7 +33,7 @@ from grounding_agent.io import check_model_source
 log = logging.getLogger(__name__)
 
 # The checkout's vLLM environment (scripts/setup_env.sh makes it).
-CHECKOUT_VLLM_PYTHON = Path(__file__).resolve().parents[1] / ".venv-vllm" / "bin" / "python"
+CHECKOUT_VLLM_PYTHON = Path(__file__).resolve().parents[2] / ".venv-vllm" / "bin" / "python"
 LOG_TAIL_LINES = 40
 
 

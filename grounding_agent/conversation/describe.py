@@ -16,8 +16,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from grounding_agent.prompts import load_prompt
 from grounding_agent.types import Frames, Moment
+from grounding_agent.utils.prompts import load_prompt
 
 TEMPLATE_PREFIX = "Templated answer (no language model)"
 

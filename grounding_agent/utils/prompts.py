@@ -29,7 +29,7 @@ def _data_dir(name: str) -> Path | None:
     packaged = resources.files("grounding_agent") / name
     if packaged.is_dir():
         return Path(str(packaged))
-    source = Path(__file__).resolve().parent.parent / name
+    source = Path(__file__).resolve().parents[2] / name
     return source if source.is_dir() else None
 
 

@@ -28,8 +28,8 @@ import numpy as np
 from grounding_agent.defaults import cache_dir
 from grounding_agent.errors import ConfigError
 from grounding_agent.io import write_json_atomic
-from grounding_agent.saliency import file_fingerprint
 from grounding_agent.types import Evidence, Moment, Video
+from grounding_agent.utils.cache import file_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -221,8 +221,7 @@ class ScreenReader:
         return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
 
     def read(self, video: Video | str | Path) -> ScreenText:
-        from grounding_agent.signals import iter_frame_chunks
-        from grounding_agent.video import open_video
+        from grounding_agent.media.video import iter_frame_chunks, open_video
 
         path = Path(video.path if isinstance(video, Video) else video)
         key = self._key(path)

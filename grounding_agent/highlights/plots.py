@@ -18,7 +18,7 @@ from grounding_agent.io import atomic_path
 from grounding_agent.types import Moment
 
 if TYPE_CHECKING:
-    from grounding_agent.highlights import HighlightResult
+    from grounding_agent.highlights.windows import HighlightResult
 
 NOTHING_STANDS_OUT = "nothing stands out: the saliency curve is flat"
 _SIGNAL_COLORS = {"clip": "tab:purple", "motion": "tab:blue", "scene": "tab:olive", "audio": "tab:orange", "fused": "black"}
@@ -94,8 +94,8 @@ def _save(fig, path: str | Path) -> Path:
 
 def save_highlights_plot(result: HighlightResult, path: str | Path, *, title: str | None = None) -> Path:
     """PNG: per-clip saliency (0-1) with each window as a ranked bar below it; says so when nothing stands out."""
-    from grounding_agent.highlights import CLIP_LEN_S
-    from grounding_agent.signals import minmax
+    from grounding_agent.highlights.windows import CLIP_LEN_S
+    from grounding_agent.types import minmax
 
     plt = _pyplot()
     n = len(next(iter(result.clip_scores.values())))

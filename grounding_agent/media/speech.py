@@ -40,6 +40,7 @@ from grounding_agent.defaults import cache_dir
 from grounding_agent.errors import ConfigError, CorruptVideoError, ModelLoadError
 from grounding_agent.io import write_json_atomic
 from grounding_agent.types import Evidence, Moment, Video
+from grounding_agent.utils.cache import file_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +160,7 @@ class Transcript:
 
     def activity_curve(self, hop_s: float = 0.5) -> Any:
         """Voice activity as a `signals.Curve` named "speech": the speech fraction per `hop_s` window."""
-        from grounding_agent.signals import Curve
+        from grounding_agent.types import Curve
 
         n = max(1, int(np.ceil(self.duration_s / hop_s)))
         times = (np.arange(n) + 0.5) * hop_s
@@ -546,17 +547,17 @@ def iter_audio(path: str | Path, block_s: float = 30.0) -> Iterator[np.ndarray]:
     """
     import av
 
-    from grounding_agent.signals import _decoded_then_flushed, _open_container
+    from grounding_agent.media.audio import decoded_then_flushed, open_container
 
     block = int(block_s * SAMPLE_RATE)
     pending: list[np.ndarray] = []
     size = 0
-    with _open_container(path) as container:
+    with open_container(path) as container:
         if not container.streams.audio:
             return
         resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
         try:
-            for frame in _decoded_then_flushed(container, container.streams.audio[0], resampler):
+            for frame in decoded_then_flushed(container, container.streams.audio[0], resampler):
                 pending.append(frame.to_ndarray().reshape(-1))
                 size += pending[-1].size
                 if size >= block:
@@ -768,8 +769,6 @@ class Transcriber:
         return self._model
 
     def _key(self, path: Path) -> str:
-        from grounding_agent.saliency import file_fingerprint  # the same content hash as the CLIP cache
-
         parts = {
             "version": CACHE_VERSION,
             "file": file_fingerprint(path),
@@ -812,7 +811,7 @@ class Transcriber:
         return transcript
 
     def _run(self, path: Path) -> Transcript:
-        from grounding_agent.signals import has_audio
+        from grounding_agent.media.audio import has_audio
 
         if not has_audio(path):
             log.info("%s has no audio track: empty transcript", path)

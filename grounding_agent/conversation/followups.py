@@ -34,14 +34,14 @@ _REFERENCES: tuple[tuple[str, ReferenceKind, bool], ...] = (
 )
 
 _AROUND = re.compile(
-    r"^\s*(?:what|how|who)\b.*?\b(?P<kind>after|before|while|during)\s+(?P<event>.+?)\s*[?.!]*\s*$", re.I
+    r"^\s*(?:what|how|who)\b.*?\b(?P<kind>after|before|while|during)\s+(?P<event>.+?)\s*[?.!]*\s*$", re.IGNORECASE
 )
 # Question openers that ask for a time (ground) vs. about the content (describe).
-_WHEN = re.compile(r"^\s*(?:when|at\s+what\s+(?:time|point)|find|show(?:\s+me)?|locate|where\s+in\s+the\s+video)\b", re.I)
+_WHEN = re.compile(r"^\s*(?:when|at\s+what\s+(?:time|point)|find|show(?:\s+me)?|locate|where\s+in\s+the\s+video)\b", re.IGNORECASE)
 _CONTENT_QUESTION = re.compile(
     r"^\s*(?:what|who|whom|whose|which|why|how|is|are|was|were|does|do|did|can|could|will|would|has|have|"
     r"describe|summari[sz]e|tell\s+me|explain|where)\b",
-    re.I,
+    re.IGNORECASE,
 )
 # Question scaffolding removed to leave the event, e.g. "when does he sit down?" -> "he sit down".
 _SCAFFOLD = re.compile(
@@ -51,15 +51,13 @@ _SCAFFOLD = re.compile(
     r"where\s+in\s+the\s+video\s+(?:does|do|did|is|are)?|"
     r"what\s+(?:happens|happened|comes|is\s+happening)|what\s+(?:does|do|did)\s+(?:he|she|they|it|the\s+\w+)\s+do)"
     r"\s*",
-    re.I,
+    re.IGNORECASE,
 )
-_FILLER = re.compile(r"^(?:and|so|then|,|\s)+|[\s?.!,]+$", re.I)
+_FILLER = re.compile(r"^(?:and|so|then|,|\s)+|[\s?.!,]+$", re.IGNORECASE)
 _MIN_EVENT_WORDS = 2
 # Words that name no event on their own ("does he do it again?" -> the previous event).
 _EMPTY_WORDS = frozenset(
-    "a an the he she they it him her them this that there someone somebody person man woman people guy "
-    "do does did doing done happen happens happened is are was were be will can could would "
-    "when what how it's thing something".split()
+    ["a", "an", "the", "he", "she", "they", "it", "him", "her", "them", "this", "that", "there", "someone", "somebody", "person", "man", "woman", "people", "guy", "do", "does", "did", "doing", "done", "happen", "happens", "happened", "is", "are", "was", "were", "be", "will", "can", "could", "would", "when", "what", "how", "it's", "thing", "something"]
 )
 
 
@@ -100,7 +98,7 @@ class Reading:
 def find_reference(message: str) -> tuple[Reference | None, str]:
     """The first reference phrase in `message` and the message without it."""
     for pattern, kind, immediate in _REFERENCES:
-        match = re.search(pattern, message, re.I)
+        match = re.search(pattern, message, re.IGNORECASE)
         if match:
             rest = (message[: match.start()] + " " + message[match.end() :]).strip()
             return Reference(kind, immediate, match.group(0).strip()), rest

@@ -179,7 +179,7 @@ def _step_rows(plan: Any, evidence: list[Evidence]) -> list[tuple[str, list[Mome
 
 
 def _speech_bars(session: Any) -> list:
-    from grounding_agent.plots import Bar
+    from grounding_agent.highlights.plots import Bar
 
     transcript = getattr(session, "transcript", None)
     segments = getattr(transcript, "segments", None) or []
@@ -188,7 +188,7 @@ def _speech_bars(session: Any) -> list:
 
 def timeline_png(session: Any, answer: Any, path: Path) -> Path:
     """The answer's timeline: saliency curve (if any), moments, sub-events, speech segments."""
-    from grounding_agent.plots import save_timeline
+    from grounding_agent.highlights.plots import save_timeline
 
     return save_timeline(
         path,

@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import bisect
 import functools
+import itertools
 import logging
 import math
 import os
 import re
 import stat
 import threading
-from collections import OrderedDict
-from collections.abc import Hashable
+from collections import OrderedDict, deque
+from collections.abc import Hashable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
@@ -36,6 +37,7 @@ import numpy as np
 from decord._ffi.base import DECORDError
 
 from grounding_agent.errors import (
+    ConfigError,
     CorruptVideoError,
     EmptyVideoError,
     NotAVideoError,
@@ -827,3 +829,59 @@ def _decode_kept(
         if mode != (wanted := "DEFAULT" if keep else "NONREF"):  # most packets keep the previous one
             codec.skip_frame = mode = wanted
         yield from codec.decode(packet)
+
+
+# Decode at most this many seconds of video at once (frames of one chunk are held in memory together).
+DEFAULT_CHUNK_S = 60.0
+
+
+# --- frames, streamed -----------------------------------------------------------------------------
+
+
+def iter_frame_chunks(
+    path: str | Path,
+    *,
+    fps: float,
+    max_pixels: int | None = None,
+    chunk_s: float = DEFAULT_CHUNK_S,
+    start_s: float = 0.0,
+    end_s: float | None = None,
+    keyframes_only: bool = False,
+    threads: int | None = None,
+) -> Iterator[Frames]:
+    """Yield `Frames` sampled at `fps`, `chunk_s` seconds of video at a time, in order, no frame twice.
+
+    Chunks decode ahead on `threads` cores (default: all), one chunk per core, so memory is at most
+    `threads + 1` chunks' frames whatever the video's length. `keyframes_only`: the keyframe nearest each
+    target (see `video.sample_frames`), a cheap coarse pass over a long video.
+
+    Raises:
+        ConfigError: if fps, chunk_s or threads is not positive.
+        VideoError: (subclasses) if the file cannot be opened or decoded.
+    """
+    if fps <= 0 or chunk_s <= 0:
+        raise ConfigError(f"fps and chunk_s must be > 0, got fps={fps}, chunk_s={chunk_s}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ConfigError(f"threads must be a whole number >= 1, got {threads!r}")
+    video = open_video(path)
+    stop_s = video.duration_s if end_s is None else min(end_s, video.duration_s)
+    # Chunks hold a whole number of sampling steps, so the chunked grid start + k / fps is exactly the
+    # grid of one `sample_frames` call over the whole window.
+    step_s = max(1, math.floor(chunk_s * fps)) / fps
+    windows = ((t0, min(t0 + step_s, stop_s)) for t0 in (start_s + i * step_s for i in itertools.count()))
+    windows = itertools.takewhile(lambda w: w[0] < stop_s - 1e-6, windows)
+    sample = functools.partial(sample_frames, video, fps=fps, max_pixels=max_pixels, keyframes_only=keyframes_only)
+    workers = threads or usable_cores()
+    last_index = -1
+    # Whole chunks run in parallel, each on one core: long runs of GOPs with no thread waiting on another.
+    with ThreadPoolExecutor(workers, thread_name_prefix="chunks") as pool:
+        ahead = deque(pool.submit(sample, start_s=a, end_s=b, threads=1) for a, b in itertools.islice(windows, workers))
+        while ahead:
+            frames = ahead.popleft().result()
+            for a, b in itertools.islice(windows, 1):
+                ahead.append(pool.submit(sample, start_s=a, end_s=b, threads=1))
+            fresh = frames.indices > last_index  # on low-frame-rate video one frame can cover two targets
+            if fresh.any():
+                frames = frames if fresh.all() else frames.subset(fresh)
+                last_index = int(frames.indices[-1])
+                yield frames

@@ -1,7 +1,7 @@
 """A ready chat agent over one `Session`, built with LangChain's agent API (`langchain.agents.create_agent`).
 
     from grounding_agent import Session
-    from grounding_agent.chat_agent import build_chat_agent, reply
+    from grounding_agent.conversation.chat_agent import build_chat_agent, reply
     session = Session("clip.mp4", grounder="vllm", server="http://127.0.0.1:8000/v1")
     agent = build_chat_agent(session, server="http://127.0.0.1:8000/v1", model="Qwen/Qwen2.5-VL-7B-Instruct")
     print(reply(agent, "when does he open the fridge, and what does he do after that?"))
@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from grounding_agent.errors import ConfigError
-from grounding_agent.prompts import load_prompt
+from grounding_agent.utils.prompts import load_prompt
 
 
 def build_chat_agent(

@@ -26,14 +26,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from grounding_agent.conversation.followups import Reading, read_message, reference_window
 from grounding_agent.defaults import SAMPLING
-from grounding_agent.dialogue import Reading, read_message, reference_window
 from grounding_agent.errors import ConfigError
 from grounding_agent.grounders.base import at_least
 from grounding_agent.types import TIME_EPS_S, Evidence, Frames, Moment, Plan, Prediction, Video
 
 if TYPE_CHECKING:
-    from grounding_agent.describe import Describer
+    from grounding_agent.conversation.describe import Describer
     from grounding_agent.grounders.base import Grounder
 
 DEFAULT_FOLLOW_S = 5.0
@@ -185,7 +185,7 @@ class Session:
         if transcript is not None and not hasattr(grounder, "transcriber"):
             # Speech sub-queries ("when does she say 'X'") are answered from the transcript (speech wiring).
             from grounding_agent.grounders.transcript import TranscriptGrounder
-            from grounding_agent.speech import KnownTranscript
+            from grounding_agent.media.speech import KnownTranscript
 
             self.grounder = grounder = TranscriptGrounder(grounder, KnownTranscript(transcript))
         self.top_k, self.follow_s, self.use_agent, self.max_turns = top_k, follow_s, use_agent, max_turns
@@ -211,7 +211,7 @@ class Session:
         """The session's frames, sampled once on first use and kept."""
         with self._frames_lock:
             if self._frames is None:
-                from grounding_agent.video import sample_frames
+                from grounding_agent.media.video import sample_frames
 
                 self._frames = sample_frames(
                     self.video, fps=self.fps, max_frames=self.max_frames, max_pixels=self.max_pixels, cache=True
@@ -231,7 +231,7 @@ class Session:
     @property
     def describer(self) -> Describer:
         if self._describer is None:
-            from grounding_agent.describe import describer_for
+            from grounding_agent.conversation.describe import describer_for
 
             self._describer = describer_for(self.grounder)
         return self._describer
@@ -343,7 +343,7 @@ class Session:
         if inside.sum() >= 2 or (inside.any() and not sample):
             return replace(frames.subset(inside), window_s=(lo, hi))
         if sample and hi - lo > TIME_EPS_S:
-            from grounding_agent.video import sample_frames
+            from grounding_agent.media.video import sample_frames
 
             return sample_frames(
                 self.video, fps=self.fps, max_frames=self.max_frames, start_s=lo, end_s=hi,
@@ -476,8 +476,8 @@ class Session:
         window_s: tuple[float, float] | None,
     ) -> Answer:
         """Ask the describer about `window_s` (the whole video when None) and assemble the answer."""
-        from grounding_agent.describe import DescribeRequest
-        from grounding_agent.speech import asks_what_is_said
+        from grounding_agent.conversation.describe import DescribeRequest
+        from grounding_agent.media.speech import asks_what_is_said
 
         if self.transcript is not None and asks_what_is_said(message):
             return self._said(moments, evidence, plan, window_s)
@@ -497,7 +497,7 @@ class Session:
         self, moments: list[Moment], evidence: list[Evidence], plan: Plan | None, window_s: tuple[float, float] | None
     ) -> Answer:
         """ "What does she say after X?": the words spoken there, quoted from the transcript (speech wiring)."""
-        from grounding_agent.speech import said_in
+        from grounding_agent.media.speech import said_in
 
         relation = (moments[0].explanation or {}).get("relation", "during") if moments else "during"
         window = window_s or (0.0, self.video.duration_s)
@@ -564,13 +564,15 @@ def _unit_score(score: float) -> float:
 
 
 def _new_vision_cache() -> Any:
-    from grounding_agent.grounders.vision_cache import VisionCache  # lazily: `import grounding_agent` stays light
+    from grounding_agent.grounders.vision_cache import (
+        VisionCache,  # lazily: `import grounding_agent` stays light
+    )
 
     return VisionCache()
 
 
 def _open(path: str | Path) -> Video:
-    from grounding_agent.video import open_video
+    from grounding_agent.media.video import open_video
 
     return open_video(path)
 

@@ -32,8 +32,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from grounding_agent.errors import ConfigError
-from grounding_agent.signals import Curve
-from grounding_agent.types import Moment
+from grounding_agent.types import Curve, Moment
 
 
 @dataclass(frozen=True)
@@ -143,7 +142,7 @@ class SpeechFeatures:
 
 def speech_features(transcript, moment: Moment, query: str) -> SpeechFeatures:
     """`SpeechFeatures` of `moment`'s window for `query` (its quote, if it has one, else its words)."""
-    from grounding_agent.speech import search_words, speech_query
+    from grounding_agent.media.speech import search_words, speech_query
 
     words = transcript.words_between(moment.start_s, moment.end_s)
     best = search_words(words, speech_query(query) or query, top_k=1, min_score=0.0) if words else []

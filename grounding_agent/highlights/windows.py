@@ -28,13 +28,14 @@ import numpy as np
 
 from grounding_agent.defaults import CLIP_LEN_S, SAMPLING  # CLIP_LEN_S: QVHighlights' clip length
 from grounding_agent.errors import ConfigError
-from grounding_agent.signals import Curve, audio_energy, minmax, visual_change
-from grounding_agent.temporal import nms, tiou
-from grounding_agent.types import Moment, Prediction
+from grounding_agent.highlights.curves import visual_change
+from grounding_agent.media.audio import audio_energy
+from grounding_agent.types import Curve, Moment, Prediction, minmax
+from grounding_agent.utils.temporal import nms, tiou
 
 if TYPE_CHECKING:
-    from grounding_agent.saliency import ClipSaliency
-    from grounding_agent.speech import Transcript
+    from grounding_agent.highlights.clip import ClipSaliency
+    from grounding_agent.media.speech import Transcript
 
 # Per-clip scores varying less than this are flat: no window stands out.
 FLAT_SPAN = 1e-6
@@ -231,7 +232,7 @@ def query_highlights(
     qid: int | str = 0,
 ) -> HighlightResult:
     """Highlights of `query` in a video from its CLIP saliency curve."""
-    from grounding_agent.video import open_video
+    from grounding_agent.media.video import open_video
 
     duration_s = open_video(path).duration_s
     curve = saliency.curve(path, query, fps=fps)
@@ -303,7 +304,7 @@ def generic_highlights(
     transcript: Transcript | None = None,
 ) -> HighlightResult:
     """Query-free highlights: fused CLIP-prompt, motion, scene, audio (and speech) saliency per 2-s clip."""
-    from grounding_agent.video import open_video
+    from grounding_agent.media.video import open_video
 
     duration_s = open_video(path).duration_s
     skip = frozenset(name for name in SIGNALS if getattr(weights, name) == 0)
@@ -337,6 +338,6 @@ def generic_highlights(
 
 def save_plot(result: HighlightResult, path: str | Path, *, title: str | None = None) -> Path:
     """PNG of the per-clip saliency, the raw curves and the chosen windows (`plots.save_highlights_plot`)."""
-    from grounding_agent.plots import save_highlights_plot
+    from grounding_agent.highlights.plots import save_highlights_plot
 
     return save_highlights_plot(result, path, title=title)

@@ -1,0 +1,4 @@
+"""The Gradio web UI (`app`): chat over a `Session`, moment chips, the timeline and the edit tab.
+
+May import: every library package; only `cli` imports it.
+"""
