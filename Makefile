@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 TALK  ?= $(HOME)/.cache/grounding-agent/demo-talk.mp4
 SPEECH_QUERY ?= when does she say 'my favorite color is blue'
 
-.PHONY: setup demo test bench
+.PHONY: setup demo test lint bench
 
 setup:
 	bash scripts/setup_env.sh
@@ -23,8 +23,13 @@ demo: setup
 	@.venv/bin/python -m tests.speechgen "$(TALK)"
 	.venv/bin/grounding-agent ground "$(TALK)" "$(SPEECH_QUERY)" --backend hf --model "$(MODEL)" --asr-model "$$(.venv/bin/python tests/assets/whisper_base.py)"
 
-test: setup
+test: setup lint
 	.venv/bin/python -m pytest $(PYTEST_ARGS)
+
+# ruff's rules and line length are in pyproject.toml; CI runs this through `make test`.
+lint: setup
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
 
 bench: setup
 	.venv/bin/pip install -q --no-build-isolation -e '.[bench]'

@@ -31,7 +31,7 @@ def cpuinfo(field: str) -> str | None:
 
 def cold_caches() -> None:
     """Forget decoded frames and video indexes, as in a fresh process."""
-    from grounding_agent.media import video
+    from grounding_agent.media import decode as video
 
     video.DEFAULT_FRAME_CACHE.clear()
     video._load_index.cache_clear()

@@ -173,14 +173,14 @@ def worker(method: str, path: str, sampling: str, duration_s: float) -> dict:
     import_s = time.perf_counter() - t_import
     t0, (c0, _), faults0 = time.perf_counter(), _usage(resource.RUSAGE_SELF), _faults()
     if method in ("ours", "ours_serial"):
-        from grounding_agent.media import video
+        from grounding_agent.media import decode as video
 
         if method == "ours_serial":
             video._DECODE_WORKERS = 1
         frames = video.sample_frames(path, **kw)
         pixels, timestamps = frames.pixels, frames.timestamps_s.tolist()
     elif method in ("ours_stream", "ours_stream_keyframes"):
-        from grounding_agent.media.video import iter_frame_chunks
+        from grounding_agent.media.decode import iter_frame_chunks
 
         digest = hashlib.sha1()  # the chunks are not kept: hash them as they come
         for chunk in iter_frame_chunks(path, fps=1.0, keyframes_only=method == "ours_stream_keyframes"):

@@ -109,8 +109,9 @@ def bench_backends(
     import torch
     from transformers import AutoModel, AutoProcessor
 
-    from grounding_agent.highlights.clip import BACKENDS, _unit
-    from grounding_agent.media.video import sample_frames
+    from grounding_agent.highlights.vision_backends import BACKENDS
+    from grounding_agent.highlights.vision_backends import unit as _unit
+    from grounding_agent.media.decode import sample_frames
 
     model = AutoModel.from_pretrained(model_dir, dtype="float32").eval()
     processor = AutoProcessor.from_pretrained(model_dir)

@@ -85,7 +85,7 @@ def _one_session(grounder, video: Path, cache: bool, describe_tokens: int | None
     the vision-cache hits."""
     from grounding_agent import Session
     from grounding_agent.conversation.describe import HFDescriber
-    from grounding_agent.media import video as video_mod
+    from grounding_agent.media import decode as video_mod
 
     video_mod.DEFAULT_FRAME_CACHE.clear()  # a new video for the process: nothing decoded or indexed yet
     video_mod._load_index.cache_clear()

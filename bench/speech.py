@@ -74,7 +74,7 @@ def make_hour(clip: Path, every_s: float, folder: Path) -> Path:
 
 
 def worker(args: argparse.Namespace) -> dict:
-    from grounding_agent.media.speech import Transcriber
+    from grounding_agent.media.asr import Transcriber
 
     start = time.perf_counter()
     cpu0 = time.process_time()

@@ -40,7 +40,7 @@ def sample_frames_for(
     cache: bool = False,
 ) -> Frames:
     """Frames of a sample's video by its sampling spec; non-None arguments override the spec."""
-    from grounding_agent.media.video import sample_frames
+    from grounding_agent.media.decode import sample_frames
 
     spec = sample.sampling
     return sample_frames(

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import os
 
-from grounding_agent.conversation.session import Answer, Session, Turn, ground, make_grounder
+from grounding_agent.conversation.answers import Answer, Turn
+from grounding_agent.conversation.session import Session, ground
 from grounding_agent.errors import GroundingAgentError
 from grounding_agent.grounders.parsing import format_moment, parse_moments
+from grounding_agent.grounders.registry import make_grounder
 from grounding_agent.types import Evidence, Frames, Moment, Plan, Prediction, Video
 
 

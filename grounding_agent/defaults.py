@@ -130,3 +130,43 @@ def cache_dir(kind: str) -> Path:
     ~/.cache/grounding-agent/kind."""
     root = os.environ.get("GROUNDING_AGENT_CACHE")
     return (Path(root) if root else Path.home() / ".cache" / "grounding-agent") / kind
+
+
+# --- The HTTP service (`grounding-agent api`, `http.create_app`) and the web UI (`grounding-agent ui`). ---
+# Both the CLI options and the library read these; neither repeats the numbers.
+
+
+@dataclass(frozen=True)
+class ServiceLimits:
+    """What the HTTP service holds in memory and admits at once.
+
+    Attributes:
+        max_sessions: conversations kept (least recently used dropped beyond that).
+        session_ttl_s: a conversation expires this many seconds after its last turn (or look-up).
+        max_concurrency: model calls running in worker threads at once.
+        max_pending: requests allowed to wait for the model (more get 503).
+        ground_cache: sessions kept for /v1/ground, one per video (its frames decoded once).
+        port: the port `grounding-agent api` listens on.
+    """
+
+    max_sessions: int = 32
+    session_ttl_s: float = 1800.0
+    max_concurrency: int = 4
+    max_pending: int = 256
+    ground_cache: int = 8
+    port: int = 8080
+
+
+@dataclass(frozen=True)
+class UILimits:
+    """What the web UI accepts and holds: upload size, browser sessions kept, and its port."""
+
+    max_upload_mb: int = 512
+    max_sessions: int = 8
+    port: int = 7860
+
+
+HTTP_SERVICE = ServiceLimits()
+UI = UILimits()
+LOCAL_HOST = "127.0.0.1"  # the api and the ui listen on this machine only unless told otherwise
+__all__ += ["HTTP_SERVICE", "LOCAL_HOST", "UI", "ServiceLimits", "UILimits"]

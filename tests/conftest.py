@@ -58,7 +58,7 @@ def whisper_base() -> Path:
 @pytest.fixture(scope="session")
 def clip_frames(real_clips: dict[str, Path]):
     """8 frames spread over the real Charades clip Y1HGC (30.7 s, 15000/1001 fps), with real timestamps."""
-    from grounding_agent.media.video import sample_frames
+    from grounding_agent.media.decode import sample_frames
 
     return sample_frames(real_clips["univtg_charades_Y1HGC.mp4"], max_frames=8)
 

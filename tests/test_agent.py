@@ -1,9 +1,10 @@
-"""The agent's wiring and logic above the model: nodes, graph, explanations, coarse-to-fine budget, CLI glue."""
+"""The agent's wiring and logic above the model: stages, streamed steps, explanations, coarse-to-fine budget, CLI glue."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 import jsonschema
@@ -12,7 +13,7 @@ import pytest
 
 from grounding_agent.agent import Agent, AgentConfig, ExplanationWriter, LLMPlanner, Reranker
 from grounding_agent.agent.coarse_to_fine import CoarseToFineGrounder, propose_windows, saliency_scorer
-from grounding_agent.agent.graph import NODES
+from grounding_agent.agent.orchestrator import STAGES
 from grounding_agent.agent.planner import plan_schema
 from grounding_agent.cli.options import (
     add_agent_arguments,
@@ -40,11 +41,39 @@ SCRIPT = {
 }
 
 
-def test_graph_wires_the_five_nodes_in_order():
-    graph = Agent(ScriptedGrounderForTests(SCRIPT)).graph().get_graph()
-    edges = {(e.source, e.target) for e in graph.edges}
-    chain = ["__start__", *NODES, "__end__"]
-    assert edges == set(zip(chain, chain[1:]))
+class SlowExplainAgentForTests(Agent):
+    """The agent with its explain stage held 0.3 s (an LLM writer's time), recording the stages it runs."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.ran: list[str] = []
+        self.explained_at = 0.0
+
+    def __getattribute__(self, name):
+        if name.endswith("_node"):
+            object.__getattribute__(self, "ran").append(name.removesuffix("_node"))
+        return object.__getattribute__(self, name)
+
+    def explain_node(self, state):
+        time.sleep(0.3)
+        self.explained_at = time.perf_counter()
+        return super().explain_node(state)
+
+
+def test_stages_run_in_order_and_steps_are_heard_before_the_run_ends():
+    agent = SlowExplainAgentForTests(ScriptedGrounderForTests(SCRIPT))
+    heard = []
+    result = agent.run(VIDEO, QUERY, on_step=lambda kind, value: heard.append((kind, value, time.perf_counter())))
+    assert agent.ran == list(STAGES) == ["plan", "ground", "compose", "rerank", "explain"]
+    assert [kind for kind, _, _ in heard] == ["plan", "step", "step"]
+    assert heard[0][1] == result.plan
+    assert [v.step_id for _, v, _ in heard[1:]] == [s.id for s in result.plan.steps]
+    assert all(v is result.steps[v.step_id] for _, v, _ in heard[1:])
+    # Each was heard as soon as it existed: before the (slow) explain stage ended.
+    assert all(at < agent.explained_at - 0.25 for _, _, at in heard)
+    # Listening changes nothing in the result.
+    plain = Agent(ScriptedGrounderForTests(SCRIPT)).run(VIDEO, QUERY).to_prediction().to_dict()
+    assert result.to_prediction().to_dict() | {"timings_s": None} == plain | {"timings_s": None}
 
 
 def test_compositional_query_end_to_end_with_scripted_grounder():
@@ -255,7 +284,7 @@ def test_langchain_tool_and_runnable(tmp_path):
 
 def test_build_agent_uses_the_served_grounder_model_for_llm_features():
     grounder = ScriptedGrounderForTests(SCRIPT)
-    grounder.model = "tiny-qwen2.5-vl"  # what a VLLMGrounder exposes: its served name
+    grounder.served_model = "tiny-qwen2.5-vl"  # what a VLLMGrounder exposes: its served name
     agent = build_agent(parse("--planner", "llm", "--verify", "--server", "http://127.0.0.1:9"), grounder)
     assert isinstance(agent.planner, LLMPlanner) and agent.reranker.verifier is not None
     assert agent.planner.chat_model.model_name == "tiny-qwen2.5-vl"

@@ -342,7 +342,7 @@ def test_keep_only_the_speech_uses_voice_activity(clip):
 
 
 def test_the_speech_modules_transcript_plugs_in(clip):
-    speech = pytest.importorskip("grounding_agent.media.speech")
+    speech = pytest.importorskip("grounding_agent.media.transcript")
     words = (speech.Word("So", 0.5, 0.9, 0.9), speech.Word("um", 1.0, 1.3, 0.8), speech.Word("twenty", 1.4, 2.0, 0.9))
     real = speech.Transcript(segments=(speech.Segment("So um twenty", 0.5, 2.0, 0.9, words),), duration_s=12.0)
     plan = plan_edit(clip, "remove every time he says 'um', then cut the words '20'", transcript=real)

@@ -19,7 +19,8 @@ from PIL import Image
 from grounding_agent.cli import main
 from grounding_agent.edit import contact_sheet, export, plan_edit, render
 from grounding_agent.errors import EditError
-from grounding_agent.media.video import open_video, sample_frames
+from grounding_agent.media.decode import sample_frames
+from grounding_agent.media.video import open_video
 from tests.videogen import make_edit_video
 
 FPS = 25
@@ -243,7 +244,7 @@ def test_cli_dry_run_writes_nothing(clip, tmp_path, capsys):
 
 
 def test_cli_reads_a_transcript_file_for_word_cuts(clip, tmp_path, capsys):
-    speech = pytest.importorskip("grounding_agent.media.speech")
+    speech = pytest.importorskip("grounding_agent.media.transcript")
     words = (speech.Word("So", 0.5, 0.9, 0.9), speech.Word("um,", 1.0, 1.4, 0.8), speech.Word("yes", 1.5, 2.0, 0.9))
     real = speech.Transcript(segments=(speech.Segment("So um, yes", 0.5, 2.0, 0.9, words),), duration_s=12.0)
     (tmp_path / "t.json").write_text(json.dumps(real.to_dict()))

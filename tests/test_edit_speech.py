@@ -1,5 +1,5 @@
 """Editing a talking video (espeak-ng speech at known times): silences cut on the audio to the frame, and
-word / speech cuts through a real Whisper transcript (grounding_agent.media.speech)."""
+word / speech cuts through a real Whisper transcript (grounding_agent.media.asr)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def talk(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def transcript(talk, whisper_base, tmp_path_factory):
-    from grounding_agent.media.speech import Transcriber
+    from grounding_agent.media.asr import Transcriber
 
     cache = tmp_path_factory.mktemp("asr_cache")
     return Transcriber(whisper_base, language="en", cache_dir=cache).transcribe(talk.path)

@@ -179,7 +179,8 @@ def test_adapter_same_greedy_answer_in_hf_and_vllm(lora_run, adapter_server, tin
     """Same frames (PNG: bit-identical pixels), same timestamped-image request, greedy, both backends."""
     from grounding_agent.grounders.hf import HFGrounder
     from grounding_agent.grounders.vllm import VLLMGrounder
-    from grounding_agent.media.video import open_video, sample_frames
+    from grounding_agent.media.decode import sample_frames
+    from grounding_agent.media.video import open_video
 
     video = open_video(real_clips[CLIP])
     frames = sample_frames(video, **SAMPLING)

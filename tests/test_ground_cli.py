@@ -167,7 +167,7 @@ def test_ground_vllm_background_decode_error_is_one_line(capsys, tmp_path) -> No
     """A file that opens but fails to decode: the worker thread's typed error is the command's one line
     (exit 2), as when decoding inline, and no request is sent."""
     from grounding_agent.errors import CorruptVideoError
-    from grounding_agent.media.video import sample_frames
+    from grounding_agent.media.decode import sample_frames
     from tests.test_hostile_servers import MisbehavingServerForTests
     from tests.videogen import corrupt_middle, make_video
 

@@ -28,7 +28,7 @@ QUERY = "person opens the door"
 @pytest.fixture(scope="module")
 def frames_2fps(real_clips: dict[str, Path]):
     """The first 4 s of a real Charades clip sampled at 2 fps: 8 frames with their real timestamps."""
-    from grounding_agent.media.video import sample_frames
+    from grounding_agent.media.decode import sample_frames
 
     frames = sample_frames(real_clips[CLIP], fps=2.0, start_s=0.0, end_s=4.0, max_pixels=448 * 448)
     assert len(frames) == 8 and frames.fps == pytest.approx(2.0)

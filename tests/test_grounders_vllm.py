@@ -24,7 +24,7 @@ TOLERANCE_NATS = 0.15
 
 @pytest.fixture(scope="module")
 def frames(real_clips: dict[str, Path]):
-    from grounding_agent.media.video import sample_frames
+    from grounding_agent.media.decode import sample_frames
 
     return sample_frames(real_clips[CLIP], fps=2.0, max_frames=8, max_pixels=448 * 448, cache=True)
 
@@ -210,7 +210,8 @@ def test_prefetched_frames_and_images_equal_the_inline_ones(real_clips: dict[str
     """What the worker thread decodes and encodes is what `ground` would send, byte for byte."""
     from grounding_agent.grounders.qwen_inputs import build_request, openai_messages
     from grounding_agent.grounders.vllm import FramePrefetch, encode_frames
-    from grounding_agent.media.video import open_video, sample_frames
+    from grounding_agent.media.decode import sample_frames
+    from grounding_agent.media.video import open_video
 
     video = open_video(real_clips[CLIP])
     sampling = {"fps": 2.0, "max_frames": 12, "max_pixels": 448 * 448}
@@ -233,7 +234,8 @@ def test_prefetch_decode_error_is_the_same_typed_error(tmp_path: Path) -> None:
 
     from grounding_agent.errors import CorruptVideoError
     from grounding_agent.grounders.vllm import FramePrefetch
-    from grounding_agent.media.video import open_video, sample_frames
+    from grounding_agent.media.decode import sample_frames
+    from grounding_agent.media.video import open_video
     from tests.videogen import corrupt_middle, make_video
 
     good = make_video(tmp_path / "cfr.mp4", duration_s=2.0, fps=10, gop=5)
@@ -266,7 +268,7 @@ def test_ground_prefetched_sends_what_ground_sends(real_clips: dict[str, Path], 
         for prefetched in (False, True):
             g = VLLMGrounder(server.url, "m", max_frames=6)
             call = g.chat_completion
-            monkeypatch.setattr(g, "chat_completion", lambda **kw: sent.append(kw) or call(**kw))
+            monkeypatch.setattr(g, "chat_completion", lambda call=call, **kw: sent.append(kw) or call(**kw))
             if prefetched:
                 spec = {"fps": g.fps, "max_frames": g.max_frames, "max_pixels": g.max_pixels}
                 results.append(g.ground_prefetched(video, QUERY, FramePrefetch(video, **spec), top_k=2))
@@ -282,15 +284,15 @@ def test_ground_prefetched_sends_what_ground_sends(real_clips: dict[str, Path], 
 def test_tls_context_is_made_once_and_a_failure_is_not_kept(monkeypatch, tmp_path: Path) -> None:
     import ssl
 
-    from grounding_agent.grounders import vllm
+    from grounding_agent.grounders import prefetch
 
-    monkeypatch.setattr(vllm, "_TLS", None)
+    monkeypatch.setattr(prefetch, "_TLS", None)
     monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "missing.pem"))
     with pytest.raises(ConfigError, match=r"\$SSL_CERT_FILE=.*missing\.pem.*unset it"):
-        vllm._tls_context()
+        prefetch.tls_context()
     monkeypatch.delenv("SSL_CERT_FILE")
     monkeypatch.delenv("SSL_CERT_DIR", raising=False)
-    ctx = vllm._tls_context()
-    assert ctx is vllm._tls_context()
+    ctx = prefetch.tls_context()
+    assert ctx is prefetch.tls_context()
     assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
     assert ctx.get_ca_certs(), "certifi's CA bundle is loaded"

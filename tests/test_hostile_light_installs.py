@@ -30,13 +30,14 @@ HARNESS = textwrap.dedent(
     for name in sys.argv[1].split(","):
         sys.modules[name] = None  # not installed
     import grounding_agent.highlights.windows as hl
+    import grounding_agent.media.decode as decode
     import grounding_agent.media.video as video
 
     def work(*args, **kwargs):  # any decoding or scoring means the check came too late
         print("WORK STARTED", file=sys.stderr)
         raise SystemExit(99)
 
-    video.open_video = video.sample_frames = hl.generic_highlights = hl.query_highlights = work
+    video.open_video = decode.sample_frames = hl.generic_highlights = hl.query_highlights = work
     from grounding_agent.cli import main
     sys.exit(main(sys.argv[2:]))
     """

@@ -276,7 +276,7 @@ def test_eval_run_records_bad_replies_and_carries_on(serve_double, capsys, tmp_p
 def test_moment_descriptions_through_the_grounder_are_typed_too(serve_double, mode) -> None:
     """Other callers of the served model (descriptions in chat/UI) get the same deadline and reply checks."""
     from grounding_agent.conversation.describe import DescribeRequest, describer_for
-    from grounding_agent.media.video import sample_frames
+    from grounding_agent.media.decode import sample_frames
 
     server = serve_double(mode)
     grounder = VLLMGrounder(server.url, "m", max_retries=0, timeout_s=1)

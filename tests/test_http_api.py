@@ -75,7 +75,10 @@ class FakeClockForTests:
 
 def make_client(media: Path, grounder=None, **kwargs) -> TestClient:
     grounder = grounder or UniformGrounder()
-    factory = lambda path: Session(path, grounder, max_turns=5)
+
+    def factory(path: Path) -> Session:
+        return Session(path, grounder, max_turns=5)
+
     return TestClient(create_app(factory, media_root=media, grounder_name=grounder.name, **kwargs))
 
 
@@ -264,9 +267,53 @@ def test_real_uvicorn_answers_50_concurrent_ground_requests(media) -> None:
 
 def test_responses_are_strict_json_even_with_a_nan_inside() -> None:
     """A NaN deep in an answer (a saliency score, an explanation's number) is null, not a failed request."""
-    from grounding_agent.http.app import StrictJSONResponse
+    from grounding_agent.http.state import StrictJSONResponse
 
     body = StrictJSONResponse({"moments": [{"score": 0.5, "explanation": {"p_yes": float("nan")}}]}).body
     assert json.loads(body, parse_constant=lambda word: pytest.fail(f"non-standard {word}")) == {
         "moments": [{"score": 0.5, "explanation": {"p_yes": None}}]
     }
+
+
+class SlowTurnSessionForTests:
+    """A session double whose turn emits its plan and step, then takes 0.5 s more before it answers."""
+
+    def __init__(self, path: Path):
+        self.video = type("V", (), {"duration_s": 30.0})()
+
+    def ask(self, message: str, *, on_event=None):
+        on_event("plan", {"query": message, "steps": [{"id": "s1", "text": message}]})
+        on_event("step", {"id": "s1", "text": message, "window_s": [0.0, 30.0], "candidates": [[1.0, 2.0, 0.5]]})
+        time.sleep(0.5)
+        on_event("moments", [{"start_s": 1.0, "end_s": 2.0, "score": 0.5}])
+        on_event("text", {"text": "at 1 s", "text_source": "test"})
+        return type("A", (), {"to_dict": lambda self: {"text": "at 1 s"}})()
+
+
+def test_streamed_steps_reach_the_client_as_they_happen(media) -> None:
+    """Over a real socket: the step event arrives well before the answer, not with it at the end."""
+    import uvicorn
+
+    port = free_port()
+    app = create_app(SlowTurnSessionForTests, media_root=media)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            if server.started:
+                break
+            time.sleep(0.05)
+        sid = httpx.post(f"{base}/v1/sessions", json={"video": CLIP}).json()["id"]
+        arrived = {}
+        body = {"message": "the person opens the door", "stream": True}
+        with httpx.stream("POST", f"{base}/v1/sessions/{sid}/messages", json=body, timeout=30) as r:
+            for line in r.iter_lines():
+                if line.startswith("event: "):
+                    arrived[line.removeprefix("event: ")] = time.perf_counter()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    assert list(arrived) == ["plan", "step", "moments", "text", "answer", "done"]
+    assert arrived["answer"] - arrived["step"] > 0.4

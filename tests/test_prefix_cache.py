@@ -30,7 +30,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def frames(real_clips: dict[str, Path]):
-    from grounding_agent.media.video import sample_frames
+    from grounding_agent.media.decode import sample_frames
 
     return sample_frames(real_clips[CLIP], fps=2.0, start_s=0.0, end_s=4.0, max_pixels=448 * 448)
 
@@ -125,7 +125,7 @@ def test_prefix_entries_count_against_the_byte_budget(grounders, frames) -> None
     roomy = VisionCache()
     with vision_cache.use(roomy):
         expected = _answers(g, frames)
-    (entry,) = [e for e in roomy._entries.values() if e.kind == "lm:prefix"]
+    (entry,) = [e for e in roomy.entries() if e.kind == "lm:prefix"]
     tensors = [t for layer in entry.value.layers for t in (layer.keys, layer.values)]
     kv_bytes = sum(t.numel() * t.element_size() for t in tensors)
     assert kv_bytes > 0 and entry.nbytes >= kv_bytes

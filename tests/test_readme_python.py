@@ -1,4 +1,5 @@
-"""Every ```python block in README.md runs, against the tiny models.
+"""Every ```python block in README.md, `docs/*.md` and `bench/README.md` runs, against the tiny models (or is in
+`NOT_RUN`, keyed by page and first line, with the reason; today nothing is).
 
 Names the README uses are mapped to test assets: `clip.mp4` -> a real clip (other input videos: generated
 ones), the hub model id -> the tiny
@@ -19,7 +20,31 @@ import pytest
 from tests.videogen import make_edit_video
 
 REPO = Path(__file__).resolve().parents[1]
-BLOCKS = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), re.DOTALL)
+DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), REPO / "bench" / "README.md"]
+# (page, first line of the block) -> why no test runs it. Stale entries fail `test_not_run_entries_exist`.
+NOT_RUN: dict[tuple[str, str], str] = {}
+
+
+def _blocks() -> list[tuple[str, str]]:
+    """(where, code) of every ```python block of the pages, in order; README's first."""
+    found = []
+    for path in DOCS:
+        text = path.read_text(encoding="utf-8")
+        for match in re.finditer(r"```python\n(.*?)```", text, re.DOTALL):
+            line = text.count("\n", 0, match.start()) + 1
+            found.append((f"{path.relative_to(REPO)}:{line}", match.group(1)))
+    return found
+
+
+ALL_BLOCKS = _blocks()
+README_BLOCKS = [code for where, code in ALL_BLOCKS if where.startswith("README.md:")]
+
+
+def _skipped(where: str, code: str) -> str | None:
+    return NOT_RUN.get((where.split(":")[0], code.strip().splitlines()[0]))
+
+
+RUN = [(where, code) for where, code in ALL_BLOCKS if _skipped(where, code) is None]
 README_MODEL = "Qwen/Qwen2.5-VL-7B-Instruct"
 README_SERVER = "http://127.0.0.1:8000/v1"
 
@@ -70,18 +95,26 @@ def chat_server():
 
 
 def test_readme_has_the_python_examples() -> None:
-    assert len(BLOCKS) >= 2
-    assert any("build_chat_agent" in b for b in BLOCKS) and any("session.ask" in b for b in BLOCKS)
-    assert len(BLOCKS[0].strip().splitlines()) <= 5  # "a 5-line Python example"
+    assert README_BLOCKS and "session.ask" in README_BLOCKS[0]
+    assert len(README_BLOCKS[0].strip().splitlines()) <= 5  # "a 5-line Python example"
+    codes = [code for _, code in ALL_BLOCKS]
+    assert any("build_chat_agent" in c for c in codes) and any("plan_edit" in c for c in codes)
+
+
+def test_not_run_entries_exist() -> None:
+    """Every skip names a block that is still there (a removed block must not leave a reason behind)."""
+    shown = {(where.split(":")[0], code.strip().splitlines()[0]) for where, code in ALL_BLOCKS}
+    assert set(NOT_RUN) <= shown, set(NOT_RUN) - shown
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("index", range(len(BLOCKS)))
+@pytest.mark.parametrize("index", range(len(RUN)), ids=[where for where, _ in RUN])
 def test_readme_python_block_runs(index, real_clips, tiny_models, chat_server, capsys, tmp_path, monkeypatch) -> None:
     # Each block runs in a fresh folder (files it writes land there) holding the videos it names: `clip.mp4` is
     # a real Charades clip; any other (e.g. the editing example's talk) a generated 25 fps clip with silences.
     monkeypatch.chdir(tmp_path)
-    for name in set(re.findall(r'"([\w./-]+\.(?:mp4|mkv|mov))"', BLOCKS[index])):
+    where, block = RUN[index]
+    for name in set(re.findall(r'"([\w./-]+\.(?:mp4|mkv|mov))"', block)):
         target = tmp_path / name
         if target.exists():
             continue  # an output file the block writes, named after an input
@@ -90,10 +123,10 @@ def test_readme_python_block_runs(index, real_clips, tiny_models, chat_server, c
             target.symlink_to(real_clips["timer1_charades_OHOFG.mp4"])
         elif not re.search(r"(?:_cut|_out|render)", name):
             make_edit_video(target)
-    code = BLOCKS[index].replace(f'"{README_MODEL}"', repr(str(tiny_models["qwen2_5_vl"])))
+    code = block.replace(f'"{README_MODEL}"', repr(str(tiny_models["qwen2_5_vl"])))
     code = code.replace(f'"{README_SERVER}"', repr(chat_server))
     assert README_MODEL not in code and README_SERVER not in code
-    exec(compile(code, f"README.md python block {index + 1}", "exec"), {"__name__": "__readme__"})
+    exec(compile(code, f"{where} python block", "exec"), {"__name__": "__readme__"})
     out = capsys.readouterr().out
     if "print(" in code:
         assert out.strip()

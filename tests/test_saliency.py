@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 from grounding_agent.errors import ConfigError, ModelLoadError, VideoNotFoundError
-from grounding_agent.highlights.clip import BACKENDS, ClipSaliency, EmbeddingCache
-from grounding_agent.media.video import sample_frames
+from grounding_agent.highlights.clip import ClipSaliency
+from grounding_agent.highlights.embedding_cache import EmbeddingCache
+from grounding_agent.highlights.vision_backends import BACKENDS
+from grounding_agent.media.decode import sample_frames
 from grounding_agent.utils.cache import file_fingerprint
 
 pytestmark = pytest.mark.integration
@@ -124,12 +126,12 @@ def test_fast_backends_match_fp32_torch(clip_frames, clip_dir, tmp_path, backend
 
 
 def test_int8_that_drifts_falls_back_to_fp32(clip_frames, clip_dir, tmp_path, monkeypatch, caplog):
-    import grounding_agent.highlights.clip as saliency
+    from grounding_agent.highlights import vision_backends
 
     fp32 = _saliency(clip_dir, tmp_path / "a", backend="onnx", use_cache=False).encode_frames(
         clip_frames.pixels
     )
-    monkeypatch.setattr(saliency, "MIN_COSINE", 1.01)  # no int8 model can pass: the guard must trip
+    monkeypatch.setattr(vision_backends, "MIN_COSINE", 1.01)  # no int8 model can pass: the guard must trip
     guarded = _saliency(clip_dir, tmp_path / "b", backend="onnx-int8", use_cache=False)
     first = guarded.encode_frames(clip_frames.pixels[:4])
     rest = guarded.encode_frames(clip_frames.pixels[4:])
@@ -138,16 +140,26 @@ def test_int8_that_drifts_falls_back_to_fp32(clip_frames, clip_dir, tmp_path, mo
 
 
 def test_failed_onnx_export_falls_back_to_torch(clip_frames, clip_dir, tmp_path, monkeypatch, caplog):
-    import grounding_agent.highlights.clip as saliency
+    from grounding_agent.highlights import onnx_export
 
     def broken_export(*args, **kwargs):
         raise RuntimeError("unsupported operator")
 
-    monkeypatch.setattr(saliency, "export_vision_onnx", broken_export)
+    monkeypatch.setattr(onnx_export, "export_vision_onnx", broken_export)
     ref = _saliency(clip_dir, tmp_path, use_cache=False).encode_frames(clip_frames.pixels)
     out = _saliency(clip_dir, tmp_path, backend="onnx", use_cache=False).encode_frames(clip_frames.pixels)
     np.testing.assert_allclose(out, ref, atol=1e-6)
     assert "using the torch backend" in caplog.text
+
+
+def test_damaged_onnx_export_is_rebuilt(clip_frames, clip_dir, tmp_path, caplog):
+    ref = _saliency(clip_dir, tmp_path, use_cache=False).encode_frames(clip_frames.pixels[:2])
+    _saliency(clip_dir, tmp_path, backend="onnx", use_cache=False).encode_frames(clip_frames.pixels[:2])
+    (graph,) = tmp_path.glob("models/*/vision.onnx")
+    graph.write_bytes(graph.read_bytes()[:1000])  # a cut-off file ONNX Runtime cannot parse
+    out = _saliency(clip_dir, tmp_path, backend="onnx", use_cache=False).encode_frames(clip_frames.pixels[:2])
+    np.testing.assert_allclose(out, ref, atol=1e-5)
+    assert "rebuilding damaged ONNX file" in caplog.text
 
 
 def test_user_errors(clip_dir, tmp_path, real_clips):

@@ -192,7 +192,7 @@ def test_model_free_text_is_templated_and_says_so(clip) -> None:
 
 
 def test_frames_are_decoded_once_per_session(clip, monkeypatch) -> None:
-    import grounding_agent.media.video as video_mod
+    import grounding_agent.media.decode as video_mod
 
     calls = []
     real = video_mod.sample_frames

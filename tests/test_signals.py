@@ -12,7 +12,7 @@ import pytest
 from grounding_agent.errors import ConfigError, NotAVideoError, VideoNotFoundError
 from grounding_agent.highlights.curves import visual_change
 from grounding_agent.media.audio import audio_energy, has_audio
-from grounding_agent.media.video import iter_frame_chunks
+from grounding_agent.media.decode import iter_frame_chunks
 from grounding_agent.types import (
     Curve,
     minmax,
@@ -148,7 +148,7 @@ def test_inserted_shot_shows_in_scene_curve(tmp_path):
 def test_chunked_streaming_matches_one_pass(real_clips, threads):
     """Chunks decoded ahead in parallel come out in order, with the very frames of one pass."""
     clip = real_clips["univtg_charades_Y1HGC.mp4"]
-    from grounding_agent.media.video import sample_frames
+    from grounding_agent.media.decode import sample_frames
 
     whole = sample_frames(clip, fps=2.0, max_pixels=160 * 90)
     chunks = list(

@@ -1,4 +1,4 @@
-"""speech.py without the ASR model: normalisation, fuzzy transcript search, speech queries, chunking, cache
+"""The speech modules (transcript, text_match, speech_query, vad, asr) without the ASR model: normalisation, fuzzy transcript search, speech queries, chunking, cache
 format, subtitles, and the typed errors for a bad model. The real-Whisper tests are in test_speech_asr.py."""
 
 from __future__ import annotations
@@ -12,20 +12,12 @@ import numpy as np
 import pytest
 
 from grounding_agent.errors import ConfigError, ModelLoadError, VideoNotFoundError
-from grounding_agent.media.speech import (
-    SAMPLE_RATE,
-    Segment,
-    Transcriber,
-    Transcript,
-    Word,
-    _clips,
-    _cut_point,
-    _tighten,
-    iter_audio,
-    load_whisper,
-    normalize,
-    speech_query,
-)
+from grounding_agent.media.asr import Transcriber, load_whisper
+from grounding_agent.media.audio import iter_audio
+from grounding_agent.media.speech_query import speech_query
+from grounding_agent.media.text_match import normalize
+from grounding_agent.media.transcript import Segment, Transcript, Word
+from grounding_agent.media.vad import SAMPLE_RATE, clamp_word, cut_point, whisper_clips
 from tests.speechgen import Utterance, make_talking_video
 from tests.videogen import make_audio_only, make_video
 
@@ -155,16 +147,17 @@ def test_speech_query(query, said):
 def test_chunk_is_cut_in_the_last_pause_before_the_margin():
     sr = SAMPLE_RATE
     regions = [(1 * sr, 3 * sr), (5 * sr, 9 * sr), (int(9.4 * sr), int(9.8 * sr))]
-    assert _cut_point(regions, 10 * sr) == 4 * sr  # the 9-9.4 s pause is within 1 s of the end: not it
-    assert _cut_point([(sr, 2 * sr)], 10 * sr) == 6 * sr  # trailing silence: its middle
-    assert _cut_point([(0, 10 * sr)], 10 * sr) == 10 * sr  # no pause at all: cut at the end
-    assert _cut_point([], 10 * sr) == 10 * sr
+    assert cut_point(regions, 10 * sr) == 4 * sr  # the 9-9.4 s pause is within 1 s of the end: not it
+    assert cut_point([(sr, 2 * sr)], 10 * sr) == 6 * sr  # trailing silence: its middle
+    assert cut_point([(0, 10 * sr)], 10 * sr) == 10 * sr  # no pause at all: cut at the end
+    assert cut_point([], 10 * sr) == 10 * sr
 
 
 _VAD_CHILD = """
 import json, sys
 import numpy as np
-from grounding_agent.media.speech import SAMPLE_RATE, iter_audio, voice_regions
+from grounding_agent.media.audio import iter_audio
+from grounding_agent.media.vad import SAMPLE_RATE, voice_regions
 audio = np.concatenate(list(iter_audio(sys.argv[1])))
 regions = [(a / SAMPLE_RATE, b / SAMPLE_RATE) for a, b in voice_regions(audio)]
 print(json.dumps({"regions": regions, "torch": "torch" in sys.modules}))
@@ -189,20 +182,20 @@ def test_the_vad_finds_each_sentence_without_importing_torch(tmp_path):
 
 def test_clips_merge_close_regions_and_pad_without_overlap():
     sr = SAMPLE_RATE
-    flat = _clips([(1 * sr, 2 * sr), (int(2.3 * sr), 3 * sr), (6 * sr, 7 * sr)], 10 * sr)
+    flat = whisper_clips([(1 * sr, 2 * sr), (int(2.3 * sr), 3 * sr), (6 * sr, 7 * sr)], 10 * sr)
     assert flat == pytest.approx([0.75, 3.25, 5.75, 7.25])
     # Pauses under PACK_GAP_S stay inside one clip while it fits one 30-s Whisper window...
-    packed = _clips([(1 * sr, 3 * sr), (5 * sr, 8 * sr), (10 * sr, 12 * sr)], 20 * sr)
+    packed = whisper_clips([(1 * sr, 3 * sr), (5 * sr, 8 * sr), (10 * sr, 12 * sr)], 20 * sr)
     assert packed == pytest.approx([0.75, 12.25])
     # ...and start a new clip when it would not.
-    long = _clips([(0, 20 * sr), (22 * sr, 35 * sr)], 40 * sr)
+    long = whisper_clips([(0, 20 * sr), (22 * sr, 35 * sr)], 40 * sr)
     assert long == pytest.approx([0.0, 20.25, 21.75, 35.25])
 
 
 def test_tighten_clamps_a_word_into_its_voice_region():
     early = Word("My", 0.0, 1.4, 0.8)  # Whisper's first word often starts long before the voice
-    assert _tighten(early, [(0.95, 3.6), (5.0, 7.7)]) == Word("My", 0.95, 1.4, 0.8)
-    assert _tighten(early, []) == early
+    assert clamp_word(early, [(0.95, 3.6), (5.0, 7.7)]) == Word("My", 0.95, 1.4, 0.8)
+    assert clamp_word(early, []) == early
 
 
 # --- transcript format -----------------------------------------------------------------------------

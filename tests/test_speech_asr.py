@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from grounding_agent.media.speech import Transcriber, Transcript, normalize, speech_query
+from grounding_agent.media.asr import Transcriber
+from grounding_agent.media.speech_query import speech_query
+from grounding_agent.media.text_match import normalize
+from grounding_agent.media.transcript import Transcript
 from grounding_agent.utils.temporal import tiou
 from tests.speechgen import TalkingVideo, Utterance, make_talking_video
 

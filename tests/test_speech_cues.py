@@ -8,7 +8,7 @@ import pytest
 from grounding_agent.agent.rerank_features import fuse_speech, speech_features
 from grounding_agent.errors import ConfigError
 from grounding_agent.highlights.windows import HighlightWeights, generic_highlights
-from grounding_agent.media.speech import Segment, Transcript, Word
+from grounding_agent.media.transcript import Segment, Transcript, Word
 from grounding_agent.types import Moment
 from tests.videogen import make_video
 

@@ -12,7 +12,8 @@ import pytest
 from grounding_agent.agent import Agent, RulePlanner
 from grounding_agent.errors import ConfigError
 from grounding_agent.grounders.transcript import TranscriptGrounder, route
-from grounding_agent.media.speech import Segment, Transcriber, Transcript, Word
+from grounding_agent.media.asr import Transcriber
+from grounding_agent.media.transcript import Segment, Transcript, Word
 from grounding_agent.types import Moment
 from grounding_agent.utils.temporal import tiou
 from tests.agent_doubles import ScriptedGrounderForTests

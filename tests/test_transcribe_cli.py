@@ -7,7 +7,7 @@ import json
 import pytest
 
 from grounding_agent.cli import main
-from grounding_agent.media.speech import normalize
+from grounding_agent.media.text_match import normalize
 from tests.speechgen import Utterance, make_talking_video
 from tests.videogen import make_video
 

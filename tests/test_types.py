@@ -73,3 +73,45 @@ def test_plan_validates_ids_relations_and_target():
 def test_prediction_from_a_malformed_dict_is_a_typed_error(bad):
     with pytest.raises(ConfigError):
         Prediction.from_dict(bad)
+
+
+# --- schemas/answer.schema.json is held to `conversation.answers.Answer` ------------------------------
+
+
+def _populated_answer():
+    from grounding_agent.conversation.answers import Answer
+    from grounding_agent.types import Evidence
+
+    moment = Moment(1.0, 2.5, 0.8, {"relation": "after", "anchor_s": (np.float32(0.5), 1.0)})
+    evidence = [Evidence("grounder", 1.0, 2.5, 0.8, "1.00 - 2.50 seconds", "vllm:m"), Evidence("reference", 0.0, 1.0)]
+    reference = {"kind": "after", "phrase": "after that", "turn": 1, "previous": [0.0, 1.0]}
+    return Answer("He sits down.", [moment], evidence, Plan.single("q"), "vlm:m", (1.0, 6.0), reference)
+
+
+def test_answer_schema_and_the_dataclass_have_the_same_fields():
+    """The schema is checked against the code: a field added to `Answer` (or its parts) without the schema,
+    or the other way round, fails here; a populated answer validates."""
+    import dataclasses
+    import typing
+    from pathlib import Path
+
+    import jsonschema
+
+    from grounding_agent.conversation.answers import Answer
+    from grounding_agent.types import Evidence, EvidenceKind
+
+    schema = json.loads((Path(__file__).parents[1] / "schemas" / "answer.schema.json").read_text())
+    answer = _populated_answer()
+    out = json.loads(json.dumps(answer.to_dict()))  # plain JSON, numpy values included
+    jsonschema.validate(out, schema)
+    props = schema["properties"]
+    assert set(props) == set(out) == {f.name for f in dataclasses.fields(Answer)}
+    assert set(schema["required"]) <= set(out)
+    assert set(props["moments"]["items"]["properties"]) == set(out["moments"][0])
+    assert set(props["evidence"]["items"]["properties"]) == {f.name for f in dataclasses.fields(Evidence)}
+    assert set(props["evidence"]["items"]["properties"]) == set(out["evidence"][0])
+    assert set(props["evidence"]["items"]["properties"]["kind"]["enum"]) == set(typing.get_args(EvidenceKind))
+    assert set(props["reference"]["properties"]) == set(out["reference"])
+    # A reply that breaks the schema is refused (the check is not vacuous).
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**out, "moments": [{"start_s": -1, "end_s": 1, "score": 1}]}, schema)

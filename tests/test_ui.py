@@ -16,7 +16,7 @@ from grounding_agent.types import Moment
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: no phoning home
 gr = pytest.importorskip("gradio")
 
-from grounding_agent.ui.app import app as ui
+from grounding_agent.ui import app as ui  # noqa: E402 (after the gradio skip)
 
 CLIP = "timer1_charades_OHOFG.mp4"
 

@@ -21,12 +21,12 @@ if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
 webdriver = pytest.importorskip("selenium.webdriver")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from selenium.webdriver.chrome.service import Service
-from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
-from grounding_agent.ui.app import app as ui
-from tests.test_ui import CLIP, free_port, uniform_session_factory
+from grounding_agent.ui import app as ui  # noqa: E402
+from tests.test_ui import CLIP, free_port, uniform_session_factory  # noqa: E402
 
 # Chromium as the machine-facts note says it runs here: no sandbox as root, no background traffic; and
 # every host but loopback resolves to nothing, so the page cannot reach beyond this machine.

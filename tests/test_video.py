@@ -23,8 +23,12 @@ from grounding_agent.errors import (
     VideoError,
     VideoNotFoundError,
 )
+from grounding_agent.media import decode as decode_mod
 from grounding_agent.media import video as video_mod
-from grounding_agent.media.video import FrameCache, fit_max_pixels, open_video, plan_frames, sample_frames
+from grounding_agent.media.decode import sample_frames
+from grounding_agent.media.frame_cache import DEFAULT_FRAME_CACHE, FrameCache
+from grounding_agent.media.frame_plan import fit_max_pixels, plan_frames
+from grounding_agent.media.video import open_video
 from tests.conftest import REAL_CLIPS, sidecar
 from tests.videogen import (
     _ffmpeg,
@@ -192,7 +196,7 @@ def test_pixels_match_decord_on_a_clip_with_b_frames(real_clips):
 def test_skipping_unkept_b_frames_leaves_kept_frames_exact(tmp_path, monkeypatch):
     path = make_video(tmp_path / "b.mp4", duration_s=3.0, fps=10, gop=12, extra=("-bf", "3"))
     open_video(path)  # index it; then PyAV alone must deliver every frame (no decord fallback)
-    monkeypatch.setattr(video_mod, "_decord_reader", lambda *a, **k: pytest.fail("PyAV missed frames"))
+    monkeypatch.setattr(decode_mod, "decord_reader", lambda *a, **k: pytest.fail("PyAV missed frames"))
     frames = sample_frames(path, fps=3.0)
     monkeypatch.undo()
     reference = decord.VideoReader(str(path)).get_batch(frames.indices.tolist()).asnumpy()
@@ -201,7 +205,7 @@ def test_skipping_unkept_b_frames_leaves_kept_frames_exact(tmp_path, monkeypatch
 
 def test_decord_fallback_when_pyav_delivers_nothing(gen, monkeypatch):
     expected = sample_frames(gen / "cfr.mp4", fps=4)
-    monkeypatch.setattr(video_mod, "_walk_gops", lambda *args, **kwargs: None)
+    monkeypatch.setattr(decode_mod, "_walk_gops", lambda *args, **kwargs: None)
     again = sample_frames(gen / "cfr.mp4", fps=4)
     assert np.array_equal(again.pixels, expected.pixels)
 
@@ -323,11 +327,11 @@ def test_cache_respects_budget_and_file_changes(tmp_path):
 
 
 def test_sample_frames_uses_default_cache_when_asked(gen):
-    video_mod.DEFAULT_FRAME_CACHE.clear()
+    DEFAULT_FRAME_CACHE.clear()
     sample_frames(gen / "cfr.mkv", fps=1, cache=True)
     sample_frames(gen / "cfr.mkv", fps=1, cache=True)
-    assert video_mod.DEFAULT_FRAME_CACHE.hits == 4
-    video_mod.DEFAULT_FRAME_CACHE.clear()
+    assert DEFAULT_FRAME_CACHE.hits == 4
+    DEFAULT_FRAME_CACHE.clear()
 
 
 def test_trailing_junk_is_not_mistaken_for_truncation(gen, tmp_path):
@@ -344,9 +348,9 @@ def test_trailing_junk_is_not_mistaken_for_truncation(gen, tmp_path):
 @pytest.mark.parametrize("sampling", [{"fps": 10}, {"fps": 3}, {"max_frames": 3}, {"fps": 4, "max_pixels": 4800}])
 def test_gop_parallel_decoding_gives_the_same_frames(gen, monkeypatch, workers, sampling):
     path = gen / "cfr.mkv"  # 40 frames, a keyframe every 5: 8 GOPs to share out
-    monkeypatch.setattr(video_mod, "_DECODE_WORKERS", 1)
+    monkeypatch.setattr(decode_mod, "_DECODE_WORKERS", 1)
     serial = sample_frames(path, **sampling)
-    monkeypatch.setattr(video_mod, "_DECODE_WORKERS", workers)
+    monkeypatch.setattr(decode_mod, "_DECODE_WORKERS", workers)
     parallel = sample_frames(path, **sampling)
     np.testing.assert_array_equal(parallel.indices, serial.indices)
     assert np.array_equal(parallel.pixels, serial.pixels)
@@ -368,13 +372,13 @@ def test_decoding_threads_must_be_a_positive_whole_number(gen, threads):
 def test_gop_runs_split_at_keyframes_with_balanced_work(gen):
     index = video_mod._load_index(video_mod._file_key(gen / "cfr.mkv"))  # keyframes at 0, 5, 10, ...
     wanted = np.arange(40)
-    parts = video_mod._split_gops(index, wanted, 2)
+    parts = decode_mod._split_gops(index, wanted, 2)
     assert parts[0].start == 0 and parts[-1].stop == 40
     assert all(a.stop == b.start for a, b in zip(parts, parts[1:]))
     assert all(p.start % 5 == 0 for p in parts)  # whole GOPs
-    parts = video_mod._split_gops(index, np.array([0, 1, 2, 3, 4, 7]), 4)  # only two GOPs to share
+    parts = decode_mod._split_gops(index, np.array([0, 1, 2, 3, 4, 7]), 4)  # only two GOPs to share
     assert [(p.start, p.stop) for p in parts] == [(0, 5), (5, 6)]
-    assert video_mod._split_gops(index, wanted, 1) == [slice(0, 40)]
+    assert decode_mod._split_gops(index, wanted, 1) == [slice(0, 40)]
 
 
 @pytest.mark.parametrize("workers", [2, 3])
@@ -383,14 +387,14 @@ def test_gop_runs_shrink_so_the_threads_finish_together(workers):
     starts = np.arange(18000) / 30
     index = SimpleNamespace(starts_s=starts, key_starts_s=starts[::250], tol_s=0.5 / 30)
     wanted = np.arange(0, 18000, 30)
-    parts = video_mod._split_gops(index, wanted, workers)
+    parts = decode_mod._split_gops(index, wanted, workers)
     cost = [int(wanted[p.stop - 1]) + 30 - int(wanted[p.start]) for p in parts]  # frames each run decodes
     gop = 250
     assert sum(cost) == 18000 and all(wanted[p.start] % gop < 30 for p in parts)  # whole GOPs
     assert cost[0] > 18000 / (2 * workers) - gop
     # Threads take the runs in order as they come free, so whatever their speeds they end at most one of
     # the last runs apart: those are short (equal runs of 2250 frames could leave a thread idle that long).
-    assert max(cost[-workers:]) < 18000 / workers * video_mod._SHORTEST_RUN + gop
+    assert max(cost[-workers:]) < 18000 / workers * decode_mod._SHORTEST_RUN + gop
     assert len(parts) < 20  # each run costs an open + seek
 
 
@@ -442,7 +446,7 @@ def test_keyframes_only_takes_the_keyframe_nearest_each_target(gen):
 
 
 def test_keyframe_chunks_cover_the_video_once(gen):
-    from grounding_agent.media.video import iter_frame_chunks
+    from grounding_agent.media.decode import iter_frame_chunks
 
     chunks = list(iter_frame_chunks(gen / "cfr.mkv", fps=2, chunk_s=1.0, keyframes_only=True))
     indices = np.concatenate([c.indices for c in chunks])

@@ -24,7 +24,7 @@ QUERIES = ("person opens the door", "person sits down on a chair")
 
 @pytest.fixture(scope="module")
 def frames(real_clips: dict[str, Path]):
-    from grounding_agent.media.video import sample_frames
+    from grounding_agent.media.decode import sample_frames
 
     return sample_frames(real_clips[CLIP], fps=2.0, start_s=0.0, end_s=4.0, max_pixels=448 * 448)
 

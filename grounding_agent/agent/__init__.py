@@ -7,8 +7,12 @@
 
 One job per module: `planner` (query -> Plan), `subevents` (each step -> candidates), `compose`
 (relations -> answers), `rerank` (saliency, verifier), `explain` (facts, sentence), `coarse_to_fine`
-(long videos), `results` (what comes back), `state` + `graph` (the LangGraph wiring), `orchestrator`
-(`Agent`, one method per node), `llm` (the one chat client), `tool` (LangChain tool / Runnable).
+(long videos), `results` (what comes back), `orchestrator` (`Agent`: the stages called in order, an
+`on_step` callback hearing the plan and each sub-event as they happen), `llm` (the one chat client),
+`tool` (LangChain tool / Runnable). The stages are a straight line, so no graph library drives them.
+
+May import: the core modules (`types`, `errors`, `defaults`, `io`), `utils`, `media` and `grounders`;
+saliency arrives as an injected scorer. Never `conversation`, `http`, `ui` or `cli` (they import it).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ if TYPE_CHECKING:
     from grounding_agent.agent.orchestrator import Agent
     from grounding_agent.agent.planner import PLANNERS, LLMPlanner, Planner, RulePlanner, make_planner
     from grounding_agent.agent.rerank import Reranked, Reranker, VLMVerifier
-    from grounding_agent.agent.results import AgentResult, Answer, StepResult
+    from grounding_agent.agent.results import AgentResult, ComposedMoment, StepResult
     from grounding_agent.agent.subevents import ground_steps
     from grounding_agent.defaults import AgentConfig
 
@@ -37,7 +41,7 @@ _EXPORTS = {
     "PLANNERS": "agent.planner", "LLMPlanner": "agent.planner", "Planner": "agent.planner",
     "RulePlanner": "agent.planner", "make_planner": "agent.planner",
     "Reranked": "agent.rerank", "Reranker": "agent.rerank", "VLMVerifier": "agent.rerank",
-    "AgentResult": "agent.results", "Answer": "agent.results", "StepResult": "agent.results",
+    "AgentResult": "agent.results", "ComposedMoment": "agent.results", "StepResult": "agent.results",
     "ground_steps": "agent.subevents",
     "AgentConfig": "defaults",
 }  # fmt: skip
@@ -61,7 +65,7 @@ __all__ = [
     "Agent",
     "AgentConfig",
     "AgentResult",
-    "Answer",
+    "ComposedMoment",
     "Composition",
     "ExplanationWriter",
     "LLMPlanner",

@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 
 from grounding_agent.agent.subevents import clip_to
-from grounding_agent.defaults import SAMPLING
 from grounding_agent.errors import ConfigError
 from grounding_agent.grounders.base import (
     BaseGrounder,
@@ -97,14 +96,13 @@ class CoarseToFineGrounder(BaseGrounder):
         self.window_s, self.max_calls = window_s, max_calls
         self.sampler = sampler
         self.name = f"coarse_to_fine:{grounder.name}"
-        self.fps = getattr(grounder, "fps", SAMPLING.fps)
-        self.max_frames = getattr(grounder, "max_frames", SAMPLING.max_frames)
+        self.fps, self.max_frames = grounder.fps, grounder.max_frames
         self.calls = 0  # grounder calls made by this wrapper over its life (for budgets and benches)
 
     def _sample(self, video: Video, start_s: float, end_s: float) -> Frames:
         if self.sampler is not None:
             return self.sampler(video, start_s, end_s)
-        from grounding_agent.media.video import sample_frames
+        from grounding_agent.media.decode import sample_frames
 
         return sample_frames(video, fps=self.fps, max_frames=self.max_frames, start_s=start_s, end_s=end_s)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from grounding_agent.agent.compose import satisfies
 from grounding_agent.agent.llm import invoke_chat, message_text
-from grounding_agent.agent.results import Answer, StepResult
+from grounding_agent.agent.results import ComposedMoment, StepResult
 from grounding_agent.errors import GroundingAgentError
 from grounding_agent.types import Plan
 from grounding_agent.utils.prompts import load_prompt
@@ -30,7 +30,7 @@ def _r(x: float) -> float:
 
 
 def explanation_facts(
-    plan: Plan, answer: Answer, steps: Mapping[str, StepResult], before_tolerance_s: float
+    plan: Plan, answer: ComposedMoment, steps: Mapping[str, StepResult], before_tolerance_s: float
 ) -> dict[str, Any]:
     """The structured part of an explanation (everything but the sentence), from the answer's typed trail."""
     composition, moment, reranked = answer.composition, answer.moment, answer.reranked
@@ -122,7 +122,7 @@ class ExplanationWriter:
 
 def explain(
     plan: Plan,
-    answer: Answer,
+    answer: ComposedMoment,
     steps: Mapping[str, StepResult],
     *,
     before_tolerance_s: float,

@@ -1,34 +1,77 @@
-"""`Agent`: plan -> ground each step -> compose -> rerank -> explain, one plain method per graph node.
+"""`Agent`: plan -> ground each step -> compose -> rerank -> explain, one plain method per stage.
 
-`Agent.run` drives the nodes through the LangGraph graph (`graph.build_graph`); each node reads the
-`AgentState` and returns the keys it sets. Answers carry their typed trail (`results.Answer`).
+`Agent.run` calls the stages in order (a straight line: no graph library needed); each reads the
+`AgentState` and returns the keys it sets, merged by `merge`. An `on_step(kind, value)` callback hears
+the plan ("plan", a `Plan`) and each grounded sub-event ("step", a `StepResult`) as soon as they exist,
+before the later stages run, so a streaming client sees them as they happen. Answers carry their typed
+trail (`results.ComposedMoment`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import operator
 import os
 import time
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypedDict
 
 from grounding_agent.agent.coarse_to_fine import CoarseToFineGrounder, saliency_scorer
-from grounding_agent.agent.compose import compose
+from grounding_agent.agent.compose import Composition, compose
 from grounding_agent.agent.explain import ExplanationWriter, explain
 from grounding_agent.agent.planner import Planner, RulePlanner, strip_edit_command
 from grounding_agent.agent.rerank import Reranker
-from grounding_agent.agent.results import AgentResult, Answer
-from grounding_agent.agent.state import AgentState
+from grounding_agent.agent.results import AgentResult, ComposedMoment, StepResult
 from grounding_agent.agent.subevents import Sampler, ground_steps, model_seconds
 from grounding_agent.defaults import AgentConfig
 from grounding_agent.errors import ConfigError
 from grounding_agent.grounders.base import Grounder, check_request, timed
-from grounding_agent.types import Frames, Video
+from grounding_agent.types import Frames, Plan, Video
 
 VideoLike = Video | str | os.PathLike
+# on_step(kind, value): ("plan", Plan) once planned, then ("step", StepResult) per sub-event once grounded.
+OnStep = Callable[[str, Any], None]
+STAGES = ("plan", "ground", "compose", "rerank", "explain")
+
+
+class AgentState(TypedDict, total=False):
+    """What flows through the stages. Each returns the keys it sets; timings, calls and notes add up."""
+
+    video: Video
+    query: str
+    frames: Frames | None
+    top_n: int
+    plan: Plan
+    steps: dict[str, StepResult]
+    compositions: list[Composition]
+    answers: list[ComposedMoment]
+    timings_s: dict[str, float]
+    model_calls: dict[str, int]
+    notes: list[str]
+
+
+def merge_sum(old: dict, new: dict) -> dict:
+    """Add numbers key by key (timings and call counts from several stages)."""
+    out = dict(old or {})
+    for key, value in (new or {}).items():
+        out[key] = out.get(key, 0) + value
+    return out
+
+
+# Keys whose updates add to what is there; every other key is replaced.
+_REDUCERS: dict[str, Callable[[Any, Any], Any]] = {"timings_s": merge_sum, "model_calls": merge_sum, "notes": operator.add}
+
+
+def merge(state: AgentState, update: dict[str, Any]) -> None:
+    """Apply one stage's `update` to `state` in place."""
+    for key, value in update.items():
+        reduce = _REDUCERS.get(key)
+        state[key] = reduce(state.get(key), value) if reduce is not None else value  # type: ignore[literal-required]
 
 
 class Agent:
-    """Plan -> ground each step -> compose -> rerank -> explain. Run it with `run` (through the LangGraph graph).
+    """Plan -> ground each step -> compose -> rerank -> explain. Run it with `run` (or `arun`).
 
     Args:
         grounder: any `Grounder` (HF, vLLM, baselines).
@@ -56,9 +99,8 @@ class Agent:
         self.writer = writer
         self.config = config
         self.sampler = sampler
-        self._graph = None
 
-    # nodes -----------------------------------------------------------------------------------------------
+    # stages ----------------------------------------------------------------------------------------------
 
     def plan_node(self, state: AgentState) -> dict[str, Any]:
         timings: dict[str, float] = {}
@@ -102,7 +144,7 @@ class Agent:
                 nms_iou=config.nms_iou,
             )
         notes = [] if all(c.consistent for c in comps) else ["no candidates satisfied every relation; relations relaxed"]
-        answers = [Answer(c.moment, c) for c in comps]
+        answers = [ComposedMoment(c.moment, c) for c in comps]
         return {"compositions": comps, "answers": answers, "timings_s": timings, "notes": notes}
 
     def rerank_node(self, state: AgentState) -> dict[str, Any]:
@@ -116,7 +158,7 @@ class Agent:
         moments = [a.moment for a in answers]
         with timed(timings, "rerank"):
             ranked = self.reranker.rerank(state["video"], [query] * len(moments), moments, state.get("frames"), timings)
-        out = [Answer(r.moment, answers[r.index].composition, r) for r in ranked]
+        out = [ComposedMoment(r.moment, answers[r.index].composition, r) for r in ranked]
         verified = sum(1 for r in ranked if r.verifier is not None)
         return {"answers": out, "timings_s": timings, "model_calls": {"verifier": verified}}
 
@@ -133,41 +175,48 @@ class Agent:
 
     # running ---------------------------------------------------------------------------------------------
 
-    def graph(self):
-        """The compiled LangGraph graph (built once)."""
-        if self._graph is None:
-            from grounding_agent.utils.extras import AGENT, require_spec
-
-            require_spec(AGENT, "the agent")
-            from grounding_agent.agent.graph import build_graph  # lazy: langgraph only when the agent runs
-
-            self._graph = build_graph(self)
-        return self._graph
-
     def run(
-        self, video: VideoLike, query: str, *, frames: Frames | None = None, top_k: int | None = None
+        self,
+        video: VideoLike,
+        query: str,
+        *,
+        frames: Frames | None = None,
+        top_k: int | None = None,
+        on_step: OnStep | None = None,
     ) -> AgentResult:
-        """Answer one query on one video.
+        """Answer one query on one video: the stages in order.
 
         Args:
             video: a `Video` or a path.
             frames: frames of the whole video already sampled (shared by every step); default: sampled here.
             top_k: moments to return (default `config.top_n`).
+            on_step: hears ("plan", Plan) and then ("step", StepResult) per sub-event as soon as they exist.
 
         Raises:
             ConfigError: empty query, bad config or top_k; VideoError subclasses: unreadable video; ServerError.
         """
+        from grounding_agent.utils.extras import AGENT, require_spec
+
+        require_spec(AGENT, "the agent")  # the [agent] extra: what the agent and its LLM features are installed with
         t0 = time.perf_counter()
-        state = self.graph().invoke(self._start(video, query, frames, top_k))
+        state = self._start(video, query, frames, top_k)
+        for stage in STAGES:
+            merge(state, getattr(self, f"{stage}_node")(state))
+            if on_step is not None:
+                _report(stage, state, on_step)
         return self._result(state, time.perf_counter() - t0)
 
     async def arun(
-        self, video: VideoLike, query: str, *, frames: Frames | None = None, top_k: int | None = None
+        self,
+        video: VideoLike,
+        query: str,
+        *,
+        frames: Frames | None = None,
+        top_k: int | None = None,
+        on_step: OnStep | None = None,
     ) -> AgentResult:
-        """`run` for async callers (the graph's `ainvoke`; blocking nodes run in worker threads)."""
-        t0 = time.perf_counter()
-        state = await self.graph().ainvoke(self._start(video, query, frames, top_k))
-        return self._result(state, time.perf_counter() - t0)
+        """`run` for async callers: it runs in a worker thread, the event loop stays free."""
+        return await asyncio.to_thread(self.run, video, query, frames=frames, top_k=top_k, on_step=on_step)
 
     def _start(self, video: VideoLike, query: str, frames: Frames | None, top_k: int | None) -> AgentState:
         top_n = self.config.top_n if top_k is None else top_k
@@ -199,3 +248,12 @@ class Agent:
             fps=self.config.coarse_fps,
             keyframe_gap_s=self.config.coarse_keyframe_gap_s,
         )
+
+
+def _report(stage: str, state: AgentState, on_step: OnStep) -> None:
+    """Tell `on_step` what `stage` produced: the plan, or each grounded sub-event in plan order."""
+    if stage == "plan":
+        on_step("plan", state["plan"])
+    elif stage == "ground":
+        for step in state["plan"].steps:
+            on_step("step", state["steps"][step.id])

@@ -142,7 +142,7 @@ def _unmask(text: str, quotes: list[str]) -> str:
 
 def speech_notes(plan: Plan) -> tuple[str, ...]:
     """A note per step about what is said: such a step is searched in the transcript (with --asr-model)."""
-    from grounding_agent.media.speech import speech_query
+    from grounding_agent.media.speech_query import speech_query
 
     said = ((s.id, speech_query(s.text)) for s in plan.steps)
     return tuple(f"{sid}: speech, searched in the transcript for {q!r}" for sid, q in said if q)

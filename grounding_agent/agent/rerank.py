@@ -94,7 +94,7 @@ class VLMVerifier:
         picked = clip_frames(frames, moment, self.num_frames)
         if picked is not None:
             return picked
-        from grounding_agent.media.video import sample_frames
+        from grounding_agent.media.decode import sample_frames
 
         return sample_frames(video, max_frames=self.num_frames, start_s=moment.start_s, end_s=max(moment.end_s, moment.start_s + 1e-3))
 

@@ -142,7 +142,8 @@ class SpeechFeatures:
 
 def speech_features(transcript, moment: Moment, query: str) -> SpeechFeatures:
     """`SpeechFeatures` of `moment`'s window for `query` (its quote, if it has one, else its words)."""
-    from grounding_agent.media.speech import search_words, speech_query
+    from grounding_agent.media.speech_query import speech_query
+    from grounding_agent.media.transcript import search_words
 
     words = transcript.words_between(moment.start_s, moment.end_s)
     best = search_words(words, speech_query(query) or query, top_k=1, min_score=0.0) if words else []

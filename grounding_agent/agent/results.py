@@ -1,4 +1,5 @@
-"""What the agent hands back: each step's grounding, each answer with its typed evidence, the whole result."""
+"""What the agent hands back: each step's grounding (`StepResult`), each returned moment with its typed
+evidence (`ComposedMoment`), the whole result (`AgentResult`)."""
 
 from __future__ import annotations
 
@@ -39,8 +40,9 @@ class StepResult:
 
 
 @dataclass(frozen=True)
-class Answer:
-    """One returned moment and the typed trail to it: the composition it came from, the reranker's say.
+class ComposedMoment:
+    """One moment the agent returns and the typed trail to it: the composition of sub-event moments it came
+    from, the reranker's say, its explanation. (A chat reply is `conversation.answers.Answer`.)
 
     Attributes:
         moment: the moment with its final score.
@@ -75,7 +77,7 @@ class AgentResult:
     query: str
     plan: Plan
     steps: dict[str, StepResult]
-    answers: list[Answer]
+    answers: list[ComposedMoment]
     timings_s: dict[str, float]
     model_calls: dict[str, int]
     notes: list[str]

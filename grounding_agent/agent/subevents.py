@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from grounding_agent.agent.results import StepResult
-from grounding_agent.defaults import SAMPLING, AgentConfig
+from grounding_agent.defaults import AgentConfig
 from grounding_agent.grounders.base import Grounder, at_least, frame_interval_s
 from grounding_agent.types import Frames, Moment, Plan, Video
 
@@ -48,10 +48,9 @@ def clip_to(moments: list[Moment], window_s: tuple[float, float], min_length_s: 
 
 def window_sampler(grounder: Grounder) -> Sampler:
     """Sample a window at the grounder's own fps / max_frames (`video.sample_frames`)."""
-    from grounding_agent.media.video import sample_frames  # lazy: decoding is only needed for pixel grounders
+    from grounding_agent.media.decode import sample_frames  # lazy: decoding only for pixel grounders
 
-    fps = getattr(grounder, "fps", SAMPLING.fps)
-    max_frames = getattr(grounder, "max_frames", SAMPLING.max_frames)
+    fps, max_frames = grounder.fps, grounder.max_frames
 
     def sample(video: Video, start_s: float, end_s: float) -> Frames:
         return sample_frames(video, fps=fps, max_frames=max_frames, start_s=start_s, end_s=end_s)
@@ -84,7 +83,7 @@ def ground_steps(
         window = (0.0, duration_s)
         step_frames = frames
         notes: list[str] = []
-        if config.use_windows and getattr(grounder, "needs_pixels", True):
+        if config.use_windows and grounder.needs_pixels:
             lo, hi = relation_window(plan, step.id, done, duration_s, config.before_tolerance_s)
             useful = (hi - lo) <= (1.0 - config.min_window_gain) * duration_s and (hi - lo) >= config.min_window_s
             if useful:
@@ -92,7 +91,7 @@ def ground_steps(
                 step_frames = (sampler or window_sampler(grounder))(video, lo, hi)
                 notes.append(f"grounded inside {lo:.2f}-{hi:.2f} s allowed by its relations")
         grounding = grounder.ground(video, step.text, top_k=config.top_k, frames=step_frames)
-        min_length_s = frame_interval_s(step_frames, getattr(grounder, "fps", SAMPLING.fps))
+        min_length_s = frame_interval_s(step_frames, grounder.fps)
         candidates = clip_to(list(grounding.moments[: config.top_k]), window, min_length_s)
         if not candidates:
             candidates = [Moment(window[0], window[1], 0.0)]

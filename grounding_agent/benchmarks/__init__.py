@@ -1,5 +1,11 @@
-"""Benchmarks as the community scores them: dataset readers (Charades-STA, QVHighlights; `datasets`) and
-the metrics of their evaluation code (R1@IoU, mIoU, mAP, HIT@1; `metrics`).
+"""Benchmarks as the community scores them: dataset readers and the metrics of their evaluation code.
 
-May import: the core modules and `utils`. The `eval/` recipe builds runs on top of this package.
+Modules, bottom up: `annotations` (`Annotation`, `GTPolicy`, `Dataset`), `reading` (file reading, format
+sniffing and the checks every reader applies), one reader per format (`charades`, `qvhighlights`,
+`captions` for ActivityNet Captions and TACoS), `predictions` (submission-shaped jsonl), `datasets`
+(the registry `DATASETS` / `load_dataset`, re-exporting the above) and `metrics` (R1@IoU, mIoU, mAP,
+HIT@1; F1, Kendall, Spearman).
+
+May import: the core modules (types, errors, defaults, io) and `utils`; nothing else of the library.
+The `eval/` recipe builds runs on top of this package.
 """

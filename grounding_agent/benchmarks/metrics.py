@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from grounding_agent.benchmarks.datasets import Annotation
+from grounding_agent.benchmarks.annotations import Annotation
 from grounding_agent.defaults import CLIP_LEN_S
 from grounding_agent.errors import DatasetError
 from grounding_agent.types import Prediction

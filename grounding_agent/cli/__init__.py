@@ -1,6 +1,10 @@
 """`grounding-agent` command line. Each subcommand lives in its own module with `add_parser` and `run`.
 
 The registry `COMMANDS` maps a subcommand name to its module; the parser's choices come from it.
+
+The top of the house: it may import every library package (and, for `eval` and `finetune`, load those
+recipes at run time); nothing in the library imports `cli`. Options and their defaults come from
+`options.py` and `grounding_agent.defaults`; a subcommand imports its heavy dependencies only when it runs.
 """
 
 from __future__ import annotations

@@ -14,18 +14,37 @@ import argparse
 
 from grounding_agent.cli._common import port, positive_float, positive_int
 from grounding_agent.cli.options import add_backend_options, build_agent, build_grounder, build_session
+from grounding_agent.defaults import HTTP_SERVICE as LIMITS
+from grounding_agent.defaults import LOCAL_HOST
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--media-root", required=True, help="folder the request paths are relative to")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=port, default=8080, help="port (default 8080)")
+    p.add_argument("--host", default=LOCAL_HOST, help=f"address to listen on (default {LOCAL_HOST})")
+    p.add_argument("--port", type=port, default=LIMITS.port, help=f"port (default {LIMITS.port})")
     add_backend_options(p)
     s = p.add_argument_group("service")
-    s.add_argument("--max-sessions", type=positive_int, default=32, help="sessions kept (LRU beyond that)")
-    s.add_argument("--session-ttl-s", type=positive_float, default=1800.0, help="idle seconds before expiry")
-    s.add_argument("--max-concurrency", type=positive_int, default=4, help="model calls at once")
-    s.add_argument("--max-pending", type=positive_int, default=256, help="requests that may wait (more: 503)")
+    s.add_argument(
+        "--max-sessions",
+        type=positive_int,
+        default=LIMITS.max_sessions,
+        help="sessions kept (LRU beyond that)",
+    )
+    s.add_argument(
+        "--session-ttl-s",
+        type=positive_float,
+        default=LIMITS.session_ttl_s,
+        help="seconds after a session's last turn before expiry",
+    )
+    s.add_argument(
+        "--max-concurrency", type=positive_int, default=LIMITS.max_concurrency, help="model calls at once"
+    )
+    s.add_argument(
+        "--max-pending",
+        type=positive_int,
+        default=LIMITS.max_pending,
+        help="requests that may wait (more: 503)",
+    )
 
 
 def make_app(args: argparse.Namespace):

@@ -113,7 +113,7 @@ def _transcript(args: argparse.Namespace, video: Any) -> Any:
     if args.transcript:
         import json
 
-        from grounding_agent.media.speech import Transcript
+        from grounding_agent.media.transcript import Transcript
 
         try:
             data = json.loads(Path(args.transcript).read_text(encoding="utf-8"))

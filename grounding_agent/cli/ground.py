@@ -29,7 +29,7 @@ from grounding_agent.grounders.base import BaseGrounder, Grounding
 from grounding_agent.types import Video
 
 if TYPE_CHECKING:
-    from grounding_agent.grounders.vllm import FramePrefetch
+    from grounding_agent.grounders.prefetch import FramePrefetch
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -79,7 +79,7 @@ def _prefetch(args: argparse.Namespace, video: Video) -> FramePrefetch | None:
     while `build_grounder` imports the HTTP client and asks the server for its models."""
     if args.backend != "vllm" or getattr(args, "asr_model", None) or getattr(args, "ocr", False):
         return None  # speech / on-screen text wrap the grounder: it samples on its own
-    from grounding_agent.grounders.vllm import FramePrefetch
+    from grounding_agent.grounders.prefetch import FramePrefetch
 
     return FramePrefetch(video, **sampling_options(args))
 

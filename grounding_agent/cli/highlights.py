@@ -27,7 +27,8 @@ DEFAULT_SIGNAL_FPS = SAMPLING.fps
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from grounding_agent.highlights.clip import BACKENDS, DEFAULT_BACKEND, DEFAULT_FPS
+    from grounding_agent.highlights.clip import DEFAULT_FPS
+    from grounding_agent.highlights.vision_backends import BACKENDS, DEFAULT_BACKEND
 
     p.add_argument("video", help="video file")  # str: Path() would fold a URL's "//"
     p.add_argument("--query", type=text_arg, help="what to look for; omit for generic (query-free) highlights")
@@ -66,7 +67,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from grounding_agent.highlights.windows import windows as hl
+    from grounding_agent.highlights import windows as hl
 
     if args.fps is not None and args.fps <= 0:
         raise ConfigError(f"--fps must be > 0, got {args.fps}")

@@ -17,8 +17,8 @@ from grounding_agent.agent.planner import PLANNERS, RulePlanner
 from grounding_agent.cli._common import nonneg_float, positive_float, positive_int
 from grounding_agent.defaults import AGENT, DEFAULT_SERVER_URL, SAMPLING, SERVED_SAMPLING, SERVER
 from grounding_agent.errors import ConfigError
-from grounding_agent.grounders import GROUNDERS
 from grounding_agent.grounders.base import BaseGrounder, Grounder
+from grounding_agent.grounders.registry import GROUNDERS, make_grounder
 from grounding_agent.types import Video
 
 if TYPE_CHECKING:
@@ -97,7 +97,7 @@ def build_transcriber(args: argparse.Namespace):
     """A `speech.Transcriber` for --asr-model, or None without it (a bad folder fails here, in one line)."""
     if not getattr(args, "asr_model", None):
         return None
-    from grounding_agent.media.speech import Transcriber
+    from grounding_agent.media.asr import Transcriber
 
     return Transcriber(args.asr_model, language=getattr(args, "asr_language", None))
 
@@ -129,23 +129,20 @@ def sampling_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _visual_grounder(args: argparse.Namespace) -> BaseGrounder:
+    """The registry's grounder (`grounders.make_grounder`) for --backend and its options."""
     sampling = sampling_options(args)
     if args.top_k < 1 or args.samples < 1 or sampling["max_frames"] < 1 or args.fps <= 0:
         raise ConfigError("--top-k, --samples and --max-frames must be >= 1 and --fps > 0")
     common = {**sampling, "prompt": args.prompt, "num_samples": args.samples}
     if args.backend == "hf":
-        if not args.model:
-            raise ConfigError("--backend hf needs --model (a hub id or a local model folder)")
-        return GROUNDERS["hf"](args.model, adapter=args.adapter, quantization=args.quantization, **common)
-    if args.backend == "vllm":
-        return GROUNDERS["vllm"](
-            args.server,
-            args.adapter or args.model,
-            structured=args.structured,
-            timeout_s=args.timeout,
-            **common,
-        )
-    return GROUNDERS[args.backend](**baseline_options(args))
+        options = {"model": args.model, "adapter": args.adapter, "quantization": args.quantization, **common}
+    elif args.backend == "vllm":
+        model = args.adapter or args.model
+        options = {"server": args.server, "model": model, "structured": args.structured, "timeout_s": args.timeout}
+        options |= common
+    else:
+        options = baseline_options(args)
+    return make_grounder(args.backend, **options)
 
 
 def add_agent_arguments(p: argparse.ArgumentParser) -> None:
@@ -225,9 +222,8 @@ def build_agent(args: argparse.Namespace, grounder: Grounder) -> Agent:
 
     server = getattr(args, "server", None)
     # The served model: --planner-model, else the vLLM grounder's own served name (an HF grounder's
-    # --model is a local path the server does not know).
-    served = getattr(grounder, "model", None)
-    model = args.planner_model or (served if isinstance(served, str) else None)
+    # --model is a local path the server does not know: it has none).
+    model = args.planner_model or grounder.served_model
     needs_llm = [flag for flag, on in (("--verify", args.verify), ("--explain-llm", args.explain_llm)) if on]
     if args.planner == "llm":
         needs_llm.append("--planner llm")
@@ -244,7 +240,7 @@ def build_agent(args: argparse.Namespace, grounder: Grounder) -> Agent:
 
         saliency = ClipSaliency.from_pretrained(args.saliency_model)
     reranker = None
-    speech = getattr(grounder, "transcriber", None)  # --asr-model: rerank by the words spoken too
+    speech = grounder.transcriber  # --asr-model: rerank by the words spoken too
     if saliency is not None or args.verify or speech is not None:
         reranker = Reranker(saliency=saliency, verifier=VLMVerifier(chat) if args.verify else None, speech=speech)
     config = AgentConfig(
@@ -269,7 +265,7 @@ def build_session(args: argparse.Namespace, video: Video | str, *, grounder: Gro
     if agent is None and getattr(args, "agent", None) is not False:
         agent = build_agent(args, grounder)
     saliency = agent.reranker.saliency if agent is not None and agent.reranker is not None else None
-    transcript = grounder.transcript(video) if getattr(grounder, "transcriber", None) is not None else None
+    transcript = grounder.transcript(video)  # None without --asr-model
     return Session(video, grounder, saliency=saliency, agent=agent, top_k=args.top_k,
                    use_agent=getattr(args, "agent", None), transcript=transcript)  # fmt: skip
 

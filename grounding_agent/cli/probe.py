@@ -13,7 +13,9 @@ from typing import Any
 
 from grounding_agent.cli._common import fmt_s, nonneg_float, positive_float, positive_int, print_json
 from grounding_agent.errors import ConfigError
-from grounding_agent.media.video import FramePlan, open_video, plan_frames, sample_frames
+from grounding_agent.media.decode import sample_frames
+from grounding_agent.media.frame_plan import FramePlan, plan_frames
+from grounding_agent.media.video import open_video
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

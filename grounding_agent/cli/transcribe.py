@@ -32,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from grounding_agent.io import write_text_atomic
-    from grounding_agent.media.speech import Transcriber
+    from grounding_agent.media.asr import Transcriber
 
     outputs = {
         fmt: check_output_path(path, f"--{fmt}")

@@ -16,15 +16,30 @@ from pathlib import Path
 
 from grounding_agent.cli._common import port, positive_int
 from grounding_agent.cli.options import add_backend_options, build_grounder
+from grounding_agent.defaults import LOCAL_HOST, UI
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=port, default=7860, help="port (default 7860)")
+    p.add_argument(
+        "--host", default=LOCAL_HOST, help=f"address to listen on (default {LOCAL_HOST}: this machine only)"
+    )
+    p.add_argument("--port", type=port, default=UI.port, help=f"port (default {UI.port})")
     p.add_argument("--media-root", type=Path, default=Path("."), help="folder the videos are picked from")
-    p.add_argument("--output-dir", type=Path, help="where timelines, exports and renders go (default: a temp folder)")
-    p.add_argument("--max-upload-mb", type=positive_int, default=512, help="largest upload accepted (default 512 MB)")
-    p.add_argument("--max-sessions", type=positive_int, default=8, help="sessions kept in memory (default 8)")
+    p.add_argument(
+        "--output-dir", type=Path, help="where timelines, exports and renders go (default: a temp folder)"
+    )
+    p.add_argument(
+        "--max-upload-mb",
+        type=positive_int,
+        default=UI.max_upload_mb,
+        help=f"largest upload accepted (default {UI.max_upload_mb} MB)",
+    )
+    p.add_argument(
+        "--max-sessions",
+        type=positive_int,
+        default=UI.max_sessions,
+        help=f"sessions kept in memory (default {UI.max_sessions})",
+    )
     add_backend_options(p)
 
 
@@ -38,7 +53,9 @@ def run(args: argparse.Namespace) -> int:
     from grounding_agent.ui.app import UIConfig, build_app, launch_options
 
     output = args.output_dir or Path(tempfile.mkdtemp(prefix="grounding-agent-ui-"))
-    config = UIConfig(args.media_root, output, max_upload_mb=args.max_upload_mb, max_sessions=args.max_sessions)
+    config = UIConfig(
+        args.media_root, output, max_upload_mb=args.max_upload_mb, max_sessions=args.max_sessions
+    )
     app = build_app(config, session_factory(args))
     print(f"grounding-agent ui: http://{args.host}:{args.port}  (media root {config.media_root.resolve()})")
     app.launch(server_name=args.host, server_port=args.port, show_error=True, **launch_options(config))

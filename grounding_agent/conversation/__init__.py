@@ -1,6 +1,11 @@
-"""Talking about a video: `Session` (open once, ground and ask often), reading follow-up messages
-(`followups`), text answers from the grounder's VLM (`describe`) and the LangChain chat agent
-(`chat_agent`).
+"""Talking about a video, one module per job:
+
+- `session`: `Session` (open a video once, then `ground` and `ask` often) and the one-call `ground`.
+- `answers`: what a session hands back, `Answer` and `Turn`, and their JSON helpers
+  (`schemas/answer.schema.json`).
+- `followups`: reading a chat message (a new event, "after that", "again", ...) and the window it allows.
+- `describe`: who writes the text answers (`describer_for(grounder)`: the grounder's own VLM, or a template).
+- `chat_agent`: the LangChain chat agent over the agent's tools.
 
 May import: every library package below it (`agent`, `grounders`, `highlights`, `media`, `edit`, `utils`)
 and the core modules; never `http`, `ui` or `cli`, which sit on top of it.

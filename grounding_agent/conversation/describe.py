@@ -1,70 +1,52 @@
-"""Text answers: the VLM says what happens in a window of frames, or answers a question over the video.
+"""Text answers in a conversation: who writes them (a `Describer`) and what it is asked (`DescribeRequest`).
 
-Prompts: `prompts/describe.yaml` (what happens in a grounded window) and `prompts/answer.yaml` (a
-question about the content). The frames go first, each after its timestamp text, as in grounding.
+The writing itself is the grounder's (`Grounder.describe`, `grounders.describe`): the served VLM through
+vLLM's OpenAI API, the in-process transformers model of an `HFGrounder`, or — for model-free backends,
+which have no language model — a template filled from the moments that says so, never invented content.
 
-- `VLLMDescriber`: the served VLM through vLLM's OpenAI API (the grounder's connection and model).
-- `HFDescriber`: the in-process transformers model of an `HFGrounder` (shares its lock).
-- `TemplateDescriber`: model-free backends have no language model; the text is a template filled from
-  the moments and says so — never invented content.
+- `GrounderDescriber`: asks a grounder (what `describer_for(grounder)` returns).
+- `HFDescriber`: the same, with the in-process model's token budget (`max_new_tokens`).
+- `TemplateDescriber`: always the template.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
 
-import numpy as np
-
+from grounding_agent.grounders.describe import (
+    DESCRIBE_MAX_FRAMES,
+    TEMPLATE_PREFIX,
+    DescribeRequest,
+    Description,
+    spread,
+    template_description,
+)
 from grounding_agent.types import Frames, Moment
-from grounding_agent.utils.prompts import load_prompt
 
-TEMPLATE_PREFIX = "Templated answer (no language model)"
+if TYPE_CHECKING:
+    from grounding_agent.grounders.base import Grounder
 
-
-@dataclass(frozen=True)
-class DescribeRequest:
-    """What to tell: a question, optionally about a window (then `describe.yaml`, else `answer.yaml`)."""
-
-    question: str
-    duration_s: float
-    window_s: tuple[float, float] | None = None
-
-    def render(self) -> tuple[str, str, str]:
-        """(system, user text, "name@version")."""
-        if self.window_s is None:
-            prompt = load_prompt("answer")
-            user = prompt.render("user", question=self.question, duration_s=self.duration_s)
-        else:
-            prompt = load_prompt("describe")
-            start_s, end_s = self.window_s
-            user = prompt.render(
-                "user", question=self.question, start_s=start_s, end_s=end_s, duration_s=self.duration_s
-            )
-        return prompt.render("system"), user, f"{prompt.name}@{prompt.version}"
-
-
-@dataclass
-class Description:
-    """A text answer and where it came from ("vlm:<model>" or "template")."""
-
-    text: str
-    source: str
-    prompt: str = ""
+__all__ = [
+    "TEMPLATE_PREFIX",
+    "DescribeRequest",
+    "Describer",
+    "Description",
+    "GrounderDescriber",
+    "HFDescriber",
+    "TemplateDescriber",
+    "describer_for",
+    "spread",
+]
 
 
 class Describer(Protocol):
+    """Writes a text answer; `needs_pixels`: whether it looks at the frames (else it gets None)."""
+
     name: str
+    needs_pixels: bool
 
-    def describe(self, frames: Frames, request: DescribeRequest, moments: list[Moment]) -> Description: ...
-
-
-def spread(frames: Frames, max_frames: int) -> Frames:
-    """At most `max_frames` of `frames`, evenly spread (a describe call needs a few frames, not all)."""
-    if len(frames) <= max_frames:
-        return frames
-    keep = np.unique(np.linspace(0, len(frames) - 1, max_frames).round().astype(int))
-    return frames.subset(keep)
+    def describe(self, frames: Frames | None, request: DescribeRequest, moments: list[Moment]) -> Description: ...
 
 
 class TemplateDescriber:
@@ -76,96 +58,32 @@ class TemplateDescriber:
         self.name = f"template:{backend}"
         self.backend = backend
 
-    def describe(self, frames: Frames | None, request: DescribeRequest, moments: list[Moment]) -> Description:
-        head = f"{TEMPLATE_PREFIX}, backend {self.backend!r}"
-        if moments:
-            spans = "; ".join(f"{m.start_s:.2f}-{m.end_s:.2f} s (score {m.score:.2f})" for m in moments)
-            text = f"{head}: the moment{'s are' if len(moments) > 1 else ' is'} {spans}."
-        elif request.window_s is not None:
-            text = f"{head}: nothing found in {request.window_s[0]:.2f}-{request.window_s[1]:.2f} s."
-        else:
-            text = f"{head}: it cannot see the video's content; the video is {request.duration_s:.2f} s long."
-        return Description(text, "template")
+    def describe(self, frames: Frames | None, request: DescribeRequest, moments: Sequence[Moment]) -> Description:
+        return template_description(self.backend, request, moments)
 
 
-class VLLMDescriber:
-    """The served VLM answers over timestamped frames (OpenAI chat completions, greedy)."""
+class GrounderDescriber:
+    """The grounder's own model answers (`Grounder.describe`); templated when it has none (`text_model`)."""
 
-    needs_pixels = True
+    def __init__(self, grounder: Grounder, *, max_tokens: int | None = None, max_frames: int = DESCRIBE_MAX_FRAMES):
+        self.grounder, self.max_tokens, self.max_frames = grounder, max_tokens, max_frames
+        model = grounder.text_model
+        self.needs_pixels = model is not None
+        self.name = f"vlm:{model}" if model is not None else f"template:{grounder.name}"
 
-    def __init__(self, grounder: Any, model: str, *, max_tokens: int = 96, max_frames: int = 8):
-        self.grounder, self.model = grounder, model  # a VLLMGrounder: its deadline, retries and checks
-        self.max_tokens, self.max_frames = max_tokens, max_frames
-        self.name = f"vlm:{model}"
-
-    def describe(self, frames: Frames, request: DescribeRequest, moments: list[Moment]) -> Description:
-        from grounding_agent.grounders.qwen_inputs import encode_image, frame_label
-
-        system, user, prompt = request.render()
-        content: list[dict[str, Any]] = []
-        shown = spread(frames, self.max_frames)
-        for t, pixels in zip(shown.timestamps_s, shown.pixels):
-            content.append({"type": "text", "text": frame_label(float(t))})
-            content.append({"type": "image_url", "image_url": {"url": encode_image(pixels)}})
-        content.append({"type": "text", "text": user})
-        request = {
-            "model": self.model,
-            "messages": [{"role": "system", "content": system}, {"role": "user", "content": content}],
-            "max_tokens": self.max_tokens,
-            "temperature": 0.0,
-        }
-        response = self.grounder.chat_completion(**request)
-        return Description(response.choices[0].text.strip(), self.name, prompt)
+    def describe(self, frames: Frames | None, request: DescribeRequest, moments: Sequence[Moment]) -> Description:
+        return self.grounder.describe(
+            frames, request, moments, max_tokens=self.max_tokens, max_frames=self.max_frames
+        )
 
 
-class HFDescriber:
-    """The in-process model of an `HFGrounder` answers over timestamped images (greedy)."""
+class HFDescriber(GrounderDescriber):
+    """An `HFGrounder`'s in-process model answers (greedy, at most `max_new_tokens`)."""
 
-    needs_pixels = True
-
-    def __init__(self, grounder: Any, *, max_new_tokens: int = 64, max_frames: int = 8):
-        self.grounder, self.max_new_tokens, self.max_frames = grounder, max_new_tokens, max_frames
-        self.name = f"vlm:{grounder.model_id}"
-
-    def describe(self, frames: Frames, request: DescribeRequest, moments: list[Moment]) -> Description:
-        import torch
-
-        from grounding_agent.grounders.hf import generate
-        from grounding_agent.grounders.qwen_inputs import frame_label
-
-        system, user, prompt = request.render()
-        shown = spread(frames, self.max_frames)
-        content: list[dict[str, Any]] = []
-        for t in shown.timestamps_s:
-            content += [{"type": "text", "text": frame_label(float(t))}, {"type": "image"}]
-        content.append({"type": "text", "text": user})
-        messages = [
-            {"role": "system", "content": [{"type": "text", "text": system}]},
-            {"role": "user", "content": content},
-        ]
-        processor, model = self.grounder.processor, self.grounder.model
-        text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        inputs = processor(text=[text], images=list(shown.pixels), return_tensors="pt").to(model.device)
-        with self.grounder._lock, torch.inference_mode():
-            # Through the session's prefix cache: a second question on the same window reuses the frames' KV.
-            out = generate(
-                model,
-                inputs,
-                max_new_tokens=self.max_new_tokens,
-                do_sample=False,
-                temperature=None,
-                top_p=None,
-                top_k=None,
-            )
-        new_tokens = out[:, inputs["input_ids"].shape[1] :]
-        answer = processor.batch_decode(new_tokens, skip_special_tokens=True)[0].strip()
-        return Description(answer, self.name, prompt)
+    def __init__(self, grounder: Grounder, *, max_new_tokens: int = 64, max_frames: int = DESCRIBE_MAX_FRAMES):
+        super().__init__(grounder, max_tokens=max_new_tokens, max_frames=max_frames)
 
 
-def describer_for(grounder: Any) -> Describer:
+def describer_for(grounder: Grounder) -> Describer:
     """The describer that uses the grounder's own model (a template for model-free grounders)."""
-    if callable(getattr(grounder, "chat_completion", None)) and isinstance(getattr(grounder, "model", None), str):
-        return VLLMDescriber(grounder, grounder.model)
-    if getattr(grounder, "processor", None) is not None and getattr(grounder, "model", None) is not None:
-        return HFDescriber(grounder)
-    return TemplateDescriber(getattr(grounder, "name", "model-free"))
+    return GrounderDescriber(grounder)

@@ -6,129 +6,42 @@
     session.ask("what does he do after that?").text              # grounded in the part after the last answer
 
 Frames are sampled once (lazily, at the grounder's fps / max_frames) and kept; CLIP embeddings are
-computed once when a saliency model is given. `ask` reads each message with `dialogue.read_message`:
+computed once when a saliency model is given. `ask` reads each message with `followups.read_message`:
 a follow-up ("after that", "before that", "again", ...) searches only the part of the video its
 reference allows, measured from the previous answer's best moment. Text answers come from the grounder's
 own VLM (`describe`); model-free grounders get a templated text that says it is templated.
-No returned moment is shorter than one sampled frame interval.
+No returned moment is shorter than one sampled frame interval. Replies are `answers.Answer`s.
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
-import math
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from grounding_agent.conversation.answers import Answer, Turn, jsonable, moment_dict
 from grounding_agent.conversation.followups import Reading, read_message, reference_window
-from grounding_agent.defaults import SAMPLING
 from grounding_agent.errors import ConfigError
 from grounding_agent.grounders.base import at_least
+from grounding_agent.grounders.registry import make_grounder
+from grounding_agent.grounders.vision_cache import VisionCache, use
 from grounding_agent.types import TIME_EPS_S, Evidence, Frames, Moment, Plan, Prediction, Video
 
 if TYPE_CHECKING:
     from grounding_agent.conversation.describe import Describer
     from grounding_agent.grounders.base import Grounder
+    from grounding_agent.highlights.clip import ClipSaliency
+
+__all__ = ["Answer", "Session", "Turn", "ground", "make_grounder"]
 
 DEFAULT_FOLLOW_S = 5.0
 DEFAULT_MAX_TURNS = 200
-DESCRIBE_MAX_FRAMES = 8
-
-
-@dataclass
-class Answer:
-    """One reply of a session.
-
-    Attributes:
-        text: what the VLM said (or a templated sentence for model-free backends; see `text_source`).
-        moments: best first; empty for questions that are not about time.
-        evidence: what supports it (grounder answers, the earlier turn a follow-up refers to, saliency).
-        plan: the plan of the grounded query (a single step unless the agent split it); None if nothing
-            was grounded.
-        text_source: "vlm:<model>", "template" or "session" (a reply about the conversation itself).
-        window_s: the part of the video searched / described, when it was cut.
-        reference: for follow-ups: {"kind", "phrase", "turn", "previous": [start_s, end_s]}.
-    """
-
-    text: str
-    moments: list[Moment]
-    evidence: list[Evidence] = field(default_factory=list)
-    plan: Plan | None = None
-    text_source: str = ""
-    window_s: tuple[float, float] | None = None
-    reference: dict[str, Any] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready (schemas/answer.schema.json)."""
-        return {
-            "text": self.text,
-            "moments": [moment_dict(m) for m in self.moments],
-            "plan": self.plan.to_dict() if self.plan is not None else None,
-            "evidence": [e.to_dict() for e in self.evidence],
-            "text_source": self.text_source,
-            "window_s": list(self.window_s) if self.window_s is not None else None,
-            "reference": self.reference,
-        }
-
-
-@dataclass
-class Turn:
-    """A message and its answer; `query` is the event text that was grounded ("" if none)."""
-
-    message: str
-    answer: Answer
-    query: str = ""
-    index: int = 0
-
-
-def moment_dict(m: Moment) -> dict[str, Any]:
-    return {
-        "start_s": float(m.start_s),
-        "end_s": float(m.end_s),
-        "score": float(m.score),
-        "explanation": _jsonable(m.explanation),
-    }
-
-
-def _jsonable(value: Any) -> Any:
-    """Plain JSON values (numpy scalars/arrays and tuples from explanations become floats/lists)."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def make_grounder(backend: str, **options: Any) -> Grounder:
-    """A grounder by registry name: "vllm" (`server`, `model`), "hf" (`model` required), or a baseline."""
-    from grounding_agent.grounders import GROUNDERS
-
-    if backend not in GROUNDERS:
-        raise ConfigError(f"unknown grounder {backend!r}; choose one of {sorted(GROUNDERS)}")
-    if backend == "vllm":
-        import os
-
-        from grounding_agent.defaults import DEFAULT_SERVER_URL
-
-        server = options.pop("server", None) or os.environ.get("GA_VLLM_URL", DEFAULT_SERVER_URL)
-        return GROUNDERS["vllm"](server, options.pop("model", None), **options)
-    if backend == "hf":
-        if not options.get("model"):
-            raise ConfigError("grounder 'hf' needs model=... (a hub id or a local model folder)")
-        return GROUNDERS["hf"](options.pop("model"), **options)
-    return GROUNDERS[backend](**options)
 
 
 class Session:
@@ -156,7 +69,7 @@ class Session:
         video: Video | str | Path,
         grounder: Grounder | str,
         *,
-        saliency: Any = None,
+        saliency: ClipSaliency | None = None,
         agent: Any = None,
         transcript: Any = None,
         describer: Describer | None = None,
@@ -182,16 +95,16 @@ class Session:
         self.video = video if isinstance(video, Video) else _open(video)
         self.grounder = grounder
         self.saliency, self.agent, self.transcript = saliency, agent, transcript
-        if transcript is not None and not hasattr(grounder, "transcriber"):
+        if transcript is not None and grounder.transcriber is None:
             # Speech sub-queries ("when does she say 'X'") are answered from the transcript (speech wiring).
             from grounding_agent.grounders.transcript import TranscriptGrounder
-            from grounding_agent.media.speech import KnownTranscript
+            from grounding_agent.media.asr import KnownTranscript
 
             self.grounder = grounder = TranscriptGrounder(grounder, KnownTranscript(transcript))
         self.top_k, self.follow_s, self.use_agent, self.max_turns = top_k, follow_s, use_agent, max_turns
-        self.fps = float(fps or getattr(grounder, "fps", SAMPLING.fps))
-        self.max_frames = int(max_frames or getattr(grounder, "max_frames", SAMPLING.max_frames))
-        self.max_pixels = max_pixels if max_pixels is not None else getattr(grounder, "max_pixels", SAMPLING.max_pixels)
+        self.fps = float(fps or grounder.fps)
+        self.max_frames = int(max_frames or grounder.max_frames)
+        self.max_pixels = max_pixels if max_pixels is not None else grounder.max_pixels
         self._describer = describer
         self.turns: list[Turn] = []
         self._frames: Frames | None = None
@@ -200,9 +113,9 @@ class Session:
         self._frames_lock = threading.Lock()
         self._embed_lock = threading.Lock()
         self._qids = itertools.count()
-        self._listener = threading.local()  # the on_event of the ask() running in this thread
+        self._listener = _Listener()  # the on_event of the ask() running in this thread
         self._turn_count = 0
-        self.vision_cache = _new_vision_cache() if vision_cache else None  # dropped with the session
+        self.vision_cache = VisionCache() if vision_cache else None  # dropped with the session
 
     # --- what is decoded once ----------------------------------------------------------------------
 
@@ -211,7 +124,7 @@ class Session:
         """The session's frames, sampled once on first use and kept."""
         with self._frames_lock:
             if self._frames is None:
-                from grounding_agent.media.video import sample_frames
+                from grounding_agent.media.decode import sample_frames
 
                 self._frames = sample_frames(
                     self.video, fps=self.fps, max_frames=self.max_frames, max_pixels=self.max_pixels, cache=True
@@ -239,7 +152,7 @@ class Session:
     @property
     def frame_interval_s(self) -> float:
         """One sampled frame interval: no returned moment is shorter."""
-        needs_pixels = getattr(self.grounder, "needs_pixels", True)
+        needs_pixels = self.grounder.needs_pixels
         fps = self.frames.fps if needs_pixels else min(self.fps, self.max_frames / max(self.video.duration_s, TIME_EPS_S))
         return min(1.0 / fps, self.video.duration_s)
 
@@ -269,7 +182,7 @@ class Session:
     ) -> tuple[list[Moment], Plan, Prediction, list[Evidence]]:
         """Ground `query` inside `window_s` (default: the whole video): moments, plan, prediction, evidence."""
         lo, hi = window_s or (0.0, self.video.duration_s)
-        needs_pixels = getattr(self.grounder, "needs_pixels", True)
+        needs_pixels = self.grounder.needs_pixels
         qid = next(self._qids)
         if self._wants_agent(query):
             result = self.agent.run(self.video, query, frames=self.frames if needs_pixels else None)
@@ -300,7 +213,7 @@ class Session:
         moments = self._fit(raw, (lo, hi), top_k)
         prediction.pred_relevant_windows = [m.to_window() for m in moments]
         if "explanations" in prediction.extra:  # one per returned window
-            prediction.extra["explanations"] = [_jsonable(m.explanation) for m in moments]
+            prediction.extra["explanations"] = [jsonable(m.explanation) for m in moments]
         prediction.extra["duration_s"] = self.video.duration_s
         if window_s is not None:
             prediction.extra["window_s"] = [lo, hi]
@@ -343,7 +256,7 @@ class Session:
         if inside.sum() >= 2 or (inside.any() and not sample):
             return replace(frames.subset(inside), window_s=(lo, hi))
         if sample and hi - lo > TIME_EPS_S:
-            from grounding_agent.media.video import sample_frames
+            from grounding_agent.media.decode import sample_frames
 
             return sample_frames(
                 self.video, fps=self.fps, max_frames=self.max_frames, start_s=lo, end_s=hi,
@@ -362,7 +275,7 @@ class Session:
             if inside.any():
                 cos = float(scores[inside].mean())
                 out.append(Evidence("saliency", m.start_s, m.end_s, (1 + cos) / 2, f"mean CLIP cosine {cos:.3f}",
-                                    str(getattr(self.saliency, "model_id", "clip"))))  # fmt: skip
+                                    self.saliency.model_id))  # fmt: skip
         return out
 
     # --- conversation ------------------------------------------------------------------------------
@@ -391,11 +304,7 @@ class Session:
 
     def _using_vision_cache(self) -> Any:
         """Context in which the in-process model reuses this session's processor / vision outputs."""
-        if self.vision_cache is None:
-            return contextlib.nullcontext()
-        from grounding_agent.grounders.vision_cache import use
-
-        return use(self.vision_cache)
+        return contextlib.nullcontext() if self.vision_cache is None else use(self.vision_cache)
 
     def _remember(self, message: str, answer: Answer, query: str) -> None:
         with self._lock:
@@ -404,7 +313,7 @@ class Session:
             del self.turns[: -self.max_turns]
 
     def _emit(self, kind: str, data: Any) -> None:
-        fn = getattr(self._listener, "fn", None)
+        fn = self._listener.fn
         if fn is not None:
             fn(kind, data)
 
@@ -477,7 +386,7 @@ class Session:
     ) -> Answer:
         """Ask the describer about `window_s` (the whole video when None) and assemble the answer."""
         from grounding_agent.conversation.describe import DescribeRequest
-        from grounding_agent.media.speech import asks_what_is_said
+        from grounding_agent.media.speech_query import asks_what_is_said
 
         if self.transcript is not None and asks_what_is_said(message):
             return self._said(moments, evidence, plan, window_s)
@@ -485,7 +394,7 @@ class Session:
         describer = self.describer
         request = DescribeRequest(message, self.video.duration_s, window_s)
         frames = None
-        if getattr(describer, "needs_pixels", True):
+        if describer.needs_pixels:
             frames = self.frames if window_s is None else self._frames_in(*window_s)
         description = describer.describe(frames, request, moments)
         if not description.text.strip():  # say so rather than reply with nothing
@@ -497,7 +406,7 @@ class Session:
         self, moments: list[Moment], evidence: list[Evidence], plan: Plan | None, window_s: tuple[float, float] | None
     ) -> Answer:
         """ "What does she say after X?": the words spoken there, quoted from the transcript (speech wiring)."""
-        from grounding_agent.media.speech import said_in
+        from grounding_agent.media.transcript import said_in
 
         relation = (moments[0].explanation or {}).get("relation", "during") if moments else "during"
         window = window_s or (0.0, self.video.duration_s)
@@ -540,6 +449,12 @@ class Session:
         return plan_edit(self.video, instruction, **options)
 
 
+class _Listener(threading.local):
+    """Per thread: the `on_event` of the `ask` running in it (None outside one)."""
+
+    fn: Callable[[str, dict[str, Any]], None] | None = None
+
+
 def _check_query(query: str, top_k: int) -> str:
     if not isinstance(query, str) or not query.strip():
         raise ConfigError("the query is empty; describe the moment to find")
@@ -561,14 +476,6 @@ def _key(m: Moment) -> tuple[float, float]:
 
 def _unit_score(score: float) -> float:
     return min(1.0, max(0.0, float(score)))
-
-
-def _new_vision_cache() -> Any:
-    from grounding_agent.grounders.vision_cache import (
-        VisionCache,  # lazily: `import grounding_agent` stays light
-    )
-
-    return VisionCache()
 
 
 def _open(path: str | Path) -> Video:

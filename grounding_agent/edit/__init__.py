@@ -8,6 +8,11 @@
 
 Moments ("cut the part where the dog jumps") need a grounder (`grounder=`, any backend, `uniform`
 included) or an agent; spoken words need a transcript (`transcript=`). See `parse` for the grammar.
+
+Modules: `parse` (instruction -> operations), `sources` (what decides a span: times, moments, highlights,
+silences, words), `plan` (`EditPlan`, `EditSegment`), `timeline` (frame-exact times), `exports` (OTIO
+adapters, subtitles, chapters), `rendering` (ffmpeg), `thumbs`, `paths`. May import: the core modules,
+`utils`, `media`, `highlights` and `agent.llm` (the LLM parser); grounders and agents come in as arguments.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import Any
 
 from grounding_agent.edit.exports import EXPORTS, export, to_timeline
 from grounding_agent.edit.parse import LLMEditParser, ParsedInstruction, RuleEditParser
-from grounding_agent.edit.plan import EditPlan, Operation, Segment, Span, apply_operations
+from grounding_agent.edit.plan import EditPlan, EditSegment, Operation, Span, apply_operations
 from grounding_agent.edit.rendering import RenderResult, render
 from grounding_agent.edit.sources import EditSources
 from grounding_agent.edit.thumbs import contact_sheet
@@ -29,13 +34,13 @@ from grounding_agent.types import Video
 __all__ = [
     "EXPORTS",
     "EditPlan",
+    "EditSegment",
     "EditSources",
     "FrameGrid",
     "LLMEditParser",
     "Operation",
     "RenderResult",
     "RuleEditParser",
-    "Segment",
     "Span",
     "contact_sheet",
     "export",
@@ -86,7 +91,7 @@ def plan_edit(
         grounder, agent, use_agent: find described moments (see `EditSources`); grounder_factory() and
             agent_factory(grounder) build them on first use instead (nothing is loaded if no moment is asked).
         saliency (or saliency_factory()): CLIP saliency for highlights (optional); transcript (or
-            transcript_factory()): for word and speech edits (`grounding_agent.media.speech.Transcript` or alike).
+            transcript_factory()): for word and speech edits (`grounding_agent.media.transcript.Transcript` or alike).
             The factories run on first use only.
         threshold_db, min_silence_s: silence defaults (-40 dBFS, 0.5 s).
 

@@ -142,7 +142,7 @@ class Span:
 
 
 @dataclass(frozen=True)
-class Segment:
+class EditSegment:
     """A run of frames [start_frame, end_frame) the edit keeps or cuts, and why."""
 
     action: Action
@@ -178,12 +178,12 @@ class EditPlan:
     grid: FrameGrid
     instruction: str
     operations: list[Operation]
-    segments: list[Segment]
+    segments: list[EditSegment]
     parser: str = "rule"
     notes: list[str] = field(default_factory=list)
 
     @property
-    def kept(self) -> list[Segment]:
+    def kept(self) -> list[EditSegment]:
         return [s for s in self.segments if s.action == "keep"]
 
     @property
@@ -267,7 +267,7 @@ class EditPlan:
                 spans[-1] = (spans[-1][0], max(b, spans[-1][1]), spans[-1][2] + [seg])
             else:
                 spans.append((a, b, [seg]))
-        segments: list[Segment] = []
+        segments: list[EditSegment] = []
         pos = 0
         for a, b, members in spans:
             if a > pos:
@@ -283,8 +283,8 @@ class EditPlan:
         return replace(self, segments=segments, notes=[*self.notes, note]), shifts
 
 
-def _segment(grid: FrameGrid, action: Action, a: int, b: int, reason: str, op: int | None, evidence) -> Segment:
-    return Segment(action, a, b, grid.time_s(a), grid.time_s(b), reason, op, tuple(evidence))
+def _segment(grid: FrameGrid, action: Action, a: int, b: int, reason: str, op: int | None, evidence) -> EditSegment:
+    return EditSegment(action, a, b, grid.time_s(a), grid.time_s(b), reason, op, tuple(evidence))
 
 
 # --- applying operations ------------------------------------------------------------------------------
@@ -350,7 +350,7 @@ def _head_tail(grid: FrameGrid, kept: np.ndarray, op: Operation) -> tuple[np.nda
     return inside, spans
 
 
-def _segments(grid, operations, cut_by, kept_by, spans_of) -> list[Segment]:
+def _segments(grid, operations, cut_by, kept_by, spans_of) -> list[EditSegment]:
     """Runs of equal (cut_by, kept_by) labels -> segments with their reason and overlapping evidence."""
     key = np.where(cut_by >= 0, cut_by, -2 - kept_by)  # cut by k -> k; kept (by k or none) -> negative
     change = np.flatnonzero(np.diff(key)) + 1

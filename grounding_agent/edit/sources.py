@@ -1,17 +1,16 @@
 """Where an operation's spans come from: the user's times, a grounder / the agent, highlights, the audio's
 loudness, a transcript's words. Each span carries the `Evidence` that found it.
 
-The transcript seam: any object with `words` (each with `start_s`, `end_s`, `text`), or with `segments`
-whose items have `words` (and `start_s`, `end_s`, `text`) — `grounding_agent.media.speech.Transcript` is one;
-dicts with the same keys work too. Word matching ignores case and punctuation and matches whole words
-(a phrase matches consecutive words).
+Transcripts are `grounding_agent.media.transcript.Transcript`s; a hand-made one (a mapping or object with
+`segments` whose items have `words`, or bare `words`, each with `start_s`, `end_s`, `text`) is converted
+by `as_transcript`. Word matching ignores case and punctuation and matches whole words (a phrase matches
+consecutive words).
 """
 
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,17 +18,12 @@ import numpy as np
 
 from grounding_agent.edit.plan import DEFAULT_MIN_SILENCE_S, DEFAULT_SILENCE_DB, Operation, Span
 from grounding_agent.errors import EditError
+from grounding_agent.media.text_match import normalize
+from grounding_agent.media.transcript import Segment, Transcript, Word
 from grounding_agent.types import Evidence, Moment, Video
 
 # Loudness windows for silence detection: fine enough that a boundary lands within half a frame at 25 fps.
 SILENCE_HOP_S = 0.02
-
-
-@dataclass(frozen=True)
-class Word:
-    start_s: float
-    end_s: float
-    text: str
 
 
 @dataclass
@@ -163,7 +157,7 @@ class EditSources:
             spans.append(Span(start, end, ev))
         return spans
 
-    def _transcript(self, op: Operation) -> Any:
+    def _transcript(self, op: Operation) -> Transcript:
         if self.transcript is None and self.transcript_factory is not None:
             self.transcript = self.transcript_factory()
         if self.transcript is None:
@@ -171,14 +165,13 @@ class EditSources:
                 f"{op.describe()!r} needs a transcript of the speech: pass --asr-model DIR or --transcript FILE.json"
                 " (Python: transcript=...)"
             )
-        return self.transcript
+        return as_transcript(self.transcript)
 
     def _speech(self, video: Video, op: Operation) -> list[Span]:
         transcript = self._transcript(op)
-        regions = [tuple(map(float, r)) for r in (_get(transcript, "speech_regions") or ())]
-        source = "voice activity"
+        regions, source = list(transcript.speech_regions), "voice activity"
         if not regions:
-            regions, source = [(w.start_s, w.end_s) for w in transcript_words(transcript)], "transcript words"
+            regions, source = [(w.start_s, w.end_s) for w in _sorted_words(transcript)], "transcript words"
         gap = self.min_silence_s if op.min_silence_s is None else op.min_silence_s
         spans: list[list[float]] = []
         for start, end in sorted(regions):  # a pause shorter than `gap` stays inside the speech
@@ -192,10 +185,9 @@ class EditSources:
 
     def _words(self, video: Video, op: Operation) -> list[Span]:
         transcript = self._transcript(op)
-        words = transcript_words(transcript)
-        hits = find_phrases(words, op.phrases)
+        hits = find_phrases(_sorted_words(transcript), op.phrases)
         if op.action == "keep":
-            sentences = transcript_segments(transcript)
+            sentences = transcript.segments
             if sentences:  # keep what was said around the words: the whole sentence
                 hits = [s for s in sentences if any(h.start_s < s.end_s and h.end_s > s.start_s for h in hits)]
         return [Span(h.start_s, h.end_s, Evidence("speech", h.start_s, h.end_s, None, h.text, "transcript")) for h in hits]
@@ -224,46 +216,60 @@ def silent_runs(
 # --- transcripts ------------------------------------------------------------------------------------
 
 
-def _get(item: Any, name: str) -> Any:
-    return item.get(name) if isinstance(item, dict) else getattr(item, name, None)
+def as_transcript(transcript: Any) -> Transcript:
+    """`transcript` as a `Transcript`: as is, or converted from a hand-made mapping or object with
+    `segments` (each with `words`) or bare `words` (then each word is its own segment: no sentences known),
+    and optionally `speech_regions`. Words carry no confidence there: their probability is 1.
+    """
+    if isinstance(transcript, Transcript):
+        return transcript
+    segments = tuple(_as_segment(s) for s in _field(transcript, "segments") or ())
+    if not segments:
+        segments = tuple(Segment(w.text, w.start_s, w.end_s, 1.0, (w,)) for w in _as_words(_field(transcript, "words")))
+    regions = tuple((float(a), float(b)) for a, b in _field(transcript, "speech_regions") or ())
+    return Transcript(segments=segments, speech_regions=regions)
 
 
-def _as_words(items: Iterable[Any]) -> list[Word]:
-    return [Word(float(_get(w, "start_s")), float(_get(w, "end_s")), str(_get(w, "text") or "")) for w in items]
+def _field(item: Any, name: str) -> Any:
+    # Hand-made input only (dicts, a caller's own objects): our own types never come through here.
+    return item.get(name) if isinstance(item, Mapping) else getattr(item, name, None)
 
 
-def transcript_words(transcript: Any) -> list[Word]:
+def _as_words(items: Iterable[Any] | None) -> tuple[Word, ...]:
+    return tuple(
+        Word(str(_field(w, "text") or ""), float(_field(w, "start_s")), float(_field(w, "end_s")), 1.0)
+        for w in items or ()
+    )
+
+
+def _as_segment(item: Any) -> Segment:
+    words = _as_words(_field(item, "words"))
+    text = str(_field(item, "text") or " ".join(w.text for w in words))
+    return Segment(text, float(_field(item, "start_s")), float(_field(item, "end_s")), 1.0, words)
+
+
+def _sorted_words(transcript: Transcript) -> list[Word]:
     """Every word of a transcript, in time order."""
-    words = _get(transcript, "words")
-    if words is None:
-        words = [w for seg in _get(transcript, "segments") or () for w in (_get(seg, "words") or ())]
-    return sorted(_as_words(words), key=lambda w: w.start_s)
-
-
-def transcript_segments(transcript: Any) -> list[Word]:
-    """The transcript's segments (sentences) as spans with their text; [] if it has none."""
-    return _as_words(_get(transcript, "segments") or ())
+    return sorted(transcript.words, key=lambda w: w.start_s)
 
 
 def _tokens(text: str) -> list[str]:
-    """Lower-cased words without punctuation; with the speech extra, numbers spelled out as ASR writes them."""
-    try:
-        from grounding_agent.media.speech import normalize
-    except ImportError:
-        return re.sub(r"[^\w']+", " ", text.lower()).replace("'", "").split()
+    """Lower-cased words without punctuation, numbers spelled out as ASR writes them."""
     return normalize(text)
 
 
-def find_phrases(words: list[Word], phrases: Iterable[str]) -> list[Word]:
+def find_phrases(words: list[Word], phrases: Iterable[str]) -> list[Segment]:
     """Every occurrence of each phrase (consecutive whole words, case and punctuation ignored)."""
     tokens = [" ".join(_tokens(w.text)) for w in words]
     hits = []
     for phrase in phrases:
         want = _tokens(phrase)
-        if not want:
-            continue
-        k = len(want)
-        for i in range(len(words) - k + 1):
-            if tokens[i : i + k] == want:
-                hits.append(Word(words[i].start_s, words[i + k - 1].end_s, " ".join(w.text for w in words[i : i + k])))
-    return sorted(hits, key=lambda w: w.start_s)
+        for i in range(len(words) - len(want) + 1 if want else 0):
+            if tokens[i : i + len(want)] == want:
+                hits.append(_phrase(words[i : i + len(want)]))
+    return sorted(hits, key=lambda h: h.start_s)
+
+
+def _phrase(words: list[Word]) -> Segment:
+    probability = sum(w.probability for w in words) / len(words)
+    return Segment(" ".join(w.text for w in words), words[0].start_s, words[-1].end_s, probability, tuple(words))

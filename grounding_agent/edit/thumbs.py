@@ -18,7 +18,7 @@ _MIN_TILE_W = 320  # room for the caption "#12  00:00:00:00 - 00:00:00:00"
 
 def middle_frames(plan: EditPlan, *, max_pixels: int = 320 * 180) -> list[np.ndarray]:
     """The middle frame of each kept segment, (H, W, 3) uint8."""
-    from grounding_agent.media.video import sample_frames
+    from grounding_agent.media.decode import sample_frames
 
     grid, out = plan.grid, []
     for seg in plan.kept:

@@ -17,6 +17,12 @@ from typing import Any, Protocol, runtime_checkable
 
 from grounding_agent.defaults import SAMPLING
 from grounding_agent.errors import ConfigError
+from grounding_agent.grounders.describe import (
+    DESCRIBE_MAX_FRAMES,
+    DescribeRequest,
+    Description,
+    template_description,
+)
 from grounding_agent.grounders.parsing import ParseFailure, parse_answer
 from grounding_agent.types import Frames, Moment, Prediction, Video
 from grounding_agent.utils.temporal import nms, tiou
@@ -147,14 +153,29 @@ def at_least(moment: Moment, min_length_s: float, end_s: float, *, start_s: floa
 
 @runtime_checkable
 class Grounder(Protocol):
-    """Anything that grounds a query in a video.
+    """Anything that grounds a query in a video: what every caller (Session, agent, CLI, eval) may read.
 
-    `needs_pixels` tells callers whether to decode frames at all (model-free baselines do not).
     `video` is a `Video` or a path (opened with `check_request`); `top_k` >= 1 moments at most come back.
+
+    Attributes:
+        name: what the grounder is ("vllm:<model>", "hf:<model>", "uniform", ...).
+        needs_pixels: whether callers should decode frames at all (model-free baselines do not).
+        fps, max_frames, max_pixels: how it samples frames (`frames_for`); callers sampling for it use them.
+        concurrency: requests it keeps in flight at once in its async API (vLLM's cap; 1 elsewhere).
+        text_model: the VLM behind `describe` ("vlm:<text_model>" answers); None: templated answers.
+        served_model: the model name a vLLM server answers to (for LLM planners / verifiers); None if none.
+        transcriber: the speech recogniser answering speech sub-queries (`grounders.transcript`), or None.
     """
 
     name: str
     needs_pixels: bool
+    fps: float
+    max_frames: int
+    max_pixels: int | None
+    concurrency: int
+    text_model: str | None
+    served_model: str | None
+    transcriber: Any
 
     def ground(
         self, video: Video | str | os.PathLike, query: str, *, top_k: int = 1, frames: Frames | None = None
@@ -164,11 +185,27 @@ class Grounder(Protocol):
         self, video: Video | str | os.PathLike, query: str, *, top_k: int = 1, frames: Frames | None = None
     ) -> Grounding: ...
 
+    def frames_for(self, video: Video, frames: Frames | None, timings_s: dict[str, float]) -> Frames: ...
+
+    def describe(
+        self,
+        frames: Frames | None,
+        request: DescribeRequest,
+        moments: Sequence[Moment],
+        *,
+        max_tokens: int | None = None,
+        max_frames: int = DESCRIBE_MAX_FRAMES,
+    ) -> Description: ...
+
+    def transcript(self, video: Video | str | os.PathLike) -> Any: ...
+
 
 class BaseGrounder:
-    """Convenience base: `aground` runs `ground` in a worker thread; frame sampling on demand.
+    """Convenience base: `aground` runs `ground` in a worker thread; frame sampling on demand; templated
+    text answers; the defaults of every `Grounder` attribute.
 
-    Subclasses implement `ground`; async-native backends (vLLM) override `aground` too.
+    Subclasses implement `ground`; async-native backends (vLLM) override `aground` too, VLM-backed ones
+    `describe` and `text_model`.
     """
 
     name: str = "base"
@@ -177,6 +214,10 @@ class BaseGrounder:
     max_frames: int = SAMPLING.max_frames
     # Resize frames to at most this many pixels before the processor (None = the processor's budget).
     max_pixels: int | None = SAMPLING.max_pixels
+    concurrency: int = 1
+    text_model: str | None = None
+    served_model: str | None = None
+    transcriber: Any = None
 
     def ground(
         self, video: Video | str | os.PathLike, query: str, *, top_k: int = 1, frames: Frames | None = None
@@ -196,12 +237,29 @@ class BaseGrounder:
         if frames is not None:
             timings_s.setdefault("decode", 0.0)
             return frames
-        from grounding_agent.media.video import sample_frames  # lazy: decord is heavy and optional here
+        from grounding_agent.media.decode import sample_frames  # lazy: decord is heavy and optional here
 
         with timed(timings_s, "decode"):
             return sample_frames(
                 video, fps=self.fps, max_frames=self.max_frames, max_pixels=self.max_pixels, cache=True
             )
+
+    def describe(
+        self,
+        frames: Frames | None,
+        request: DescribeRequest,
+        moments: Sequence[Moment],
+        *,
+        max_tokens: int | None = None,
+        max_frames: int = DESCRIBE_MAX_FRAMES,
+    ) -> Description:
+        """A text answer to `request` over `frames` (at most `max_frames` shown, `max_tokens` written).
+        Without a language model (`text_model` None): a templated sentence from `moments` that says so."""
+        return template_description(self.name, request, moments)
+
+    def transcript(self, video: Video | str | os.PathLike) -> Any:
+        """The video's speech transcript, or None without a `transcriber`."""
+        return None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"

@@ -14,6 +14,7 @@ import copy
 import functools
 import math
 import threading
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from grounding_agent.defaults import SAMPLING, TOKENS
@@ -26,9 +27,16 @@ from grounding_agent.grounders.base import (
     grounding_from_answers,
     timed,
 )
+from grounding_agent.grounders.describe import (
+    DESCRIBE_MAX_FRAMES,
+    DescribeRequest,
+    Description,
+    describe_content,
+    spread,
+)
 from grounding_agent.grounders.qwen_inputs import Family, InputMode, build_request, family_of, hf_inputs
 from grounding_agent.io import check_model_source
-from grounding_agent.types import Frames, Video
+from grounding_agent.types import Frames, Moment, Video
 from grounding_agent.utils.extras import HF, require_spec
 
 Quantization = Literal["4bit", "8bit"]
@@ -160,6 +168,11 @@ class HFGrounder(BaseGrounder):
         # `aground` runs `ground` in worker threads; one model must not generate for two at once.
         self._lock = threading.Lock()
 
+    @property
+    def text_model(self) -> str:
+        """The model that writes `describe`'s answers: this one."""
+        return self.model_id
+
     def ground(self, video: Video, query: str, *, top_k: int = 1, frames: Frames | None = None) -> Grounding:
         import torch
 
@@ -186,6 +199,38 @@ class HFGrounder(BaseGrounder):
             info={**info, "mode": request.mode},
             fallback=self.fallback,
         )
+
+    def describe(
+        self,
+        frames: Frames | None,
+        request: DescribeRequest,
+        moments: Sequence[Moment],
+        *,
+        max_tokens: int | None = None,
+        max_frames: int = DESCRIBE_MAX_FRAMES,
+    ) -> Description:
+        """This model answers `request` over timestamped images (greedy, `max_tokens` new tokens, default 64),
+        through the session's prefix cache: a second question on the same window reuses the frames' KV."""
+        import torch
+
+        if frames is None:
+            raise ConfigError(f"{self.name} describes frames: pass the frames of the window")
+        system, user, prompt = request.render()
+        shown = spread(frames, max_frames)
+        messages = [
+            {"role": "system", "content": [{"type": "text", "text": system}]},
+            {"role": "user", "content": describe_content(shown, user, lambda i: {"type": "image"})},
+        ]
+        text = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        inputs = self.processor(text=[text], images=list(shown.pixels), return_tensors="pt").to(self.model.device)
+        with self._lock, torch.inference_mode():
+            out = generate(
+                self.model, inputs, max_new_tokens=max_tokens or 64, do_sample=False, temperature=None, top_p=None,
+                top_k=None,
+            )  # fmt: skip
+        new_tokens = out[:, inputs["input_ids"].shape[1] :]
+        answer = self.processor.batch_decode(new_tokens, skip_special_tokens=True)[0].strip()
+        return Description(answer, f"vlm:{self.text_model}", prompt)
 
     def _generate(self, inputs: Any) -> tuple[list[str], list[float]]:
         """Generated texts and, for greedy, exp(mean token log-prob) of each (1.0 for samples)."""
@@ -217,7 +262,6 @@ class HFGrounder(BaseGrounder):
             ]
             confidences.append(math.exp(sum(kept) / len(kept)) if kept else 0.0)
         return texts, confidences
-
 
 
 # --- generation from a prefilled visual prefix -----------------------------------------------------

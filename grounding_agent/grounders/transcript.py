@@ -15,17 +15,19 @@ Transcripts (and screen text) are computed once per video and kept (and cached o
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from grounding_agent.errors import ConfigError
 from grounding_agent.grounders.base import BaseGrounder, Grounder, Grounding, check_request
+from grounding_agent.grounders.describe import DESCRIBE_MAX_FRAMES, DescribeRequest, Description
 from grounding_agent.types import Frames, Moment, Video
 
 
 def route(query: str, *, ocr: bool = False) -> tuple[str, str]:
     """("speech", words said) / ("ocr", text shown) / ("visual", query) for one (sub-)query."""
-    from grounding_agent.media.speech import speech_query
+    from grounding_agent.media.speech_query import speech_query
 
     said = speech_query(query)
     if said:
@@ -64,20 +66,51 @@ class TranscriptGrounder(BaseGrounder):
         self.screen_reader = screen_reader
         self.min_score = min_score
         self.name = f"speech+{inner.name}" if inner is not None else "speech"
-        self.needs_pixels = bool(getattr(inner, "needs_pixels", False))
-        for attr in ("fps", "max_frames", "max_pixels"):
-            if inner is not None and hasattr(inner, attr):
-                setattr(self, attr, getattr(inner, attr))
+        self.needs_pixels = inner is not None and inner.needs_pixels
+        if inner is not None:  # frames sampled for this grounder are the visual grounder's
+            self.fps, self.max_frames, self.max_pixels = inner.fps, inner.max_frames, inner.max_pixels
         self._transcripts: dict[str, Any] = {}
         self._screens: dict[str, Any] = {}
 
     def __getattr__(self, name: str) -> Any:
-        # Everything else (model, client, processor, ...) is the visual grounder's: describers, the
-        # agent's served-model lookup and sampling read it from here.
+        # Backend-specific extras (a vLLM grounder's `model_cards`, `chat_completion`, ...) are the visual
+        # grounder's; everything callers need is typed below (`base.Grounder`).
         inner = self.__dict__.get("inner")
         if inner is None or name.startswith("__"):
             raise AttributeError(name)
         return getattr(inner, name)
+
+    @property
+    def concurrency(self) -> int:
+        """The visual grounder's in-flight cap (transcript / screen-text queries are local)."""
+        return self.inner.concurrency if self.inner is not None else 1
+
+    @concurrency.setter
+    def concurrency(self, value: int) -> None:
+        if self.inner is not None:
+            self.inner.concurrency = value
+
+    @property
+    def text_model(self) -> str | None:
+        return self.inner.text_model if self.inner is not None else None
+
+    @property
+    def served_model(self) -> str | None:
+        return self.inner.served_model if self.inner is not None else None
+
+    def describe(
+        self,
+        frames: Frames | None,
+        request: DescribeRequest,
+        moments: Sequence[Moment],
+        *,
+        max_tokens: int | None = None,
+        max_frames: int = DESCRIBE_MAX_FRAMES,
+    ) -> Description:
+        """The visual grounder's text answer (templated without one)."""
+        if self.inner is None:
+            return super().describe(frames, request, moments)
+        return self.inner.describe(frames, request, moments, max_tokens=max_tokens, max_frames=max_frames)
 
     def transcript(self, video: Video | str | os.PathLike) -> Any:
         """The video's transcript (transcribed on first use, then kept), or None without a transcriber."""

@@ -25,13 +25,14 @@ import functools
 import sys
 import threading
 import weakref
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from grounding_agent.utils.cache import BoundedCache
 
 # Per session, Qwen2.5-VL-7B on 32 frames at 448²: ~80 MB of patches, ~30 MB of tower output, ~235 MB of bf16
 # KV cache for their 4096-token prefix (28 layers x 2 x 4 KV heads x 128 x 2 bytes = 57 KB a token), and the
@@ -52,11 +53,18 @@ class _Entry:
 
 
 class VisionCache:
-    """LRU of (kind, inputs) -> output, bounded by bytes; counts hits and misses per kind."""
+    """LRU of (kind, inputs) -> output, bounded by bytes (a `BoundedCache`); counts hits and misses per kind.
+
+    Inputs are compared by value, not hashed: the stored calls are scanned (`_inputs`, which never changes
+    the recency order) and a hit is then read through the LRU, which makes it the most recently used.
+    """
 
     def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES):
         self.max_bytes = max_bytes
-        self._entries: OrderedDict[int, _Entry] = OrderedDict()
+        self._lru: BoundedCache[int, _Entry] = BoundedCache(
+            maxsize=max_bytes, getsizeof=lambda entry: entry.nbytes, on_evict=self._forget
+        )
+        self._inputs: dict[int, _Entry] = {}  # the same entries, in insertion order, for the scan
         self._ids = iter(range(1 << 62))
         self._lock = threading.Lock()
         self.nbytes = 0
@@ -74,12 +82,12 @@ class VisionCache:
         """`fn(*args, **kwargs)`, or the stored output of an earlier call of `kind` by the same `owner`
         (see `owner_key`) with equal inputs."""
         with self._lock:
-            for key, entry in reversed(self._entries.items()):
+            for key, entry in reversed(list(self._inputs.items())):
                 if (
                     entry.kind == kind and _same(entry.owner, owner)
                     and _same(entry.args, args) and _same(entry.kwargs, kwargs)
                 ):  # fmt: skip
-                    self._entries.move_to_end(key)
+                    self._lru.get(key)  # now the most recently used
                     self.hits[kind] = self.hits.get(kind, 0) + 1
                     return entry.value
             self.misses[kind] = self.misses.get(kind, 0) + 1
@@ -88,21 +96,26 @@ class VisionCache:
         value = fn(*args, **kwargs)
         nbytes = _nbytes(value) + _nbytes(kept_args) + _nbytes(kept_kwargs)
         with self._lock:
-            if nbytes <= self.max_bytes:
-                self._entries[next(self._ids)] = _Entry(kind, owner, kept_args, kept_kwargs, value, nbytes)
+            if nbytes <= self.max_bytes:  # a larger one is computed, never kept
+                key, entry = next(self._ids), _Entry(kind, owner, kept_args, kept_kwargs, value, nbytes)
+                self._inputs[key] = entry
                 self.nbytes += nbytes
-                while self.nbytes > self.max_bytes:
-                    _, old = self._entries.popitem(last=False)
-                    self.nbytes -= old.nbytes
+                self._lru.set(key, entry)  # evicts the least recently used until it fits (`_forget`)
         return value
 
+    def _forget(self, key: int, entry: _Entry) -> None:
+        if self._inputs.pop(key, None) is not None:
+            self.nbytes -= entry.nbytes
+
+    def entries(self) -> list[_Entry]:
+        """The stored calls (kind, owner, inputs, output, bytes), oldest first."""
+        return list(self._inputs.values())
+
     def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-            self.nbytes = 0
+        self._lru.clear()
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._inputs)
 
 
 @contextmanager

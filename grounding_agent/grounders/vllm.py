@@ -12,7 +12,7 @@ Format forcing (`structured=True`): a regex in the request's `"structured_output
 
 The two API calls go over httpx2 (`openai_http`: the openai SDK's retries and checks without its
 0.5-0.9 s import). Importing this module is light: the HTTP client loads when the first one is made, so
-a caller can start decoding frames first (`FramePrefetch`) and have both happen at once.
+a caller can start decoding frames first (`prefetch.FramePrefetch`) and have both happen at once.
 """
 
 from __future__ import annotations
@@ -20,12 +20,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
-import ssl
-import threading
-import time
-from collections import OrderedDict
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from grounding_agent.defaults import SERVED_SAMPLING, SERVER, TOKENS
@@ -37,6 +32,14 @@ from grounding_agent.grounders.base import (
     grounding_from_answers,
     timed,
 )
+from grounding_agent.grounders.describe import (
+    DESCRIBE_MAX_FRAMES,
+    DescribeRequest,
+    Description,
+    describe_content,
+    spread,
+)
+from grounding_agent.grounders.prefetch import FramePrefetch, encode_frames, start_tls_context, tls_context
 from grounding_agent.grounders.qwen_inputs import (
     GroundingRequest,
     build_request,
@@ -44,11 +47,17 @@ from grounding_agent.grounders.qwen_inputs import (
     openai_messages,
 )
 from grounding_agent.grounders.serving import check_server_url
-from grounding_agent.types import Frames, Video
+from grounding_agent.types import Frames, Moment, Video
+from grounding_agent.utils.cache import BoundedCache
 from grounding_agent.utils.deadline import deadline_error, run_blocking
+
+__all__ = ["ENCODED_VIDEOS", "FramePrefetch", "VLLMGrounder", "answer_regex", "encode_frames"]
 
 if TYPE_CHECKING:
     from grounding_agent.grounders.openai_http import Completion, OpenAIHTTP
+
+
+ENCODED_VIDEOS = 8  # videos whose frames' data URLs are kept (repeated queries skip re-encoding)
 
 
 def answer_regex(prompt: str, top_k: int, duration_s: float, think_chars: int = 1500) -> str:
@@ -135,10 +144,20 @@ class VLLMGrounder(BaseGrounder):
         }
         self._async: dict[int, tuple[OpenAIHTTP, asyncio.Semaphore]] = {}
         # Frames' identity -> {frame position: data URL}: repeated queries on one video skip re-encoding.
-        self._encoded: OrderedDict[tuple, dict[int, str]] = OrderedDict()
-        _start_tls_context()  # loads while the first client imports its HTTP library
+        self._encoded: BoundedCache[tuple, dict[int, str]] = BoundedCache(maxsize=ENCODED_VIDEOS)
+        start_tls_context()  # loads while the first client imports its HTTP library
         self.model = model or self.served_models()[0]
         self.name = f"vllm:{self.model}"
+
+    @property
+    def served_model(self) -> str:
+        """The name the server answers to (base model or LoRA): also what LLM planners / verifiers ask."""
+        return self.model
+
+    @property
+    def text_model(self) -> str:
+        """The served model writes `describe`'s answers."""
+        return self.model
 
     # --- server -----------------------------------------------------------------------------------
 
@@ -175,8 +194,8 @@ class VLLMGrounder(BaseGrounder):
             messages = openai_messages(request, self.image_format, cache)
         return request, self._body(messages, top_k, video.duration_s)
 
-    def _encoded_cache(self, frames: Frames, keep: int = 8) -> dict[int, str]:
-        """Data URLs already made for these frames (same file, frames and size); LRU of `keep` videos."""
+    def _encoded_cache(self, frames: Frames) -> dict[int, str]:
+        """Data URLs already made for these frames (same file, frames and size); LRU of `ENCODED_VIDEOS` videos."""
         try:  # an edited file must not reuse stale images
             stat = os.stat(frames.video.path)
             version = (stat.st_mtime_ns, stat.st_size)
@@ -185,10 +204,10 @@ class VLLMGrounder(BaseGrounder):
         key = (
             str(frames.video.path), version, frames.indices.tobytes(), frames.pixels.shape, self.image_format
         )
-        cache = self._encoded.pop(key, None) or {}
-        self._encoded[key] = cache
-        while len(self._encoded) > keep:
-            self._encoded.popitem(last=False)
+        cache = self._encoded.get(key)  # a hit is now the most recently used
+        if cache is None:
+            cache = {}
+            self._encoded.set(key, cache)
         return cache
 
     def _body(self, messages: list[dict[str, Any]], top_k: int, duration_s: float) -> dict[str, Any]:
@@ -304,6 +323,36 @@ class VLLMGrounder(BaseGrounder):
         """
         return self._blocking(lambda client: client.chat(body))
 
+    def describe(
+        self,
+        frames: Frames | None,
+        request: DescribeRequest,
+        moments: Sequence[Moment],
+        *,
+        max_tokens: int | None = None,
+        max_frames: int = DESCRIBE_MAX_FRAMES,
+    ) -> Description:
+        """The served VLM answers `request` over timestamped frames (greedy, `max_tokens`, default 96), within
+        this grounder's deadline, retries and reply checks.
+
+        Raises:
+            ServerError: as `chat_completion`.
+        """
+        if frames is None:
+            raise ConfigError(f"{self.name} describes frames: pass the frames of the window")
+        system, user, prompt = request.render()
+        shown = spread(frames, max_frames)
+        content = describe_content(
+            shown, user, lambda i: {"type": "image_url", "image_url": {"url": encode_image(shown.pixels[i])}}
+        )
+        response = self.chat_completion(
+            model=self.model,
+            messages=[{"role": "system", "content": system}, {"role": "user", "content": content}],
+            max_tokens=max_tokens or 96,
+            temperature=0.0,
+        )
+        return Description(response.choices[0].text.strip(), f"vlm:{self.model}", prompt)
+
     async def _acall(self, client: OpenAIHTTP, call: Any) -> Any:
         """Await `call(client)` within the total deadline `timeout_s` (retries included).
 
@@ -339,7 +388,7 @@ class VLLMGrounder(BaseGrounder):
         )
 
         # One TLS context per process: loading the CA bundle anew for every client costs ~25 ms each.
-        return OpenAIHTTP(self.base_url, **self._client_kwargs, verify=_tls_context())
+        return OpenAIHTTP(self.base_url, **self._client_kwargs, verify=tls_context())
 
     def _async_state(self) -> tuple[OpenAIHTTP, asyncio.Semaphore]:
         # An async client and a semaphore belong to one event loop: keep one pair per loop.
@@ -348,124 +397,3 @@ class VLLMGrounder(BaseGrounder):
             client = self._new_client()
             self._async = {loop_id: (client, asyncio.Semaphore(self.concurrency))}
         return self._async[loop_id]
-
-
-def encode_frames(
-    frames: Frames, image_format: Literal["jpeg", "png"], cache: dict[int, str] | None = None
-) -> dict[int, str]:
-    """`cache` (frame position -> data URL) holding every frame: the missing ones are encoded in parallel
-    threads (PIL releases the GIL while it compresses); each URL is what `encode_image` makes alone."""
-    from grounding_agent.media.video import usable_cores  # loaded already: these frames were decoded by it
-
-    cache = {} if cache is None else cache
-    todo = [i for i in range(len(frames)) if i not in cache]
-    workers = min(usable_cores(), len(todo))
-
-    def encode(i: int) -> str:
-        return encode_image(frames.pixels[i], image_format)
-
-    if workers < 2:
-        cache.update(zip(todo, map(encode, todo)))
-        return cache
-    with ThreadPoolExecutor(workers, thread_name_prefix="encode") as pool:
-        cache.update(zip(todo, pool.map(encode, todo)))
-    return cache
-
-
-@dataclass
-class PreparedFrames:
-    """What `FramePrefetch` made: the frames, their data URLs and the seconds each step took."""
-
-    frames: Frames
-    urls: dict[int, str]
-    image_format: str
-    timings_s: dict[str, float]  # "decode", "preprocess" (the encoding)
-
-
-class FramePrefetch:
-    """Sample and encode one video's frames in a worker thread, as `VLLMGrounder.ground` would.
-
-    A CLI `ground` starts it before making the grounder: the main thread imports the HTTP client and
-    asks the server for its models while decoding and compressing run in C (PyAV and PIL release the
-    GIL). `result()` waits, and re-raises here whatever the worker raised (a typed `VideoError`).
-    A run that fails meanwhile exits when the decode ends (decoders are not stopped mid-frame).
-    """
-
-    def __init__(
-        self,
-        video: Video,
-        *,
-        fps: float = SERVED_SAMPLING.fps,
-        max_frames: int = SERVED_SAMPLING.max_frames,
-        max_pixels: int | None = SERVED_SAMPLING.max_pixels,
-        image_format: Literal["jpeg", "png"] = "jpeg",
-    ):
-        self.video, self.image_format = video, image_format
-        self._sampling = {"fps": fps, "max_frames": max_frames, "max_pixels": max_pixels}
-        self._future: Future[PreparedFrames] = _AHEAD.submit(self._prepare)
-
-    def result(self) -> PreparedFrames:
-        """The prepared frames, once the worker is done; what it raised is raised here."""
-        return self._future.result()
-
-    def _prepare(self) -> PreparedFrames:
-        from grounding_agent.media.video import sample_frames, usable_cores
-
-        timings: dict[str, float] = {}
-        t0 = time.perf_counter()
-        # What `frames_for` does, on all cores but one: the caller's thread keeps importing meanwhile.
-        threads = max(1, usable_cores() - 1)
-        frames = sample_frames(self.video, **self._sampling, cache=True, threads=threads)
-        timings["decode"] = time.perf_counter() - t0
-        urls = encode_frames(frames, self.image_format)
-        timings["preprocess"] = time.perf_counter() - t0 - timings["decode"]
-        return PreparedFrames(frames, urls, self.image_format, timings)
-
-
-# Work started before it is needed (the CA bundle, a CLI's frames); its threads start on the first submit.
-_AHEAD = ThreadPoolExecutor(2, thread_name_prefix="ahead")
-_TLS_LOCK = threading.Lock()
-_TLS: Future[ssl.SSLContext] | None = None
-
-
-def _tls_context() -> ssl.SSLContext:
-    """The process's verifying context (made once; a failure is not kept: the next client tries again)."""
-    global _TLS
-    future = _start_tls_context()
-    try:
-        return future.result()
-    except BaseException:
-        with _TLS_LOCK:
-            if _TLS is future:
-                _TLS = None
-        raise
-
-
-def _start_tls_context() -> Future[ssl.SSLContext]:
-    """Start loading the context in the background (once): reading the CA bundle (~40 ms) releases the
-    GIL, so it is done by the time the HTTP client has been imported."""
-    global _TLS
-    with _TLS_LOCK:
-        if _TLS is None:
-            _TLS = _AHEAD.submit(_new_tls_context)
-        return _TLS
-
-
-def _new_tls_context() -> ssl.SSLContext:
-    """A verifying context: $SSL_CERT_FILE or $SSL_CERT_DIR if set, else certifi's CA bundle.
-
-    The context `httpx.create_ssl_context()` makes, made in the background while the HTTP client's
-    import runs.
-    """
-    for variable, kind in (("SSL_CERT_FILE", "cafile"), ("SSL_CERT_DIR", "capath")):
-        if location := os.environ.get(variable):
-            try:
-                return ssl.create_default_context(**{kind: location})
-            except (OSError, ssl.SSLError) as exc:
-                raise ConfigError(
-                    f"cannot load CA certificates from ${variable}={location!r} ({exc}): point it at a "
-                    "PEM bundle (or folder), or unset it to use certifi's"
-                ) from None
-    import certifi
-
-    return ssl.create_default_context(cafile=certifi.where())

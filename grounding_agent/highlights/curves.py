@@ -1,8 +1,8 @@
-"""Model-free signals over a video's time: audio loudness, visual motion and scene novelty.
+"""Model-free signals over a video's time: visual motion and scene novelty (loudness: `media.audio`).
 
 Everything here is a `Curve` (one value per timestamp), the shape every saliency-like signal takes in
-this package (CLIP similarity in `saliency`, fusion in `highlights`, window features in `rerank_features`).
-Frames are streamed through `video.sample_frames` in time chunks so memory stays bounded on long videos.
+this package (CLIP similarity in `clip`, fusion in `windows`; window features in `agent.rerank_features`).
+Frames are streamed through `media.video.iter_frame_chunks` in time chunks so memory stays bounded.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from grounding_agent.defaults import SAMPLING
-from grounding_agent.media.video import DEFAULT_CHUNK_S, iter_frame_chunks
+from grounding_agent.media.decode import DEFAULT_CHUNK_S, iter_frame_chunks
 from grounding_agent.types import Curve
 
 # Motion and histograms need little resolution: decode at about 160x90.

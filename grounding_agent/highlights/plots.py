@@ -10,15 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from grounding_agent.defaults import CLIP_LEN_S
+from grounding_agent.highlights.result import HighlightResult
 from grounding_agent.io import atomic_path
-from grounding_agent.types import Moment
-
-if TYPE_CHECKING:
-    from grounding_agent.highlights.windows import HighlightResult
+from grounding_agent.types import Moment, minmax
 
 NOTHING_STANDS_OUT = "nothing stands out: the saliency curve is flat"
 _SIGNAL_COLORS = {"clip": "tab:purple", "motion": "tab:blue", "scene": "tab:olive", "audio": "tab:orange", "fused": "black"}
@@ -94,9 +92,6 @@ def _save(fig, path: str | Path) -> Path:
 
 def save_highlights_plot(result: HighlightResult, path: str | Path, *, title: str | None = None) -> Path:
     """PNG: per-clip saliency (0-1) with each window as a ranked bar below it; says so when nothing stands out."""
-    from grounding_agent.highlights.windows import CLIP_LEN_S
-    from grounding_agent.types import minmax
-
     plt = _pyplot()
     n = len(next(iter(result.clip_scores.values())))
     edges = np.arange(n + 1) * CLIP_LEN_S

@@ -20,7 +20,7 @@ best candidate's, so the top window scores 1; a window that is mostly below the 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,13 +29,15 @@ import numpy as np
 from grounding_agent.defaults import CLIP_LEN_S, SAMPLING  # CLIP_LEN_S: QVHighlights' clip length
 from grounding_agent.errors import ConfigError
 from grounding_agent.highlights.curves import visual_change
+from grounding_agent.highlights.plots import save_highlights_plot
+from grounding_agent.highlights.result import HighlightResult
 from grounding_agent.media.audio import audio_energy
 from grounding_agent.types import Curve, Moment, Prediction, minmax
 from grounding_agent.utils.temporal import nms, tiou
 
 if TYPE_CHECKING:
     from grounding_agent.highlights.clip import ClipSaliency
-    from grounding_agent.media.speech import Transcript
+    from grounding_agent.media.transcript import Transcript
 
 # Per-clip scores varying less than this are flat: no window stands out.
 FLAT_SPAN = 1e-6
@@ -111,29 +113,6 @@ class WindowSearch:
             raise ConfigError(
                 f"nms_iou must be in [0, 1] and diversity >= 0, got {self.nms_iou}, {self.diversity}"
             )
-
-
-@dataclass
-class HighlightResult:
-    """What a detector found, and the evidence (for plots and explanations).
-
-    Attributes:
-        prediction: QVHighlights-shaped answer.
-        windows: the chosen windows, best first.
-        clip_scores: signal name -> per-clip scores in [0, 1] (plus "fused"; query mode: "clip" only).
-        curves: the raw signals on their own time axes.
-        weights: the weights actually used (renormalised), by signal.
-        absent: signal name -> why it was not used.
-        duration_s: the video's duration.
-    """
-
-    prediction: Prediction
-    windows: list[Moment]
-    clip_scores: dict[str, np.ndarray]
-    curves: dict[str, Curve]
-    weights: dict[str, float]
-    absent: dict[str, str] = field(default_factory=dict)
-    duration_s: float = 0.0
 
 
 # --- per-clip scores and windows -------------------------------------------------------------------
@@ -338,6 +317,4 @@ def generic_highlights(
 
 def save_plot(result: HighlightResult, path: str | Path, *, title: str | None = None) -> Path:
     """PNG of the per-clip saliency, the raw curves and the chosen windows (`plots.save_highlights_plot`)."""
-    from grounding_agent.highlights.plots import save_highlights_plot
-
     return save_highlights_plot(result, path, title=title)

@@ -1,4 +1,11 @@
-"""The HTTP service (FastAPI): `create_app(session_factory, media_root=...)`; served by `grounding-agent api`."""
+"""The HTTP service (FastAPI): `create_app(session_factory, media_root=...)`; served by `grounding-agent api`.
+
+Owns the routes (`APIRouter` modules by resource: `health`, `ground`, `sessions`, with `stream` for a turn's
+server-sent events), their bodies (`models`), what they share (`state`: sessions, limits, typed errors ->
+status codes) and which files a client may name (`media`). May import the core modules (`errors`,
+`defaults`, `io`) and `utils`; it reaches the library only through the `Session` the factory returns.
+Only `cli` imports it.
+"""
 
 from grounding_agent.http.app import create_app
 

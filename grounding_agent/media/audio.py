@@ -1,4 +1,5 @@
-"""Audio in a media file: whether it has a stream, decoding it resampled, and its loudness as a `Curve`."""
+"""Audio in a media file: whether it has a stream, decoding it resampled (streamed in blocks), and its
+loudness as a `Curve`."""
 
 from __future__ import annotations
 
@@ -74,6 +75,35 @@ def audio_energy(path: str | Path, *, hop_s: float = 0.5, sample_rate: int = 160
         return None
     db = np.maximum(20.0 * np.log10(np.maximum(np.asarray(rms), 1e-12)), SILENCE_DB)
     return Curve("audio", (start_s or 0.0) + np.asarray(centres) / sample_rate, db)
+
+
+def iter_audio(path: str | Path, block_s: float = 30.0, sample_rate: int = 16000) -> Iterator[np.ndarray]:
+    """The first audio stream as mono float32 blocks of about `block_s` seconds at `sample_rate` (PyAV).
+
+    Yields nothing if the file has no audio stream.
+
+    Raises:
+        VideoNotFoundError, NotAVideoError: the file is missing or not media.
+        CorruptVideoError: the audio stream fails to decode.
+    """
+    block = int(block_s * sample_rate)
+    pending: list[np.ndarray] = []
+    size = 0
+    with open_container(path) as container:
+        if not container.streams.audio:
+            return
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+        try:
+            for frame in decoded_then_flushed(container, container.streams.audio[0], resampler):
+                pending.append(frame.to_ndarray().reshape(-1))
+                size += pending[-1].size
+                if size >= block:
+                    yield np.concatenate(pending).astype(np.float32, copy=False)
+                    pending, size = [], 0
+        except av.error.FFmpegError as exc:
+            raise CorruptVideoError(path, f"audio stream fails to decode ({exc.strerror or exc})") from exc
+    if pending:
+        yield np.concatenate(pending).astype(np.float32, copy=False)
 
 
 def decoded_then_flushed(container, stream, resampler) -> Iterator[av.AudioFrame]:

@@ -25,11 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from grounding_agent.defaults import cache_dir
 from grounding_agent.errors import ConfigError
 from grounding_agent.io import write_json_atomic
 from grounding_agent.types import Evidence, Moment, Video
-from grounding_agent.utils.cache import file_fingerprint
+from grounding_agent.utils.cache import cache_folder, file_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +38,6 @@ DEFAULT_MAX_PIXELS = 960 * 540
 # Mean absolute pixel difference (0-255) below which a frame shows the same text as the last one read.
 SAME_FRAME = 3.0
 MIN_LINE_SCORE = 0.5
-
-
-def default_cache_dir() -> Path:
-    return cache_dir("ocr")
 
 
 @dataclass(frozen=True)
@@ -199,7 +194,7 @@ class ScreenReader:
         if fps <= 0:
             raise ConfigError(f"OCR fps must be > 0, got {fps}")
         self.fps, self.max_pixels = fps, max_pixels
-        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else cache_folder("ocr")
         self.use_cache = use_cache
         self.stats = OcrStats()
 
@@ -221,7 +216,8 @@ class ScreenReader:
         return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
 
     def read(self, video: Video | str | Path) -> ScreenText:
-        from grounding_agent.media.video import iter_frame_chunks, open_video
+        from grounding_agent.media.decode import iter_frame_chunks
+        from grounding_agent.media.video import open_video
 
         path = Path(video.path if isinstance(video, Video) else video)
         key = self._key(path)

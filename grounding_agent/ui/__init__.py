@@ -1,4 +1,6 @@
 """The Gradio web UI (`app`): chat over a `Session`, moment chips, the timeline and the edit tab.
 
+Owns the page, its handlers (`App`), which files it serves (media root and its output folder) and the
+browser sessions it keeps (a `utils.cache.BoundedCache`, limits from `defaults.UI`).
 May import: every library package; only `cli` imports it.
 """

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import html
 import os
-import threading
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from grounding_agent.defaults import UI
 from grounding_agent.errors import ConfigError, GroundingAgentError
 from grounding_agent.types import Evidence, Moment
+from grounding_agent.utils.cache import BoundedCache
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".mov", ".m4v", ".avi")
 PLAYER_ID = "player"
@@ -62,8 +62,8 @@ class UIConfig:
 
     media_root: Path
     output_root: Path
-    max_upload_mb: int = 512
-    max_sessions: int = 8
+    max_upload_mb: int = UI.max_upload_mb
+    max_sessions: int = UI.max_sessions
 
     def __post_init__(self) -> None:
         if not Path(self.media_root).is_dir():
@@ -104,27 +104,22 @@ def resolve_media(media_root: Path, relative: str) -> Path:
 
 
 class SessionStore:
-    """Open sessions by key, least recently used dropped first (memory stays bounded)."""
+    """Open sessions by key in a `BoundedCache`: the least recently used is dropped first (memory stays bounded)."""
 
     def __init__(self, max_sessions: int):
         self.max_sessions = max_sessions
-        self._items: OrderedDict[str, Any] = OrderedDict()
-        self._lock = threading.Lock()
+        self._items: BoundedCache[str, Any] = BoundedCache(max_sessions)
 
     def add(self, session: Any) -> str:
         key = uuid.uuid4().hex
-        with self._lock:
-            self._items[key] = session
-            while len(self._items) > self.max_sessions:
-                self._items.popitem(last=False)
+        self._items.set(key, session)
         return key
 
     def get(self, key: str | None) -> Any:
-        with self._lock:
-            if not key or key not in self._items:
-                raise ConfigError("no video is open (or its session expired): pick a video first")
-            self._items.move_to_end(key)
-            return self._items[key]
+        session = self._items.get(key) if key else None
+        if session is None:
+            raise ConfigError("no video is open (or its session expired): pick a video first")
+        return session
 
     def __len__(self) -> int:
         return len(self._items)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections.abc import Callable, Hashable, Iterator
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -57,6 +58,7 @@ class BoundedCache(Generic[K, V]):
         ttl_s: entries older than this many seconds (since last `set`/`touch`) are gone; None: never.
         getsizeof: the size of one value (e.g. bytes of an array); default 1 per entry.
         on_evict: called with (key, value) for every entry evicted or expired (e.g. to delete files).
+        timer: the clock `ttl_s` is counted on (tests pass a fake one).
     """
 
     def __init__(
@@ -66,12 +68,13 @@ class BoundedCache(Generic[K, V]):
         ttl_s: float | None = None,
         getsizeof: Callable[[V], float] | None = None,
         on_evict: Callable[[K, V], None] | None = None,
+        timer: Callable[[], float] = time.monotonic,
     ) -> None:
         self._lock = threading.RLock()
         self._on_evict = on_evict
         self._evicted: list[tuple[K, V]] = []
         self._data: cachetools.Cache = (
-            _EvictingTTL(self._evicted, maxsize, ttl_s, getsizeof=getsizeof)
+            _EvictingTTL(self._evicted, maxsize, ttl_s, timer, getsizeof=getsizeof)
             if ttl_s is not None
             else _EvictingLRU(self._evicted, maxsize, getsizeof=getsizeof)
         )
@@ -153,8 +156,8 @@ class _EvictingLRU(cachetools.LRUCache):
 
 
 class _EvictingTTL(cachetools.TTLCache):
-    def __init__(self, sink: list, maxsize: float, ttl_s: float, getsizeof=None) -> None:
-        super().__init__(maxsize, ttl_s, getsizeof=getsizeof)
+    def __init__(self, sink: list, maxsize: float, ttl_s: float, timer=time.monotonic, getsizeof=None) -> None:
+        super().__init__(maxsize, ttl_s, timer=timer, getsizeof=getsizeof)
         self._sink = sink
 
     def popitem(self):

@@ -1,0 +1,57 @@
+"""Request and response bodies of the HTTP API (pydantic): what the OpenAPI schema at /docs shows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class GroundRequest(_Body):
+    video: str = Field(min_length=1, max_length=4096, description="path relative to the media root")
+    query: str = Field(min_length=1, max_length=2000, description="what to find")
+    top_k: int = Field(1, ge=1, le=50, description="how many moments")
+
+
+class SessionRequest(_Body):
+    video: str = Field(min_length=1, max_length=4096, description="path relative to the media root")
+
+
+class MessageRequest(_Body):
+    message: str = Field(min_length=1, max_length=4000)
+    stream: bool = Field(False, description="answer as server-sent events (text/event-stream)")
+
+
+class MomentOut(BaseModel):
+    start_s: float
+    end_s: float
+    score: float
+    explanation: dict[str, Any] | None = None
+
+
+class AnswerOut(BaseModel):
+    text: str
+    moments: list[MomentOut]
+    plan: dict[str, Any] | None
+    evidence: list[dict[str, Any]]
+    text_source: str
+    window_s: list[float] | None
+    reference: dict[str, Any] | None
+
+
+class SessionOut(BaseModel):
+    id: str
+    video: str
+    duration_s: float
+    ttl_s: float
+
+
+class HealthOut(BaseModel):
+    status: str
+    grounder: str
+    sessions: int
+    in_flight: int
