@@ -263,7 +263,7 @@ def main() -> int:
     os.environ["GROUNDING_AGENT_THREADS"] = str(args.threads)
     import torch
 
-    from grounding_agent.highlights.clip import DEFAULT_BACKEND
+    from grounding_agent.defaults import HIGHLIGHTS
 
     torch.set_num_threads(args.threads)
     model_dir = ensure_model()
@@ -271,7 +271,7 @@ def main() -> int:
     print(f"fp32 matmul: {floor['gflops_per_s']:.0f} GFLOP/s, {floor['gflops_per_cpu_s']:.0f} GFLOP/CPU-s", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-saliency-") as tmp:
         rows, prep = bench_backends(model_dir, args.frames, args.batch_size, Path(tmp), args.rounds, floor)
-        cache = None if args.skip_cache else bench_cache(model_dir, DEFAULT_BACKEND, Path(tmp))
+        cache = None if args.skip_cache else bench_cache(model_dir, HIGHLIGHTS.backend, Path(tmp))
     print_table(rows, prep, cache)
     result = {
         "machine": machine(threads=args.threads, torch=torch.__version__, cpu_flags=cpu_flags()),

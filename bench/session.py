@@ -92,8 +92,8 @@ def _one_session(grounder, video: Path, cache: bool, describe_tokens: int | None
     t0 = time.perf_counter()
     describer = HFDescriber(grounder, max_new_tokens=describe_tokens) if describe_tokens else None
     session = Session(video, grounder, vision_cache=cache, describer=describer)
-    if getattr(grounder, "needs_pixels", True):
-        session.frames  # decoded here rather than inside the first ask, to time it on its own
+    if grounder.needs_pixels:
+        _ = session.frames  # decoded here rather than inside the first ask, to time it on its own
     t_open = time.perf_counter()
     session.ask(FIRST)
     clock = getattr(getattr(grounder, "model", None), "generate", None)

@@ -23,6 +23,7 @@ if __package__ in (None, ""):  # run as a file: make `eval.runner` importable
 
 from eval import runner
 from grounding_agent.benchmarks.datasets import load_dataset
+from grounding_agent.defaults import COMMANDS
 from grounding_agent.errors import DatasetError, GroundingAgentError
 from grounding_agent.io import dumps_json
 
@@ -157,7 +158,7 @@ def render_text(b: dict[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="grounding-agent eval analyze", description=__doc__.splitlines()[0])
     p.add_argument("run", type=Path, help="the --out folder of an `eval run`")
-    p.add_argument("--worst", type=int, default=10, help="how many of the worst queries to show (default 10)")
+    p.add_argument("--worst", type=int, default=COMMANDS.worst, help=f"how many of the worst queries to show (default {COMMANDS.worst})")
     p.add_argument("--json", action="store_true", help="print the breakdown as one JSON object")
     args = p.parse_args(argv)
     try:

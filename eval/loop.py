@@ -75,7 +75,7 @@ def as_worker(g: Any) -> Worker:
     return (
         g
         if isinstance(g, Worker)
-        else Worker(g, argparse.Namespace(agent=False), None, getattr(g, "name", ""))
+        else Worker(g, argparse.Namespace(agent=False), None, g.name)
     )
 
 
@@ -137,5 +137,4 @@ async def run_queries(
             for t in tasks:
                 t.cancel()
             for w in workers:  # async clients belong to this event loop: close them before it ends
-                if callable(close := getattr(w.grounder, "aclose", None)):
-                    await close()
+                await w.grounder.aclose()

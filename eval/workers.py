@@ -30,10 +30,8 @@ def build_workers(args: argparse.Namespace) -> list[Worker]:
     workers = []
     for ns in per_server if args.backend == "vllm" else per_server[:1]:
         grounder = build_grounder(ns)
-        if isinstance(getattr(grounder, "concurrency", None), int):  # vllm: its own in-flight cap (read
-            grounder.concurrency = max(
-                grounder.concurrency, args.concurrency
-            )  # lazily) must not undercut ours
+        # vLLM's own in-flight cap (read lazily) must not undercut ours; the others ignore it.
+        grounder.concurrency = max(grounder.concurrency, args.concurrency)
         # Baselines ignore the query: the agent only when asked for (--agent); models: per query (auto).
         use_agent = args.agent if args.backend not in MODEL_BACKENDS else args.agent is not False
         agent = build_agent(ns, grounder) if use_agent else None
@@ -44,11 +42,11 @@ def build_workers(args: argparse.Namespace) -> list[Worker]:
 def served_identity(workers: Sequence[Worker]) -> dict[str, Any] | None:
     """What the vLLM server says it serves under the grounder's name (path = `root`), with hashes."""
     grounder = workers[0].grounder
-    cards, name = getattr(grounder, "model_cards", None), getattr(grounder, "model", None)
-    if not callable(cards) or not isinstance(name, str):
+    name = grounder.served_model
+    if name is None:
         return None
     try:
-        models = {m["id"]: m for m in cards()}
+        models = {m["id"]: m for m in grounder.model_cards()}
     except Exception:  # noqa: BLE001 - identity is best effort; the run itself reports server errors
         return {"model": name}
     m = models.get(name) or {}

@@ -170,3 +170,84 @@ HTTP_SERVICE = ServiceLimits()
 UI = UILimits()
 LOCAL_HOST = "127.0.0.1"  # the api and the ui listen on this machine only unless told otherwise
 __all__ += ["HTTP_SERVICE", "LOCAL_HOST", "UI", "ServiceLimits", "UILimits"]
+
+
+# --- Media, highlights, editing, sessions and the commands' own options. ---
+
+
+@dataclass(frozen=True)
+class MediaDefaults:
+    """Streaming decode, speech recognition and on-screen text.
+
+    Attributes:
+        decode_chunk_s: seconds of video decoded at once when frames are streamed (held in memory together).
+        asr_chunk_s: seconds of audio transcribed at once.
+        ocr_fps: frames read for on-screen text per second.
+        ocr_max_pixels: frames are shrunk to at most this many pixels before OCR.
+    """
+
+    decode_chunk_s: float = 60.0
+    asr_chunk_s: float = 600.0
+    ocr_fps: float = 0.5
+    ocr_max_pixels: int = 960 * 540
+
+
+@dataclass(frozen=True)
+class HighlightDefaults:
+    """Highlight detection: CLIP saliency sampling and runtime, generic prompts, window selection."""
+
+    clip_fps: float = 1.0
+    batch_size: int = 16
+    backend: str = "onnx-int8"
+    prompts: tuple[str, ...] = (
+        "an exciting moment",
+        "the highlight of the video",
+        "something surprising happens",
+        "people cheering and celebrating",
+        "a fast, dramatic action",
+    )
+    top_k: int = 5
+    nms_iou: float = 0.3
+    diversity: float = 0.5
+
+
+@dataclass(frozen=True)
+class EditDefaults:
+    """Editing: what counts as a silence, and the accurate render's x264 settings."""
+
+    silence_db: float = -40.0
+    min_silence_s: float = 0.5
+    preset: str = "veryfast"
+    crf: int = 18
+
+
+@dataclass(frozen=True)
+class SessionDefaults:
+    """A conversation: the follow-up window ("what happens next"), history kept, vision cache size."""
+
+    follow_s: float = 5.0
+    max_turns: int = 200
+    vision_cache_bytes: int = 1 << 30
+
+
+@dataclass(frozen=True)
+class CommandDefaults:
+    """Options of single commands (and of the library function a command calls, where it has one)."""
+
+    ground_top_k: int = 1  # `ground`: moments printed
+    samples: int = 1  # 1 = greedy decoding
+    seed: int = 0  # the `random` baseline's seed
+    search_top_k: int = 3  # `transcribe --search`: matches shown
+    serve_port: int = 8000  # `serve`: the vLLM server's port
+    startup_timeout_s: float = 900.0  # `serve`: seconds to wait for the server
+    eval_concurrency: int = 4  # `eval run`: queries in flight
+    eval_delay_s: float = 0.0  # `eval run`: simulated per-query latency of the baselines (tests)
+    worst: int = 10  # `eval analyze`: the worst queries shown
+
+
+MEDIA = MediaDefaults()
+HIGHLIGHTS = HighlightDefaults()
+EDIT = EditDefaults()
+SESSION = SessionDefaults()
+COMMANDS = CommandDefaults()
+__all__ += ["COMMANDS", "EDIT", "HIGHLIGHTS", "MEDIA", "SESSION"]

@@ -86,7 +86,9 @@ def test_drop_frame_fcpxml_holds_the_planned_frames(ntsc, tmp_path):
     plan = plan_edit(ntsc, "cut 0:01 to 0:02")
     root = ET.parse(export(plan, tmp_path / "edit.fcpxml")).getroot()
     assert root.find(".//format").get("frameDuration") == "1001/30000s"
-    seconds = lambda t: float(Fraction(t.rstrip("s"))) if t != "0s" else 0.0
+    def seconds(t: str) -> float:
+        return float(Fraction(t.rstrip("s"))) if t != "0s" else 0.0
+
     clips = root.findall(".//spine/clip")
     got = [(round(seconds(c.get("start", "0s")) * 30000 / 1001), round(seconds(c.get("duration")) * 30000 / 1001)) for c in clips]
     assert got == planned_ranges(plan)

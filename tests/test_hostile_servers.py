@@ -17,7 +17,8 @@ import pytest
 
 from grounding_agent.errors import ConfigError, ServerError
 from grounding_agent.grounders.vllm import VLLMGrounder
-from tests.test_hostile_options import CLIP, assert_one_line_error, empty_cwd, run_cli  # noqa: F401 (fixture)
+from tests.test_hostile_options import CLIP, assert_one_line_error, run_cli
+from tests.test_hostile_options import empty_cwd as empty_cwd  # noqa: F401 (a fixture)
 
 ANSWER = "1.00 - 2.00 seconds"
 COMPLETION = {

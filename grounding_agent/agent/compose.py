@@ -18,8 +18,6 @@ from grounding_agent.errors import ConfigError
 from grounding_agent.types import Moment, Plan, Relation
 from grounding_agent.utils.temporal import nms
 
-DEFAULT_BEFORE_TOLERANCE_S = AGENT.before_tolerance_s
-
 
 @dataclass(frozen=True)
 class Composition:
@@ -39,7 +37,7 @@ class Composition:
     consistent: bool = True
 
 
-def satisfies(relation: Relation, a: Moment, b: Moment, before_tolerance_s: float = DEFAULT_BEFORE_TOLERANCE_S) -> bool:
+def satisfies(relation: Relation, a: Moment, b: Moment, before_tolerance_s: float = AGENT.before_tolerance_s) -> bool:
     """Whether moments `a` and `b` satisfy `relation` (its `a` and `b` steps).
 
     before: a ends no later than `before_tolerance_s` after b starts (annotations and grounders are
@@ -62,7 +60,7 @@ def composed_moment(plan: Plan, chosen: Mapping[str, Moment]) -> Moment:
     return Moment(target.start_s, target.end_s, score)
 
 
-def consistent(plan: Plan, chosen: Mapping[str, Moment], before_tolerance_s: float = DEFAULT_BEFORE_TOLERANCE_S) -> bool:
+def consistent(plan: Plan, chosen: Mapping[str, Moment], before_tolerance_s: float = AGENT.before_tolerance_s) -> bool:
     """Whether a (full or partial) assignment satisfies every relation whose two steps are assigned."""
     return all(
         satisfies(r, chosen[r.a], chosen[r.b], before_tolerance_s)
@@ -75,8 +73,8 @@ def search(
     plan: Plan,
     candidates: Mapping[str, Sequence[Moment]],
     *,
-    top_n: int = 5,
-    before_tolerance_s: float = DEFAULT_BEFORE_TOLERANCE_S,
+    top_n: int = AGENT.top_n,
+    before_tolerance_s: float = AGENT.before_tolerance_s,
 ) -> list[tuple[float, dict[str, Moment]]]:
     """The `top_n` highest-total consistent assignments, best first, as (total_score, step -> moment).
 
@@ -132,9 +130,9 @@ def compose(
     plan: Plan,
     candidates: Mapping[str, Sequence[Moment]],
     *,
-    top_n: int = 5,
-    before_tolerance_s: float = DEFAULT_BEFORE_TOLERANCE_S,
-    nms_iou: float = 0.7,
+    top_n: int = AGENT.top_n,
+    before_tolerance_s: float = AGENT.before_tolerance_s,
+    nms_iou: float = AGENT.nms_iou,
 ) -> list[Composition]:
     """Best consistent compositions, their returned moments de-duplicated by temporal NMS, best first.
 

@@ -66,7 +66,7 @@ def explanation_facts(
         "consistent": composition.consistent,
         "saliency": reranked.saliency.to_dict() if reranked and reranked.saliency else None,
         "verifier": reranked.verifier.to_dict() if reranked and reranked.verifier else None,
-        **({"speech": reranked.speech.to_dict()} if getattr(reranked, "speech", None) is not None else {}),
+        **({"speech": reranked.speech.to_dict()} if reranked and reranked.speech is not None else {}),
     }
 
 

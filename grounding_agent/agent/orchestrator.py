@@ -49,6 +49,7 @@ class AgentState(TypedDict, total=False):
     timings_s: dict[str, float]
     model_calls: dict[str, int]
     notes: list[str]
+    on_step: OnStep | None
 
 
 def merge_sum(old: dict, new: dict) -> dict:
@@ -122,10 +123,12 @@ class Agent:
             grounder = CoarseToFineGrounder(self.grounder, self._coarse_scorer(), max_calls=per_step, sampler=self.sampler)
             config = replace(config, use_windows=False)
             notes.append(f"long video ({video.duration_s:.0f} s): coarse-to-fine, <= {per_step} VLM calls per step")
-        elif frames is None and getattr(grounder, "needs_pixels", False) and hasattr(grounder, "frames_for"):
+        elif frames is None and grounder.needs_pixels:
             frames = grounder.frames_for(video, None, timings)  # sampled once, shared by every step
         with timed(timings, "ground"):
-            steps = ground_steps(plan, video, grounder, config, frames=frames, sampler=self.sampler)
+            steps = ground_steps(
+                plan, video, grounder, config, frames=frames, sampler=self.sampler, on_grounded=_step_listener(state)
+            )
         calls = grounder.calls if isinstance(grounder, CoarseToFineGrounder) else len(plan.steps)
         for key, value in model_seconds(steps).items():
             timings[f"grounder_{key}"] = value
@@ -200,10 +203,11 @@ class Agent:
         require_spec(AGENT, "the agent")  # the [agent] extra: what the agent and its LLM features are installed with
         t0 = time.perf_counter()
         state = self._start(video, query, frames, top_k)
+        state["on_step"] = on_step
         for stage in STAGES:
             merge(state, getattr(self, f"{stage}_node")(state))
-            if on_step is not None:
-                _report(stage, state, on_step)
+            if stage == "plan" and on_step is not None:
+                on_step("plan", state["plan"])
         return self._result(state, time.perf_counter() - t0)
 
     async def arun(
@@ -250,10 +254,7 @@ class Agent:
         )
 
 
-def _report(stage: str, state: AgentState, on_step: OnStep) -> None:
-    """Tell `on_step` what `stage` produced: the plan, or each grounded sub-event in plan order."""
-    if stage == "plan":
-        on_step("plan", state["plan"])
-    elif stage == "ground":
-        for step in state["plan"].steps:
-            on_step("step", state["steps"][step.id])
+def _step_listener(state: AgentState) -> Callable[[StepResult], None] | None:
+    """Each sub-event to `on_step` the moment it is grounded (before the later steps, compose and rerank)."""
+    on_step = state.get("on_step")
+    return None if on_step is None else (lambda result: on_step("step", result))

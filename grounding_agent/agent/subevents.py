@@ -66,12 +66,14 @@ def ground_steps(
     *,
     frames: Frames | None = None,
     sampler: Sampler | None = None,
+    on_grounded: Callable[[StepResult], None] | None = None,
 ) -> dict[str, StepResult]:
     """Ground every step of `plan`, in order, to at most `config.top_k` candidates each.
 
     Args:
         frames: frames of the whole video to share between steps (sampled once by the caller).
         sampler: frames of a window for windowed steps; default `window_sampler(grounder)`.
+        on_grounded: hears each step's result as soon as it is grounded (streaming to a client).
 
     A step whose grounder answer held no usable moment gets its whole window as one candidate with
     score 0 (recorded in its notes), so composition can still answer. No candidate is shorter than one
@@ -97,6 +99,8 @@ def ground_steps(
             candidates = [Moment(window[0], window[1], 0.0)]
             notes.append("grounder gave no usable moment; the whole window stands in with score 0")
         done[step.id] = StepResult(step.id, step.text, window, candidates, grounding, notes)
+        if on_grounded is not None:
+            on_grounded(done[step.id])
     return done
 
 

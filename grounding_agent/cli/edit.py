@@ -27,6 +27,7 @@ from grounding_agent.cli.options import (
     build_transcriber,
     wants_agent,
 )
+from grounding_agent.defaults import EDIT
 from grounding_agent.errors import EditError, GroundingAgentError
 
 
@@ -44,13 +45,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     e = p.add_argument_group("editing")
     e.add_argument("--parser", choices=["rule", "llm"], default="rule",
                    help="read the instruction with the rule grammar (default) or the LLM (needs --server)")
-    e.add_argument("--silence-db", type=finite_float, default=None, help="silence threshold in dBFS (default -40)")
-    e.add_argument("--min-silence-s", type=positive_float, default=None, help="shortest silence to remove (default 0.5)")
+    e.add_argument("--silence-db", type=finite_float, default=None, help=f"silence threshold in dBFS (default {EDIT.silence_db:g})")
+    e.add_argument("--min-silence-s", type=positive_float, default=None, help=f"shortest silence to remove (default {EDIT.min_silence_s:g})")
     e.add_argument("--transcript", metavar="FILE.json",
                    help="what is said, as `grounding-agent transcribe --json` writes it (for word and speech "
                         "edits; else --asr-model transcribes the video when they need it)")
-    e.add_argument("--preset", default="veryfast", help="libx264 preset of the accurate render (default veryfast)")
-    e.add_argument("--crf", type=nonneg_int, default=18, help="libx264 CRF of the accurate render (default 18)")
+    e.add_argument("--preset", default=EDIT.preset, help=f"libx264 preset of the accurate render (default {EDIT.preset})")
+    e.add_argument("--crf", type=nonneg_int, default=EDIT.crf, help=f"libx264 CRF of the accurate render (default {EDIT.crf})")
     add_backend_options(p)
 
 

@@ -19,31 +19,28 @@ from grounding_agent.cli._common import (
     text_arg,
     unit_float,
 )
-from grounding_agent.defaults import SAMPLING
+from grounding_agent.defaults import HIGHLIGHTS, SAMPLING
 from grounding_agent.errors import ConfigError
 from grounding_agent.highlights.plots import NOTHING_STANDS_OUT
 
-DEFAULT_SIGNAL_FPS = SAMPLING.fps
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from grounding_agent.highlights.clip import DEFAULT_FPS
-    from grounding_agent.highlights.vision_backends import BACKENDS, DEFAULT_BACKEND
+    from grounding_agent.highlights.vision_backends import BACKENDS
 
     p.add_argument("video", help="video file")  # str: Path() would fold a URL's "//"
     p.add_argument("--query", type=text_arg, help="what to look for; omit for generic (query-free) highlights")
-    p.add_argument("--top-k", type=positive_int, default=5, help="windows to return (default 5)")
+    p.add_argument("--top-k", type=positive_int, default=HIGHLIGHTS.top_k, help=f"windows to return (default {HIGHLIGHTS.top_k})")
     p.add_argument("--model", help="CLIP/SigLIP hub id or local folder (needed with --query)")
     p.add_argument(
         "--fps",
         type=positive_float,
-        help=f"frames per second to sample (default: {DEFAULT_FPS:g} CLIP, {DEFAULT_SIGNAL_FPS:g} motion)",
+        help=f"frames per second to sample (default: {HIGHLIGHTS.clip_fps:g} CLIP, {SAMPLING.fps:g} motion)",
     )
     p.add_argument(
         "--backend",
         choices=sorted(BACKENDS),
-        default=DEFAULT_BACKEND,
-        help=f"CLIP vision tower runtime (default {DEFAULT_BACKEND}; torch is the fp32 reference)",
+        default=HIGHLIGHTS.backend,
+        help=f"CLIP vision tower runtime (default {HIGHLIGHTS.backend}; torch is the fp32 reference)",
     )
     p.add_argument(
         "--cache-dir", type=Path, help="frame-embedding cache (default ~/.cache/grounding-agent/embeddings)"
@@ -55,9 +52,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--prompt", action="append", help="generic CLIP prompt (repeatable; replaces the default set)"
     )
-    p.add_argument("--nms-iou", type=unit_float, default=0.3, help="temporal NMS IoU threshold (default 0.3)")
+    p.add_argument("--nms-iou", type=unit_float, default=HIGHLIGHTS.nms_iou, help=f"temporal NMS IoU threshold (default {HIGHLIGHTS.nms_iou:g})")
     p.add_argument(
-        "--diversity", type=nonneg_float, default=0.5, help="penalty per unit IoU with chosen windows (default 0.5)"
+        "--diversity", type=nonneg_float, default=HIGHLIGHTS.diversity, help=f"penalty per unit IoU with chosen windows (default {HIGHLIGHTS.diversity:g})"
     )
     p.add_argument("--plot", type=Path, help="write a PNG of the saliency curves with the chosen windows")
     p.add_argument("--json", action="store_true", help="print the QVHighlights-shaped prediction as JSON")
@@ -89,9 +86,9 @@ def run(args: argparse.Namespace) -> int:
         result = hl.generic_highlights(
             args.video,
             saliency=saliency,
-            prompts=tuple(args.prompt) if args.prompt else hl.DEFAULT_PROMPTS,
+            prompts=tuple(args.prompt) if args.prompt else HIGHLIGHTS.prompts,
             weights=hl.HighlightWeights.parse(args.weights),
-            fps=args.fps or DEFAULT_SIGNAL_FPS,
+            fps=args.fps or SAMPLING.fps,
             search=search,
             transcript=transcript,
         )
@@ -118,12 +115,12 @@ def _check_before_work(args: argparse.Namespace) -> None:
 
 
 def _load_saliency(args: argparse.Namespace):
-    from grounding_agent.highlights.clip import DEFAULT_FPS, ClipSaliency
+    from grounding_agent.highlights.clip import ClipSaliency
 
     return ClipSaliency.from_pretrained(
         args.model,
         backend=args.backend,
-        fps=args.fps or DEFAULT_FPS,
+        fps=args.fps or HIGHLIGHTS.clip_fps,
         cache_dir=args.cache_dir,
         use_cache=not args.no_cache,
     )

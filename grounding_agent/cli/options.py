@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from grounding_agent.agent.planner import PLANNERS, RulePlanner
 from grounding_agent.cli._common import nonneg_float, positive_float, positive_int
-from grounding_agent.defaults import AGENT, DEFAULT_SERVER_URL, SAMPLING, SERVED_SAMPLING, SERVER
+from grounding_agent.defaults import AGENT, COMMANDS, DEFAULT_SERVER_URL, SAMPLING, SERVED_SAMPLING, SERVER
 from grounding_agent.errors import ConfigError
 from grounding_agent.grounders.base import BaseGrounder, Grounder
 from grounding_agent.grounders.registry import GROUNDERS, make_grounder
@@ -24,7 +24,6 @@ from grounding_agent.types import Video
 if TYPE_CHECKING:
     from grounding_agent.agent import Agent
 
-DEFAULT_SERVER = DEFAULT_SERVER_URL
 MODEL_BACKENDS = ("hf", "vllm")
 
 
@@ -36,19 +35,19 @@ def add_backend_options(p: argparse.ArgumentParser, *, multi_server: bool = Fals
     p.add_argument("--backend", choices=sorted(GROUNDERS), default="vllm", help="grounder (default: vllm)")
     p.add_argument("--model", help="hf: hub id or folder; vllm: served model name (default: first served)")
     p.add_argument("--adapter", help="hf: PEFT adapter folder; vllm: name of a LoRA served with --lora")
-    server_help = f"vLLM OpenAI API URL (default: $GA_VLLM_URL or {DEFAULT_SERVER})"
+    server_help = f"vLLM OpenAI API URL (default: $GA_VLLM_URL or {DEFAULT_SERVER_URL})"
     if multi_server:  # one grounder per server; eval's runner keeps each video's queries on one
         p.add_argument("--server", action="append", metavar="URL", help=server_help + "; repeat to fan out")
     else:
         p.add_argument("--server", default=default_server(), help=server_help)
-    p.add_argument("--top-k", type=positive_int, default=1, help="how many moments to return")
+    p.add_argument("--top-k", type=positive_int, default=COMMANDS.ground_top_k, help="how many moments to return")
     p.add_argument("--fps", type=positive_float, default=SAMPLING.fps, help="frames sampled per second of video")
     p.add_argument("--max-frames", type=positive_int, default=None,
                    help=f"cap on frames (default: {SAMPLING.max_frames}; vllm {SERVED_SAMPLING.max_frames}, "
                         "within the local server's image limit)")
     p.add_argument("--max-pixels", type=positive_int, default=SAMPLING.max_pixels, help="resize frames to at most N pixels")
     p.add_argument("--prompt", choices=["grounding", "reasoning"], default="grounding", help="prompt style")
-    p.add_argument("--samples", type=positive_int, default=1, help="1 = greedy; N = N sampled answers, by agreement")
+    p.add_argument("--samples", type=positive_int, default=COMMANDS.samples, help="1 = greedy; N = N sampled answers, by agreement")
     p.add_argument("--structured", action="store_true", help="vllm: force the answer format")
     p.add_argument("--quantization", choices=["4bit", "8bit"], help="hf: bitsandbytes quantization")
     p.add_argument("--timeout", type=positive_float, default=SERVER.request_timeout_s, help="vllm: total seconds per request (a deadline)")
@@ -56,11 +55,11 @@ def add_backend_options(p: argparse.ArgumentParser, *, multi_server: bool = Fals
     add_asr_options(p, ocr=True)
     b = p.add_argument_group("model-free baselines (prior, uniform, random)")
     b.add_argument("--prior-train", help="training annotations the 'prior' baseline is fitted on")
-    b.add_argument("--seed", type=int, default=0, help="seed of the 'random' baseline (default 0)")
+    b.add_argument("--seed", type=int, default=COMMANDS.seed, help=f"seed of the \'random\' baseline (default {COMMANDS.seed})")
 
 
 def default_server() -> str:
-    return os.environ.get("GA_VLLM_URL", DEFAULT_SERVER)
+    return os.environ.get("GA_VLLM_URL", DEFAULT_SERVER_URL)
 
 
 def baseline_options(args: argparse.Namespace) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import time
 from types import FrameType
 
 from grounding_agent.cli._common import check_output_path, nonneg_int, port, positive_float, positive_int
-from grounding_agent.defaults import SERVER
+from grounding_agent.defaults import COMMANDS, SERVER
 from grounding_agent.errors import ConfigError, ServerError
 
 
@@ -34,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="serve a PEFT adapter under NAME (repeatable); requests select it with model=NAME",
     )  # fmt: skip
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (0.0.0.0 for all)")
-    p.add_argument("--port", type=port, default=8000, help="port (0 = any free port)")
+    p.add_argument("--port", type=port, default=COMMANDS.serve_port, help="port (0 = any free port)")
     p.add_argument("--max-model-len", type=positive_int, default=SERVER.max_model_len, help="context length in tokens")
     p.add_argument(
         "--limit-mm", action="append", type=_key_value, default=[], metavar="KIND=N",
@@ -43,7 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     p.add_argument("--max-lora-rank", type=positive_int, default=SERVER.max_lora_rank, help="largest LoRA rank accepted")
     p.add_argument("--vllm-python", help="python of the vLLM env (default: $GA_VLLM_PYTHON or .venv-vllm)")
-    p.add_argument("--startup-timeout", type=positive_float, default=900.0, help="seconds to wait for the server")
+    p.add_argument("--startup-timeout", type=positive_float, default=COMMANDS.startup_timeout_s, help="seconds to wait for the server")
     p.add_argument("--log", help="server log file (default: a temp file)")
     p.add_argument("vllm_args", nargs="*", help="extra vLLM arguments after `--`, passed as is")
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from grounding_agent.conversation.answers import Answer, Turn, jsonable, moment_dict
 from grounding_agent.conversation.followups import Reading, read_message, reference_window
+from grounding_agent.defaults import SESSION
 from grounding_agent.errors import ConfigError
 from grounding_agent.grounders.base import at_least
 from grounding_agent.grounders.registry import make_grounder
@@ -40,8 +41,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Answer", "Session", "Turn", "ground", "make_grounder"]
 
-DEFAULT_FOLLOW_S = 5.0
-DEFAULT_MAX_TURNS = 200
 
 
 class Session:
@@ -74,12 +73,12 @@ class Session:
         transcript: Any = None,
         describer: Describer | None = None,
         top_k: int = 1,
-        follow_s: float = DEFAULT_FOLLOW_S,
+        follow_s: float = SESSION.follow_s,
         use_agent: bool | None = None,
         fps: float | None = None,
         max_frames: int | None = None,
         max_pixels: int | None = None,
-        max_turns: int = DEFAULT_MAX_TURNS,
+        max_turns: int = SESSION.max_turns,
         vision_cache: bool = True,
         **options: Any,
     ):
@@ -185,15 +184,15 @@ class Session:
         needs_pixels = self.grounder.needs_pixels
         qid = next(self._qids)
         if self._wants_agent(query):
-            result = self.agent.run(self.video, query, frames=self.frames if needs_pixels else None)
+            # The plan and each grounded sub-event reach listeners (SSE) as the agent produces them.
+            result = self.agent.run(
+                self.video, query, frames=self.frames if needs_pixels else None, on_step=self._agent_step
+            )
             prediction = result.to_prediction(qid)
             raw, plan, kind, source, note = result.moments, result.plan, "composition", "agent", ""
-            self._emit("plan", plan.to_dict())
             step_evidence = []
-            for step in plan.steps:  # the agent runs its graph to the end; its steps are reported after it
+            for step in plan.steps:
                 r = result.steps[step.id]
-                self._emit("step", {"id": r.step_id, "text": r.text, "window_s": list(r.window_s),
-                                    "candidates": [m.to_window() for m in r.candidates]})  # fmt: skip
                 # Each sub-event's candidates are evidence of their own (source: the step id).
                 step_evidence += [Evidence("grounder", m.start_s, m.end_s, _unit_score(m.score), r.text, r.step_id)
                                   for m in r.candidates]  # fmt: skip
@@ -311,6 +310,13 @@ class Session:
             self._turn_count += 1
             self.turns.append(Turn(message, answer, query, self._turn_count))
             del self.turns[: -self.max_turns]
+
+    def _agent_step(self, kind: str, value: Any) -> None:
+        if kind == "plan":
+            self._emit("plan", value.to_dict())
+        else:
+            self._emit("step", {"id": value.step_id, "text": value.text, "window_s": list(value.window_s),
+                                "candidates": [m.to_window() for m in value.candidates]})  # fmt: skip
 
     def _emit(self, kind: str, data: Any) -> None:
         fn = self._listener.fn

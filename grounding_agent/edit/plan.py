@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from grounding_agent.defaults import EDIT
 from grounding_agent.edit.timeline import FrameGrid, clock
 from grounding_agent.errors import EditError
 from grounding_agent.types import Evidence, Video
@@ -28,8 +29,6 @@ from grounding_agent.types import Evidence, Video
 Action = Literal["cut", "keep"]
 Target = Literal["range", "head", "tail", "moment", "highlights", "silence", "words", "speech"]
 TARGETS: tuple[str, ...] = ("range", "head", "tail", "moment", "highlights", "silence", "words", "speech")
-DEFAULT_MIN_SILENCE_S = 0.5
-DEFAULT_SILENCE_DB = -40.0
 FILLER_WORDS = ("um", "uh", "erm", "er", "uhm", "hmm", "mm")
 
 
@@ -104,7 +103,7 @@ class Operation:
                 parts.append(f"within {self.total_s:g} s")
             return f"{a} " + " ".join(parts)
         if t == "silence":
-            return f"{a} silences (< {self.threshold_db or DEFAULT_SILENCE_DB:g} dBFS, >= {self.min_silence_s or DEFAULT_MIN_SILENCE_S:g} s)"
+            return f"{a} silences (< {self.threshold_db or EDIT.silence_db:g} dBFS, >= {self.min_silence_s or EDIT.min_silence_s:g} s)"
         if t == "speech":
             return f"{a} " + ("only the speech" if a == "keep" else "the speech")
         return f"{a} the words " + ", ".join(repr(p) for p in self.phrases)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from grounding_agent.defaults import EDIT
 from grounding_agent.edit.paths import VIDEO_SUFFIXES, check_output
 from grounding_agent.edit.plan import EditPlan
 from grounding_agent.errors import EditError
@@ -80,8 +81,8 @@ def render(
     *,
     copy: bool = False,
     progress: bool | None = None,
-    preset: str = "veryfast",
-    crf: int = 18,
+    preset: str = EDIT.preset,
+    crf: int = EDIT.crf,
 ) -> RenderResult:
     """Render the kept segments of `plan` to `out` (the container follows its suffix).
 

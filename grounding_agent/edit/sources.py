@@ -12,15 +12,19 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from grounding_agent.edit.plan import DEFAULT_MIN_SILENCE_S, DEFAULT_SILENCE_DB, Operation, Span
+from grounding_agent.defaults import EDIT
+from grounding_agent.edit.plan import Operation, Span
 from grounding_agent.errors import EditError
 from grounding_agent.media.text_match import normalize
 from grounding_agent.media.transcript import Segment, Transcript, Word
 from grounding_agent.types import Evidence, Moment, Video
+
+if TYPE_CHECKING:
+    from grounding_agent.grounders.base import Grounder
 
 # Loudness windows for silence detection: fine enough that a boundary lands within half a frame at 25 fps.
 SILENCE_HOP_S = 0.02
@@ -39,7 +43,7 @@ class EditSources:
         threshold_db, min_silence_s: defaults for silences the instruction does not size.
     """
 
-    grounder: Any = None
+    grounder: Grounder | None = None
     agent: Any = None
     use_agent: Callable[[str], bool] | None = None
     # Built on first use, so an instruction that needs no model never loads or contacts one.
@@ -49,8 +53,8 @@ class EditSources:
     saliency_factory: Callable[[], Any] | None = None
     saliency: Any = None
     transcript: Any = None
-    threshold_db: float = DEFAULT_SILENCE_DB
-    min_silence_s: float = DEFAULT_MIN_SILENCE_S
+    threshold_db: float = EDIT.silence_db
+    min_silence_s: float = EDIT.min_silence_s
     notes: list[str] = field(default_factory=list)
 
     def resolve(self, video: Video, op: Operation) -> list[Span]:
@@ -112,7 +116,7 @@ class EditSources:
         grounding = self.grounder.ground(video, query, top_k=top_k)
         if grounding.info.get("fallback"):
             self.notes.append(f"the grounder's answer for {query!r} was unreadable: it fell back to the whole video")
-        return list(grounding.moments), str(getattr(self.grounder, "name", type(self.grounder).__name__))
+        return list(grounding.moments), self.grounder.name
 
     def _highlights(self, video: Video, op: Operation) -> list[Span]:
         from grounding_agent.highlights.windows import WindowSearch, generic_highlights

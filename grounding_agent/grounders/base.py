@@ -199,6 +199,10 @@ class Grounder(Protocol):
 
     def transcript(self, video: Video | str | os.PathLike) -> Any: ...
 
+    def model_cards(self) -> list[dict[str, Any]]: ...
+
+    async def aclose(self) -> None: ...
+
 
 class BaseGrounder:
     """Convenience base: `aground` runs `ground` in a worker thread; frame sampling on demand; templated
@@ -260,6 +264,13 @@ class BaseGrounder:
     def transcript(self, video: Video | str | os.PathLike) -> Any:
         """The video's speech transcript, or None without a `transcriber`."""
         return None
+
+    def model_cards(self) -> list[dict[str, Any]]:
+        """What a model server says it serves (`/models` entries); [] for in-process and model-free ones."""
+        return []
+
+    async def aclose(self) -> None:
+        """Release what the async API holds in the running event loop (clients, connections)."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"

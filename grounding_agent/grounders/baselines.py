@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from grounding_agent.defaults import COMMANDS
 from grounding_agent.errors import ConfigError
 from grounding_agent.grounders.base import BaseGrounder, Grounding, at_least, check_request, frame_interval_s
 from grounding_agent.types import Frames, Moment, Video
@@ -167,7 +168,7 @@ class RandomGrounder(_ModelFreeGrounder):
 
     name = "random"
 
-    def __init__(self, seed: int = 0, delay_s: float = 0.0):
+    def __init__(self, seed: int = COMMANDS.seed, delay_s: float = 0.0):
         super().__init__(delay_s)
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ConfigError(f"seed must be a whole number >= 0, got {seed!r}")

@@ -72,14 +72,6 @@ class TranscriptGrounder(BaseGrounder):
         self._transcripts: dict[str, Any] = {}
         self._screens: dict[str, Any] = {}
 
-    def __getattr__(self, name: str) -> Any:
-        # Backend-specific extras (a vLLM grounder's `model_cards`, `chat_completion`, ...) are the visual
-        # grounder's; everything callers need is typed below (`base.Grounder`).
-        inner = self.__dict__.get("inner")
-        if inner is None or name.startswith("__"):
-            raise AttributeError(name)
-        return getattr(inner, name)
-
     @property
     def concurrency(self) -> int:
         """The visual grounder's in-flight cap (transcript / screen-text queries are local)."""
@@ -111,6 +103,13 @@ class TranscriptGrounder(BaseGrounder):
         if self.inner is None:
             return super().describe(frames, request, moments)
         return self.inner.describe(frames, request, moments, max_tokens=max_tokens, max_frames=max_frames)
+
+    def model_cards(self) -> list[dict[str, Any]]:
+        return self.inner.model_cards() if self.inner is not None else []
+
+    async def aclose(self) -> None:
+        if self.inner is not None:
+            await self.inner.aclose()
 
     def transcript(self, video: Video | str | os.PathLike) -> Any:
         """The video's transcript (transcribed on first use, then kept), or None without a transcriber."""

@@ -32,12 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from grounding_agent.defaults import SESSION
 from grounding_agent.utils.cache import BoundedCache
-
-# Per session, Qwen2.5-VL-7B on 32 frames at 448²: ~80 MB of patches, ~30 MB of tower output, ~235 MB of bf16
-# KV cache for their 4096-token prefix (28 layers x 2 x 4 KV heads x 128 x 2 bytes = 57 KB a token), and the
-# describe call's 8 frames about half as much again: 1 GiB holds both without evicting each other.
-DEFAULT_MAX_BYTES = 1 << 30
 
 _ACTIVE: contextvars.ContextVar[VisionCache | None] = contextvars.ContextVar("ga_vision_cache", default=None)
 
@@ -59,7 +55,7 @@ class VisionCache:
     the recency order) and a hit is then read through the LRU, which makes it the most recently used.
     """
 
-    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES):
+    def __init__(self, max_bytes: int = SESSION.vision_cache_bytes):
         self.max_bytes = max_bytes
         self._lru: BoundedCache[int, _Entry] = BoundedCache(
             maxsize=max_bytes, getsizeof=lambda entry: entry.nbytes, on_evict=self._forget

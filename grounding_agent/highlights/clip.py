@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from grounding_agent.defaults import HIGHLIGHTS, MEDIA
 from grounding_agent.errors import ConfigError, ModelLoadError
 from grounding_agent.highlights.embedding_cache import (
     CacheStats,
@@ -32,13 +33,10 @@ from grounding_agent.highlights.embedding_cache import (
     model_fingerprint,
 )
 from grounding_agent.highlights.onnx_export import VisionEncoder, features
-from grounding_agent.highlights.vision_backends import BACKENDS, DEFAULT_BACKEND, unit
-from grounding_agent.media.decode import DEFAULT_CHUNK_S, iter_frame_chunks
+from grounding_agent.highlights.vision_backends import BACKENDS, unit
+from grounding_agent.media.decode import iter_frame_chunks
 from grounding_agent.types import Curve, Frames
 from grounding_agent.utils.cache import cache_folder, file_fingerprint
-
-DEFAULT_FPS = 1.0
-DEFAULT_BATCH_SIZE = 16
 
 
 @dataclass(frozen=True, eq=False)
@@ -85,12 +83,12 @@ class ClipSaliency:
         processor: Any,
         *,
         model_id: str,
-        backend: str = DEFAULT_BACKEND,
-        fps: float = DEFAULT_FPS,
-        batch_size: int = DEFAULT_BATCH_SIZE,
+        backend: str = HIGHLIGHTS.backend,
+        fps: float = HIGHLIGHTS.clip_fps,
+        batch_size: int = HIGHLIGHTS.batch_size,
         cache_dir: str | Path | None = None,
         use_cache: bool = True,
-        chunk_s: float = DEFAULT_CHUNK_S,
+        chunk_s: float = MEDIA.decode_chunk_s,
     ):
         if backend not in BACKENDS:
             raise ConfigError(f"unknown saliency backend {backend!r}; choose one of {sorted(BACKENDS)}")

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from grounding_agent.defaults import SAMPLING
-from grounding_agent.media.decode import DEFAULT_CHUNK_S, iter_frame_chunks
+from grounding_agent.defaults import MEDIA, SAMPLING
+from grounding_agent.media.decode import iter_frame_chunks
 from grounding_agent.types import Curve
 
 # Motion and histograms need little resolution: decode at about 160x90.
@@ -41,7 +41,7 @@ def visual_change(
     *,
     fps: float = SAMPLING.fps,
     max_pixels: int = SIGNAL_MAX_PIXELS,
-    chunk_s: float = DEFAULT_CHUNK_S,
+    chunk_s: float = MEDIA.decode_chunk_s,
 ) -> tuple[Curve, Curve]:
     """Motion and scene novelty of a video, one value per sampled frame.
 

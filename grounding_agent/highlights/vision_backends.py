@@ -83,4 +83,3 @@ BACKENDS: dict[str, Callable[[Any, Path], VisionEncoder]] = {
     "onnx": _onnx_encoder,
     "onnx-int8": lambda model, work_dir: _onnx_encoder(model, work_dir, int8=True),
 }
-DEFAULT_BACKEND = "onnx-int8"

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from grounding_agent.defaults import CLIP_LEN_S, SAMPLING  # CLIP_LEN_S: QVHighlights' clip length
+from grounding_agent.defaults import CLIP_LEN_S, HIGHLIGHTS, SAMPLING  # CLIP_LEN_S: QVHighlights' clip length
 from grounding_agent.errors import ConfigError
 from grounding_agent.highlights.curves import visual_change
 from grounding_agent.highlights.plots import save_highlights_plot
@@ -41,13 +41,6 @@ if TYPE_CHECKING:
 
 # Per-clip scores varying less than this are flat: no window stands out.
 FLAT_SPAN = 1e-6
-DEFAULT_PROMPTS = (
-    "an exciting moment",
-    "the highlight of the video",
-    "something surprising happens",
-    "people cheering and celebrating",
-    "a fast, dramatic action",
-)
 SIGNALS = ("clip", "motion", "scene", "audio", "speech")
 # Smallest per-clip range that counts as a real variation, in each signal's unit. A signal varying less
 # is left out as steady (its noise would otherwise be blown up to the full [0, 1] by min-max scaling);
@@ -238,7 +231,7 @@ def generic_signals(
     path: str | Path,
     *,
     saliency: ClipSaliency | None = None,
-    prompts: tuple[str, ...] = DEFAULT_PROMPTS,
+    prompts: tuple[str, ...] = HIGHLIGHTS.prompts,
     fps: float = SAMPLING.fps,
     skip: frozenset[str] = frozenset(),
     transcript: Transcript | None = None,
@@ -275,7 +268,7 @@ def generic_highlights(
     path: str | Path,
     *,
     saliency: ClipSaliency | None = None,
-    prompts: tuple[str, ...] = DEFAULT_PROMPTS,
+    prompts: tuple[str, ...] = HIGHLIGHTS.prompts,
     weights: HighlightWeights = HighlightWeights(),
     fps: float = SAMPLING.fps,
     search: WindowSearch = WindowSearch(),

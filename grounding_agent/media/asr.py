@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from grounding_agent.defaults import MEDIA
 from grounding_agent.errors import ConfigError, ModelLoadError
 from grounding_agent.io import write_json_atomic
 from grounding_agent.media.audio import has_audio, iter_audio
@@ -54,7 +55,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 VAD = "silero-vad-v6 (faster-whisper)"  # in the cache key: regions from another VAD are other transcripts
-DEFAULT_CHUNK_S = 600.0
 ASR_HINT = "pass --asr-model DIR (a CTranslate2 Whisper folder, e.g. from tests/assets/whisper_base.py)"
 
 
@@ -150,7 +150,7 @@ class Transcriber:
         compute_type: str = "int8",
         beam_size: int = 5,
         vad: bool = True,
-        chunk_s: float = DEFAULT_CHUNK_S,
+        chunk_s: float = MEDIA.asr_chunk_s,
         cache_dir: str | Path | None = None,
         use_cache: bool = True,
         cpu_threads: int = 0,

@@ -27,6 +27,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from grounding_agent.defaults import MEDIA
 from grounding_agent.errors import ConfigError, CorruptVideoError, SamplingError
 from grounding_agent.media.frame_cache import DEFAULT_FRAME_CACHE, FrameCache
 from grounding_agent.media.frame_plan import plan_from_index, positive_int
@@ -41,7 +42,7 @@ from grounding_agent.media.video import (
 )
 from grounding_agent.types import Frames, Video
 
-__all__ = ["DEFAULT_CHUNK_S", "iter_frame_chunks", "sample_frames", "usable_cores"]
+__all__ = ["iter_frame_chunks", "sample_frames", "usable_cores"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +56,6 @@ _MAX_WORKERS = 8  # past that, GOP runs get short and seeks dominate
 # finish within about one of them of each other; each run costs one open + seek.
 _SHORTEST_RUN = 1 / 16
 
-# Decode at most this many seconds of video at once (frames of one chunk are held in memory together).
-DEFAULT_CHUNK_S = 60.0
 
 
 def sample_frames(
@@ -358,7 +357,7 @@ def iter_frame_chunks(
     *,
     fps: float,
     max_pixels: int | None = None,
-    chunk_s: float = DEFAULT_CHUNK_S,
+    chunk_s: float = MEDIA.decode_chunk_s,
     start_s: float = 0.0,
     end_s: float | None = None,
     keyframes_only: bool = False,

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from grounding_agent.defaults import MEDIA
 from grounding_agent.errors import ConfigError
 from grounding_agent.io import write_json_atomic
 from grounding_agent.types import Evidence, Moment, Video
@@ -33,8 +34,6 @@ from grounding_agent.utils.cache import cache_folder, file_fingerprint
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
-DEFAULT_FPS = 0.5
-DEFAULT_MAX_PIXELS = 960 * 540
 # Mean absolute pixel difference (0-255) below which a frame shows the same text as the last one read.
 SAME_FRAME = 3.0
 MIN_LINE_SCORE = 0.5
@@ -85,7 +84,7 @@ class ScreenText:
     """Text read on frames sampled every 1/fps seconds."""
 
     frames: tuple[FrameText, ...] = ()
-    fps: float = DEFAULT_FPS
+    fps: float = MEDIA.ocr_fps
     duration_s: float = 0.0
     model: str = ""
     from_cache: bool = field(default=False, compare=False)
@@ -186,8 +185,8 @@ class ScreenReader:
     def __init__(
         self,
         *,
-        fps: float = DEFAULT_FPS,
-        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        fps: float = MEDIA.ocr_fps,
+        max_pixels: int | None = MEDIA.ocr_max_pixels,
         cache_dir: str | Path | None = None,
         use_cache: bool = True,
     ):

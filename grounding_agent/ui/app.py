@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,6 +25,9 @@ from grounding_agent.defaults import UI
 from grounding_agent.errors import ConfigError, GroundingAgentError
 from grounding_agent.types import Evidence, Moment
 from grounding_agent.utils.cache import BoundedCache
+
+if TYPE_CHECKING:
+    from grounding_agent.conversation.session import Session
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".mov", ".m4v", ".avi")
 PLAYER_ID = "player"
@@ -173,11 +176,10 @@ def _step_rows(plan: Any, evidence: list[Evidence]) -> list[tuple[str, list[Mome
     return rows
 
 
-def _speech_bars(session: Any) -> list:
+def _speech_bars(session: Session) -> list:
     from grounding_agent.highlights.plots import Bar
 
-    transcript = getattr(session, "transcript", None)
-    segments = getattr(transcript, "segments", None) or []
+    segments = session.transcript.segments if session.transcript is not None else []
     return [Bar(s.start_s, s.end_s, s.text[:30], "tab:orange") for s in segments]
 
 
