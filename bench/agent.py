@@ -32,12 +32,17 @@ VIDEOS = REPO.parent / "shared" / "data" / "videos"
 QUERIES = {
     "univtg_charades_Y1HGC.mp4": (
         ["a person walks in a doorway drinking some coffee.", "person drinking a glass of water."],
-        ["a person walks in a doorway, then drinks some coffee.",
-         "person drinks a glass of water after walking through the doorway."],
+        [
+            "a person walks in a doorway, then drinks some coffee.",
+            "person drinks a glass of water after walking through the doorway.",
+        ],
     ),
     "timer1_charades_OHOFG.mp4": (
         ["person sitting down in a chair.", "a person is eating some food."],
-        ["person sits down in a chair, then eats some food.", "a person eats food after sitting down at the table."],
+        [
+            "person sits down in a chair, then eats some food.",
+            "a person eats food after sitting down at the table.",
+        ],
     ),
 }
 MODEL_KEYS = ("grounder_model", "saliency", "verifier")
@@ -95,19 +100,22 @@ def summarise(rows: list[dict]) -> list[dict]:
     out = []
     for kind in ("simple", "compositional"):
         sel = [r for r in rows if r["kind"] == kind]
-        out.append({
-            "kind": kind,
-            "queries": len(sel),
-            "model_calls_per_query": statistics.mean(r["model_calls"] for r in sel),
-            "total_s": statistics.mean(r["total_s"] for r in sel),
-            "model_s": statistics.mean(r["model_s"] for r in sel),
-            "decode_preprocess_s": statistics.mean(r["decode_preprocess_s"] for r in sel),
-            "agent_logic_s": statistics.mean(r["agent_logic_s"] for r in sel),
-            # Shares of summed times (robust to one slow query); the per-query medians beside them.
-            "non_model_share": sum(r["total_s"] - r["model_s"] for r in sel) / sum(r["model_s"] for r in sel),
-            "agent_logic_share": sum(r["agent_logic_s"] for r in sel) / sum(r["model_s"] for r in sel),
-            "agent_logic_share_median": statistics.median(r["agent_logic_share"] for r in sel),
-        })
+        out.append(
+            {
+                "kind": kind,
+                "queries": len(sel),
+                "model_calls_per_query": statistics.mean(r["model_calls"] for r in sel),
+                "total_s": statistics.mean(r["total_s"] for r in sel),
+                "model_s": statistics.mean(r["model_s"] for r in sel),
+                "decode_preprocess_s": statistics.mean(r["decode_preprocess_s"] for r in sel),
+                "agent_logic_s": statistics.mean(r["agent_logic_s"] for r in sel),
+                # Shares of summed times (robust to one slow query); the per-query medians beside them.
+                "non_model_share": sum(r["total_s"] - r["model_s"] for r in sel)
+                / sum(r["model_s"] for r in sel),
+                "agent_logic_share": sum(r["agent_logic_s"] for r in sel) / sum(r["model_s"] for r in sel),
+                "agent_logic_share_median": statistics.median(r["agent_logic_share"] for r in sel),
+            }
+        )
     return out
 
 
@@ -139,7 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarise(rows)
 
     header = f"{'kind':<14}{'calls/q':>8}{'total s':>9}{'model s':>9}{'dec+pre s':>10}{'agent s':>9}{'non-model %':>12}{'agent %':>9}"
-    print(f"agent overhead — grounder {grounder_name}, {args.max_frames} frames @ {args.fps} fps, {len(rows)} runs")
+    print(
+        f"agent overhead — grounder {grounder_name}, {args.max_frames} frames @ {args.fps} fps, {len(rows)} runs"
+    )
     print(header)
     for s in summary:
         print(

@@ -77,7 +77,10 @@ STREAMING = ("ours_stream", "ours_stream_keyframes", "torchcodec_stream")
 # Not the same frames as ours by design: no timestamp / pixel comparison.
 NOT_COMPARED = (*FLOORS, "ours_stream_keyframes")
 # Methods that make no sense for a sampling (see the module docstring).
-SKIP = {"1fps": {"pyav_seek"}, "64": {"pyav_sequential", "ffmpeg_fps", "floor_all", "floor_nonref", *STREAMING}}
+SKIP = {
+    "1fps": {"pyav_seek"},
+    "64": {"pyav_sequential", "ffmpeg_fps", "floor_all", "floor_nonref", *STREAMING},
+}
 # 1 fps past 10 min: only what does not hold every frame (and the cheap keyframe floor); torchcodec's
 # streaming peer runs at 10 min (past that it adds 3 min a round per hour of video, and RSS is ours to show).
 LONG_1FPS = {"ours_stream", "ours_stream_keyframes", "floor_keyframes"}
@@ -95,7 +98,9 @@ BASE_S = 600  # the encode that longer videos are joined from
 # --- video generation -------------------------------------------------------------------------------
 
 
-def ensure_video(width: int, height: int, duration_s: int, bframes: int, fps: int = 30, gop: int = 250) -> Path:
+def ensure_video(
+    width: int, height: int, duration_s: int, bframes: int, fps: int = 30, gop: int = 250
+) -> Path:
     """Generate (once) a testsrc2 clip with x264 medium + CABAC; written to a temp name, then renamed.
 
     Past `BASE_S` (a whole number of times it), the base encode is joined end to end by stream copy.
@@ -107,7 +112,9 @@ def ensure_video(width: int, height: int, duration_s: int, bframes: int, fps: in
     if path.exists():
         return path
     if duration_s > BASE_S and duration_s % BASE_S:
-        raise SystemExit(f"--minutes past {BASE_S // 60} must be multiples of {BASE_S // 60}, got {duration_s / 60:g}")
+        raise SystemExit(
+            f"--minutes past {BASE_S // 60} must be multiples of {BASE_S // 60}, got {duration_s / 60:g}"
+        )
     base = ensure_video(width, height, BASE_S, bframes, fps, gop) if duration_s > BASE_S else None
     CACHE.mkdir(parents=True, exist_ok=True)
     print(f"generating {path.name} (once) ...", flush=True)
@@ -217,7 +224,11 @@ def worker(method: str, path: str, sampling: str, duration_s: float) -> dict:
     elif method == "ffmpeg_fps":
         pixels, timestamps = _ffmpeg_fps(path, targets)
     elif method in FLOORS:
-        skip = {"floor_all": [], "floor_nonref": ["-skip_frame", "noref"], "floor_keyframes": ["-skip_frame", "nokey"]}
+        skip = {
+            "floor_all": [],
+            "floor_nonref": ["-skip_frame", "noref"],
+            "floor_keyframes": ["-skip_frame", "nokey"],
+        }
         subprocess.run(
             ["ffmpeg", "-nostdin", "-loglevel", "error", *skip[method], "-i", path, "-map", "0:v:0", "-f", "null", "-"],
             check=True,
@@ -361,13 +372,19 @@ def print_case(case: dict) -> None:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--minutes", type=int, nargs="+", default=[10, 60, 120], help="video lengths (default 10 60 120)")
+    p.add_argument(
+        "--minutes", type=int, nargs="+", default=[10, 60, 120], help="video lengths (default 10 60 120)"
+    )
     p.add_argument("--bframes", type=int, nargs="+", default=[3, 0], help="B-frame settings (default 3 0)")
     p.add_argument("--samplings", nargs="+", choices=["1fps", "64"], default=["1fps", "64"])
     p.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds per method (default 3)")
-    p.add_argument("--long-bframes", type=int, nargs="+",
-                   help="B-frame settings past 10 min (default: those of --bframes)")
+    p.add_argument(
+        "--long-bframes",
+        type=int,
+        nargs="+",
+        help="B-frame settings past 10 min (default: those of --bframes)",
+    )
     p.add_argument("--size", default="1280x720", help="resolution (default 1280x720)")
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "decode.json")
     p.add_argument("--worker", choices=METHODS, help=argparse.SUPPRESS)
@@ -378,7 +395,9 @@ def main() -> int:
     args = p.parse_args()
 
     if args.worker:
-        Path(args.worker_out).write_text(json.dumps(worker(args.worker, args.video, args.sampling, args.duration)))
+        Path(args.worker_out).write_text(
+            json.dumps(worker(args.worker, args.video, args.sampling, args.duration))
+        )
         return 0
 
     cases: list[dict] = []

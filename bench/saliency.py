@@ -89,7 +89,12 @@ def matmul_rate(threads: int, n: int = 1024, seconds: float = 2.0) -> dict:
         count += 1
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     flops = 2.0 * n**3 * count
-    return {"n": n, "threads": threads, "gflops_per_s": flops / wall / 1e9, "gflops_per_cpu_s": flops / cpu / 1e9}
+    return {
+        "n": n,
+        "threads": threads,
+        "gflops_per_s": flops / wall / 1e9,
+        "gflops_per_cpu_s": flops / cpu / 1e9,
+    }
 
 
 def vision_flops_per_frame(model) -> float:
@@ -215,7 +220,16 @@ def print_table(rows: list[dict], prep: dict, cache: dict) -> None:
     r0 = rows[0]
     print(f"\nvision tower, CLIP ViT-B/32 (random weights, {prep['vision_gflops_per_frame']:.1f} GFLOP/frame), "
           f"{r0['frames']} frames, batch {r0['batch_size']}, min/median/max of {r0['rounds']} interleaved rounds")  # fmt: skip
-    heads = ("frames/s min/med/max", "frames/CPU-s", "x torch", "x (CPU)", "% floor", "% fl/CPU", "cos min", "setup s")
+    heads = (
+        "frames/s min/med/max",
+        "frames/CPU-s",
+        "x torch",
+        "x (CPU)",
+        "% floor",
+        "% fl/CPU",
+        "cos min",
+        "setup s",
+    )
     widths = (22, 13, 8, 8, 8, 9, 8, 8)
     print(f"{'backend':10s} " + " ".join(f"{h:>{w}s}" for h, w in zip(heads, widths, strict=True)))
     for r in rows:
@@ -225,7 +239,9 @@ def print_table(rows: list[dict], prep: dict, cache: dict) -> None:
             f" {100 * r['share_of_fp32_matmul_rate']:7.0f}% {100 * r['share_of_fp32_matmul_rate_per_cpu_s']:8.0f}%"
             f" {r['cos_min']:8.4f} {r['setup_s']:8.1f}"
         )
-    print(f"compute floor (this CPU's fp32 matmul rate / FLOPs per frame): {prep['compute_floor_frames_per_s']:.1f} frames/s")
+    print(
+        f"compute floor (this CPU's fp32 matmul rate / FLOPs per frame): {prep['compute_floor_frames_per_s']:.1f} frames/s"
+    )
     print(
         f"preprocessing (CLIPProcessor, batched uint8 tensor): {prep['frames_per_s']:.0f} frames/s,"
         f" {prep['frames_per_cpu_s']:.0f} frames/CPU-s"
@@ -268,7 +284,10 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     model_dir = ensure_model()
     floor = matmul_rate(args.threads)
-    print(f"fp32 matmul: {floor['gflops_per_s']:.0f} GFLOP/s, {floor['gflops_per_cpu_s']:.0f} GFLOP/CPU-s", flush=True)
+    print(
+        f"fp32 matmul: {floor['gflops_per_s']:.0f} GFLOP/s, {floor['gflops_per_cpu_s']:.0f} GFLOP/CPU-s",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix="bench-saliency-") as tmp:
         rows, prep = bench_backends(model_dir, args.frames, args.batch_size, Path(tmp), args.rounds, floor)
         cache = None if args.skip_cache else bench_cache(model_dir, HIGHLIGHTS.backend, Path(tmp))

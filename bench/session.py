@@ -224,8 +224,12 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", help="HF model id/folder (default: a tiny random-weight model, see --family)")
     p.add_argument("--family", default="qwen2_5_vl", choices=("qwen2_5_vl", "qwen3_vl"), help="tiny model")
-    p.add_argument("--vision-width", type=int, help="tiny model with a wider vision tower (random weights, "
-                   "4 blocks of this width; Qwen2.5-VL-7B's is 32 blocks of 1280)")
+    p.add_argument(
+        "--vision-width",
+        type=int,
+        help="tiny model with a wider vision tower (random weights, "
+        "4 blocks of this width; Qwen2.5-VL-7B's is 32 blocks of 1280)",
+    )
     p.add_argument("--server", help="also measure a vLLM server (OpenAI API URL) ...")
     p.add_argument("--served-model", help="... serving this model name (default: its first)")
     p.add_argument("--video", type=Path, default=VIDEOS / CLIP)
@@ -287,8 +291,10 @@ def main() -> int:
               f"{med['second_s']:>9.3f} {med['second_generate_s']:>6.3f} {r['second_tokens']:>6} "
               f"{sp['min']:>5.1f} /{sp['median']:>5.1f} /{sp['max']:>5.1f}x "
               f"{r['ask_speedup']['median']:>7.1f}x {r['bound']['median']:>5.1f}x")  # fmt: skip
-    print("gen s: the second question's time in `generate` (its own prefill + decoding `tokens` tokens);\n"
-          "bound: first s / gen s, the most any reuse could give while the second question generates them")
+    print(
+        "gen s: the second question's time in `generate` (its own prefill + decoding `tokens` tokens);\n"
+        "bound: first s / gen s, the most any reuse could give while the second question generates them"
+    )
     print(f"\nHTTP /v1/ground on 127.0.0.1: median {overhead['http_median_ms']:.2f} ms, in-process "
           f"{overhead['inprocess_median_ms']:.2f} ms -> overhead {overhead['overhead_ms']:.2f} ms (goal <= 5 ms); "
           f"p90 {overhead['http_p90_ms']:.2f} ms over {overhead['requests']} requests; "

@@ -183,8 +183,10 @@ def main() -> int:
         print(f"  {name:24s} wall {s['min']:5.2f} / {s['median']:5.2f} / {s['max']:5.2f}   "
               f"cpu {c['min']:5.2f} / {c['median']:5.2f} / {c['max']:5.2f}   heavy modules: {loaded[name] or 'none'}")  # fmt: skip
     best = min(hf, key=lambda x: x["process_wall_s"])
-    print(f"\nground --backend hf (tiny Qwen2.5-VL, 35 s clip), fastest of {len(hf)}: {best['process_wall_s']:.2f} s wall, "
-          f"{best['process_cpu_s']:.2f} s CPU")
+    print(
+        f"\nground --backend hf (tiny Qwen2.5-VL, 35 s clip), fastest of {len(hf)}: {best['process_wall_s']:.2f} s wall, "
+        f"{best['process_cpu_s']:.2f} s CPU"
+    )
     for key, label in (("phases_s", "wall"), ("phases_cpu_s", "CPU")):
         print(f"  {label} seconds, median (min-max):")
         for phase in best[key]:

@@ -158,7 +158,12 @@ def render_text(b: dict[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="grounding-agent eval analyze", description=__doc__.splitlines()[0])
     p.add_argument("run", type=Path, help="the --out folder of an `eval run`")
-    p.add_argument("--worst", type=int, default=COMMANDS.worst, help=f"how many of the worst queries to show (default {COMMANDS.worst})")
+    p.add_argument(
+        "--worst",
+        type=int,
+        default=COMMANDS.worst,
+        help=f"how many of the worst queries to show (default {COMMANDS.worst})",
+    )
     p.add_argument("--json", action="store_true", help="print the breakdown as one JSON object")
     args = p.parse_args(argv)
     try:

@@ -72,11 +72,7 @@ async def ground_one(ann: Annotation, worker: Worker, finder: VideoFinder, top_k
 
 
 def as_worker(g: Any) -> Worker:
-    return (
-        g
-        if isinstance(g, Worker)
-        else Worker(g, argparse.Namespace(agent=False), None, g.name)
-    )
+    return g if isinstance(g, Worker) else Worker(g, argparse.Namespace(agent=False), None, g.name)
 
 
 def dispatch(todo: Sequence[Annotation], n_workers: int) -> list[tuple[Annotation, int]]:

@@ -39,7 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(top_k=None)  # per dataset (DEFAULT_TOP_K)
     r = p.add_argument_group("run")
     r.add_argument("--out", required=True, type=Path, help="run folder (created; resumed if it exists)")
-    r.add_argument("--concurrency", type=positive_int, default=COMMANDS.eval_concurrency, help="queries in flight at once")
+    r.add_argument(
+        "--concurrency",
+        type=positive_int,
+        default=COMMANDS.eval_concurrency,
+        help="queries in flight at once",
+    )
     r.add_argument("--retry-errors", action="store_true", help="re-run queries recorded with an error")
     r.add_argument("--force-resume", action="store_true", help="resume although settings differ (recorded)")
     r.add_argument(
@@ -48,7 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--log-samples", action="store_true", help=f"write {SAMPLES}: one row per query")
     r.add_argument("--no-progress", action="store_true")
     r.add_argument(
-        "--delay-s", type=float, default=COMMANDS.eval_delay_s, help="baselines: simulated per-query latency (tests)"
+        "--delay-s",
+        type=float,
+        default=COMMANDS.eval_delay_s,
+        help="baselines: simulated per-query latency (tests)",
     )
     return p
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 import os
 
 from grounding_agent.conversation.answers import Answer, Turn
-from grounding_agent.conversation.session import Session, ground
+from grounding_agent.conversation.oneshot import ground
+from grounding_agent.conversation.session import Session
 from grounding_agent.errors import GroundingAgentError
 from grounding_agent.grounders.parsing import format_moment, parse_moments
 from grounding_agent.grounders.registry import make_grounder

@@ -227,7 +227,9 @@ def check_model_source(ref: str | os.PathLike, option: str = "--model") -> str:
         raise ConfigError(f"{option} {text}: is a file; give the model's folder (config.json) or a hub id")
     looks_local = text.startswith(("/", "./", "../", "~", ".")) or text.count("/") > 1 or "\\" in text
     if looks_local or not _HUB_ID.match(text) or "--" in text or ".." in text:
-        raise ConfigError(f"{option} {text}: no such folder (and not a hub id like 'Qwen/Qwen2-VL-2B-Instruct')")
+        raise ConfigError(
+            f"{option} {text}: no such folder (and not a hub id like 'Qwen/Qwen2-VL-2B-Instruct')"
+        )
     return text
 
 

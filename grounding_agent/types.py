@@ -76,7 +76,9 @@ class Frames:
     def __post_init__(self) -> None:
         n = len(self.timestamps_s)
         if self.pixels.shape[0] != n or len(self.indices) != n:
-            raise ValueError(f"pixels/timestamps/indices disagree: {self.pixels.shape[0]}/{n}/{len(self.indices)}")
+            raise ValueError(
+                f"pixels/timestamps/indices disagree: {self.pixels.shape[0]}/{n}/{len(self.indices)}"
+            )
         if n > 1 and not np.all(np.diff(self.timestamps_s) > 0):
             raise ValueError("frame timestamps must be strictly increasing")
 
@@ -123,7 +125,9 @@ class Moment:
     def check_within(self, duration_s: float) -> Moment:
         """Return self, or raise ConfigError if it ends after `duration_s`."""
         if self.end_s > duration_s + TIME_EPS_S:
-            raise ConfigError(f"Moment {self.start_s:.2f}-{self.end_s:.2f} s ends after the video ({duration_s:.2f} s)")
+            raise ConfigError(
+                f"Moment {self.start_s:.2f}-{self.end_s:.2f} s ends after the video ({duration_s:.2f} s)"
+            )
         return self
 
     def shifted(self, offset_s: float) -> Moment:
@@ -131,14 +135,18 @@ class Moment:
         return Moment(self.start_s + offset_s, self.end_s + offset_s, self.score, self.explanation)
 
     def with_score(self, score: float, explanation: dict[str, Any] | None = None) -> Moment:
-        return Moment(self.start_s, self.end_s, score, explanation if explanation is not None else self.explanation)
+        return Moment(
+            self.start_s, self.end_s, score, explanation if explanation is not None else self.explanation
+        )
 
     def to_window(self) -> list[float]:
         """QVHighlights `pred_relevant_windows` row: [start_s, end_s, score]."""
         return [float(self.start_s), float(self.end_s), float(self.score)]
 
 
-EvidenceKind = Literal["grounder", "composition", "saliency", "verifier", "speech", "ocr", "audio", "reference"]
+EvidenceKind = Literal[
+    "grounder", "composition", "saliency", "verifier", "speech", "ocr", "audio", "reference"
+]
 
 
 @dataclass(frozen=True)
@@ -240,14 +248,18 @@ class Plan:
             return cls(
                 query=data["query"],
                 steps=tuple(Step(str(s["id"]), str(s["text"])) for s in data["steps"]),
-                relations=tuple(Relation(r["kind"], str(r["a"]), str(r["b"])) for r in data.get("relations", [])),
+                relations=tuple(
+                    Relation(r["kind"], str(r["a"]), str(r["b"])) for r in data.get("relations", [])
+                ),
                 target=str(data.get("target", "span")),
                 planner=planner or data.get("planner", "rule"),
                 notes=tuple(str(n) for n in data.get("notes", ())),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             what = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
-            raise ConfigError(f"not a plan ({what}); a plan has query, steps [{{id, text}}], relations, target") from None
+            raise ConfigError(
+                f"not a plan ({what}); a plan has query, steps [{{id, text}}], relations, target"
+            ) from None
 
 
 @dataclass
@@ -266,9 +278,13 @@ class Prediction:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_moments(cls, qid: int | str, vid: str, query: str, moments: list[Moment], **extra: Any) -> Prediction:
+    def from_moments(
+        cls, qid: int | str, vid: str, query: str, moments: list[Moment], **extra: Any
+    ) -> Prediction:
         ranked = sorted(moments, key=lambda m: m.score, reverse=True)
-        return cls(qid=qid, vid=vid, query=query, pred_relevant_windows=[m.to_window() for m in ranked], extra=extra)
+        return cls(
+            qid=qid, vid=vid, query=query, pred_relevant_windows=[m.to_window() for m in ranked], extra=extra
+        )
 
     def moments(self) -> list[Moment]:
         return [Moment(float(s), float(e), float(c)) for s, e, c in self.pred_relevant_windows]
@@ -294,9 +310,13 @@ class Prediction:
         try:
             windows = [[float(v) for v in w] for w in data.get("pred_relevant_windows", [])]
         except (TypeError, ValueError):
-            raise ConfigError(f"qid {data['qid']!r}: pred_relevant_windows must be [start_s, end_s, score] rows") from None
+            raise ConfigError(
+                f"qid {data['qid']!r}: pred_relevant_windows must be [start_s, end_s, score] rows"
+            ) from None
         if any(len(w) != 3 or not all(math.isfinite(v) for v in w) for w in windows):
-            raise ConfigError(f"qid {data['qid']!r}: each window must be 3 finite numbers [start_s, end_s, score]")
+            raise ConfigError(
+                f"qid {data['qid']!r}: each window must be 3 finite numbers [start_s, end_s, score]"
+            )
         return cls(
             qid=data["qid"],
             vid=data.get("vid", ""),

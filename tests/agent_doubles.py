@@ -32,7 +32,10 @@ class ScriptedGrounderForTests(BaseGrounder):
         self.calls.append((query, frames.window_s if frames is not None else None))
         moments = sorted(self.script.get(query, []), key=lambda m: -m.score)[:top_k]
         return Grounding(
-            moments=moments, raw_text=[f"scripted {len(moments)}"], timings_s={"model": 0.0}, duration_s=video.duration_s
+            moments=moments,
+            raw_text=[f"scripted {len(moments)}"],
+            timings_s={"model": 0.0},
+            duration_s=video.duration_s,
         )
 
 

@@ -17,7 +17,9 @@ REAL_CLIPS = ["univtg_charades_Y1HGC.mp4", "timer1_charades_OHOFG.mp4", "decord_
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
-        pytest.fail(f"real test data missing: expected {SHARED_DATA} (the shared/ folder beside the checkout)")
+        pytest.fail(
+            f"real test data missing: expected {SHARED_DATA} (the shared/ folder beside the checkout)"
+        )
     return SHARED_DATA
 
 

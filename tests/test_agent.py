@@ -63,7 +63,9 @@ class SlowExplainAgentForTests(Agent):
 def test_stages_run_in_order_and_steps_are_heard_before_the_run_ends():
     agent = SlowExplainAgentForTests(ScriptedGrounderForTests(SCRIPT))
     heard = []
-    result = agent.run(VIDEO, QUERY, on_step=lambda kind, value: heard.append((kind, value, time.perf_counter())))
+    result = agent.run(
+        VIDEO, QUERY, on_step=lambda kind, value: heard.append((kind, value, time.perf_counter()))
+    )
     assert agent.ran == list(STAGES) == ["plan", "ground", "compose", "rerank", "explain"]
     assert [kind for kind, _, _ in heard] == ["plan", "step", "step"]
     assert heard[0][1] == result.plan
@@ -235,7 +237,9 @@ def test_llm_features_need_a_server():
     with pytest.raises(ConfigError, match="--verify need --server"):
         build_agent(parse("--verify"), ScriptedGrounderForTests(SCRIPT))
     with pytest.raises(ConfigError, match="--planner llm need --server URL and --planner-model"):
-        build_agent(parse("--planner", "llm", "--server", "http://127.0.0.1:9/v1"), ScriptedGrounderForTests(SCRIPT))
+        build_agent(
+            parse("--planner", "llm", "--server", "http://127.0.0.1:9/v1"), ScriptedGrounderForTests(SCRIPT)
+        )
     args = parse()
     args.step_top_k = 0  # past the parser's own check (a caller building the namespace itself)
     with pytest.raises(ConfigError, match=">= 1"):
@@ -244,7 +248,10 @@ def test_llm_features_need_a_server():
 
 def test_run_agent_output_with_and_without_explain():
     out = run_agent(parse("--explain"), ScriptedGrounderForTests(SCRIPT), VIDEO, QUERY)
-    assert out["explanations"][0]["sentence"] and out["plan"]["steps"][1]["text"] == "person drinks from a bottle"
+    assert (
+        out["explanations"][0]["sentence"]
+        and out["plan"]["steps"][1]["text"] == "person drinks from a bottle"
+    )
     assert "1. 2.00-12.00 s" in format_agent_output(out)
     plain = run_agent(parse(), ScriptedGrounderForTests(SCRIPT), VIDEO, QUERY)
     assert plain.keys() == out.keys()  # one shape: the explanations are only left empty
@@ -293,7 +300,9 @@ def test_build_agent_uses_the_served_grounder_model_for_llm_features():
 
 # --- one front door: paths, one Prediction shape, top_k, no sliver moments -------------------------------
 
-PREDICTION_SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "schemas" / "prediction.schema.json").read_text())
+PREDICTION_SCHEMA = json.loads(
+    (Path(__file__).resolve().parents[1] / "schemas" / "prediction.schema.json").read_text()
+)
 
 
 def test_grounders_and_the_agent_take_a_path_and_give_one_prediction_shape(tmp_path):
@@ -336,7 +345,10 @@ def test_a_bad_top_k_is_a_typed_error_everywhere(top_k):
 
 def test_no_moment_shorter_than_one_frame_interval():
     # The grounder answers a single instant (7.72-7.72 s) and a sliver; frames are sampled every 0.5 s.
-    script = {"person opens the fridge": [Moment(7.72, 7.72, 0.9)], "person drinks from a bottle": [Moment(20.0, 20.1, 0.8)]}
+    script = {
+        "person opens the fridge": [Moment(7.72, 7.72, 0.9)],
+        "person drinks from a bottle": [Moment(20.0, 20.1, 0.8)],
+    }
     grounder = ScriptedGrounderForTests(script, needs_pixels=True)
     frames = fake_frames(VIDEO, 0.0, 30.0)  # 4 frames over 30 s: one every 10 s, fps 1.0 stated
     result = Agent(grounder, config=AgentConfig(use_windows=False)).run(VIDEO, QUERY, frames=frames)
@@ -354,7 +366,10 @@ def test_frame_exact_grounder_answers_are_widened_inside_the_video():
     assert at_least(Moment(0.0, 0.0), 0.5, 30.0).to_window()[:2] == [0.0, 0.5]  # kept inside the video
     assert at_least(Moment(29.9, 30.0), 0.5, 30.0).to_window()[:2] == [29.5, 30.0]
     assert at_least(Moment(1.0, 4.0), 0.5, 30.0) == Moment(1.0, 4.0)
-    assert at_least(Moment(0.1, 0.1), 5.0, 2.0).to_window()[:2] == [0.0, 2.0]  # a video shorter than a frame step
+    assert at_least(Moment(0.1, 0.1), 5.0, 2.0).to_window()[:2] == [
+        0.0,
+        2.0,
+    ]  # a video shorter than a frame step
 
 
 def test_agent_answers_carry_typed_evidence():

@@ -38,7 +38,9 @@ TWO_STEP = "a person walks in a doorway, then drinks some coffee."
 def saliency(tiny_models, tmp_path_factory):
     from grounding_agent.highlights.clip import ClipSaliency
 
-    return ClipSaliency.from_pretrained(str(tiny_models["clip"]), cache_dir=tmp_path_factory.mktemp("embeddings"))
+    return ClipSaliency.from_pretrained(
+        str(tiny_models["clip"]), cache_dir=tmp_path_factory.mktemp("embeddings")
+    )
 
 
 def check_two_step_output(out: dict, duration_s: float) -> None:
@@ -102,7 +104,9 @@ def test_llm_planner_garbage_from_live_server_falls_back(vllm_server):
     check_llm_consulted(plan, query)
     # Structured decoding: the server constrains the answer to the schema; either way the plan is valid.
     calls = {}
-    plan = LLMPlanner(chat_model(vllm_server.base_url, vllm_server.model, max_tokens=64)).plan(query, calls=calls)
+    plan = LLMPlanner(chat_model(vllm_server.base_url, vllm_server.model, max_tokens=64)).plan(
+        query, calls=calls
+    )
     assert calls["planner_llm"] >= 1
     check_llm_consulted(plan.to_dict(), query)
 
@@ -136,7 +140,9 @@ def test_long_video_budget_and_global_times(tmp_path, tiny_models, saliency):
 
     path = make_video(tmp_path / "twenty_minutes.mp4", duration_s=1200, fps=1, size=(64, 48), gop=30)
     video = open_video(path)
-    counter = CallCounterForTests(HFGrounder(str(tiny_models["qwen2_5_vl"]), fps=0.5, max_frames=4, device="cpu"))
+    counter = CallCounterForTests(
+        HFGrounder(str(tiny_models["qwen2_5_vl"]), fps=0.5, max_frames=4, device="cpu")
+    )
     budget = 4
     agent = Agent(
         counter,
@@ -165,7 +171,14 @@ def test_plan_cli_with_live_llm(vllm_server, capsys):
     parser = argparse.ArgumentParser()
     plan_cli.add_arguments(parser)
     args = parser.parse_args(
-        ["person opens the door then walks in.", "--json", "--server", vllm_server.base_url, "--model", vllm_server.model]
+        [
+            "person opens the door then walks in.",
+            "--json",
+            "--server",
+            vllm_server.base_url,
+            "--model",
+            vllm_server.model,
+        ]
     )
     assert plan_cli.run(args) == 0
     check_llm_consulted(json.loads(capsys.readouterr().out), "person opens the door then walks in.")

@@ -56,7 +56,11 @@ def test_bad_lines_get_an_error_line_and_the_session_goes_on(clip) -> None:
     assert serve_jsonl(session, stdin, stdout) == 0
     replies = [json.loads(line) for line in stdout.getvalue().splitlines()]
     assert [("error" in r) for r in replies] == [True, True, True, False]
-    assert "not JSON" in replies[0]["error"] and '"message"' in replies[1]["error"] and "empty" in replies[2]["error"]
+    assert (
+        "not JSON" in replies[0]["error"]
+        and '"message"' in replies[1]["error"]
+        and "empty" in replies[2]["error"]
+    )
     jsonschema.validate(replies[3], ANSWER_SCHEMA)
     assert jsonl_reply(session, "[1, 2]")["error"]
 

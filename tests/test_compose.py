@@ -41,11 +41,13 @@ def test_relations():
 
 def test_then_query_through_scripted_grounder():
     plan = RulePlanner().plan("person opens the fridge, then drinks from a bottle.")
-    grounder = ScriptedGrounderForTests({
-        # The best "open" candidate comes *after* every "drink" candidate but one: it must lose.
-        "person opens the fridge": [Moment(20, 24, 0.9), Moment(2, 6, 0.6), Moment(12, 14, 0.3)],
-        "person drinks from a bottle": [Moment(8, 12, 0.8), Moment(25, 28, 0.2)],
-    })
+    grounder = ScriptedGrounderForTests(
+        {
+            # The best "open" candidate comes *after* every "drink" candidate but one: it must lose.
+            "person opens the fridge": [Moment(20, 24, 0.9), Moment(2, 6, 0.6), Moment(12, 14, 0.3)],
+            "person drinks from a bottle": [Moment(8, 12, 0.8), Moment(25, 28, 0.2)],
+        }
+    )
     results = ground_steps(plan, VIDEO, grounder, AgentConfig(top_k=5))
     comps = compose(plan, {k: r.candidates for k, r in results.items()}, before_tolerance_s=1.0)
     best = comps[0]
@@ -110,7 +112,9 @@ def random_case(rng: random.Random):
         cands[i] = []
         for _ in range(rng.randint(1, 6)):
             start = rng.uniform(0, 55)
-            cands[i].append(Moment(round(start, 1), round(start + rng.uniform(0.5, 8), 1), round(rng.random(), 2)))
+            cands[i].append(
+                Moment(round(start, 1), round(start + rng.uniform(0.5, 8), 1), round(rng.random(), 2))
+            )
     return plan, cands
 
 
@@ -136,8 +140,10 @@ def test_search_matches_brute_force(seed):
 def test_windows_follow_grounded_relations():
     plan = RulePlanner().plan("person opens the door then walks in.")
     grounder = ScriptedGrounderForTests(
-        {"person opens the door": [Moment(14, 18, 0.9), Moment(16, 20, 0.5)],
-         "person walks in": [Moment(20, 25, 0.6), Moment(2, 4, 0.9)]},
+        {
+            "person opens the door": [Moment(14, 18, 0.9), Moment(16, 20, 0.5)],
+            "person walks in": [Moment(20, 25, 0.6), Moment(2, 4, 0.9)],
+        },
         needs_pixels=True,
     )
     windows = []

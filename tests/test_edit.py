@@ -123,12 +123,20 @@ def test_bad_range_is_an_error():
 
 
 def test_llm_parser_valid_answer_is_used():
-    answer = {"operations": [{"action": "cut", "target": "silence"}, {"action": "keep", "target": "head", "seconds": 60}]}
+    answer = {
+        "operations": [
+            {"action": "cut", "target": "silence"},
+            {"action": "keep", "target": "head", "seconds": 60},
+        ]
+    }
     model = scripted(json.dumps(answer))
     parser = LLMEditParser(model)
     parsed = parser.parse("get rid of the quiet bits and give me a minute", duration_s=300.0)
     assert parsed.parser == "llm" and parser.fallbacks == 0
-    assert [(o.action, o.target, o.seconds) for o in parsed.operations] == [("cut", "silence", None), ("keep", "head", 60.0)]
+    assert [(o.action, o.target, o.seconds) for o in parsed.operations] == [
+        ("cut", "silence", None),
+        ("keep", "head", 60.0),
+    ]
     assert model.bound["response_format"]["json_schema"]["schema"] == llm_output_schema()
 
 
@@ -176,7 +184,9 @@ def test_grid_snaps_to_decoder_frames(clip):
 
 
 def test_drop_frame_video_gets_drop_frame_timecodes(tmp_path):
-    path = make_edit_video(tmp_path / "ntsc.mp4", duration_s=2.0, fps="30000/1001", loud_spans=(), colours=((0, "red"),))
+    path = make_edit_video(
+        tmp_path / "ntsc.mp4", duration_s=2.0, fps="30000/1001", loud_spans=(), colours=((0, "red"),)
+    )
     plan = plan_edit(path, "cut 0:00.5 to 0:01")
     assert plan.grid.drop_frame and plan.grid.rate == Fraction(30000, 1001)
     cut = [s for s in plan.segments if s.action == "cut"][0]
@@ -189,7 +199,11 @@ def test_drop_frame_video_gets_drop_frame_timecodes(tmp_path):
 
 def test_explicit_times_cut_exact_frames(clip):
     plan = plan_edit(clip, "cut 0:05 to 0:07.33")
-    assert frames_of(plan) == [("keep", 0, 125), ("cut", 125, 183), ("keep", 183, 300)]  # 7.33 s = frame 183.25
+    assert frames_of(plan) == [
+        ("keep", 0, 125),
+        ("cut", 125, 183),
+        ("keep", 183, 300),
+    ]  # 7.33 s = frame 183.25
     assert plan.segments[1].reason == "cut 0:05.00 to 0:07.33"
     assert plan.kept_s == pytest.approx(12.0 - 58 * FRAME_S)
 
@@ -329,7 +343,9 @@ def test_words_without_transcript_say_so(clip):
 def test_words_from_dicts_work_too(clip):
     words = {"words": [{"start_s": 3.0, "end_s": 3.5, "text": "basically"}]}
     sources = EditSources(transcript=words)
-    spans = sources.resolve(plan_edit(clip, "cut 0:00 to 0:01").video, Operation("cut", "words", phrases=("Basically",)))
+    spans = sources.resolve(
+        plan_edit(clip, "cut 0:00 to 0:01").video, Operation("cut", "words", phrases=("Basically",))
+    )
     assert [(s.start_s, s.end_s) for s in spans] == [(3.0, 3.5)]
 
 
@@ -337,14 +353,23 @@ def test_keep_only_the_speech_uses_voice_activity(clip):
     t = transcript()
     t.speech_regions = ((0.5, 2.6), (2.9, 3.2), (5.0, 7.4))  # the 0.3-s pause stays inside the speech
     plan = plan_edit(clip, "remove the parts without speech", transcript=t)
-    assert [(s.start_frame, s.end_frame) for s in plan.kept] == [(12, 80), (125, 185)]  # 0.5 s = frame 12.5 -> 12
+    assert [(s.start_frame, s.end_frame) for s in plan.kept] == [
+        (12, 80),
+        (125, 185),
+    ]  # 0.5 s = frame 12.5 -> 12
     assert plan.kept[0].evidence[0].source == "voice activity"
 
 
 def test_the_speech_modules_transcript_plugs_in(clip):
     speech = pytest.importorskip("grounding_agent.media.transcript")
-    words = (speech.Word("So", 0.5, 0.9, 0.9), speech.Word("um", 1.0, 1.3, 0.8), speech.Word("twenty", 1.4, 2.0, 0.9))
-    real = speech.Transcript(segments=(speech.Segment("So um twenty", 0.5, 2.0, 0.9, words),), duration_s=12.0)
+    words = (
+        speech.Word("So", 0.5, 0.9, 0.9),
+        speech.Word("um", 1.0, 1.3, 0.8),
+        speech.Word("twenty", 1.4, 2.0, 0.9),
+    )
+    real = speech.Transcript(
+        segments=(speech.Segment("So um twenty", 0.5, 2.0, 0.9, words),), duration_s=12.0
+    )
     plan = plan_edit(clip, "remove every time he says 'um', then cut the words '20'", transcript=real)
     # "20" matches the spoken "twenty": numbers are compared as words, the way ASR writes them.
     assert [(s.start_s, s.end_s) for s in plan.segments if s.action == "cut"] == [(1.0, 1.28), (1.4, 2.0)]

@@ -54,7 +54,10 @@ def planned_ranges(plan):
 
 def clip_ranges(timeline, rate):
     track = next(t for t in timeline.tracks if t.kind == otio.schema.TrackKind.Video)
-    return [(c.source_range.start_time.to_frames(rate), c.source_range.duration.to_frames(rate)) for c in track.find_clips()]
+    return [
+        (c.source_range.start_time.to_frames(rate), c.source_range.duration.to_frames(rate))
+        for c in track.find_clips()
+    ]
 
 
 # --- exports ----------------------------------------------------------------------------------------------
@@ -86,11 +89,18 @@ def test_drop_frame_fcpxml_holds_the_planned_frames(ntsc, tmp_path):
     plan = plan_edit(ntsc, "cut 0:01 to 0:02")
     root = ET.parse(export(plan, tmp_path / "edit.fcpxml")).getroot()
     assert root.find(".//format").get("frameDuration") == "1001/30000s"
+
     def seconds(t: str) -> float:
         return float(Fraction(t.rstrip("s"))) if t != "0s" else 0.0
 
     clips = root.findall(".//spine/clip")
-    got = [(round(seconds(c.get("start", "0s")) * 30000 / 1001), round(seconds(c.get("duration")) * 30000 / 1001)) for c in clips]
+    got = [
+        (
+            round(seconds(c.get("start", "0s")) * 30000 / 1001),
+            round(seconds(c.get("duration")) * 30000 / 1001),
+        )
+        for c in clips
+    ]
     assert got == planned_ranges(plan)
 
 
@@ -108,7 +118,9 @@ def test_edl_needs_a_smpte_rate(tmp_path):
 def test_chapter_files_are_in_edited_time_to_the_frame(plan, tmp_path, suffix):
     subs = pysubs2.load(str(export(plan, tmp_path / f"chapters{suffix}")))
     starts = np.cumsum([0] + [s.num_frames for s in plan.kept])
-    assert [(round(e.start / 1000 * FPS), round(e.end / 1000 * FPS)) for e in subs] == list(zip(starts[:-1], starts[1:]))
+    assert [(round(e.start / 1000 * FPS), round(e.end / 1000 * FPS)) for e in subs] == list(
+        zip(starts[:-1], starts[1:])
+    )
     assert "source 00:00:00:00 - 00:00:01:02" in subs[0].text
 
 
@@ -154,7 +166,10 @@ def test_copy_render_moves_cuts_to_keyframes_and_says_so(plan, tmp_path):
     moved = [s for s in result.shifts if s["start_shift_frames"] or s["end_shift_frames"]]
     # The 1.08-1.32 s cut: the first part now ends at the keyframe at 1.2 s (frame 30, +3), the second starts
     # at the same keyframe (-3): the two parts merge.
-    assert {(s["segment"], s["start_shift_frames"], s["end_shift_frames"]) for s in moved} == {(0, 0, 3), (1, -3, 0)}
+    assert {(s["segment"], s["start_shift_frames"], s["end_shift_frames"]) for s in moved} == {
+        (0, 0, 3),
+        (1, -3, 0),
+    }
     assert abs(result.rendered_s - result.planned_s) <= FRAME_S
     assert open_video(tmp_path / "copy.mp4").num_frames == result.plan.kept_frames == 50 + 100 + 50
 
@@ -188,7 +203,10 @@ def test_cli_exports_renders_and_prints_json(clip, tmp_path, capsys):
                  "--json", "--backend", "uniform"])  # fmt: skip
     data = json.loads(capsys.readouterr().out)
     assert code == 0
-    assert [(s["action"], s["start_frame"], s["end_frame"]) for s in data["segments"]] == [("cut", 0, 75), ("keep", 75, 300)]
+    assert [(s["action"], s["start_frame"], s["end_frame"]) for s in data["segments"]] == [
+        ("cut", 0, 75),
+        ("keep", 75, 300),
+    ]
     assert data["outputs"]["render"]["rendered_frames"] == 225 and (tmp_path / "s.png").is_file()
     assert abs(open_video(out).duration_s - 9.0) <= FRAME_S
 
@@ -234,26 +252,45 @@ def test_cli_refuses_a_read_only_folder(clip, tmp_path, capsys, monkeypatch):
     folder.mkdir()
     real_access = os.access
     # Root may write anywhere, so the folder's permission bits alone cannot show the refusal here.
-    monkeypatch.setattr(os, "access", lambda p, mode: False if str(p) == str(folder) else real_access(p, mode))
+    monkeypatch.setattr(
+        os, "access", lambda p, mode: False if str(p) == str(folder) else real_access(p, mode)
+    )
     assert main(["edit", str(clip), "cut 0:01 to 0:02", "--render", str(folder / "r.mp4")]) == 2
     err = capsys.readouterr().err
     assert "is not writable" in err and os.listdir(folder) == []
 
 
 def test_cli_dry_run_writes_nothing(clip, tmp_path, capsys):
-    assert main(["edit", str(clip), "cut 0:01 to 0:02", "--render", str(tmp_path / "r.mp4"), "--dry-run"]) == 0
+    assert (
+        main(["edit", str(clip), "cut 0:01 to 0:02", "--render", str(tmp_path / "r.mp4"), "--dry-run"]) == 0
+    )
     assert "dry run: nothing written" in capsys.readouterr().out and os.listdir(tmp_path) == []
 
 
 def test_cli_reads_a_transcript_file_for_word_cuts(clip, tmp_path, capsys):
     speech = pytest.importorskip("grounding_agent.media.transcript")
-    words = (speech.Word("So", 0.5, 0.9, 0.9), speech.Word("um,", 1.0, 1.4, 0.8), speech.Word("yes", 1.5, 2.0, 0.9))
+    words = (
+        speech.Word("So", 0.5, 0.9, 0.9),
+        speech.Word("um,", 1.0, 1.4, 0.8),
+        speech.Word("yes", 1.5, 2.0, 0.9),
+    )
     real = speech.Transcript(segments=(speech.Segment("So um, yes", 0.5, 2.0, 0.9, words),), duration_s=12.0)
     (tmp_path / "t.json").write_text(json.dumps(real.to_dict()))
-    code = main(["edit", str(clip), "remove every time he says 'um'", "--transcript", str(tmp_path / "t.json"), "--json"])
+    code = main(
+        [
+            "edit",
+            str(clip),
+            "remove every time he says 'um'",
+            "--transcript",
+            str(tmp_path / "t.json"),
+            "--json",
+        ]
+    )
     data = json.loads(capsys.readouterr().out)
     assert code == 0
-    assert [(s["start_frame"], s["end_frame"]) for s in data["segments"] if s["action"] == "cut"] == [(25, 35)]
+    assert [(s["start_frame"], s["end_frame"]) for s in data["segments"] if s["action"] == "cut"] == [
+        (25, 35)
+    ]
 
 
 def test_cli_word_cut_without_transcript_says_how_to_get_one(clip, capsys):
@@ -262,7 +299,9 @@ def test_cli_word_cut_without_transcript_says_how_to_get_one(clip, capsys):
 
 
 def test_video_without_audio_renders_and_has_no_silences(tmp_path):
-    mute = make_edit_video(tmp_path / "mute.mp4", duration_s=4.0, audio=False, colours=((0, "red"), (2, "blue")))
+    mute = make_edit_video(
+        tmp_path / "mute.mp4", duration_s=4.0, audio=False, colours=((0, "red"), (2, "blue"))
+    )
     plan = plan_edit(mute, "remove the silences, then cut 0:01 to 0:03")
     assert "no audio stream" in " ".join(plan.notes)
     result = render(plan, tmp_path / "out.mp4", progress=False)
@@ -319,6 +358,10 @@ def test_chat_repl_edit_then_export(clip, tmp_path):
     repl(Session(clip, "uniform"), io.StringIO("\n".join(commands) + "\n"), out)
     text = out.getvalue()
     assert "no edit yet" in text and "kept 8.00 s of 12.00 s in 3 segments" in text
-    assert clip_ranges(otio.adapters.read_from_file(str(tmp_path / "e.edl"), rate=FPS), FPS) == [(0, 50), (100, 100), (250, 50)]
+    assert clip_ranges(otio.adapters.read_from_file(str(tmp_path / "e.edl"), rate=FPS), FPS) == [
+        (0, 50),
+        (100, 100),
+        (250, 50),
+    ]
     assert clip_ranges(otio.adapters.read_from_file(str(tmp_path / "t.otio")), FPS) == [(75, 225)]
     assert "keeps nothing" in text and not (tmp_path / "none.otio").exists()

@@ -14,7 +14,10 @@ def talk(tmp_path_factory):
     folder = tmp_path_factory.mktemp("edit_speech")
     return make_talking_video(
         folder / "talk.mp4",
-        [Utterance("the price is twenty dollars", at_s=1.0), Utterance("basically it is very cheap", at_s=6.0)],
+        [
+            Utterance("the price is twenty dollars", at_s=1.0),
+            Utterance("basically it is very cheap", at_s=6.0),
+        ],
         duration_s=10.0,
     )
 

@@ -203,7 +203,9 @@ def test_agent_runs_per_query_through_the_shared_option_spec(tmp_path):
     res = runner.run(args)
     rows = {r["qid"]: r for r in map(json.loads, (out / "predictions.jsonl").read_text().splitlines())}
     steps = [s["text"] for s in rows[0]["plan"]["steps"]]
-    assert rows[0]["agent"] and len(steps) == 2 and steps[0] == "person opens the door"  # planned, then composed
+    assert (
+        rows[0]["agent"] and len(steps) == 2 and steps[0] == "person opens the door"
+    )  # planned, then composed
     assert rows[1]["agent"] and len(rows[1]["plan"]["steps"]) == 1  # --agent: every query
     assert 1 <= len(rows[0]["pred_relevant_windows"]) <= 5 and res.result["status"]["ok"] == 2
     saved = json.loads((out / "run.json").read_text())["options"]
@@ -213,4 +215,6 @@ def test_agent_runs_per_query_through_the_shared_option_spec(tmp_path):
         ["--dataset", "charades-sta", "--gt", str(gt), "--backend", "uniform", "--out", str(tmp_path / "b"), "--no-progress"]
     )  # fmt: skip
     runner.run(args)
-    assert not any("agent" in json.loads(x) for x in (tmp_path / "b" / "predictions.jsonl").read_text().splitlines())
+    assert not any(
+        "agent" in json.loads(x) for x in (tmp_path / "b" / "predictions.jsonl").read_text().splitlines()
+    )

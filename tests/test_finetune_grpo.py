@@ -79,7 +79,7 @@ def test_make_synthetic_writes_decodable_videos_targets_gt_and_reuses_a_matching
     train, val = read_samples(paths["train"]), read_samples(paths["val"])
     assert len(train) == 3 and len(val) == 2 and not {s.vid for s in train} & {s.vid for s in val}
     for s in train + val:
-        (start, end), = s.windows_s
+        ((start, end),) = s.windows_s
         assert [(m.start_s, m.end_s) for m in parse_moments(s.target, s.duration_s)] == [(start, end)]
         frames = sample_frames_for(s)
         assert list(frames.timestamps_s) == [float(t) for t in range(spec.duration_s)]

@@ -129,9 +129,18 @@ def test_ground_sends_compositional_queries_through_the_agent(capsys, real_clips
     """No --agent flag: the rule planner finds two sub-events, so the agent plans, composes and explains."""
     clip = real_clips[CHARADES[1]]
     argv = [str(clip), "person sits down in a chair, then eats some food", "--backend", "hf"]
-    argv += ["--model", str(tiny_models["qwen2_5_vl"]), "--saliency-model", str(tiny_models["clip"]), "--explain"]
+    argv += [
+        "--model",
+        str(tiny_models["qwen2_5_vl"]),
+        "--saliency-model",
+        str(tiny_models["clip"]),
+        "--explain",
+    ]
     out = _agent_json(capsys, argv)
-    assert [s["text"] for s in out["plan"]["steps"]] == ["person sits down in a chair", "person eats some food"]
+    assert [s["text"] for s in out["plan"]["steps"]] == [
+        "person sits down in a chair",
+        "person eats some food",
+    ]
     assert out["plan"]["relations"] == [{"kind": "before", "a": "s1", "b": "s2"}]
     assert len(out["steps"]) == 2 and len(out["explanations"]) == len(out["pred_relevant_windows"]) >= 1
     for start_s, end_s, _ in out["pred_relevant_windows"]:

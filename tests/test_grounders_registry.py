@@ -108,7 +108,12 @@ def test_transcript_grounder_is_typed_as_its_visual_grounder() -> None:
     assert describer.needs_pixels and describer.name == "vlm:m"
     assert describer.describe(None, DescribeRequest("q?", 10.0), []).text == "q? None 8"
     alone = TranscriptGrounder(None, transcriber=object())
-    assert (alone.needs_pixels, alone.text_model, alone.served_model, alone.concurrency) == (False, None, None, 1)
+    assert (alone.needs_pixels, alone.text_model, alone.served_model, alone.concurrency) == (
+        False,
+        None,
+        None,
+        1,
+    )
     assert describer_for(alone).name == "template:speech"
 
 

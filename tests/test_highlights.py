@@ -207,7 +207,22 @@ def test_highlights_on_the_shared_clips_are_scored_by_eval(real_clips, tiny_mode
     ]  # fmt: skip
     oracle_path = tmp_path / "oracle.jsonl"
     oracle_path.write_text("".join(json.dumps(r) + "\n" for r in oracle))
-    assert main(["eval", "score", "--dataset", "qvhighlights", "--gt", str(gt_path), "--pred", str(oracle_path), "--json"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "score",
+                "--dataset",
+                "qvhighlights",
+                "--gt",
+                str(gt_path),
+                "--pred",
+                str(oracle_path),
+                "--json",
+            ]
+        )
+        == 0
+    )
     best = json.loads(capsys.readouterr().out)
     for key in ("MR-full-R1@0.5", "MR-full-mAP", "HL-min-VeryGood-mAP", "HL-min-VeryGood-Hit1"):
         assert best[key] == pytest.approx(100.0)

@@ -184,7 +184,9 @@ def tiny_tmpfs(tmp_path):
     """A 64 KiB tmpfs (needs mount rights: skipped where there are none)."""
     mnt = tmp_path / "mnt"
     mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True).returncode:
+    if subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True
+    ).returncode:
         pytest.skip("cannot mount a tmpfs here")
     yield mnt
     subprocess.run(["umount", str(mnt)], check=True)
@@ -194,7 +196,9 @@ def test_real_full_disk_is_one_line(tiny_tmpfs) -> None:
     (tiny_tmpfs / "old.txt").write_text("old")
     with pytest.raises(OutputError, match="no space left"):
         write_text_atomic(tiny_tmpfs / "old.txt", "x" * (1 << 20))
-    assert (tiny_tmpfs / "old.txt").read_text() == "old" and [p.name for p in tiny_tmpfs.iterdir()] == ["old.txt"]
+    assert (tiny_tmpfs / "old.txt").read_text() == "old" and [p.name for p in tiny_tmpfs.iterdir()] == [
+        "old.txt"
+    ]
 
 
 # --- the CLI -------------------------------------------------------------------------------------------------
@@ -234,7 +238,9 @@ def test_check_output_path_accepts_new_files_in_new_folders(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("kind", ["file", "devnull", "unwritable", "nul"])
-def test_eval_run_out_that_cannot_be_a_folder_is_one_line_and_touches_nothing(capsys, tmp_path, shared_data, kind) -> None:
+def test_eval_run_out_that_cannot_be_a_folder_is_one_line_and_touches_nothing(
+    capsys, tmp_path, shared_data, kind
+) -> None:
     (tmp_path / "notes.txt").write_text("mine")
     out = {"file": tmp_path / "notes.txt", "devnull": Path("/dev/null"), "unwritable": Path("/proc/no-such/run"),
            "nul": f"{tmp_path}/run\x00x"}[kind]  # fmt: skip
@@ -246,8 +252,13 @@ def test_eval_run_out_that_cannot_be_a_folder_is_one_line_and_touches_nothing(ca
     assert _listing(tmp_path) == before
 
 
-@pytest.mark.parametrize("argv", [["highlights", "{v}", "--plot", "{v}"],
-                                  ["ground", "{v}", "person opens the door", "--backend", "uniform", "--timeline", "{v}"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["highlights", "{v}", "--plot", "{v}"],
+        ["ground", "{v}", "person opens the door", "--backend", "uniform", "--timeline", "{v}"],
+    ],
+)
 def test_output_that_is_the_input_video_is_refused(capsys, tmp_path, argv) -> None:
     video = tmp_path / "clip.mp4"
     video.write_bytes(CLIP.read_bytes())

@@ -112,7 +112,9 @@ def test_require_names_missing_modules_and_the_extra(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "langgraph", None)
     assert extras.missing("json", "langgraph", "no_such_module_xyz", "no_such_pkg.sub") == [
         "langgraph", "no_such_module_xyz", "no_such_pkg.sub"]  # fmt: skip
-    with pytest.raises(MissingDependencyError, match=r"--x needs langgraph, .*pip install 'grounding-agent\[agent\]'"):
+    with pytest.raises(
+        MissingDependencyError, match=r"--x needs langgraph, .*pip install 'grounding-agent\[agent\]'"
+    ):
         extras.require("agent", "json", "langgraph", feature="--x")
     extras.require("agent", "json", "os")  # present: no error
     assert issubclass(MissingDependencyError, ConfigError) and issubclass(MissingDependencyError, ImportError)

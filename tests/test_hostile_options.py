@@ -101,7 +101,9 @@ def test_highlights_refuses_bad_option_in_one_line(capsys, empty_cwd, extra, fla
         (["--log", "."], "--log"),
     ],
 )
-def test_serve_refuses_bad_option_before_starting_vllm(capsys, empty_cwd, tiny_models, extra, fragment) -> None:
+def test_serve_refuses_bad_option_before_starting_vllm(
+    capsys, empty_cwd, tiny_models, extra, fragment
+) -> None:
     rc, out, err = run_cli(capsys, "serve", "--model", tiny_models["qwen2_5_vl"], *extra)
     assert "starting vLLM" not in err  # refused before the (half-minute) start
     assert_one_line_error(rc, err, fragment)
@@ -147,7 +149,8 @@ def test_validators_accept_good_values_and_refuse_the_rest() -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["http://127.0.0.1:99999/v1", "http://[::1/v1", "http://exa mple.com/v1", "ftp://x/v1", "127.0.0.1:8000"]
+    "url",
+    ["http://127.0.0.1:99999/v1", "http://[::1/v1", "http://exa mple.com/v1", "ftp://x/v1", "127.0.0.1:8000"],
 )
 @pytest.mark.parametrize("command", ["ground", "plan"])
 def test_malformed_server_url_is_one_line_before_any_request(capsys, empty_cwd, url, command) -> None:

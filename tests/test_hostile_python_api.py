@@ -79,9 +79,13 @@ BAD_CALLS: dict[str, Callable[[], Any]] = {
     "VLLMServer(missing model)": lambda: _server(model="./no/such/model"),
     "VLLMServer(port 70000)": lambda: _server(model="Qwen/Qwen2.5-VL-7B-Instruct", port=70000),
     "VLLMServer(port -1)": lambda: _server(model="Qwen/Qwen2.5-VL-7B-Instruct", port=-1),
-    "VLLMServer(host unresolvable)": lambda: _server(model="Qwen/Qwen2.5-VL-7B-Instruct", host="no-such-host.invalid"),
+    "VLLMServer(host unresolvable)": lambda: _server(
+        model="Qwen/Qwen2.5-VL-7B-Instruct", host="no-such-host.invalid"
+    ),
     "VLLMServer(max_model_len 0)": lambda: _server(model="Qwen/Qwen2.5-VL-7B-Instruct", max_model_len=0),
-    "VLLMServer(lora not a folder)": lambda: _server(model="Qwen/Qwen2.5-VL-7B-Instruct", loras={"a": "/nope"}),
+    "VLLMServer(lora not a folder)": lambda: _server(
+        model="Qwen/Qwen2.5-VL-7B-Instruct", loras={"a": "/nope"}
+    ),
     "load_model(missing folder)": lambda: _load("./no/such/model"),
     "load_model(a file)": lambda: _load(__file__),
     "check_model_source(NUL)": lambda: check_model_source("a\x00b"),

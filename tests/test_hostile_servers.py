@@ -36,7 +36,9 @@ BAD_REPLIES = {
     "choices-empty": ("application/json", json.dumps({**COMPLETION, "choices": []}).encode()),
     "message-null": (
         "application/json",
-        json.dumps({**COMPLETION, "choices": [{"index": 0, "message": None, "finish_reason": "stop"}]}).encode(),
+        json.dumps(
+            {**COMPLETION, "choices": [{"index": 0, "message": None, "finish_reason": "stop"}]}
+        ).encode(),
     ),
     "json-list": ("application/json", b"[1, 2, 3]"),
 }
@@ -176,7 +178,9 @@ def test_odd_field_types_are_an_unreadable_or_plain_answer_not_a_crash(serve_dou
     for m in grounding.moments:
         assert 0.0 <= m.start_s <= m.end_s <= video.duration_s and 0.0 <= m.score <= 1.0
     if mode == "content-number":
-        assert grounding.failures and grounding.raw_text == [""]  # recorded as unreadable, whole-video fallback
+        assert grounding.failures and grounding.raw_text == [
+            ""
+        ]  # recorded as unreadable, whole-video fallback
     else:
         assert grounding.raw_text == [ANSWER] and not grounding.failures
 
@@ -190,7 +194,10 @@ def test_trickled_reply_is_cut_off_at_the_total_deadline(serve_double, video) ->
     deadline = time.monotonic() + 10
     while not server.client_left_after_bytes and time.monotonic() < deadline:
         time.sleep(0.1)  # the server notices the closed connection at its next byte
-    assert server.client_left_after_bytes and server.client_left_after_bytes[0] < len(json.dumps(COMPLETION)) // 2
+    assert (
+        server.client_left_after_bytes
+        and server.client_left_after_bytes[0] < len(json.dumps(COMPLETION)) // 2
+    )
 
 
 def test_trickled_model_list_is_cut_off_too(serve_double) -> None:
@@ -267,7 +274,9 @@ def test_eval_run_records_bad_replies_and_carries_on(serve_double, capsys, tmp_p
         "--videos", videos, "--vids", "Y1HGC", "--out", out, "--no-progress",
     )  # fmt: skip
     rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
-    assert len(rows) == 2 and server.requests >= 2, err  # both queries of the clip were asked: no stop at the first
+    assert len(rows) == 2 and server.requests >= 2, (
+        err
+    )  # both queries of the clip were asked: no stop at the first
     for row in rows:
         assert "not an OpenAI chat completion" in json.dumps(row), row
     assert "Traceback" not in err

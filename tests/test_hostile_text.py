@@ -65,7 +65,9 @@ def _best_time_s(text: str, repeats: int = 3) -> float:
 
 
 @pytest.mark.timeout(120)  # quadratic work would take many minutes here: fail, don't hang the suite
-@pytest.mark.parametrize("unit", ["<answer>", "<answer>1", "<think><answer>", "<answer> 1 - ", "<ANSWER>x</answer"])
+@pytest.mark.parametrize(
+    "unit", ["<answer>", "<answer>1", "<think><answer>", "<answer> 1 - ", "<ANSWER>x</answer"]
+)
 def test_degenerate_tags_cost_linear_work(unit) -> None:
     """A scaling check, not a speed target: 16x the text costs ~16x when linear and 256x when quadratic;
     the bound sits between them, far from both, so a noisy shared machine cannot flip it."""
@@ -77,8 +79,28 @@ def test_degenerate_tags_cost_linear_work(unit) -> None:
 @settings(max_examples=200, deadline=None)
 @given(
     text=st.lists(
-        st.sampled_from(["<answer>", "</answer>", "<think>", "</think>", " - ", " to ", "1e309", "2.5e1", "12.5",
-                         "00:12", "seconds", "(0.8)", "[", "]", ",", "\udce9", "é", "\n"]),  # fmt: skip
+        st.sampled_from(
+            [
+                "<answer>",
+                "</answer>",
+                "<think>",
+                "</think>",
+                " - ",
+                " to ",
+                "1e309",
+                "2.5e1",
+                "12.5",
+                "00:12",
+                "seconds",
+                "(0.8)",
+                "[",
+                "]",
+                ",",
+                "\udce9",
+                "é",
+                "\n",
+            ]
+        ),  # fmt: skip
         max_size=40,
     ).map("".join),
     duration=st.floats(min_value=0.5, max_value=1e5),
@@ -109,7 +131,9 @@ def test_cli_undecodable_query_from_argv_is_one_line_exit_2(tmp_path, command) -
             "ground": [b"ground", str(CLIP).encode(), query, b"--backend", b"uniform", b"--json"],
             "highlights": [b"highlights", str(CLIP).encode(), b"--query", query, b"--model", b"x"]}[command]  # fmt: skip
     env = {**os.environ, "LC_ALL": "C.UTF-8", "PYTHONIOENCODING": ""}
-    res = subprocess.run([*map(os.fsencode, EXE), *argv], capture_output=True, cwd=tmp_path, env=env, timeout=120)
+    res = subprocess.run(
+        [*map(os.fsencode, EXE), *argv], capture_output=True, cwd=tmp_path, env=env, timeout=120
+    )
     assert res.stdout == b""
     assert_one_line_error(res.returncode, res.stderr.decode("utf-8"), "not valid UTF-8")
     assert list(tmp_path.iterdir()) == []

@@ -84,7 +84,12 @@ def make_client(media: Path, grounder=None, **kwargs) -> TestClient:
 
 def test_health_and_docs(media) -> None:
     client = make_client(media)
-    assert client.get("/v1/health").json() == {"status": "ok", "grounder": "uniform", "sessions": 0, "in_flight": 0}
+    assert client.get("/v1/health").json() == {
+        "status": "ok",
+        "grounder": "uniform",
+        "sessions": 0,
+        "in_flight": 0,
+    }
     assert client.get("/docs").status_code == 200
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/v1/health", "/v1/ground", "/v1/sessions", "/v1/sessions/{sid}/messages"} <= set(paths)
@@ -99,7 +104,9 @@ def test_ground_returns_a_prediction(media) -> None:
         assert len(r.json()["pred_relevant_windows"]) == 3
 
 
-@pytest.mark.parametrize("video", ["../outside.mp4", "/etc/passwd", "escape.mp4", "sub/../../outside.mp4", "C:/x.mp4"])
+@pytest.mark.parametrize(
+    "video", ["../outside.mp4", "/etc/passwd", "escape.mp4", "sub/../../outside.mp4", "C:/x.mp4"]
+)
 def test_paths_outside_the_media_root_are_403(media, video) -> None:
     client = make_client(media)
     for path, body in (("/v1/ground", {"video": video, "query": "q"}), ("/v1/sessions", {"video": video})):
@@ -140,7 +147,9 @@ def test_a_session_follows_up_and_can_be_deleted(media) -> None:
     r = client.post("/v1/sessions", json={"video": CLIP})
     assert r.status_code == 201 and r.json()["duration_s"] > 30
     sid = r.json()["id"]
-    first = client.post(f"/v1/sessions/{sid}/messages", json={"message": "when does the person open the door?"}).json()
+    first = client.post(
+        f"/v1/sessions/{sid}/messages", json={"message": "when does the person open the door?"}
+    ).json()
     second = client.post(f"/v1/sessions/{sid}/messages", json={"message": "what happens after that?"}).json()
     for answer in (first, second):
         jsonschema.validate(answer, ANSWER_SCHEMA)
@@ -170,7 +179,9 @@ def test_messages_stream_as_server_sent_events(media) -> None:
     answer = events[-2][1]
     jsonschema.validate(answer, ANSWER_SCHEMA)
     assert events[2][1] == answer["moments"] and events[3][1]["text"] == answer["text"]
-    with client.stream("POST", f"/v1/sessions/{sid}/messages", json={"message": "after that?", "stream": True}) as r:
+    with client.stream(
+        "POST", f"/v1/sessions/{sid}/messages", json={"message": "after that?", "stream": True}
+    ) as r:
         kinds = [kind for kind, _ in sse_events(r.read().decode())]
     assert kinds[0] == "reference" and kinds[-2:] == ["answer", "done"]
 
@@ -193,7 +204,12 @@ def test_sessions_expire_after_ttl_and_by_lru(media) -> None:
 def test_a_session_survives_20_turns_with_bounded_memory(media) -> None:
     client = make_client(media)
     sid = client.post("/v1/sessions", json={"video": CLIP}).json()["id"]
-    messages = ["when does the person open the door?", "what happens after that?", "right before that?", "again?"]
+    messages = [
+        "when does the person open the door?",
+        "what happens after that?",
+        "right before that?",
+        "again?",
+    ]
     tracemalloc.start()
     try:
         sizes = []
@@ -234,7 +250,18 @@ def test_concurrency_is_bounded_and_excess_waiters_get_503(media) -> None:
 @pytest.mark.slow
 def test_real_uvicorn_answers_50_concurrent_ground_requests(media) -> None:
     port = free_port()
-    cmd = [str(CLI), "api", "--media-root", str(media), "--backend", "uniform", "--port", str(port), "--max-concurrency", "4"]
+    cmd = [
+        str(CLI),
+        "api",
+        "--media-root",
+        str(media),
+        "--backend",
+        "uniform",
+        "--port",
+        str(port),
+        "--max-concurrency",
+        "4",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -283,7 +310,9 @@ class SlowTurnSessionForTests:
 
     def ask(self, message: str, *, on_event=None):
         on_event("plan", {"query": message, "steps": [{"id": "s1", "text": message}]})
-        on_event("step", {"id": "s1", "text": message, "window_s": [0.0, 30.0], "candidates": [[1.0, 2.0, 0.5]]})
+        on_event(
+            "step", {"id": "s1", "text": message, "window_s": [0.0, 30.0], "candidates": [[1.0, 2.0, 0.5]]}
+        )
         time.sleep(0.5)
         on_event("moments", [{"start_s": 1.0, "end_s": 2.0, "score": 0.5}])
         on_event("text", {"text": "at 1 s", "text_source": "test"})

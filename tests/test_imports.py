@@ -98,8 +98,14 @@ def test_no_import_cycle_in_the_package():
 @pytest.mark.slow
 def test_every_module_imports_alone_in_a_fresh_interpreter():
     def load(name: str) -> tuple[str, int, str]:
-        proc = subprocess.run([sys.executable, "-c", f"import {name}"], capture_output=True, text=True, timeout=300)
-        return name, proc.returncode, proc.stderr.strip().splitlines()[-1:] and proc.stderr.strip().splitlines()[-1]
+        proc = subprocess.run(
+            [sys.executable, "-c", f"import {name}"], capture_output=True, text=True, timeout=300
+        )
+        return (
+            name,
+            proc.returncode,
+            proc.stderr.strip().splitlines()[-1:] and proc.stderr.strip().splitlines()[-1],
+        )
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         failed = [(n, err) for n, rc, err in pool.map(load, sorted(module_names())) if rc != 0]

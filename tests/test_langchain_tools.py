@@ -62,7 +62,10 @@ def test_chat_agent_calls_the_tools_and_answers(session) -> None:
         bound=[], seen=[],
     )  # fmt: skip
     agent = build_chat_agent(session, model)
-    assert reply(agent, "When does he open the door, and what does he do right after?") == "scripted final answer"
+    assert (
+        reply(agent, "When does he open the door, and what does he do right after?")
+        == "scripted final answer"
+    )
     assert set(model.bound) == {"ground_moments", "ask_video"}
     system = model.seen[0][0]
     assert isinstance(system, SystemMessage) and "35.1 seconds" in system.content
@@ -72,11 +75,16 @@ def test_chat_agent_calls_the_tools_and_answers(session) -> None:
     assert grounded["moments"][0] == {"start_s": 0.0, "end_s": pytest.approx(7.0283), "score": 1.0}
     assert followed["moments"][0]["start_s"] >= grounded["moments"][0]["end_s"]
     assert followed["window_s"][1] <= grounded["moments"][0]["end_s"] + session.follow_s + 1e-9
-    assert [t.message for t in session.turns] == ["the person opens the door", "what does he do right after that?"]
+    assert [t.message for t in session.turns] == [
+        "the person opens the door",
+        "what does he do right after that?",
+    ]
 
 
 def test_chat_agent_needs_a_model(session) -> None:
     with pytest.raises(ConfigError):
         build_chat_agent(session)
-    agent = build_chat_agent(session, server="http://127.0.0.1:9/v1", model="served-name")  # built, never called
+    agent = build_chat_agent(
+        session, server="http://127.0.0.1:9/v1", model="served-name"
+    )  # built, never called
     assert "tools" in agent.get_graph().nodes

@@ -65,7 +65,9 @@ def test_empty_query_is_a_config_error():
 
 
 def test_plan_json_round_trip_keeps_notes():
-    plan = Plan("q", (Step("s1", "sit"), Step("s2", "read")), (Relation("before", "s1", "s2"),), "s2", "llm", ("n",))
+    plan = Plan(
+        "q", (Step("s1", "sit"), Step("s2", "read")), (Relation("before", "s1", "s2"),), "s2", "llm", ("n",)
+    )
     assert Plan.from_dict(json.loads(json.dumps(plan.to_dict()))) == plan
     assert validate_plan_dict(plan.to_dict()) == plan
 
@@ -75,10 +77,17 @@ def test_plan_json_round_trip_keeps_notes():
     [
         ({"query": "q", "steps": [], "relations": [], "target": "span"}, "steps"),
         ({"query": "q", "steps": [{"id": "s1", "text": "ab"}], "relations": [], "target": "s7"}, "target"),
-        ({"query": "q", "steps": [{"id": "x", "text": "ab"}], "relations": [], "target": "span"}, "steps/0/id"),
         (
-            {"query": "q", "steps": [{"id": "s1", "text": "ab"}], "target": "span",
-             "relations": [{"kind": "after", "a": "s1", "b": "s1"}]},
+            {"query": "q", "steps": [{"id": "x", "text": "ab"}], "relations": [], "target": "span"},
+            "steps/0/id",
+        ),
+        (
+            {
+                "query": "q",
+                "steps": [{"id": "s1", "text": "ab"}],
+                "target": "span",
+                "relations": [{"kind": "after", "a": "s1", "b": "s1"}],
+            },
             "relations/0/kind",
         ),
     ],
@@ -90,8 +99,12 @@ def test_schema_rejects_bad_plans(bad, where):
 
 def test_plan_invariants_beyond_the_schema():
     # Schema-valid, but the relation names a step that does not exist.
-    bad = {"query": "q", "steps": [{"id": "s1", "text": "ab"}], "relations": [{"kind": "before", "a": "s1", "b": "s2"}],
-           "target": "span"}
+    bad = {
+        "query": "q",
+        "steps": [{"id": "s1", "text": "ab"}],
+        "relations": [{"kind": "before", "a": "s1", "b": "s2"}],
+        "target": "span",
+    }
     with pytest.raises(ConfigError, match="unknown or identical"):
         validate_plan_dict(bad)
 
@@ -103,11 +116,13 @@ def test_llm_output_schema_leaves_our_fields_out():
 
 
 def test_llm_planner_accepts_a_valid_answer():
-    answer = json.dumps({
-        "steps": [{"id": "s1", "text": "person opens the door"}, {"id": "s2", "text": "person walks in"}],
-        "relations": [{"kind": "before", "a": "s1", "b": "s2"}],
-        "target": "span",
-    })
+    answer = json.dumps(
+        {
+            "steps": [{"id": "s1", "text": "person opens the door"}, {"id": "s2", "text": "person walks in"}],
+            "relations": [{"kind": "before", "a": "s1", "b": "s2"}],
+            "target": "span",
+        }
+    )
     plan = LLMPlanner(scripted_chat(answer)).plan("person opens the door and walks in")
     assert plan.planner == "llm" and plan.notes == ()
     assert [s.text for s in plan.steps] == ["person opens the door", "person walks in"]
@@ -116,7 +131,12 @@ def test_llm_planner_accepts_a_valid_answer():
 
 @pytest.mark.parametrize(
     "answer",
-    ["The person opens", '{"steps": []', '["s1"]', '{"steps": [{"id": "s1", "text": "ab"}], "relations": [], "target": "s3"}'],
+    [
+        "The person opens",
+        '{"steps": []',
+        '["s1"]',
+        '{"steps": [{"id": "s1", "text": "ab"}], "relations": [], "target": "s3"}',
+    ],
 )
 def test_llm_planner_falls_back_on_invalid_answers(answer):
     query = "after sitting down, the man reads a book."
@@ -165,12 +185,22 @@ class TruncatingChatModelForTests(GenericFakeChatModel):
         from openai.types.chat import ChatCompletion
         from openai.types.completion_usage import CompletionUsage
 
-        completion = ChatCompletion.model_validate({
-            "id": "x", "object": "chat.completion", "created": 0, "model": "tiny",
-            "choices": [{"index": 0, "finish_reason": "length",
-                         "message": {"role": "assistant", "content": '{"steps": [{"id": "s1", "text": "ab'}}],
-            "usage": {"completion_tokens": 8, "prompt_tokens": 8, "total_tokens": 16},
-        })
+        completion = ChatCompletion.model_validate(
+            {
+                "id": "x",
+                "object": "chat.completion",
+                "created": 0,
+                "model": "tiny",
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "length",
+                        "message": {"role": "assistant", "content": '{"steps": [{"id": "s1", "text": "ab'},
+                    }
+                ],
+                "usage": {"completion_tokens": 8, "prompt_tokens": 8, "total_tokens": 16},
+            }
+        )
         assert isinstance(completion.usage, CompletionUsage)
         raise openai.LengthFinishReasonError(completion=completion)
 
@@ -199,7 +229,12 @@ def test_more_sub_events_than_the_planner_handles_is_a_typed_error():
 
 @pytest.mark.parametrize(
     "query, message",
-    [(None, "must be text"), (42, "must be text"), (b"person sits", "must be text"), ("caf\udce9 opens", "UTF-8")],
+    [
+        (None, "must be text"),
+        (42, "must be text"),
+        (b"person sits", "must be text"),
+        ("caf\udce9 opens", "UTF-8"),
+    ],
 )
 def test_a_query_that_is_not_text_is_a_typed_error(query, message):
     for planner in (RulePlanner(), LLMPlanner(scripted_chat())):
@@ -207,7 +242,9 @@ def test_a_query_that_is_not_text_is_a_typed_error(query, message):
             planner.plan(query)
 
 
-@pytest.mark.parametrize("data", [{}, {"query": "q"}, {"query": "q", "steps": 5}, [], None, {"query": "q", "steps": [{}]}])
+@pytest.mark.parametrize(
+    "data", [{}, {"query": "q"}, {"query": "q", "steps": 5}, [], None, {"query": "q", "steps": [{}]}]
+)
 def test_plan_from_a_malformed_dict_is_a_typed_error(data):
     with pytest.raises(ConfigError, match="not a plan"):
         Plan.from_dict(data)
@@ -236,7 +273,9 @@ def test_llm_planner_counts_its_calls_and_retries_a_server_that_refuses_the_sche
 
     answer = json.dumps({"steps": [{"id": "s1", "text": "person sits"}], "relations": [], "target": "s1"})
     calls: dict[str, int] = {}
-    plan = LLMPlanner(RefusingSchemaChatModelForTests(messages=iter([AIMessage(content=answer)]))).plan("person sits", calls=calls)
+    plan = LLMPlanner(RefusingSchemaChatModelForTests(messages=iter([AIMessage(content=answer)]))).plan(
+        "person sits", calls=calls
+    )
     assert plan.planner == "llm" and calls == {"planner_llm": 2}
     assert "server refused structured output" in plan.notes[0]
 
@@ -259,4 +298,3 @@ def test_the_llm_planners_deadline_is_the_timeout_given() -> None:
     assert isinstance(planner, LLMPlanner) and _request_timeout_s(planner.chat_model) == 7.5
     default = make_planner("llm", server="http://127.0.0.1:9/v1", model="m")
     assert _request_timeout_s(default.chat_model) == SERVER.request_timeout_s
-

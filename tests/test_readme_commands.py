@@ -114,7 +114,13 @@ def test_the_readmes_hold_commands() -> None:
     assert len(CLI_COMMANDS) >= 10 and len(MAKE_COMMANDS) >= 2
     assert any(c.argv[:1] == ["plan"] for c in CLI_COMMANDS)
     assert any(c.stdin for c in CLI_COMMANDS)  # the JSON-lines chat example, piped from echo
-    assert {p.name for p in DOCS} >= {"README.md", "architecture.md", "chat-and-http.md", "editing.md", "eval.md"}
+    assert {p.name for p in DOCS} >= {
+        "README.md",
+        "architecture.md",
+        "chat-and-http.md",
+        "editing.md",
+        "eval.md",
+    }
 
 
 def _parse(argv: list[str]):
@@ -131,7 +137,9 @@ def test_readme_command_parses_and_names_existing_repo_files(command: Command) -
     try:
         _parse(command.argv)
     except SystemExit as exc:
-        pytest.fail(f"{command.where}: `grounding-agent {' '.join(command.argv)}` does not parse (exit {exc.code})")
+        pytest.fail(
+            f"{command.where}: `grounding-agent {' '.join(command.argv)}` does not parse (exit {exc.code})"
+        )
     for word in command.argv:
         value = word.split("=", 1)[-1]
         if value.startswith(REPO_PREFIXES):
@@ -158,7 +166,9 @@ CHEAP = [c for c in CLI_COMMANDS if _cheap(c)]
 
 
 @pytest.mark.parametrize("command", CHEAP, ids=[c.where for c in CHEAP])
-def test_cheap_readme_command_runs_and_prints_what_it_says(command: Command, capsys, tmp_path, monkeypatch) -> None:
+def test_cheap_readme_command_runs_and_prints_what_it_says(
+    command: Command, capsys, tmp_path, monkeypatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     if command.stdin is not None:
         monkeypatch.setattr(sys, "stdin", io.StringIO(command.stdin))
@@ -196,7 +206,9 @@ EDITS = [c for c in CLI_COMMANDS if c.argv[0] == "edit" and c.argv[1] in VIDEO_P
 
 
 @pytest.mark.parametrize("command", EDITS, ids=[c.where for c in EDITS])
-def test_readme_edit_command_runs_and_writes_what_it_names(command: Command, capsys, tmp_path, monkeypatch) -> None:
+def test_readme_edit_command_runs_and_writes_what_it_names(
+    command: Command, capsys, tmp_path, monkeypatch
+) -> None:
     """Model-free edits (explicit times, highlights), as written, on a generated 30-s 25 fps clip with sound and
     silences (an EDL needs a SMPTE rate, which the shared 14.985 fps clips are not): every file named is written."""
     from tests.videogen import make_edit_video
@@ -212,7 +224,9 @@ def test_readme_edit_command_runs_and_writes_what_it_names(command: Command, cap
     for option in ("--export", "--thumbnails"):
         for i, word in enumerate(argv[:-1]):
             if word == option:
-                assert (tmp_path / argv[i + 1]).stat().st_size > 0, f"{command.where}: {argv[i + 1]} not written"
+                assert (tmp_path / argv[i + 1]).stat().st_size > 0, (
+                    f"{command.where}: {argv[i + 1]} not written"
+                )
 
 
 def why_not_run(command: Command) -> str | None:
@@ -249,12 +263,16 @@ def test_every_bash_command_is_accounted_for() -> None:
                 if Path(program).name in ("grounding-agent", "make") or program in NOT_RUN:
                     continue
                 if program in PYTHONS and words[1:2] and words[1].endswith(".py"):
-                    assert (REPO / words[1]).is_file(), f"{where}: {words[1]} does not exist in the repository"
+                    assert (REPO / words[1]).is_file(), (
+                        f"{where}: {words[1]} does not exist in the repository"
+                    )
                     continue
                 unaccounted.append(f"{where}: {text.strip()}")
     for command in CLI_COMMANDS:
         if why_not_run(command) is None and command not in CHEAP + WITH_CLIP + EDITS:
-            unaccounted.append(f"{command.where}: grounding-agent {' '.join(command.argv)} (no reason not to run it)")
+            unaccounted.append(
+                f"{command.where}: grounding-agent {' '.join(command.argv)} (no reason not to run it)"
+            )
     assert not unaccounted, "run these in a test or list them with a reason:\n" + "\n".join(unaccounted)
 
 
@@ -264,7 +282,9 @@ def test_the_pages_show_no_old_module_path() -> None:
                      r"parsing|serving|prompts|deadline|extras|temporal|rerank_features|describe|dialogue)\b")  # fmt: skip
     for path in DOCS:
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            assert not old.search(line), f"{path.relative_to(REPO)}:{number}: old module path in {line.strip()!r}"
+            assert not old.search(line), (
+                f"{path.relative_to(REPO)}:{number}: old module path in {line.strip()!r}"
+            )
 
 
 def test_readme_is_short() -> None:
@@ -295,6 +315,10 @@ def test_readme_make_target_and_variables_exist(command: Command) -> None:
 
 def test_demo_description_matches_what_the_demo_prints() -> None:
     """The demo runs `ground` without --json: README must not promise JSON for it."""
-    demo = next(line for line in (REPO / "Makefile").read_text().splitlines() if "grounding-agent ground" in line)
-    readme_line = next(line for line in (REPO / "README.md").read_text().splitlines() if line.startswith("make demo "))
+    demo = next(
+        line for line in (REPO / "Makefile").read_text().splitlines() if "grounding-agent ground" in line
+    )
+    readme_line = next(
+        line for line in (REPO / "README.md").read_text().splitlines() if line.startswith("make demo ")
+    )
     assert ("--json" in demo) == ("JSON" in readme_line), (demo, readme_line)

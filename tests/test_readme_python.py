@@ -67,7 +67,10 @@ def scripted_openai_server_for_tests():
                  "function": {"name": name, "arguments": json.dumps(args)}}]}  # fmt: skip
             finish = "tool_calls"
         else:
-            message, finish = {"role": "assistant", "content": "scripted: " + tool_results[-1]["content"][:80]}, "stop"
+            message, finish = (
+                {"role": "assistant", "content": "scripted: " + tool_results[-1]["content"][:80]},
+                "stop",
+            )
         return {"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
                 "choices": [{"index": 0, "message": message, "finish_reason": finish}],
                 "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}  # fmt: skip
@@ -82,7 +85,9 @@ def chat_server():
     from grounding_agent.grounders.serving import free_port
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(scripted_openai_server_for_tests(), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(scripted_openai_server_for_tests(), host="127.0.0.1", port=port, log_level="warning")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -109,7 +114,9 @@ def test_not_run_entries_exist() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("index", range(len(RUN)), ids=[where for where, _ in RUN])
-def test_readme_python_block_runs(index, real_clips, tiny_models, chat_server, capsys, tmp_path, monkeypatch) -> None:
+def test_readme_python_block_runs(
+    index, real_clips, tiny_models, chat_server, capsys, tmp_path, monkeypatch
+) -> None:
     # Each block runs in a fresh folder (files it writes land there) holding the videos it names: `clip.mp4` is
     # a real Charades clip; any other (e.g. the editing example's talk) a generated 25 fps clip with silences.
     monkeypatch.chdir(tmp_path)
@@ -133,4 +140,6 @@ def test_readme_python_block_runs(index, real_clips, tiny_models, chat_server, c
     for name in re.findall(r'"([\w./-]+\.(?:mp4|mkv|mov|edl|otio|xml|fcpxml|srt|json|png))"', code):
         assert (tmp_path / name).exists(), f"the block names {name} but it was not there after it ran"
     if "build_chat_agent" in code:
-        assert out.startswith("scripted: ") and '"text"' in out  # the agent's final text quotes ask_video's answer
+        assert (
+            out.startswith("scripted: ") and '"text"' in out
+        )  # the agent's final text quotes ask_video's answer

@@ -27,7 +27,9 @@ def frames_every(step_s: float) -> Frames:
     times = np.arange(0.0, VIDEO.duration_s, step_s)
     pixels = np.zeros((len(times), 6, 8, 3), np.uint8)
     pixels[:, 0, 0, 0] = np.arange(len(times))  # tag each frame
-    return Frames(VIDEO, pixels, times, (times * 10).astype(int), 1 / step_s, 1 / step_s, (0.0, VIDEO.duration_s))
+    return Frames(
+        VIDEO, pixels, times, (times * 10).astype(int), 1 / step_s, 1 / step_s, (0.0, VIDEO.duration_s)
+    )
 
 
 def lp(p: float) -> float:
@@ -35,9 +37,17 @@ def lp(p: float) -> float:
 
 
 def test_p_yes_normalises_over_yes_and_no():
-    top = [{"token": " Yes", "logprob": lp(0.6)}, {"token": "no", "logprob": lp(0.2)}, {"token": "maybe", "logprob": lp(0.2)}]
+    top = [
+        {"token": " Yes", "logprob": lp(0.6)},
+        {"token": "no", "logprob": lp(0.2)},
+        {"token": "maybe", "logprob": lp(0.2)},
+    ]
     assert p_yes_from_top_logprobs(top) == pytest.approx(0.75)
-    top = [{"token": "yes", "logprob": lp(0.3)}, {"token": "Yes.", "logprob": lp(0.3)}, {"token": "No", "logprob": lp(0.2)}]
+    top = [
+        {"token": "yes", "logprob": lp(0.3)},
+        {"token": "Yes.", "logprob": lp(0.3)},
+        {"token": "No", "logprob": lp(0.2)},
+    ]
     assert p_yes_from_top_logprobs(top) == pytest.approx(0.75)
     assert p_yes_from_top_logprobs([{"token": "the", "logprob": lp(0.9)}]) is None
 
@@ -78,7 +88,9 @@ def test_rerank_needs_one_query_per_moment():
 
 def answer(token: str, p_yes: float, p_no: float) -> AIMessage:
     top = [{"token": "yes", "logprob": lp(p_yes)}, {"token": "no", "logprob": lp(p_no)}]
-    return AIMessage(content=token, response_metadata={"logprobs": {"content": [{"token": token, "top_logprobs": top}]}})
+    return AIMessage(
+        content=token, response_metadata={"logprobs": {"content": [{"token": token, "top_logprobs": top}]}}
+    )
 
 
 def test_verifier_reads_p_yes_and_sends_the_clip_frames():

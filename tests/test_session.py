@@ -71,7 +71,18 @@ def test_fresh_messages_are_read(message, intent, event) -> None:
 
 
 def test_public_api_is_one_import_and_light() -> None:
-    for name in ("Session", "Answer", "ground", "open_video", "Video", "Frames", "Moment", "Plan", "Prediction", "Evidence"):
+    for name in (
+        "Session",
+        "Answer",
+        "ground",
+        "open_video",
+        "Video",
+        "Frames",
+        "Moment",
+        "Plan",
+        "Prediction",
+        "Evidence",
+    ):
         assert name in grounding_agent.__all__ and hasattr(grounding_agent, name)
     code = "import sys, grounding_agent; print(sorted(m for m in ('torch','transformers','openai','decord','langchain','langgraph','fastapi') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
@@ -108,7 +119,7 @@ def test_no_moment_shorter_than_one_frame_interval(clip) -> None:
     grounder = ScriptedGrounderForTests({"a door opens": [zero]}, needs_pixels=True)
     session = Session(video, grounder, fps=1.0, max_frames=16)
     interval = 1.0 / session.frames.fps
-    (start, end, _), = session.ground("a door opens").pred_relevant_windows
+    ((start, end, _),) = session.ground("a door opens").pred_relevant_windows
     assert end - start >= interval - 1e-9
     assert start <= 7.72 <= end
 
@@ -158,7 +169,10 @@ def test_right_after_looks_only_follow_s_ahead(clip) -> None:
 
 
 def test_pixel_grounder_is_shown_only_the_allowed_window(clip) -> None:
-    script = {"a door opens": [Moment(2.0, 6.0, 0.9)], "he sits down": [Moment(3.0, 5.0, 0.9), Moment(20.0, 24.0, 0.5)]}
+    script = {
+        "a door opens": [Moment(2.0, 6.0, 0.9)],
+        "he sits down": [Moment(3.0, 5.0, 0.9), Moment(20.0, 24.0, 0.5)],
+    }
     grounder = ScriptedGrounderForTests(script, needs_pixels=True)
     session = Session(clip, grounder, fps=1.0, max_frames=32)
     session.ask("a door opens")

@@ -33,7 +33,15 @@ SCRIPT = [
 
 def chat_jsonl(video: Path, backend_args: list[str], timeout_s: float) -> list[dict]:
     lines = "".join(json.dumps({"message": m}) + "\n" for m, _ in SCRIPT)
-    cmd = [str(Path(sys.executable).parent / "grounding-agent"), "chat", str(video), "--jsonl", "--fps", str(FPS), *backend_args]
+    cmd = [
+        str(Path(sys.executable).parent / "grounding-agent"),
+        "chat",
+        str(video),
+        "--jsonl",
+        "--fps",
+        str(FPS),
+        *backend_args,
+    ]
     out = subprocess.run(cmd, input=lines, capture_output=True, text=True, timeout=timeout_s, cwd=REPO)
     assert out.returncode == 0, out.stderr[-2000:]
     replies = [json.loads(line) for line in out.stdout.splitlines()]

@@ -18,7 +18,17 @@ from tests.conftest import REPO, VIDEOS
 
 # openai / pydantic: the SDK's import alone (0.5-0.9 s) was most of a `ground` run; the grounder speaks the
 # API over httpx2. httpx would add ~0.14 s (its CLI: click, rich).
-HEAVY = ("torch", "transformers", "torchvision", "scipy", "langgraph", "langchain_core", "openai", "pydantic", "httpx")
+HEAVY = (
+    "torch",
+    "transformers",
+    "torchvision",
+    "scipy",
+    "langgraph",
+    "langchain_core",
+    "openai",
+    "pydantic",
+    "httpx",
+)
 
 # The OpenAI-compatible double, as source: run in the measured interpreter here, in a process of its own
 # in bench/startup.py (which appends its own start-up lines).
@@ -87,7 +97,17 @@ COMMANDS = {
     "probe": ["probe", CLIP, "--fps", "1", "--max-frames", "8", "--decode"],
     "plan": ["plan", "the person opens the door, then sits down"],
     "eval-score-help": ["eval", "score", "--help"],
-    "ground-vllm": ["ground", CLIP, "person sits down", "--backend", "vllm", "--server", "SERVER", "--max-frames", "4"],
+    "ground-vllm": [
+        "ground",
+        CLIP,
+        "person sits down",
+        "--backend",
+        "vllm",
+        "--server",
+        "SERVER",
+        "--max-frames",
+        "4",
+    ],
 }
 
 
@@ -122,7 +142,11 @@ def test_one_step_ground_loads_the_rule_planner_alone_of_the_agent():
     """The agent package loads lazily: a one-step query never needs the graph, reranker or explainer."""
     loaded = _run(COMMANDS["ground-vllm"])["agent"]
     assert "grounding_agent.agent.planner" in loaded
-    assert not {"grounding_agent.agent.orchestrator", "grounding_agent.agent.graph", "grounding_agent.agent.rerank"} & set(loaded)
+    assert not {
+        "grounding_agent.agent.orchestrator",
+        "grounding_agent.agent.graph",
+        "grounding_agent.agent.rerank",
+    } & set(loaded)
 
 
 def test_agent_package_exports_load_on_first_use():

@@ -45,4 +45,6 @@ def test_nms_output_is_pairwise_below_threshold_and_sorted(items, thr):
     # every dropped moment overlaps some kept one that scores at least as well
     for m in ms:
         if m not in kept:
-            assert any(tiou((m.start_s, m.end_s), (k.start_s, k.end_s)) > thr and k.score >= m.score for k in kept)
+            assert any(
+                tiou((m.start_s, m.end_s), (k.start_s, k.end_s)) > thr and k.score >= m.score for k in kept
+            )

@@ -67,8 +67,15 @@ def test_plan_validates_ids_relations_and_target():
 
 @pytest.mark.parametrize(
     "bad",
-    [{}, [], "x", {"qid": 1, "pred_relevant_windows": [[1, 2]]}, {"qid": 1, "pred_relevant_windows": [["a", 2, 3]]},
-     {"qid": 1, "pred_relevant_windows": [[0, float("nan"), 1]]}, {"qid": 1, "pred_relevant_windows": 5}],
+    [
+        {},
+        [],
+        "x",
+        {"qid": 1, "pred_relevant_windows": [[1, 2]]},
+        {"qid": 1, "pred_relevant_windows": [["a", 2, 3]]},
+        {"qid": 1, "pred_relevant_windows": [[0, float("nan"), 1]]},
+        {"qid": 1, "pred_relevant_windows": 5},
+    ],
 )
 def test_prediction_from_a_malformed_dict_is_a_typed_error(bad):
     with pytest.raises(ConfigError):
@@ -83,7 +90,10 @@ def _populated_answer():
     from grounding_agent.types import Evidence
 
     moment = Moment(1.0, 2.5, 0.8, {"relation": "after", "anchor_s": (np.float32(0.5), 1.0)})
-    evidence = [Evidence("grounder", 1.0, 2.5, 0.8, "1.00 - 2.50 seconds", "vllm:m"), Evidence("reference", 0.0, 1.0)]
+    evidence = [
+        Evidence("grounder", 1.0, 2.5, 0.8, "1.00 - 2.50 seconds", "vllm:m"),
+        Evidence("reference", 0.0, 1.0),
+    ]
     reference = {"kind": "after", "phrase": "after that", "turn": 1, "previous": [0.0, 1.0]}
     return Answer("He sits down.", [moment], evidence, Plan.single("q"), "vlm:m", (1.0, 6.0), reference)
 

@@ -49,7 +49,10 @@ def uniform_session_factory():
 
 
 def test_list_videos_keeps_to_the_media_root(media_root):
-    assert ui.list_videos(media_root) == ["sub/copy.mp4", CLIP]  # sorted; the text file and the escaping link are left out
+    assert ui.list_videos(media_root) == [
+        "sub/copy.mp4",
+        CLIP,
+    ]  # sorted; the text file and the escaping link are left out
 
 
 @pytest.mark.parametrize("bad", ["../outside.mp4", "/etc/passwd", "escape.mp4", "missing.mp4", "", "a\x00b"])
@@ -120,13 +123,21 @@ def test_app_answers_through_gradio_client(media_root, tmp_path):
     config = ui.UIConfig(media_root, tmp_path / "out")
     demo = ui.build_app(config, uniform_session_factory())
     port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **ui.launch_options(config))
+    demo.launch(
+        server_name="127.0.0.1",
+        server_port=port,
+        prevent_thread_lock=True,
+        quiet=True,
+        **ui.launch_options(config),
+    )
     try:
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
         # The session key is Gradio state: the client's own session carries it between calls.
         player, history, chips, timeline, thumbs, status = client.predict(CLIP, None, api_name="/open_video")
         assert CLIP in status and history == []
-        history, chips, png, thumbs, cleared = client.predict("when does the person sit down?", [], api_name="/ask")
+        history, chips, png, thumbs, cleared = client.predict(
+            "when does the person sit down?", [], api_name="/ask"
+        )
         assert [m["role"] for m in history] == ["user", "assistant"] and 'data-start="' in chips
         assert Path(png).is_file()
         again = client.predict("what happens next?", history, api_name="/ask")
@@ -213,9 +224,13 @@ def test_edit_tab_plans_exports_and_renders(media_root, tmp_path):
     key = app.open_video(CLIP)[1]
     rows, files, rendered, notes = app.edit("cut 0:05 to 0:15", key, True)
     assert [r[0] for r in rows] == ["keep", "cut", "keep"]
-    assert rows[1][1] == pytest.approx(5.0, abs=0.11) and rows[1][2] == pytest.approx(15.0, abs=0.11)  # one frame at 9.5 fps
+    assert rows[1][1] == pytest.approx(5.0, abs=0.11) and rows[1][2] == pytest.approx(
+        15.0, abs=0.11
+    )  # one frame at 9.5 fps
     suffixes = {Path(f).suffix for f in files}
-    assert {".otio", ".fcpxml", ".srt"} <= suffixes and all(Path(f).parent == tmp_path / "out" / key for f in files)
+    assert {".otio", ".fcpxml", ".srt"} <= suffixes and all(
+        Path(f).parent == tmp_path / "out" / key for f in files
+    )
     # This clip runs at 9.53 fps: no EDL can hold it, and the page says why instead of failing the edit.
     assert ".edl" not in suffixes and "no .edl" in notes and "SMPTE" in notes
     kept_s = sum(r[2] - r[1] for r in rows if r[0] == "keep")

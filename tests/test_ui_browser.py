@@ -16,7 +16,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-    pytest.fail("Chromium missing: scripts/setup_env.sh installs Debian's chromium and chromium-driver", pytrace=False)
+    pytest.fail(
+        "Chromium missing: scripts/setup_env.sh installs Debian's chromium and chromium-driver", pytrace=False
+    )
 
 webdriver = pytest.importorskip("selenium.webdriver")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -30,7 +32,18 @@ from tests.test_ui import CLIP, free_port, uniform_session_factory  # noqa: E402
 
 # Chromium as the machine-facts note says it runs here: no sandbox as root, no background traffic; and
 # every host but loopback resolves to nothing, so the page cannot reach beyond this machine.
-CHROME_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--window-size=1400,1000"] + ["--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]
+CHROME_FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1400,1000",
+] + ["--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]
 
 
 @pytest.fixture
@@ -53,7 +66,13 @@ def running_app(tmp_path, real_clips):
     config = ui.UIConfig(media, tmp_path / "out")
     demo = ui.build_app(config, uniform_session_factory())
     port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **ui.launch_options(config))
+    demo.launch(
+        server_name="127.0.0.1",
+        server_port=port,
+        prevent_thread_lock=True,
+        quiet=True,
+        **ui.launch_options(config),
+    )
     yield f"http://127.0.0.1:{port}/"
     demo.close()
 
@@ -89,7 +108,12 @@ def test_pick_ask_click_a_moment_and_the_player_seeks(browser, running_app, tmp_
     target = chips[-1]
     start_s = float(target.get_attribute("data-start"))
     target.click()
-    wait.until(lambda d: abs(d.execute_script("return document.querySelector('#player video').currentTime") - start_s) < 0.05)
+    wait.until(
+        lambda d: (
+            abs(d.execute_script("return document.querySelector('#player video').currentTime") - start_s)
+            < 0.05
+        )
+    )
     assert "active" in target.get_attribute("class")
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#timeline img"))
     shot = screenshot(browser, tmp_path, "2-moment-clicked")

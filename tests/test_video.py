@@ -345,7 +345,9 @@ def test_trailing_junk_is_not_mistaken_for_truncation(gen, tmp_path):
 
 
 @pytest.mark.parametrize("workers", [1, 2, 3, 8])
-@pytest.mark.parametrize("sampling", [{"fps": 10}, {"fps": 3}, {"max_frames": 3}, {"fps": 4, "max_pixels": 4800}])
+@pytest.mark.parametrize(
+    "sampling", [{"fps": 10}, {"fps": 3}, {"max_frames": 3}, {"fps": 4, "max_pixels": 4800}]
+)
 def test_gop_parallel_decoding_gives_the_same_frames(gen, monkeypatch, workers, sampling):
     path = gen / "cfr.mkv"  # 40 frames, a keyframe every 5: 8 GOPs to share out
     monkeypatch.setattr(decode_mod, "_DECODE_WORKERS", 1)

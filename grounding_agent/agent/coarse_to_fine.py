@@ -54,7 +54,13 @@ def propose_windows(
     scored = []
     for start in starts:
         inside = (times_s >= start) & (times_s < start + window_s)
-        scored.append(Window(float(start), float(start + window_s), float(values[inside].mean()) if inside.any() else -np.inf))
+        scored.append(
+            Window(
+                float(start),
+                float(start + window_s),
+                float(values[inside].mean()) if inside.any() else -np.inf,
+            )
+        )
     scored.sort(key=lambda w: -w.saliency)
     chosen: list[Window] = []
     for w in scored:
@@ -112,7 +118,9 @@ class CoarseToFineGrounder(BaseGrounder):
         timings: dict[str, float] = {}
         with timed(timings, "coarse"):
             times_s, values = self.scorer(video, query)
-            windows = propose_windows(times_s, values, video.duration_s, window_s=self.window_s, max_windows=self.max_calls)
+            windows = propose_windows(
+                times_s, values, video.duration_s, window_s=self.window_s, max_windows=self.max_calls
+            )
         out = Grounding(moments=[], timings_s=timings, duration_s=video.duration_s)
         candidates: list[Moment] = []
         for w in windows[: self.max_calls]:
@@ -126,7 +134,11 @@ class CoarseToFineGrounder(BaseGrounder):
                 timings[key] = timings.get(key, 0.0) + value
             min_length_s = frame_interval_s(window_frames, self.fps)
             for m in clip_to(list(g.moments), (w.start_s, w.end_s), min_length_s):
-                expl = {**(m.explanation or {}), "coarse_window_s": [w.start_s, w.end_s], "coarse_saliency": w.saliency}
+                expl = {
+                    **(m.explanation or {}),
+                    "coarse_window_s": [w.start_s, w.end_s],
+                    "coarse_saliency": w.saliency,
+                }
                 candidates.append(m.with_score(m.score, expl))
         out.moments = nms(candidates, iou_threshold=0.7, max_keep=top_k)
         out.info = {
@@ -146,7 +158,9 @@ def saliency_scorer(saliency: Any, *, fps: float = 0.5, keyframe_gap_s: float = 
     """
 
     def score(video: Video, query: str) -> tuple[np.ndarray, np.ndarray]:
-        curve = saliency.curve(str(video.path), query, fps=fps, keyframes_only=keyframes_dense(video, keyframe_gap_s))
+        curve = saliency.curve(
+            str(video.path), query, fps=fps, keyframes_only=keyframes_dense(video, keyframe_gap_s)
+        )
         return np.asarray(curve.times_s), np.asarray(curve.values)
 
     return score

@@ -37,7 +37,9 @@ class Composition:
     consistent: bool = True
 
 
-def satisfies(relation: Relation, a: Moment, b: Moment, before_tolerance_s: float = AGENT.before_tolerance_s) -> bool:
+def satisfies(
+    relation: Relation, a: Moment, b: Moment, before_tolerance_s: float = AGENT.before_tolerance_s
+) -> bool:
     """Whether moments `a` and `b` satisfy `relation` (its `a` and `b` steps).
 
     before: a ends no later than `before_tolerance_s` after b starts (annotations and grounders are
@@ -60,7 +62,9 @@ def composed_moment(plan: Plan, chosen: Mapping[str, Moment]) -> Moment:
     return Moment(target.start_s, target.end_s, score)
 
 
-def consistent(plan: Plan, chosen: Mapping[str, Moment], before_tolerance_s: float = AGENT.before_tolerance_s) -> bool:
+def consistent(
+    plan: Plan, chosen: Mapping[str, Moment], before_tolerance_s: float = AGENT.before_tolerance_s
+) -> bool:
     """Whether a (full or partial) assignment satisfies every relation whose two steps are assigned."""
     return all(
         satisfies(r, chosen[r.a], chosen[r.b], before_tolerance_s)
@@ -149,4 +153,3 @@ def compose(
     kept = nms([c.moment for c in comps], iou_threshold=nms_iou, max_keep=top_n)
     kept_ids = {id(m) for m in kept}
     return [c for c in comps if id(c.moment) in kept_ids]
-

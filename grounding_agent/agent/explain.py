@@ -51,8 +51,12 @@ def explanation_facts(
             event["said"] = said
         sub_events.append(event)
     relations = [
-        {"kind": r.kind, "a": r.a, "b": r.b,
-         "satisfied": satisfies(r, composition.chosen[r.a], composition.chosen[r.b], before_tolerance_s)}
+        {
+            "kind": r.kind,
+            "a": r.a,
+            "b": r.b,
+            "satisfied": satisfies(r, composition.chosen[r.a], composition.chosen[r.b], before_tolerance_s),
+        }
         for r in plan.relations
     ]
     return {
@@ -84,7 +88,8 @@ def template_sentence(facts: Mapping[str, Any]) -> str:
         for r in facts["relations"]
     )
     events = ", ".join(
-        f'"{e["text"]}" at {e["window_s"][0]}-{e["window_s"][1]} s' + (f' (said: "{e["said"]}")' if e.get("said") else "")
+        f'"{e["text"]}" at {e["window_s"][0]}-{e["window_s"][1]} s'
+        + (f' (said: "{e["said"]}")' if e.get("said") else "")
         for e in facts["sub_events"]
     )
     said = facts["sub_events"][0].get("said") if len(facts["sub_events"]) == 1 else None
@@ -140,7 +145,13 @@ def explain(
             facts["notes"] = [f"explanation LLM failed: {exc}"]
         else:
             if written and len(written.split()) <= MAX_LLM_SENTENCE_WORDS:
-                facts["template_sentence"], facts["sentence"], facts["sentence_by"] = facts["sentence"], written, "llm"
+                facts["template_sentence"], facts["sentence"], facts["sentence_by"] = (
+                    facts["sentence"],
+                    written,
+                    "llm",
+                )
             else:  # a rambling (or empty) answer is worse than the template
-                facts["notes"] = [f"explanation LLM answer rejected ({len(written.split())} words): {written[:120]!r}"]
+                facts["notes"] = [
+                    f"explanation LLM answer rejected ({len(written.split())} words): {written[:120]!r}"
+                ]
     return facts

@@ -61,7 +61,11 @@ def merge_sum(old: dict, new: dict) -> dict:
 
 
 # Keys whose updates add to what is there; every other key is replaced.
-_REDUCERS: dict[str, Callable[[Any, Any], Any]] = {"timings_s": merge_sum, "model_calls": merge_sum, "notes": operator.add}
+_REDUCERS: dict[str, Callable[[Any, Any], Any]] = {
+    "timings_s": merge_sum,
+    "model_calls": merge_sum,
+    "notes": operator.add,
+}
 
 
 def merge(state: AgentState, update: dict[str, Any]) -> None:
@@ -120,20 +124,36 @@ class Agent:
                 raise ConfigError(
                     f"the plan has {len(plan.steps)} steps but max_vlm_calls is {config.max_vlm_calls}; raise the budget"
                 )
-            grounder = CoarseToFineGrounder(self.grounder, self._coarse_scorer(), max_calls=per_step, sampler=self.sampler)
+            grounder = CoarseToFineGrounder(
+                self.grounder, self._coarse_scorer(), max_calls=per_step, sampler=self.sampler
+            )
             config = replace(config, use_windows=False)
-            notes.append(f"long video ({video.duration_s:.0f} s): coarse-to-fine, <= {per_step} VLM calls per step")
+            notes.append(
+                f"long video ({video.duration_s:.0f} s): coarse-to-fine, <= {per_step} VLM calls per step"
+            )
         elif frames is None and grounder.needs_pixels:
             frames = grounder.frames_for(video, None, timings)  # sampled once, shared by every step
         with timed(timings, "ground"):
             steps = ground_steps(
-                plan, video, grounder, config, frames=frames, sampler=self.sampler, on_grounded=_step_listener(state)
+                plan,
+                video,
+                grounder,
+                config,
+                frames=frames,
+                sampler=self.sampler,
+                on_grounded=_step_listener(state),
             )
         calls = grounder.calls if isinstance(grounder, CoarseToFineGrounder) else len(plan.steps)
         for key, value in model_seconds(steps).items():
             timings[f"grounder_{key}"] = value
         notes += [f"{r.step_id}: {n}" for r in steps.values() for n in r.notes]
-        return {"steps": steps, "frames": frames, "timings_s": timings, "model_calls": {"grounder": calls}, "notes": notes}
+        return {
+            "steps": steps,
+            "frames": frames,
+            "timings_s": timings,
+            "model_calls": {"grounder": calls},
+            "notes": notes,
+        }
 
     def compose_node(self, state: AgentState) -> dict[str, Any]:
         timings: dict[str, float] = {}
@@ -146,7 +166,11 @@ class Agent:
                 before_tolerance_s=config.before_tolerance_s,
                 nms_iou=config.nms_iou,
             )
-        notes = [] if all(c.consistent for c in comps) else ["no candidates satisfied every relation; relations relaxed"]
+        notes = (
+            []
+            if all(c.consistent for c in comps)
+            else ["no candidates satisfied every relation; relations relaxed"]
+        )
         answers = [ComposedMoment(c.moment, c) for c in comps]
         return {"compositions": comps, "answers": answers, "timings_s": timings, "notes": notes}
 
@@ -160,7 +184,9 @@ class Agent:
         query = target if target is not None else strip_edit_command(plan.query)
         moments = [a.moment for a in answers]
         with timed(timings, "rerank"):
-            ranked = self.reranker.rerank(state["video"], [query] * len(moments), moments, state.get("frames"), timings)
+            ranked = self.reranker.rerank(
+                state["video"], [query] * len(moments), moments, state.get("frames"), timings
+            )
         out = [ComposedMoment(r.moment, answers[r.index].composition, r) for r in ranked]
         verified = sum(1 for r in ranked if r.verifier is not None)
         return {"answers": out, "timings_s": timings, "model_calls": {"verifier": verified}}
@@ -170,7 +196,9 @@ class Agent:
         plan, steps, tolerance = state["plan"], state["steps"], self.config.before_tolerance_s
         with timed(timings, "explain"):
             out = [
-                replace(a, explanation=explain(plan, a, steps, before_tolerance_s=tolerance, writer=self.writer))
+                replace(
+                    a, explanation=explain(plan, a, steps, before_tolerance_s=tolerance, writer=self.writer)
+                )
                 for a in state["answers"]
             ]
         calls = {"explanation_llm": len(out)} if self.writer is not None else {}
@@ -200,7 +228,9 @@ class Agent:
         """
         from grounding_agent.utils.extras import AGENT, require_spec
 
-        require_spec(AGENT, "the agent")  # the [agent] extra: what the agent and its LLM features are installed with
+        require_spec(
+            AGENT, "the agent"
+        )  # the [agent] extra: what the agent and its LLM features are installed with
         t0 = time.perf_counter()
         state = self._start(video, query, frames, top_k)
         state["on_step"] = on_step

@@ -81,7 +81,9 @@ def validate_plan_dict(data: Any) -> Plan:
 _PEOPLE = r"(?:person|man|woman|boy|girl|guy|lady|kid|child|people|persons|someone|somebody)"
 _PRONOUN = r"(?:he|she|they)"
 # A subject at the start of a clause: "a person", "the man", "person", "he", "someone".
-_SUBJECT = re.compile(rf"^(?:(?:(?:a|an|the|another|one|this|that)\s+)?{_PEOPLE}|{_PRONOUN})\b", re.IGNORECASE)
+_SUBJECT = re.compile(
+    rf"^(?:(?:(?:a|an|the|another|one|this|that)\s+)?{_PEOPLE}|{_PRONOUN})\b", re.IGNORECASE
+)
 # Words that can open a clause after "after"/"before"/"as" for it to be a second event, not a location
 # ("looks after the baby", "stands before the mirror", "uses it as a towel" stay one step).
 _CLAUSE_START = rf"(?=\w+ing\b|(?:(?:a|an|the|another)\s+)?{_PEOPLE}\b|{_PRONOUN}\b)"
@@ -176,7 +178,9 @@ def check_query(query: Any) -> str:
     try:
         query.encode("utf-8")
     except UnicodeEncodeError:
-        raise ConfigError("the query is not valid UTF-8 text; re-type it or fix the file's encoding") from None
+        raise ConfigError(
+            "the query is not valid UTF-8 text; re-type it or fix the file's encoding"
+        ) from None
     if not _clean(query):
         raise ConfigError("empty query: give a sentence describing the moment to find")
     return query
@@ -241,7 +245,9 @@ class RulePlanner:
         return replace(plan, notes=(*notes, *speech_notes(plan)))
 
     @staticmethod
-    def _build(query: str, texts: list[str], relations: list[tuple[str, int, int]], target: int | str) -> Plan:
+    def _build(
+        query: str, texts: list[str], relations: list[tuple[str, int, int]], target: int | str
+    ) -> Plan:
         texts = _share_subject([_clean(t) for t in texts])
         steps = tuple(Step(f"s{i + 1}", t) for i, t in enumerate(texts))
         rels = tuple(Relation(kind, f"s{a + 1}", f"s{b + 1}") for kind, a, b in relations)  # type: ignore[arg-type]
@@ -344,7 +350,9 @@ class LLMPlanner:
     def _ask(self, query: str, calls: dict[str, int]) -> tuple[str, list[str]]:
         """The model's raw answer (schema-constrained when `structured`) and notes on how it was asked."""
         schema = llm_output_schema() if self.structured else None
-        return ask_json(self.chat_model, self._messages(query), schema, name="plan", what="planner", calls=calls)
+        return ask_json(
+            self.chat_model, self._messages(query), schema, name="plan", what="planner", calls=calls
+        )
 
 
 PLANNERS: dict[str, type] = {"rule": RulePlanner, "llm": LLMPlanner}
@@ -369,5 +377,7 @@ def make_planner(
     if name == "rule":
         return RulePlanner()
     if not server or not model:
-        raise ConfigError("the llm planner needs --server URL and --model NAME (the served model or LoRA name)")
+        raise ConfigError(
+            "the llm planner needs --server URL and --model NAME (the served model or LoRA name)"
+        )
     return LLMPlanner(chat_model(server, model, timeout_s=timeout_s))

@@ -45,7 +45,11 @@ class VerifierAnswer:
     frames_s: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"p_yes": round(self.p_yes, 4), "answer": self.answer, "frames_s": [round(t, 2) for t in self.frames_s]}
+        return {
+            "p_yes": round(self.p_yes, 4),
+            "answer": self.answer,
+            "frames_s": [round(t, 2) for t in self.frames_s],
+        }
 
 
 def p_yes_from_top_logprobs(top: Sequence[dict[str, Any]]) -> float | None:
@@ -96,7 +100,12 @@ class VLMVerifier:
             return picked
         from grounding_agent.media.decode import sample_frames
 
-        return sample_frames(video, max_frames=self.num_frames, start_s=moment.start_s, end_s=max(moment.end_s, moment.start_s + 1e-3))
+        return sample_frames(
+            video,
+            max_frames=self.num_frames,
+            start_s=moment.start_s,
+            end_s=max(moment.end_s, moment.start_s + 1e-3),
+        )
 
     def messages(self, query: str, frames: Frames) -> list[Any]:
         from langchain_core.messages import HumanMessage, SystemMessage
@@ -110,7 +119,9 @@ class VLMVerifier:
         content.append({"type": "text", "text": self.prompt.render("user", query=query)})
         return [SystemMessage(self.prompt.render("system")), HumanMessage(content=content)]
 
-    def verify(self, video: Video, query: str, moment: Moment, frames: Frames | None = None) -> VerifierAnswer:
+    def verify(
+        self, video: Video, query: str, moment: Moment, frames: Frames | None = None
+    ) -> VerifierAnswer:
         clip = self._frames(video, moment, frames)
         msg = invoke_chat(self.model, self.messages(query, clip), what="verifier")
         self.calls += 1
@@ -160,11 +171,23 @@ class Reranked:
         out = [Evidence("grounder", m.start_s, m.end_s, score=self.grounder_score)]
         if self.saliency is not None:
             peak = self.saliency.features.peak_time_s
-            out.append(Evidence("saliency", m.start_s, m.end_s, score=self.saliency.fused_score, text=f"peak at {peak:.2f} s"))
+            out.append(
+                Evidence(
+                    "saliency",
+                    m.start_s,
+                    m.end_s,
+                    score=self.saliency.fused_score,
+                    text=f"peak at {peak:.2f} s",
+                )
+            )
         if self.verifier is not None:
-            out.append(Evidence("verifier", m.start_s, m.end_s, score=self.verifier.p_yes, text=self.verifier.answer))
+            out.append(
+                Evidence("verifier", m.start_s, m.end_s, score=self.verifier.p_yes, text=self.verifier.answer)
+            )
         if self.speech is not None and self.speech.said:
-            out.append(Evidence("speech", m.start_s, m.end_s, score=self.speech.match, text=f'"{self.speech.said}"'))
+            out.append(
+                Evidence("speech", m.start_s, m.end_s, score=self.speech.match, text=f'"{self.speech.said}"')
+            )
         return out
 
 

@@ -87,7 +87,9 @@ def ground_steps(
         notes: list[str] = []
         if config.use_windows and grounder.needs_pixels:
             lo, hi = relation_window(plan, step.id, done, duration_s, config.before_tolerance_s)
-            useful = (hi - lo) <= (1.0 - config.min_window_gain) * duration_s and (hi - lo) >= config.min_window_s
+            useful = (hi - lo) <= (1.0 - config.min_window_gain) * duration_s and (
+                hi - lo
+            ) >= config.min_window_s
             if useful:
                 window = (lo, hi)
                 step_frames = (sampler or window_sampler(grounder))(video, lo, hi)

@@ -1,8 +1,8 @@
 """The agent for other agents: a LangChain tool and a Runnable, `ground_video(video, query)`.
 
-    tool = ground_video_tool(agent)              # StructuredTool: bind it to any tool-calling chat model
-    tool.invoke({"video": "clip.mp4", "query": "person opens the door then walks in"})
-    runnable = ground_video_runnable(agent)      # Runnable[{"video", "query"}] -> prediction dict
+tool = ground_video_tool(agent)              # StructuredTool: bind it to any tool-calling chat model
+tool.invoke({"video": "clip.mp4", "query": "person opens the door then walks in"})
+runnable = ground_video_runnable(agent)      # Runnable[{"video", "query"}] -> prediction dict
 """
 
 from __future__ import annotations
@@ -44,7 +44,10 @@ def ground_video_tool(agent: Agent, *, top_n: int | None = None) -> StructuredTo
 
 def ground_video_runnable(agent: Agent) -> RunnableLambda:
     """A Runnable taking {"video": path, "query": text} and returning the prediction dict."""
-    return RunnableLambda(lambda inputs: agent.run(inputs["video"], inputs["query"]).to_prediction().to_dict(), name="ground_video")
+    return RunnableLambda(
+        lambda inputs: agent.run(inputs["video"], inputs["query"]).to_prediction().to_dict(),
+        name="ground_video",
+    )
 
 
 # --- a Session as tools (for a chat agent) ---------------------------------------------------------

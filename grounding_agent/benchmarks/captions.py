@@ -63,8 +63,7 @@ def load_activitynet_captions(json_path: str | Path, policy: GTPolicy = GTPolicy
         for vid, v in data.items():
             if "duration" not in v:
                 raise DatasetError(
-                    f"{path}: video {vid} has no 'duration'"
-                    + wrong_format_hint(path, "activitynet-captions")
+                    f"{path}: video {vid} has no 'duration'" + wrong_format_hint(path, "activitynet-captions")
                 )
             yield (
                 vid,

@@ -34,8 +34,15 @@ HELP_TEXT = (
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("video", help="video file")
     add_backend_options(p)
-    p.add_argument("--jsonl", action="store_true", help="JSON lines on stdin/stdout (for a chat app driving it)")
-    p.add_argument("--follow-s", type=positive_float, default=None, help="how far 'right after' / 'what happens next' look (s)")
+    p.add_argument(
+        "--jsonl", action="store_true", help="JSON lines on stdin/stdout (for a chat app driving it)"
+    )
+    p.add_argument(
+        "--follow-s",
+        type=positive_float,
+        default=None,
+        help="how far 'right after' / 'what happens next' look (s)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -68,9 +75,13 @@ def jsonl_reply(session: Any, line: str) -> dict[str, Any]:
     try:
         request = json.loads(line)
     except json.JSONDecodeError as exc:
-        return {"error": f"not JSON ({exc.msg} at column {exc.colno}); send one object per line: {{\"message\": \"...\"}}"}
+        return {
+            "error": f'not JSON ({exc.msg} at column {exc.colno}); send one object per line: {{"message": "..."}}'
+        }
     if not isinstance(request, dict) or not isinstance(request.get("message"), str):
-        return {"error": 'each line must be a JSON object with a string "message", e.g. {"message": "when does he sit?"}'}
+        return {
+            "error": 'each line must be a JSON object with a string "message", e.g. {"message": "when does he sit?"}'
+        }
     try:
         return session.ask(request["message"]).to_dict()
     except GroundingAgentError as exc:
@@ -123,7 +134,9 @@ def format_answer(answer: Any) -> str:
         lines.append(f"  {i}. {m.start_s:.2f}-{m.end_s:.2f} s  score {m.score:.3f}")
     if answer.reference:
         ref = answer.reference
-        lines.append(f'  ("{ref["phrase"]}" = turn {ref["turn"]}: searched {answer.window_s[0]:.2f}-{answer.window_s[1]:.2f} s)')
+        lines.append(
+            f'  ("{ref["phrase"]}" = turn {ref["turn"]}: searched {answer.window_s[0]:.2f}-{answer.window_s[1]:.2f} s)'
+        )
     return "\n".join(lines)
 
 
@@ -134,7 +147,10 @@ def _plan(session: Any, rest: str, out: TextIO) -> None:
         print("no plan yet: nothing has been grounded" if session.turns else "no turns yet", file=out)
         return
     plan = turn.answer.plan
-    print(f"plan of turn {turn.index} ({plan.planner}): " + "; ".join(f"{s.id}: {s.text}" for s in plan.steps), file=out)
+    print(
+        f"plan of turn {turn.index} ({plan.planner}): " + "; ".join(f"{s.id}: {s.text}" for s in plan.steps),
+        file=out,
+    )
     for r in plan.relations:
         print(f"  {r.a} {r.kind} {r.b}", file=out)
 
@@ -149,7 +165,10 @@ def _history(session: Any, rest: str, out: TextIO) -> None:
 
 def _export(session: Any, rest: str, out: TextIO) -> None:
     if not rest:
-        print("usage: /export FILE.json (the chat) | /export FILE.edl|.otio|.xml|.fcpxml|.srt|.vtt|.txt [INSTRUCTION] (an edit)", file=out)
+        print(
+            "usage: /export FILE.json (the chat) | /export FILE.edl|.otio|.xml|.fcpxml|.srt|.vtt|.txt [INSTRUCTION] (an edit)",
+            file=out,
+        )
         return
     if not rest.lower().endswith(".json"):  # an edit: the last /edit plan, or INSTRUCTION's
         from grounding_agent.cli.edit import repl_export

@@ -33,25 +33,58 @@ from grounding_agent.errors import EditError, GroundingAgentError
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("video", help="video file")
-    p.add_argument("instruction", help="what to do, e.g. 'remove the silences, then keep only the first minute'")
+    p.add_argument(
+        "instruction", help="what to do, e.g. 'remove the silences, then keep only the first minute'"
+    )
     g = p.add_argument_group("outputs")
-    g.add_argument("--export", action="append", default=[], metavar="FILE",
-                   help="write the edit (.otio .edl .xml .fcpxml .srt .vtt .txt .json); repeatable")
+    g.add_argument(
+        "--export",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="write the edit (.otio .edl .xml .fcpxml .srt .vtt .txt .json); repeatable",
+    )
     g.add_argument("--render", metavar="OUT.mp4", help="render the edit with ffmpeg")
     g.add_argument("--copy", action="store_true", help="render by stream copy: fast, cuts move to keyframes")
     g.add_argument("--thumbnails", metavar="OUT.png", help="contact sheet: one frame per kept segment")
-    g.add_argument("--json", action="store_true", help="print the edit plan as JSON (schemas/edit_plan.schema.json)")
+    g.add_argument(
+        "--json", action="store_true", help="print the edit plan as JSON (schemas/edit_plan.schema.json)"
+    )
     g.add_argument("--dry-run", action="store_true", help="plan and print only; write nothing")
     e = p.add_argument_group("editing")
-    e.add_argument("--parser", choices=["rule", "llm"], default="rule",
-                   help="read the instruction with the rule grammar (default) or the LLM (needs --server)")
-    e.add_argument("--silence-db", type=finite_float, default=None, help=f"silence threshold in dBFS (default {EDIT.silence_db:g})")
-    e.add_argument("--min-silence-s", type=positive_float, default=None, help=f"shortest silence to remove (default {EDIT.min_silence_s:g})")
-    e.add_argument("--transcript", metavar="FILE.json",
-                   help="what is said, as `grounding-agent transcribe --json` writes it (for word and speech "
-                        "edits; else --asr-model transcribes the video when they need it)")
-    e.add_argument("--preset", default=EDIT.preset, help=f"libx264 preset of the accurate render (default {EDIT.preset})")
-    e.add_argument("--crf", type=nonneg_int, default=EDIT.crf, help=f"libx264 CRF of the accurate render (default {EDIT.crf})")
+    e.add_argument(
+        "--parser",
+        choices=["rule", "llm"],
+        default="rule",
+        help="read the instruction with the rule grammar (default) or the LLM (needs --server)",
+    )
+    e.add_argument(
+        "--silence-db",
+        type=finite_float,
+        default=None,
+        help=f"silence threshold in dBFS (default {EDIT.silence_db:g})",
+    )
+    e.add_argument(
+        "--min-silence-s",
+        type=positive_float,
+        default=None,
+        help=f"shortest silence to remove (default {EDIT.min_silence_s:g})",
+    )
+    e.add_argument(
+        "--transcript",
+        metavar="FILE.json",
+        help="what is said, as `grounding-agent transcribe --json` writes it (for word and speech "
+        "edits; else --asr-model transcribes the video when they need it)",
+    )
+    e.add_argument(
+        "--preset", default=EDIT.preset, help=f"libx264 preset of the accurate render (default {EDIT.preset})"
+    )
+    e.add_argument(
+        "--crf",
+        type=nonneg_int,
+        default=EDIT.crf,
+        help=f"libx264 CRF of the accurate render (default {EDIT.crf})",
+    )
     add_backend_options(p)
 
 
@@ -175,7 +208,9 @@ def _human(plan, outputs: dict[str, Any], dry_run: bool) -> str:
         lines.append(f"wrote {path}")
     if "render" in outputs:
         r = outputs["render"]
-        lines.append(f"rendered {r['path']} ({r['mode']}): {r['rendered_s']:.3f} s, plan {r['planned_s']:.3f} s")
+        lines.append(
+            f"rendered {r['path']} ({r['mode']}): {r['rendered_s']:.3f} s, plan {r['planned_s']:.3f} s"
+        )
         for shift in r.get("keyframe_shifts", []):
             if shift["start_shift_frames"] or shift["end_shift_frames"]:
                 lines.append(
@@ -204,7 +239,10 @@ def session_plan(session: Any, instruction: str) -> Any:
 def repl_edit(session: Any, rest: str, out: TextIO) -> None:
     """/edit INSTRUCTION: plan an edit of the session's video and show it (/export FILE writes it)."""
     if not rest:
-        print("usage: /edit INSTRUCTION, e.g. /edit remove the silences, then keep only the first minute", file=out)
+        print(
+            "usage: /edit INSTRUCTION, e.g. /edit remove the silences, then keep only the first minute",
+            file=out,
+        )
         return
     try:
         plan = session_plan(session, rest)

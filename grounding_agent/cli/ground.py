@@ -38,7 +38,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_backend_options(p)
     p.add_argument("--qid", default="0", help="query id written into the JSON prediction")
     p.add_argument("--json", action="store_true", help="print a Prediction as JSON")
-    p.add_argument("--timeline", type=Path, help="write a PNG timeline of the moments and the plan's sub-events")
+    p.add_argument(
+        "--timeline", type=Path, help="write a PNG timeline of the moments and the plan's sub-events"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -94,9 +96,15 @@ def _timeline(args: argparse.Namespace, prediction: dict, video: Video) -> None:
     def moments(windows: list) -> list[Moment]:
         return [Moment(float(s), float(e), float(c)) for s, e, c in windows]
 
-    steps = [(f"{s['id']}: {s['text'][:24]}", moments(s.get("candidates", []))) for s in prediction.get("steps", [])]
+    steps = [
+        (f"{s['id']}: {s['text'][:24]}", moments(s.get("candidates", [])))
+        for s in prediction.get("steps", [])
+    ]
     save_timeline(
-        args.timeline, video.duration_s, moments(prediction["pred_relevant_windows"]), steps=steps,
+        args.timeline,
+        video.duration_s,
+        moments(prediction["pred_relevant_windows"]),
+        steps=steps,
         title=f'"{args.query}"',
     )
 

@@ -28,8 +28,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from grounding_agent.highlights.vision_backends import BACKENDS
 
     p.add_argument("video", help="video file")  # str: Path() would fold a URL's "//"
-    p.add_argument("--query", type=text_arg, help="what to look for; omit for generic (query-free) highlights")
-    p.add_argument("--top-k", type=positive_int, default=HIGHLIGHTS.top_k, help=f"windows to return (default {HIGHLIGHTS.top_k})")
+    p.add_argument(
+        "--query", type=text_arg, help="what to look for; omit for generic (query-free) highlights"
+    )
+    p.add_argument(
+        "--top-k",
+        type=positive_int,
+        default=HIGHLIGHTS.top_k,
+        help=f"windows to return (default {HIGHLIGHTS.top_k})",
+    )
     p.add_argument("--model", help="CLIP/SigLIP hub id or local folder (needed with --query)")
     p.add_argument(
         "--fps",
@@ -52,9 +59,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--prompt", action="append", help="generic CLIP prompt (repeatable; replaces the default set)"
     )
-    p.add_argument("--nms-iou", type=unit_float, default=HIGHLIGHTS.nms_iou, help=f"temporal NMS IoU threshold (default {HIGHLIGHTS.nms_iou:g})")
     p.add_argument(
-        "--diversity", type=nonneg_float, default=HIGHLIGHTS.diversity, help=f"penalty per unit IoU with chosen windows (default {HIGHLIGHTS.diversity:g})"
+        "--nms-iou",
+        type=unit_float,
+        default=HIGHLIGHTS.nms_iou,
+        help=f"temporal NMS IoU threshold (default {HIGHLIGHTS.nms_iou:g})",
+    )
+    p.add_argument(
+        "--diversity",
+        type=nonneg_float,
+        default=HIGHLIGHTS.diversity,
+        help=f"penalty per unit IoU with chosen windows (default {HIGHLIGHTS.diversity:g})",
     )
     p.add_argument("--plot", type=Path, help="write a PNG of the saliency curves with the chosen windows")
     p.add_argument("--json", action="store_true", help="print the QVHighlights-shaped prediction as JSON")

@@ -40,22 +40,50 @@ def add_backend_options(p: argparse.ArgumentParser, *, multi_server: bool = Fals
         p.add_argument("--server", action="append", metavar="URL", help=server_help + "; repeat to fan out")
     else:
         p.add_argument("--server", default=default_server(), help=server_help)
-    p.add_argument("--top-k", type=positive_int, default=COMMANDS.ground_top_k, help="how many moments to return")
-    p.add_argument("--fps", type=positive_float, default=SAMPLING.fps, help="frames sampled per second of video")
-    p.add_argument("--max-frames", type=positive_int, default=None,
-                   help=f"cap on frames (default: {SAMPLING.max_frames}; vllm {SERVED_SAMPLING.max_frames}, "
-                        "within the local server's image limit)")
-    p.add_argument("--max-pixels", type=positive_int, default=SAMPLING.max_pixels, help="resize frames to at most N pixels")
+    p.add_argument(
+        "--top-k", type=positive_int, default=COMMANDS.ground_top_k, help="how many moments to return"
+    )
+    p.add_argument(
+        "--fps", type=positive_float, default=SAMPLING.fps, help="frames sampled per second of video"
+    )
+    p.add_argument(
+        "--max-frames",
+        type=positive_int,
+        default=None,
+        help=f"cap on frames (default: {SAMPLING.max_frames}; vllm {SERVED_SAMPLING.max_frames}, "
+        "within the local server's image limit)",
+    )
+    p.add_argument(
+        "--max-pixels",
+        type=positive_int,
+        default=SAMPLING.max_pixels,
+        help="resize frames to at most N pixels",
+    )
     p.add_argument("--prompt", choices=["grounding", "reasoning"], default="grounding", help="prompt style")
-    p.add_argument("--samples", type=positive_int, default=COMMANDS.samples, help="1 = greedy; N = N sampled answers, by agreement")
+    p.add_argument(
+        "--samples",
+        type=positive_int,
+        default=COMMANDS.samples,
+        help="1 = greedy; N = N sampled answers, by agreement",
+    )
     p.add_argument("--structured", action="store_true", help="vllm: force the answer format")
     p.add_argument("--quantization", choices=["4bit", "8bit"], help="hf: bitsandbytes quantization")
-    p.add_argument("--timeout", type=positive_float, default=SERVER.request_timeout_s, help="vllm: total seconds per request (a deadline)")
+    p.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=SERVER.request_timeout_s,
+        help="vllm: total seconds per request (a deadline)",
+    )
     add_agent_arguments(p)
     add_asr_options(p, ocr=True)
     b = p.add_argument_group("model-free baselines (prior, uniform, random)")
     b.add_argument("--prior-train", help="training annotations the 'prior' baseline is fitted on")
-    b.add_argument("--seed", type=int, default=COMMANDS.seed, help=f"seed of the \'random\' baseline (default {COMMANDS.seed})")
+    b.add_argument(
+        "--seed",
+        type=int,
+        default=COMMANDS.seed,
+        help=f"seed of the 'random' baseline (default {COMMANDS.seed})",
+    )
 
 
 def default_server() -> str:
@@ -137,7 +165,12 @@ def _visual_grounder(args: argparse.Namespace) -> BaseGrounder:
         options = {"model": args.model, "adapter": args.adapter, "quantization": args.quantization, **common}
     elif args.backend == "vllm":
         model = args.adapter or args.model
-        options = {"server": args.server, "model": model, "structured": args.structured, "timeout_s": args.timeout}
+        options = {
+            "server": args.server,
+            "model": model,
+            "structured": args.structured,
+            "timeout_s": args.timeout,
+        }
         options |= common
     else:
         options = baseline_options(args)
@@ -148,24 +181,53 @@ def add_agent_arguments(p: argparse.ArgumentParser) -> None:
     """Options of the agent, as one argument group."""
     g = p.add_argument_group("agent (compositional queries)")
     on_off = g.add_mutually_exclusive_group()  # "--agent --no-agent" is a contradiction, not "last wins"
-    on_off.add_argument("--agent", dest="agent", action="store_true", default=None,
-                        help="always plan/compose (default: only when the query has several sub-events)")
+    on_off.add_argument(
+        "--agent",
+        dest="agent",
+        action="store_true",
+        default=None,
+        help="always plan/compose (default: only when the query has several sub-events)",
+    )
     on_off.add_argument("--no-agent", dest="agent", action="store_false", help="never use the agent")
     g.add_argument("--explain", action="store_true", help="add an explanation to every returned moment")
     g.add_argument("--planner", choices=sorted(PLANNERS), help="default: rule (llm needs --server)")
-    g.add_argument("--planner-model",
-                   help="served model/LoRA name for the llm planner, verifier, explanations (default: the vllm grounder's)")
-    g.add_argument("--saliency-model", help="CLIP hub id or folder: rerank with saliency; enables coarse-to-fine")
-    g.add_argument("--verify", action="store_true", help="rerank with the served VLM's P(yes) (needs --server)")
-    g.add_argument("--explain-llm", action="store_true", help="LLM-written explanation sentences (needs --server)")
-    g.add_argument("--step-top-k", type=positive_int, default=AGENT.top_k,
-                   help=f"candidates per sub-event (default {AGENT.top_k})")
-    g.add_argument("--before-tolerance-s", type=nonneg_float, default=AGENT.before_tolerance_s,
-                   help=f"slack of 'X before Y' in seconds (default {AGENT.before_tolerance_s})")
-    g.add_argument("--long-video-s", type=positive_float, default=AGENT.long_video_s,
-                   help=f"coarse-to-fine above this length (default {AGENT.long_video_s:g})")
-    g.add_argument("--max-vlm-calls", type=positive_int, default=AGENT.max_vlm_calls,
-                   help=f"grounder calls per query on long videos (default {AGENT.max_vlm_calls})")
+    g.add_argument(
+        "--planner-model",
+        help="served model/LoRA name for the llm planner, verifier, explanations (default: the vllm grounder's)",
+    )
+    g.add_argument(
+        "--saliency-model", help="CLIP hub id or folder: rerank with saliency; enables coarse-to-fine"
+    )
+    g.add_argument(
+        "--verify", action="store_true", help="rerank with the served VLM's P(yes) (needs --server)"
+    )
+    g.add_argument(
+        "--explain-llm", action="store_true", help="LLM-written explanation sentences (needs --server)"
+    )
+    g.add_argument(
+        "--step-top-k",
+        type=positive_int,
+        default=AGENT.top_k,
+        help=f"candidates per sub-event (default {AGENT.top_k})",
+    )
+    g.add_argument(
+        "--before-tolerance-s",
+        type=nonneg_float,
+        default=AGENT.before_tolerance_s,
+        help=f"slack of 'X before Y' in seconds (default {AGENT.before_tolerance_s})",
+    )
+    g.add_argument(
+        "--long-video-s",
+        type=positive_float,
+        default=AGENT.long_video_s,
+        help=f"coarse-to-fine above this length (default {AGENT.long_video_s:g})",
+    )
+    g.add_argument(
+        "--max-vlm-calls",
+        type=positive_int,
+        default=AGENT.max_vlm_calls,
+        help=f"grounder calls per query on long videos (default {AGENT.max_vlm_calls})",
+    )
 
 
 def check_backend(args: argparse.Namespace, query: str | None = None) -> None:
@@ -185,7 +247,11 @@ def check_backend(args: argparse.Namespace, query: str | None = None) -> None:
     elif args.backend == "vllm":
         needs.append(("--backend vllm", (extras.CLIENT,)))
     if query is not None and wants_agent(args, query):
-        why = "--agent" if getattr(args, "agent", None) else "a query with several sub-events (the agent; --no-agent skips it)"
+        why = (
+            "--agent"
+            if getattr(args, "agent", None)
+            else "a query with several sub-events (the agent; --no-agent skips it)"
+        )
         needs.append((why, (extras.AGENT,)))
     flags = (("--verify", getattr(args, "verify", False)), ("--explain-llm", getattr(args, "explain_llm", False)),
              ("--planner llm", getattr(args, "planner", None) == "llm"))  # fmt: skip
@@ -227,7 +293,9 @@ def build_agent(args: argparse.Namespace, grounder: Grounder) -> Agent:
     if args.planner == "llm":
         needs_llm.append("--planner llm")
     if needs_llm and not (server and model):
-        raise ConfigError(f"{' and '.join(needs_llm)} need --server URL and --planner-model NAME (a served model)")
+        raise ConfigError(
+            f"{' and '.join(needs_llm)} need --server URL and --planner-model NAME (a served model)"
+        )
     if args.step_top_k < 1 or args.max_vlm_calls < 1:
         raise ConfigError("--step-top-k and --max-vlm-calls must be >= 1")
     timeout_s = getattr(args, "timeout", None) or SERVER.request_timeout_s
@@ -241,7 +309,9 @@ def build_agent(args: argparse.Namespace, grounder: Grounder) -> Agent:
     reranker = None
     speech = grounder.transcriber  # --asr-model: rerank by the words spoken too
     if saliency is not None or args.verify or speech is not None:
-        reranker = Reranker(saliency=saliency, verifier=VLMVerifier(chat) if args.verify else None, speech=speech)
+        reranker = Reranker(
+            saliency=saliency, verifier=VLMVerifier(chat) if args.verify else None, speech=speech
+        )
     config = AgentConfig(
         top_k=args.step_top_k,
         top_n=args.top_k,  # --top-k: moments returned, on the agent path too
@@ -253,7 +323,9 @@ def build_agent(args: argparse.Namespace, grounder: Grounder) -> Agent:
     return Agent(grounder, planner=planner, reranker=reranker, writer=writer, config=config)
 
 
-def build_session(args: argparse.Namespace, video: Video | str, *, grounder: Grounder | None = None, agent: Any = None):
+def build_session(
+    args: argparse.Namespace, video: Video | str, *, grounder: Grounder | None = None, agent: Any = None
+):
     """A `session.Session` over `video` from parsed backend options (the agent handles compositional
     queries unless --no-agent; --saliency-model's CLIP model also scores the session's frames).
 

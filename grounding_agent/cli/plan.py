@@ -15,12 +15,21 @@ from grounding_agent.types import Plan
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("query", type=text_arg, help="the query, e.g. 'person opens the fridge, then drinks from a bottle'")
+    p.add_argument(
+        "query", type=text_arg, help="the query, e.g. 'person opens the fridge, then drinks from a bottle'"
+    )
     p.add_argument("--json", action="store_true", help="print the plan as JSON (schemas/plan.schema.json)")
     p.add_argument("--planner", choices=sorted(PLANNERS), help="default: llm with --server, else rule")
-    p.add_argument("--server", help="OpenAI-compatible base URL of the vLLM server, e.g. http://127.0.0.1:8000/v1")
+    p.add_argument(
+        "--server", help="OpenAI-compatible base URL of the vLLM server, e.g. http://127.0.0.1:8000/v1"
+    )
     p.add_argument("--model", help="served model (or LoRA) name to plan with")
-    p.add_argument("--timeout", type=positive_float, default=SERVER.request_timeout_s, help="llm: total seconds per request")
+    p.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=SERVER.request_timeout_s,
+        help="llm: total seconds per request",
+    )
 
 
 def format_plan(plan: Plan) -> str:

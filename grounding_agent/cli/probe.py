@@ -21,12 +21,16 @@ from grounding_agent.media.video import open_video
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("video", help="video file")
     p.add_argument("--fps", type=positive_float, help="sample this many frames per second of video")
-    p.add_argument("--max-frames", type=positive_int, help="at most this many frames (lowers the rate if needed)")
+    p.add_argument(
+        "--max-frames", type=positive_int, help="at most this many frames (lowers the rate if needed)"
+    )
     p.add_argument("--start", type=nonneg_float, dest="start_s", metavar="S", help="window start, seconds")
     p.add_argument("--end", type=nonneg_float, dest="end_s", metavar="E", help="window end, seconds")
     p.add_argument("--max-pixels", type=positive_int, help="resize so that width * height <= this")
     p.add_argument(
-        "--keyframes-only", action="store_true", help="take the keyframe nearest each target (cheap coarse pass)"
+        "--keyframes-only",
+        action="store_true",
+        help="take the keyframe nearest each target (cheap coarse pass)",
     )
     p.add_argument(
         "--decode", action="store_true", help="also decode the sampled frames (checks they decode; times it)"

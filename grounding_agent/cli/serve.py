@@ -35,15 +35,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (0.0.0.0 for all)")
     p.add_argument("--port", type=port, default=COMMANDS.serve_port, help="port (0 = any free port)")
-    p.add_argument("--max-model-len", type=positive_int, default=SERVER.max_model_len, help="context length in tokens")
+    p.add_argument(
+        "--max-model-len", type=positive_int, default=SERVER.max_model_len, help="context length in tokens"
+    )
     p.add_argument(
         "--limit-mm", action="append", type=_key_value, default=[], metavar="KIND=N",
         help=f"most items of a modality per request, e.g. image=32 (repeatable; default image={SERVER.max_images}, "
         f"video={SERVER.max_videos})",
     )  # fmt: skip
-    p.add_argument("--max-lora-rank", type=positive_int, default=SERVER.max_lora_rank, help="largest LoRA rank accepted")
+    p.add_argument(
+        "--max-lora-rank", type=positive_int, default=SERVER.max_lora_rank, help="largest LoRA rank accepted"
+    )
     p.add_argument("--vllm-python", help="python of the vLLM env (default: $GA_VLLM_PYTHON or .venv-vllm)")
-    p.add_argument("--startup-timeout", type=positive_float, default=COMMANDS.startup_timeout_s, help="seconds to wait for the server")
+    p.add_argument(
+        "--startup-timeout",
+        type=positive_float,
+        default=COMMANDS.startup_timeout_s,
+        help="seconds to wait for the server",
+    )
     p.add_argument("--log", help="server log file (default: a temp file)")
     p.add_argument("vllm_args", nargs="*", help="extra vLLM arguments after `--`, passed as is")
 

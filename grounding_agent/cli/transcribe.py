@@ -23,9 +23,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--srt", metavar="F", help="also write the segments as SRT subtitles to F")
     p.add_argument("--vtt", metavar="F", help="also write the segments as WebVTT subtitles to F")
     p.add_argument("--search", type=text_arg, metavar="QUOTE", help="also say where QUOTE is said (fuzzy)")
-    p.add_argument("--top-k", type=positive_int, default=COMMANDS.search_top_k, help="matches to show for --search (default 3)")
     p.add_argument(
-        "--chunk", type=positive_float, default=MEDIA.asr_chunk_s, metavar="S", help="seconds of audio held at once"
+        "--top-k",
+        type=positive_int,
+        default=COMMANDS.search_top_k,
+        help="matches to show for --search (default 3)",
+    )
+    p.add_argument(
+        "--chunk",
+        type=positive_float,
+        default=MEDIA.asr_chunk_s,
+        metavar="S",
+        help="seconds of audio held at once",
     )
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the transcript cache")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")

@@ -1,6 +1,7 @@
 """Talking about a video, one module per job:
 
-- `session`: `Session` (open a video once, then `ground` and `ask` often) and the one-call `ground`.
+- `session`: `Session` (open a video once, then `ground` and `ask` often); `oneshot`: the one-call `ground`.
+- `moments`: small rules a turn applies to moments (query checks, widening, dedupe keys).
 - `answers`: what a session hands back, `Answer` and `Turn`, and their JSON helpers
   (`schemas/answer.schema.json`).
 - `followups`: reading a chat message (a new event, "after that", "again", ...) and the window it allows.

@@ -45,7 +45,9 @@ def build_chat_agent(
 
     if chat_model is None:
         if not (server and model):
-            raise ConfigError("the chat agent needs a chat model, or server=URL and model=NAME (a served VLM)")
+            raise ConfigError(
+                "the chat agent needs a chat model, or server=URL and model=NAME (a served VLM)"
+            )
         from grounding_agent.agent.llm import chat_model as openai_chat_model
 
         chat_model = openai_chat_model(server, model, max_tokens=512)

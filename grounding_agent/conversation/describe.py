@@ -46,7 +46,9 @@ class Describer(Protocol):
     name: str
     needs_pixels: bool
 
-    def describe(self, frames: Frames | None, request: DescribeRequest, moments: list[Moment]) -> Description: ...
+    def describe(
+        self, frames: Frames | None, request: DescribeRequest, moments: list[Moment]
+    ) -> Description: ...
 
 
 class TemplateDescriber:
@@ -58,20 +60,26 @@ class TemplateDescriber:
         self.name = f"template:{backend}"
         self.backend = backend
 
-    def describe(self, frames: Frames | None, request: DescribeRequest, moments: Sequence[Moment]) -> Description:
+    def describe(
+        self, frames: Frames | None, request: DescribeRequest, moments: Sequence[Moment]
+    ) -> Description:
         return template_description(self.backend, request, moments)
 
 
 class GrounderDescriber:
     """The grounder's own model answers (`Grounder.describe`); templated when it has none (`text_model`)."""
 
-    def __init__(self, grounder: Grounder, *, max_tokens: int | None = None, max_frames: int = DESCRIBE_MAX_FRAMES):
+    def __init__(
+        self, grounder: Grounder, *, max_tokens: int | None = None, max_frames: int = DESCRIBE_MAX_FRAMES
+    ):
         self.grounder, self.max_tokens, self.max_frames = grounder, max_tokens, max_frames
         model = grounder.text_model
         self.needs_pixels = model is not None
         self.name = f"vlm:{model}" if model is not None else f"template:{grounder.name}"
 
-    def describe(self, frames: Frames | None, request: DescribeRequest, moments: Sequence[Moment]) -> Description:
+    def describe(
+        self, frames: Frames | None, request: DescribeRequest, moments: Sequence[Moment]
+    ) -> Description:
         return self.grounder.describe(
             frames, request, moments, max_tokens=self.max_tokens, max_frames=self.max_frames
         )
@@ -80,7 +88,9 @@ class GrounderDescriber:
 class HFDescriber(GrounderDescriber):
     """An `HFGrounder`'s in-process model answers (greedy, at most `max_new_tokens`)."""
 
-    def __init__(self, grounder: Grounder, *, max_new_tokens: int = 64, max_frames: int = DESCRIBE_MAX_FRAMES):
+    def __init__(
+        self, grounder: Grounder, *, max_new_tokens: int = 64, max_frames: int = DESCRIBE_MAX_FRAMES
+    ):
         super().__init__(grounder, max_tokens=max_new_tokens, max_frames=max_frames)
 
 

@@ -23,7 +23,11 @@ Intent = Literal["ground", "around", "describe", "follow"]
 
 # (pattern, kind, immediate). Checked in order: the first match wins.
 _REFERENCES: tuple[tuple[str, ReferenceKind, bool], ...] = (
-    (r"\b(?:right|just|immediately|directly|shortly)\s+after(?:wards?)?(?:\s+(?:that|this|it))?\b", "after", True),
+    (
+        r"\b(?:right|just|immediately|directly|shortly)\s+after(?:wards?)?(?:\s+(?:that|this|it))?\b",
+        "after",
+        True,
+    ),
     (r"\b(?:right|just|immediately|directly|shortly)\s+before(?:\s+(?:that|this|it))?\b", "before", True),
     (r"\bwhat\s+(?:happens|comes|happened|did\s+\w+\s+do|does\s+\w+\s+do)\s+next\b", "after", True),
     (r"\b(?:and\s+)?then\s+what\b|\bnext\s*\?*\s*$", "after", True),
@@ -34,10 +38,14 @@ _REFERENCES: tuple[tuple[str, ReferenceKind, bool], ...] = (
 )
 
 _AROUND = re.compile(
-    r"^\s*(?:what|how|who)\b.*?\b(?P<kind>after|before|while|during)\s+(?P<event>.+?)\s*[?.!]*\s*$", re.IGNORECASE
+    r"^\s*(?:what|how|who)\b.*?\b(?P<kind>after|before|while|during)\s+(?P<event>.+?)\s*[?.!]*\s*$",
+    re.IGNORECASE,
 )
 # Question openers that ask for a time (ground) vs. about the content (describe).
-_WHEN = re.compile(r"^\s*(?:when|at\s+what\s+(?:time|point)|find|show(?:\s+me)?|locate|where\s+in\s+the\s+video)\b", re.IGNORECASE)
+_WHEN = re.compile(
+    r"^\s*(?:when|at\s+what\s+(?:time|point)|find|show(?:\s+me)?|locate|where\s+in\s+the\s+video)\b",
+    re.IGNORECASE,
+)
 _CONTENT_QUESTION = re.compile(
     r"^\s*(?:what|who|whom|whose|which|why|how|is|are|was|were|does|do|did|can|could|will|would|has|have|"
     r"describe|summari[sz]e|tell\s+me|explain|where)\b",
@@ -57,7 +65,51 @@ _FILLER = re.compile(r"^(?:and|so|then|,|\s)+|[\s?.!,]+$", re.IGNORECASE)
 _MIN_EVENT_WORDS = 2
 # Words that name no event on their own ("does he do it again?" -> the previous event).
 _EMPTY_WORDS = frozenset(
-    ["a", "an", "the", "he", "she", "they", "it", "him", "her", "them", "this", "that", "there", "someone", "somebody", "person", "man", "woman", "people", "guy", "do", "does", "did", "doing", "done", "happen", "happens", "happened", "is", "are", "was", "were", "be", "will", "can", "could", "would", "when", "what", "how", "it's", "thing", "something"]
+    [
+        "a",
+        "an",
+        "the",
+        "he",
+        "she",
+        "they",
+        "it",
+        "him",
+        "her",
+        "them",
+        "this",
+        "that",
+        "there",
+        "someone",
+        "somebody",
+        "person",
+        "man",
+        "woman",
+        "people",
+        "guy",
+        "do",
+        "does",
+        "did",
+        "doing",
+        "done",
+        "happen",
+        "happens",
+        "happened",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "will",
+        "can",
+        "could",
+        "would",
+        "when",
+        "what",
+        "how",
+        "it's",
+        "thing",
+        "something",
+    ]
 )
 
 
@@ -122,7 +174,9 @@ def read_message(message: str) -> Reading:
         return Reading("follow", event=event_text(rest), reference=reference)
     around = _AROUND.match(message)
     if around and len(around.group("event").split()) >= 1:
-        return Reading("around", event=_FILLER.sub("", around.group("event")), relation=around.group("kind").lower())
+        return Reading(
+            "around", event=_FILLER.sub("", around.group("event")), relation=around.group("kind").lower()
+        )
     if _WHEN.match(message) or not _CONTENT_QUESTION.match(message):
         return Reading("ground", event=event_text(message) or _FILLER.sub("", message.strip()))
     return Reading("describe")

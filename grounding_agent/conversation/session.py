@@ -27,9 +27,9 @@ import numpy as np
 
 from grounding_agent.conversation.answers import Answer, Turn, jsonable, moment_dict
 from grounding_agent.conversation.followups import Reading, read_message, reference_window
+from grounding_agent.conversation.moments import check_query, moment_key, unit_score, widen
 from grounding_agent.defaults import SESSION
 from grounding_agent.errors import ConfigError
-from grounding_agent.grounders.base import at_least
 from grounding_agent.grounders.registry import make_grounder
 from grounding_agent.grounders.vision_cache import VisionCache, use
 from grounding_agent.types import TIME_EPS_S, Evidence, Frames, Moment, Plan, Prediction, Video
@@ -39,8 +39,7 @@ if TYPE_CHECKING:
     from grounding_agent.grounders.base import Grounder
     from grounding_agent.highlights.clip import ClipSaliency
 
-__all__ = ["Answer", "Session", "Turn", "ground", "make_grounder"]
-
+__all__ = ["Session"]
 
 
 class Session:
@@ -126,7 +125,11 @@ class Session:
                 from grounding_agent.media.decode import sample_frames
 
                 self._frames = sample_frames(
-                    self.video, fps=self.fps, max_frames=self.max_frames, max_pixels=self.max_pixels, cache=True
+                    self.video,
+                    fps=self.fps,
+                    max_frames=self.max_frames,
+                    max_pixels=self.max_pixels,
+                    cache=True,
                 )
             return self._frames
 
@@ -152,7 +155,11 @@ class Session:
     def frame_interval_s(self) -> float:
         """One sampled frame interval: no returned moment is shorter."""
         needs_pixels = self.grounder.needs_pixels
-        fps = self.frames.fps if needs_pixels else min(self.fps, self.max_frames / max(self.video.duration_s, TIME_EPS_S))
+        fps = (
+            self.frames.fps
+            if needs_pixels
+            else min(self.fps, self.max_frames / max(self.video.duration_s, TIME_EPS_S))
+        )
         return min(1.0 / fps, self.video.duration_s)
 
     def saliency_curve(self, query: str | None = None) -> tuple[np.ndarray, np.ndarray] | None:
@@ -168,12 +175,14 @@ class Session:
 
     def ground(self, query: str, *, top_k: int = 1) -> Prediction:
         """Moments of `query` in the whole video (no reference to the conversation), as a Prediction."""
-        query = _check_query(query, top_k)
+        query = check_query(query, top_k)
         with self._using_vision_cache():
             moments, plan, prediction, evidence = self._search(query, top_k)
         # Kept as a turn, so a later "what happens after that?" refers to it.
         spans = "; ".join(f"{m.start_s:.2f}-{m.end_s:.2f} s (score {m.score:.2f})" for m in moments)
-        self._remember(query, Answer(f"Grounded {query!r}: {spans}.", moments, evidence, plan, "session"), query)
+        self._remember(
+            query, Answer(f"Grounded {query!r}: {spans}.", moments, evidence, plan, "session"), query
+        )
         return prediction
 
     def _search(
@@ -194,7 +203,7 @@ class Session:
             for step in plan.steps:
                 r = result.steps[step.id]
                 # Each sub-event's candidates are evidence of their own (source: the step id).
-                step_evidence += [Evidence("grounder", m.start_s, m.end_s, _unit_score(m.score), r.text, r.step_id)
+                step_evidence += [Evidence("grounder", m.start_s, m.end_s, unit_score(m.score), r.text, r.step_id)
                                   for m in r.candidates]  # fmt: skip
         else:
             plan = Plan.single(query)
@@ -216,7 +225,7 @@ class Session:
         prediction.extra["duration_s"] = self.video.duration_s
         if window_s is not None:
             prediction.extra["window_s"] = [lo, hi]
-        evidence = [Evidence(kind, m.start_s, m.end_s, _unit_score(m.score), note, source) for m in moments]
+        evidence = [Evidence(kind, m.start_s, m.end_s, unit_score(m.score), note, source) for m in moments]
         evidence += step_evidence + self._saliency_evidence(query, moments)
         return moments, plan, prediction, evidence
 
@@ -237,11 +246,13 @@ class Session:
             start, end = max(m.start_s, lo), min(m.end_s, hi)
             if end <= start and not (m.start_s >= lo and m.end_s <= hi):
                 continue  # entirely outside the window
-            fitted = _widen(Moment(start, max(start, end), m.score, m.explanation), min_s, lo, hi)
-            if fitted is not None and all(_key(fitted) != _key(o) for o in out):
+            fitted = widen(Moment(start, max(start, end), m.score, m.explanation), min_s, lo, hi)
+            if fitted is not None and all(moment_key(fitted) != moment_key(o) for o in out):
                 out.append(fitted)
         if not out and hi - lo >= min_s - TIME_EPS_S:
-            out = [Moment(lo, hi, 0.0, {"fallback": "the grounder found nothing usable here; the whole window"})]
+            out = [
+                Moment(lo, hi, 0.0, {"fallback": "the grounder found nothing usable here; the whole window"})
+            ]
         return out[:top_k]
 
     def _frames_in(self, lo: float, hi: float, *, sample: bool = False) -> Frames:
@@ -341,7 +352,11 @@ class Session:
             window = (max(0.0, anchor.start_s - self.follow_s), anchor.start_s)
         else:
             window = (anchor.start_s, anchor.end_s)
-        explanation = {"relation": reading.relation, "anchor": reading.event, "anchor_s": [anchor.start_s, anchor.end_s]}
+        explanation = {
+            "relation": reading.relation,
+            "anchor": reading.event,
+            "anchor_s": [anchor.start_s, anchor.end_s],
+        }
         moments = self._fit([Moment(*window, anchor.score, explanation)], window, 1)
         if not moments:
             return self._nothing(message, reading.relation, anchor, window, plan, evidence), reading.event
@@ -372,7 +387,11 @@ class Session:
             answer = self._answer(message, moments, [ref_evidence, *evidence], plan, window)
         else:  # "what happens after that?": the window next to the previous moment is the answer
             lo, hi = window
-            span = (lo, min(hi, lo + self.follow_s)) if reference.kind != "before" else (max(lo, hi - self.follow_s), hi)
+            span = (
+                (lo, min(hi, lo + self.follow_s))
+                if reference.kind != "before"
+                else (max(lo, hi - self.follow_s), hi)
+            )
             moments = self._fit([Moment(*span, prev.score, {"reference": reference.kind})], span, 1)
             answer = self._answer(message, moments, [ref_evidence], None, span)
         answer.reference = ref
@@ -404,12 +423,18 @@ class Session:
             frames = self.frames if window_s is None else self._frames_in(*window_s)
         description = describer.describe(frames, request, moments)
         if not description.text.strip():  # say so rather than reply with nothing
-            description = replace(description, text=f"The model ({description.source}) gave an empty answer.", source="session")
+            description = replace(
+                description, text=f"The model ({description.source}) gave an empty answer.", source="session"
+            )
         self._emit("text", {"text": description.text, "text_source": description.source})
         return Answer(description.text, moments, evidence, plan, description.source, window_s)
 
     def _said(
-        self, moments: list[Moment], evidence: list[Evidence], plan: Plan | None, window_s: tuple[float, float] | None
+        self,
+        moments: list[Moment],
+        evidence: list[Evidence],
+        plan: Plan | None,
+        window_s: tuple[float, float] | None,
     ) -> Answer:
         """ "What does she say after X?": the words spoken there, quoted from the transcript (speech wiring)."""
         from grounding_agent.media.transcript import said_in
@@ -439,7 +464,10 @@ class Session:
 
     def history(self) -> list[dict[str, Any]]:
         """The kept turns as JSON-ready dicts."""
-        return [{"turn": t.index, "message": t.message, "query": t.query, "answer": t.answer.to_dict()} for t in self.turns]
+        return [
+            {"turn": t.index, "message": t.message, "query": t.query, "answer": t.answer.to_dict()}
+            for t in self.turns
+        ]
 
     def edit(self, instruction: str, **options: Any) -> Any:
         """An `EditPlan` of this video for `instruction` (`grounding_agent.edit.plan_edit`): described moments
@@ -461,39 +489,7 @@ class _Listener(threading.local):
     fn: Callable[[str, dict[str, Any]], None] | None = None
 
 
-def _check_query(query: str, top_k: int) -> str:
-    if not isinstance(query, str) or not query.strip():
-        raise ConfigError("the query is empty; describe the moment to find")
-    if not isinstance(top_k, int) or top_k < 1:
-        raise ConfigError(f"top_k must be an integer >= 1, got {top_k!r}")
-    return query.strip()
-
-
-def _widen(m: Moment, min_s: float, lo: float, hi: float) -> Moment | None:
-    """`m` grown around its centre to `min_s` inside [lo, hi] (None if the window is shorter)."""
-    if m.length_s < min_s - TIME_EPS_S and hi - lo < min_s - TIME_EPS_S:
-        return None
-    return at_least(m, min_s, hi, start_s=lo)
-
-
-def _key(m: Moment) -> tuple[float, float]:
-    return round(m.start_s, 3), round(m.end_s, 3)
-
-
-def _unit_score(score: float) -> float:
-    return min(1.0, max(0.0, float(score)))
-
-
 def _open(path: str | Path) -> Video:
     from grounding_agent.media.video import open_video
 
     return open_video(path)
-
-
-def ground(video: Video | str | Path, query: str, *, grounder: Grounder | str = "vllm", top_k: int = 1, **options: Any) -> Prediction:
-    """One call: the moments of `query` in `video` as a Prediction (schemas/prediction.schema.json).
-
-    `grounder` is a `Grounder` or a registry name built with `**options` (e.g. `grounder="hf",
-    model="Qwen/Qwen2.5-VL-7B-Instruct"`, or `grounder="vllm", server=URL`).
-    """
-    return Session(video, grounder, **options).ground(query, top_k=top_k)

@@ -54,14 +54,20 @@ __all__ = [
 EXAMPLES = "'cut 0:05 to 0:15', 'trim the first 3 seconds', 'remove the silences', 'keep the best 3 moments'"
 
 
-def parse_instruction(instruction: str, *, parser: Any = None, duration_s: float | None = None) -> ParsedInstruction:
+def parse_instruction(
+    instruction: str, *, parser: Any = None, duration_s: float | None = None
+) -> ParsedInstruction:
     """Read `instruction` with `parser` (default: the rule grammar).
 
     Raises:
         EditError: empty, or nothing in it reads as an edit.
     """
     parser = parser or RuleEditParser()
-    parsed = parser.parse(instruction, duration_s=duration_s) if isinstance(parser, LLMEditParser) else parser.parse(instruction)
+    parsed = (
+        parser.parse(instruction, duration_s=duration_s)
+        if isinstance(parser, LLMEditParser)
+        else parser.parse(instruction)
+    )
     if not parsed.operations:
         raise EditError(f"could not read an edit from {instruction!r}; try e.g. {EXAMPLES}")
     return parsed

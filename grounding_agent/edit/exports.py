@@ -105,7 +105,8 @@ def to_timeline(plan: EditPlan, *, fcpx: bool = False, audio: bool = True) -> An
             start, end = round(seg.start_s * float(plan.grid.rate)), round(seg.end_s * float(plan.grid.rate))
             total = round(plan.video.duration_s * float(plan.grid.rate))
             reference = otio.schema.ExternalReference(
-                target_url=path.as_uri(), available_range=TimeRange(RationalTime(0, rate), RationalTime(total, rate))
+                target_url=path.as_uri(),
+                available_range=TimeRange(RationalTime(0, rate), RationalTime(total, rate)),
             )
             clip = otio.schema.Clip(
                 name=f"{path.stem}_{i + 1:03d}",

@@ -85,7 +85,11 @@ _NUMBER_WORDS = {
     "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20, "thirty": 30,
     "forty": 40, "forty-five": 45, "fifty": 50, "sixty": 60, "ninety": 90,
 }  # fmt: skip
-_NUM = r"(?:\d+(?:\.\d+)?|" + "|".join(sorted((re.escape(w) for w in _NUMBER_WORDS), key=len, reverse=True)) + r")"
+_NUM = (
+    r"(?:\d+(?:\.\d+)?|"
+    + "|".join(sorted((re.escape(w) for w in _NUMBER_WORDS), key=len, reverse=True))
+    + r")"
+)
 _UNIT = r"(?:hours?|hrs?|h|minutes?|mins?|m|seconds?|secs?|s)"
 _CLOCK = r"\d{1,2}:\d{2}(?::\d{2})?(?:\.\d+)?"
 # "90 seconds", "1 min 30 s", "1m30s", "15-second", "0:05", "1:02:03.5"
@@ -228,9 +232,17 @@ class RuleEditParser:
         """'remove the parts without speech' / 'keep only the talking' -> keep speech; 'cut the talking' -> cut."""
         nobody = r"(?:nobody|no\s+one|no-one)\s+(?:talks|speaks|says\s+anything|is\s+(?:talking|speaking))"
         without = rf"(?:{_SPAN_NOUN}|stretches|everything)\s+(?:without|with\s+no)\s+(?:speech|talking|dialogue|voices?)"
-        if re.match(rf"^{_CUT}\s+(?:all\s+)?(?:of\s+)?(?:the\s+)?(?:{without}|non-?speech(?:\s+{_SPAN_NOUN})?|(?:{_SPAN_NOUN}\s+)?(?:where|when)\s+{nobody})$", text, re.IGNORECASE):
+        if re.match(
+            rf"^{_CUT}\s+(?:all\s+)?(?:of\s+)?(?:the\s+)?(?:{without}|non-?speech(?:\s+{_SPAN_NOUN})?|(?:{_SPAN_NOUN}\s+)?(?:where|when)\s+{nobody})$",
+            text,
+            re.IGNORECASE,
+        ):
             return Operation("keep", "speech", text=text)
-        m = re.match(rf"^({_VERB})\s+(?:only\s+)?(?:all\s+)?(?:the\s+)?(?:speech|talking|dialogue|spoken\s+parts?|(?:{_SPAN_NOUN}\s+)?(?:with\s+speech|where\s+(?:someone|somebody|people|anyone)\s+(?:talks|speaks|is\s+talking|is\s+speaking)))$", text, re.IGNORECASE)
+        m = re.match(
+            rf"^({_VERB})\s+(?:only\s+)?(?:all\s+)?(?:the\s+)?(?:speech|talking|dialogue|spoken\s+parts?|(?:{_SPAN_NOUN}\s+)?(?:with\s+speech|where\s+(?:someone|somebody|people|anyone)\s+(?:talks|speaks|is\s+talking|is\s+speaking)))$",
+            text,
+            re.IGNORECASE,
+        )
         if m:
             return Operation(self._action(m.group(1)), "speech", text=text)
         return None
@@ -248,7 +260,11 @@ class RuleEditParser:
             rf"^({_VERB})\s+(?:only\s+)?(?:(?:every|each)\s+time|whenever|(?:all\s+)?(?:the\s+)?{_SPAN_NOUN}\s+(?:where|when)|where|when|what)\s+{says}\s+(.+)$",
             text,
             re.IGNORECASE,
-        ) or re.match(rf"^({_VERB})\s+(?:only\s+)?(?:all\s+|every\s+|each\s+)?(?:of\s+)?(?:the\s+)?(?:words?|phrases?)\s+(.+)$", text, re.IGNORECASE)
+        ) or re.match(
+            rf"^({_VERB})\s+(?:only\s+)?(?:all\s+|every\s+|each\s+)?(?:of\s+)?(?:the\s+)?(?:words?|phrases?)\s+(.+)$",
+            text,
+            re.IGNORECASE,
+        )
         if not m:
             return None
         phrases = _phrases(m.group(2))
@@ -270,9 +286,17 @@ class RuleEditParser:
             if count is None and total is None:  # "the best moment" is one, "the best moments" a few
                 count = 3 if m.group(2).lower().endswith("s") else 1
             return Operation("keep", "highlights", count=count, total_s=total, text=text)
-        m = re.match(rf"^(?:{_KEEP}\s+)?(?:only\s+)?(?:me\s+)?(?:an?\s+|the\s+)?({_TIME})(?:\s+long)?\s+{_REEL}$", text, re.IGNORECASE)
+        m = re.match(
+            rf"^(?:{_KEEP}\s+)?(?:only\s+)?(?:me\s+)?(?:an?\s+|the\s+)?({_TIME})(?:\s+long)?\s+{_REEL}$",
+            text,
+            re.IGNORECASE,
+        )
         if not m:
-            m = re.match(rf"^(?:{_KEEP}\s+)?(?:me\s+)?(?:an?\s+|the\s+)?{_REEL}\s+(?:of|under|within|in)\s+({_TIME})$", text, re.IGNORECASE)
+            m = re.match(
+                rf"^(?:{_KEEP}\s+)?(?:me\s+)?(?:an?\s+|the\s+)?{_REEL}\s+(?:of|under|within|in)\s+({_TIME})$",
+                text,
+                re.IGNORECASE,
+            )
         if m:
             return Operation("keep", "highlights", total_s=parse_time(m.group(1)), text=text)
         return None
@@ -285,9 +309,17 @@ class RuleEditParser:
         )
         if m:
             where = "head" if m.group(2).lower() in ("first", "opening") else "tail"
-            length = m.group(3) if re.search(r"\d|\s", m.group(3)) or m.group(3) not in ("second", "minute", "hour") else f"1 {m.group(3)}"
+            length = (
+                m.group(3)
+                if re.search(r"\d|\s", m.group(3)) or m.group(3) not in ("second", "minute", "hour")
+                else f"1 {m.group(3)}"
+            )
             return Operation(self._action(m.group(1)), where, seconds=parse_time(length), text=text)
-        m = re.match(rf"^(?:shorten|trim|cut)\s+(?:it\s+)?(?:down\s+)?to\s+(?:the\s+first\s+)?({_TIME})$", text, re.IGNORECASE)
+        m = re.match(
+            rf"^(?:shorten|trim|cut)\s+(?:it\s+)?(?:down\s+)?to\s+(?:the\s+first\s+)?({_TIME})$",
+            text,
+            re.IGNORECASE,
+        )
         if m:
             return Operation("keep", "head", seconds=parse_time(m.group(1)), text=text)
         return None
@@ -303,7 +335,11 @@ class RuleEditParser:
             after = m.group(2).lower() in ("after", "from", "since")
             start, end = (t, None) if after else (0.0, t)
             return Operation(self._action(m.group(1)), "range", start_s=start, end_s=end, text=text)
-        m = re.match(rf"^(start|begin|end|stop|finish)\s+(?:it\s+|the\s+\w+\s+)?(?:at|from)\s+({_TIME_OR_NUMBER})$", text, re.IGNORECASE)
+        m = re.match(
+            rf"^(start|begin|end|stop|finish)\s+(?:it\s+|the\s+\w+\s+)?(?:at|from)\s+({_TIME_OR_NUMBER})$",
+            text,
+            re.IGNORECASE,
+        )
         if m:
             t = parse_time(m.group(2))
             start, end = (0.0, t) if m.group(1).lower() in ("start", "begin") else (t, None)
@@ -340,7 +376,9 @@ class RuleEditParser:
             rf"(?:where|when|in\s+which|with|that\s+shows?|showing|of)\s+(.+)$",
             text,
             re.IGNORECASE,
-        ) or re.match(rf"^({_VERB})\s+(?:only\s+)?(?:everything\s+)?(?:where|when)\s+(.+)$", text, re.IGNORECASE)
+        ) or re.match(
+            rf"^({_VERB})\s+(?:only\s+)?(?:everything\s+)?(?:where|when)\s+(.+)$", text, re.IGNORECASE
+        )
         if not m:
             return None
         return Operation(self._action(m.group(1)), "moment", query=m.group(2), text=text)
@@ -348,7 +386,11 @@ class RuleEditParser:
     def _anything(self, text: str) -> Operation | None:
         """'remove the dog jumping' / 'keep the goal': the rest is a moment to ground (at least two words)."""
         m = re.match(rf"^({_CUT}|keep|retain)\s+(?:out\s+)?(?:only\s+)?(.+)$", text, re.IGNORECASE)
-        if not m or len(re.findall(r"[a-z]{2,}", m.group(2), re.IGNORECASE)) < 2 or re.search(r"\d", m.group(2)):
+        if (
+            not m
+            or len(re.findall(r"[a-z]{2,}", m.group(2), re.IGNORECASE)) < 2
+            or re.search(r"\d", m.group(2))
+        ):
             return None
         return Operation(self._action(m.group(1)), "moment", query=m.group(2), text=text)
 
@@ -402,7 +444,9 @@ class LLMEditParser:
         from grounding_agent.agent.llm import ask_json
 
         schema = llm_output_schema() if self.structured else None
-        return ask_json(self.chat_model, self._messages(instruction, duration_s), schema, name="edit", what="edit parser")
+        return ask_json(
+            self.chat_model, self._messages(instruction, duration_s), schema, name="edit", what="edit parser"
+        )
 
 
 def _short(text: str, limit: int = 160) -> str:

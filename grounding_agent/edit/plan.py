@@ -77,7 +77,9 @@ class Operation:
         if t == "highlights":
             if self.count is None and self.total_s is None:
                 return "highlights need a count or a total length"
-            if (self.count is not None and self.count < 1) or (self.total_s is not None and self.total_s <= 0):
+            if (self.count is not None and self.count < 1) or (
+                self.total_s is not None and self.total_s <= 0
+            ):
                 return "the highlight count and total length must be > 0"
         if t == "words" and not any(p.strip() for p in self.phrases):
             return "say which words (in quotes), e.g. remove every time he says 'um'"
@@ -216,7 +218,12 @@ class EditPlan:
             "video": str(self.video.path),
             "duration_s": self.video.duration_s,
             "num_frames": grid.num_frames,
-            "rate": {"num": rate.numerator, "den": rate.denominator, "fps": float(rate), "drop_frame": grid.drop_frame},
+            "rate": {
+                "num": rate.numerator,
+                "den": rate.denominator,
+                "fps": float(rate),
+                "drop_frame": grid.drop_frame,
+            },
             "instruction": self.instruction,
             "parser": self.parser,
             "operations": [op.to_dict() for op in self.operations],
@@ -276,13 +283,17 @@ class EditPlan:
             segments.append(_segment(grid, "keep", a, b, reason, members[0].operation, evidence))
             pos = b
         if pos < grid.num_frames:
-            segments.append(_segment(grid, "cut", pos, grid.num_frames, "between keyframe-aligned segments", None, ()))
+            segments.append(
+                _segment(grid, "cut", pos, grid.num_frames, "between keyframe-aligned segments", None, ())
+            )
         moved = sum(1 for s in shifts if s["start_shift_frames"] or s["end_shift_frames"])
         note = f"stream copy: {moved} of {len(shifts)} kept segments moved to keyframes"
         return replace(self, segments=segments, notes=[*self.notes, note]), shifts
 
 
-def _segment(grid: FrameGrid, action: Action, a: int, b: int, reason: str, op: int | None, evidence) -> EditSegment:
+def _segment(
+    grid: FrameGrid, action: Action, a: int, b: int, reason: str, op: int | None, evidence
+) -> EditSegment:
     return EditSegment(action, a, b, grid.time_s(a), grid.time_s(b), reason, op, tuple(evidence))
 
 

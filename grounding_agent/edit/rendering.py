@@ -101,7 +101,11 @@ def render(
     target_plan, shifts = plan.snapped_to_keyframes() if copy else (plan, [])
     started = time.perf_counter()
     with atomic_path(out) as tmp, tempfile.TemporaryDirectory(prefix="ga-render-") as work:
-        args = _copy_args(target_plan, tmp, Path(work)) if copy else _accurate_args(target_plan, tmp, Path(work), preset, crf)
+        args = (
+            _copy_args(target_plan, tmp, Path(work))
+            if copy
+            else _accurate_args(target_plan, tmp, Path(work), preset, crf)
+        )
         _run_ffmpeg(args, target_plan.kept_s, progress, Path(work))
         rendered = _check_duration(target_plan, tmp, out)
     return RenderResult(Path(out), "copy" if copy else "accurate", target_plan.kept_s, rendered.duration_s,

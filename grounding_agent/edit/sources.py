@@ -90,11 +90,15 @@ class EditSources:
         candidates, _ = self._ground(video, op.until, top_k=5)
         later = [m for m in candidates if m.end_s > first.start_s]
         if not later:
-            self.notes.append(f"{op.describe()}: no {op.until!r} after {op.query!r}; kept to the end of the first")
+            self.notes.append(
+                f"{op.describe()}: no {op.until!r} after {op.query!r}; kept to the end of the first"
+            )
             return [Span(first.start_s, first.end_s, ev)]
         last = max(later, key=lambda m: m.score)
         ev_end = Evidence("grounder", last.start_s, last.end_s, _unit(last.score), op.until, source)
-        span_ev = Evidence("composition", first.start_s, last.end_s, None, f"from {op.query!r} until {op.until!r}", source)
+        span_ev = Evidence(
+            "composition", first.start_s, last.end_s, None, f"from {op.query!r} until {op.until!r}", source
+        )
         # The span itself, plus each end's grounding as evidence (inside the span: the cut is the same).
         return [Span(first.start_s, last.end_s, span_ev), Span(first.start_s, first.end_s, ev),
                 Span(last.start_s, last.end_s, ev_end)]  # fmt: skip
@@ -115,7 +119,9 @@ class EditSources:
             )
         grounding = self.grounder.ground(video, query, top_k=top_k)
         if grounding.info.get("fallback"):
-            self.notes.append(f"the grounder's answer for {query!r} was unreadable: it fell back to the whole video")
+            self.notes.append(
+                f"the grounder's answer for {query!r} was unreadable: it fell back to the whole video"
+            )
         return list(grounding.moments), self.grounder.name
 
     def _highlights(self, video: Video, op: Operation) -> list[Span]:
@@ -157,7 +163,9 @@ class EditSources:
         spans = []
         for start, end in silent_runs(curve.times_s, curve.values, SILENCE_HOP_S, threshold, minimum):
             end = min(end, video.duration_s)
-            ev = Evidence("audio", start, end, None, f"below {threshold:g} dBFS for {end - start:.2f} s", "audio energy")
+            ev = Evidence(
+                "audio", start, end, None, f"below {threshold:g} dBFS for {end - start:.2f} s", "audio energy"
+            )
             spans.append(Span(start, end, ev))
         return spans
 
@@ -193,8 +201,13 @@ class EditSources:
         if op.action == "keep":
             sentences = transcript.segments
             if sentences:  # keep what was said around the words: the whole sentence
-                hits = [s for s in sentences if any(h.start_s < s.end_s and h.end_s > s.start_s for h in hits)]
-        return [Span(h.start_s, h.end_s, Evidence("speech", h.start_s, h.end_s, None, h.text, "transcript")) for h in hits]
+                hits = [
+                    s for s in sentences if any(h.start_s < s.end_s and h.end_s > s.start_s for h in hits)
+                ]
+        return [
+            Span(h.start_s, h.end_s, Evidence("speech", h.start_s, h.end_s, None, h.text, "transcript"))
+            for h in hits
+        ]
 
 
 def _unit(score: float) -> float | None:
@@ -229,7 +242,9 @@ def as_transcript(transcript: Any) -> Transcript:
         return transcript
     segments = tuple(_as_segment(s) for s in _field(transcript, "segments") or ())
     if not segments:
-        segments = tuple(Segment(w.text, w.start_s, w.end_s, 1.0, (w,)) for w in _as_words(_field(transcript, "words")))
+        segments = tuple(
+            Segment(w.text, w.start_s, w.end_s, 1.0, (w,)) for w in _as_words(_field(transcript, "words"))
+        )
     regions = tuple((float(a), float(b)) for a, b in _field(transcript, "speech_regions") or ())
     return Transcript(segments=segments, speech_regions=regions)
 
@@ -276,4 +291,6 @@ def find_phrases(words: list[Word], phrases: Iterable[str]) -> list[Segment]:
 
 def _phrase(words: list[Word]) -> Segment:
     probability = sum(w.probability for w in words) / len(words)
-    return Segment(" ".join(w.text for w in words), words[0].start_s, words[-1].end_s, probability, tuple(words))
+    return Segment(
+        " ".join(w.text for w in words), words[0].start_s, words[-1].end_s, probability, tuple(words)
+    )

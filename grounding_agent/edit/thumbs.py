@@ -23,7 +23,13 @@ def middle_frames(plan: EditPlan, *, max_pixels: int = 320 * 180) -> list[np.nda
     grid, out = plan.grid, []
     for seg in plan.kept:
         t = float(grid.starts_s[(seg.start_frame + seg.end_frame - 1) // 2])
-        frames = sample_frames(plan.video, max_frames=1, start_s=t, end_s=min(t + 1e-3, plan.video.duration_s), max_pixels=max_pixels)
+        frames = sample_frames(
+            plan.video,
+            max_frames=1,
+            start_s=t,
+            end_s=min(t + 1e-3, plan.video.duration_s),
+            max_pixels=max_pixels,
+        )
         out.append(frames.pixels[0])
     return out
 

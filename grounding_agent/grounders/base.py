@@ -55,7 +55,9 @@ class Grounding:
     def best(self) -> Moment | None:
         return self.moments[0] if self.moments else None
 
-    def to_prediction(self, qid: int | str, vid: str, query: str, *, duration_s: float | None = None) -> Prediction:
+    def to_prediction(
+        self, qid: int | str, vid: str, query: str, *, duration_s: float | None = None
+    ) -> Prediction:
         """The one `Prediction` shape (see `prediction`); a single grounder call has no plan or steps."""
         return prediction(
             qid,
@@ -362,7 +364,11 @@ def grounding_from_answers(
     candidates = [[at_least(m, min_length_s, duration_s) for m in answer] for answer in candidates]
     grounding.moments = rank_candidates(candidates, top_k, sampled=sampled)
     grounding.duration_s = float(duration_s)
-    grounding.info = {**info, "prompt": request.prompt, "confidence": "agreement" if sampled else "mean_token_logprob"}
+    grounding.info = {
+        **info,
+        "prompt": request.prompt,
+        "confidence": "agreement" if sampled else "mean_token_logprob",
+    }
     if fallback:
         whole_video_fallback(grounding, duration_s)
     return grounding

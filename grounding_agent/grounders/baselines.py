@@ -35,7 +35,11 @@ class _ModelFreeGrounder(BaseGrounder):
     needs_pixels = False
 
     def __init__(self, delay_s: float = 0.0):
-        if isinstance(delay_s, bool) or not isinstance(delay_s, (int, float)) or not 0 <= delay_s < float("inf"):
+        if (
+            isinstance(delay_s, bool)
+            or not isinstance(delay_s, (int, float))
+            or not 0 <= delay_s < float("inf")
+        ):
             raise ConfigError(f"delay_s must be a number of seconds >= 0, got {delay_s!r}")
         self.delay_s = delay_s
 
@@ -43,16 +47,25 @@ class _ModelFreeGrounder(BaseGrounder):
         """Normalised (start, end, score) rows, best first."""
         raise NotImplementedError
 
-    def _grounding(self, video: Video, query: str, top_k: int, frames: Frames | None, elapsed_s: float) -> Grounding:
+    def _grounding(
+        self, video: Video, query: str, top_k: int, frames: Frames | None, elapsed_s: float
+    ) -> Grounding:
         if video.duration_s <= 0:
             raise ConfigError(f"{video.path}: duration must be > 0 s for a baseline, got {video.duration_s}")
         min_length_s = frame_interval_s(frames)
         moments = [
-            at_least(Moment(s * video.duration_s, e * video.duration_s, float(score)), min_length_s, video.duration_s)
+            at_least(
+                Moment(s * video.duration_s, e * video.duration_s, float(score)),
+                min_length_s,
+                video.duration_s,
+            )
             for s, e, score in self.windows(video, query, top_k)[:top_k]
         ]
         return Grounding(
-            moments=moments, timings_s={"model": elapsed_s}, info={"grounder": self.name}, duration_s=video.duration_s
+            moments=moments,
+            timings_s={"model": elapsed_s},
+            info={"grounder": self.name},
+            duration_s=video.duration_s,
         )
 
     def ground(
@@ -80,7 +93,9 @@ def _prior_row(row: Sequence[float]) -> tuple[float, float, float]:
     try:
         start, end, score = (float(v) for v in row)
     except (TypeError, ValueError):
-        raise ConfigError(f"a prior window is [start, end, score] (fractions of the duration), got {row!r}") from None
+        raise ConfigError(
+            f"a prior window is [start, end, score] (fractions of the duration), got {row!r}"
+        ) from None
     if not all(np.isfinite((start, end, score))):
         raise ConfigError(f"a prior window must hold finite numbers, got {row!r}")
     start, end = min(max(start, 0.0), 1.0), min(max(end, 0.0), 1.0)

@@ -222,7 +222,9 @@ class HFGrounder(BaseGrounder):
             {"role": "user", "content": describe_content(shown, user, lambda i: {"type": "image"})},
         ]
         text = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        inputs = self.processor(text=[text], images=list(shown.pixels), return_tensors="pt").to(self.model.device)
+        inputs = self.processor(text=[text], images=list(shown.pixels), return_tensors="pt").to(
+            self.model.device
+        )
         with self._lock, torch.inference_mode():
             out = generate(
                 self.model, inputs, max_new_tokens=max_tokens or 64, do_sample=False, temperature=None, top_p=None,
@@ -334,4 +336,3 @@ def _prefill(model: Any, input_ids: Any, **inputs: Any) -> Any:
     # logits_to_keep=1: the prefix's logits are never read (a 150k-word lm_head over every token otherwise).
     model(input_ids=input_ids, past_key_values=past, use_cache=True, logits_to_keep=1, **inputs)
     return past
-

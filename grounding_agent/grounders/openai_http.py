@@ -82,7 +82,14 @@ class OpenAIHTTP:
     """
 
     def __init__(
-        self, base_url: str, *, where: str, api_key: str, timeout_s: float, max_retries: int, verify: ssl.SSLContext
+        self,
+        base_url: str,
+        *,
+        where: str,
+        api_key: str,
+        timeout_s: float,
+        max_retries: int,
+        verify: ssl.SSLContext,
     ):
         self.where, self.max_retries = where, max_retries
         self._http = httpx2.AsyncClient(
@@ -97,7 +104,9 @@ class OpenAIHTTP:
         """The served models' entries (each with an `id`; vLLM adds `root`, `parent`), in the server's order."""
         data = await self._call("GET", "models", "model list")
         items = data.get("data") if isinstance(data, dict) else None
-        if not isinstance(items, list) or not all(isinstance(m, dict) and isinstance(m.get("id"), str) for m in items):
+        if not isinstance(items, list) or not all(
+            isinstance(m, dict) and isinstance(m.get("id"), str) for m in items
+        ):
             raise not_openai_reply(self.where, "no model ids", "model list")
         return items
 
@@ -151,7 +160,9 @@ def read_completion(data: Any) -> Completion:
     if not all(isinstance(c, dict) and isinstance(c.get("message"), dict) for c in choices):
         raise _Unreadable("a choice without a message")
     usage = data.get("usage")
-    tokens = {k: usage.get(k) for k in ("prompt_tokens", "completion_tokens")} if isinstance(usage, dict) else {}
+    tokens = (
+        {k: usage.get(k) for k in ("prompt_tokens", "completion_tokens")} if isinstance(usage, dict) else {}
+    )
     counted = tokens and all(isinstance(v, int) and not isinstance(v, bool) for v in tokens.values())
     return Completion(tuple(_choice(c) for c in choices), tokens if counted else None)
 

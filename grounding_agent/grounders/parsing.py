@@ -41,9 +41,12 @@ _UNIT = r"(?:\s*(?:seconds?|secs?|s)\b\.?)?"
 _SEP = r"\s*(?:-->|->|-{1,2}|–|—|−|~|\bto\b|\btill\b|\buntil\b|\band\b)\s*"
 _CONF_WORD = r"(?:score|confidence|conf|probability|prob|likelihood|p)"
 
-_RANGE = re.compile(rf"(?:\b(?:from|between)\s+)?(?P<a>{_TIME}){_UNIT}{_SEP}(?P<b>{_TIME}){_UNIT}", re.IGNORECASE)
+_RANGE = re.compile(
+    rf"(?:\b(?:from|between)\s+)?(?P<a>{_TIME}){_UNIT}{_SEP}(?P<b>{_TIME}){_UNIT}", re.IGNORECASE
+)
 _BRACKET = re.compile(
-    rf"[\[(<]\s*(?P<a>{_TIME}){_UNIT}\s*,\s*(?P<b>{_TIME}){_UNIT}(?:\s*,\s*(?P<c>{_NUM}%?))?\s*[\])>]", re.IGNORECASE
+    rf"[\[(<]\s*(?P<a>{_TIME}){_UNIT}\s*,\s*(?P<b>{_TIME}){_UNIT}(?:\s*,\s*(?P<c>{_NUM}%?))?\s*[\])>]",
+    re.IGNORECASE,
 )
 _KEYED = re.compile(
     rf"\bstart(?:s|ing)?(?:[ _]?time)?(?:\W{{1,4}}|\s+at\s+)(?P<a>{_TIME}){_UNIT}"
@@ -52,7 +55,9 @@ _KEYED = re.compile(
 )
 _CONF_AFTER = (
     re.compile(rf"\s*[\[(]\s*(?:{_CONF_WORD}\s*[:=]?\s*)?(?P<c>{_NUM}%?)\s*[\])]", re.IGNORECASE),
-    re.compile(rf"[\s,;:]*(?:with\s+)?(?:an?\s+)?{_CONF_WORD}\s*(?:of|is|[:=])?\s*(?P<c>{_NUM}%?)", re.IGNORECASE),
+    re.compile(
+        rf"[\s,;:]*(?:with\s+)?(?:an?\s+)?{_CONF_WORD}\s*(?:of|is|[:=])?\s*(?P<c>{_NUM}%?)", re.IGNORECASE
+    ),
 )
 _TIME_WITH_UNIT = re.compile(
     rf"(?P<t>(?<![\w.:]){_CLOCK}(?![\d:]))|(?P<n>{_TIME})\s*(?:seconds?|secs?|s)\b", re.IGNORECASE

@@ -23,7 +23,9 @@ from grounding_agent.grounders.baselines import BASELINES
 def _hf(model: str | None = None, **options: Any) -> BaseGrounder:
     """An in-process `HFGrounder`; `model` (a hub id or a local folder) is required."""
     if not model:
-        raise ConfigError("--backend hf needs --model (model=... in Python): a hub id or a local model folder")
+        raise ConfigError(
+            "--backend hf needs --model (model=... in Python): a hub id or a local model folder"
+        )
     from grounding_agent.grounders.hf import HFGrounder
 
     return HFGrounder(model, **options)

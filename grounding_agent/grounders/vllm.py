@@ -202,7 +202,11 @@ class VLLMGrounder(BaseGrounder):
         except OSError:
             version = (id(frames), 0)
         key = (
-            str(frames.video.path), version, frames.indices.tobytes(), frames.pixels.shape, self.image_format
+            str(frames.video.path),
+            version,
+            frames.indices.tobytes(),
+            frames.pixels.shape,
+            self.image_format,
         )
         cache = self._encoded.get(key)  # a hit is now the most recently used
         if cache is None:
@@ -222,14 +226,24 @@ class VLLMGrounder(BaseGrounder):
             "logprobs": not sampled,
         }
         if self.structured:
-            body["structured_outputs"] = {"regex": answer_regex(self.prompt, top_k, duration_s, self.think_chars)}
+            body["structured_outputs"] = {
+                "regex": answer_regex(self.prompt, top_k, duration_s, self.think_chars)
+            }
         return body
 
     def _finish(
-        self, video: Video, request: GroundingRequest, response: Completion, top_k: int, timings: dict[str, float]
+        self,
+        video: Video,
+        request: GroundingRequest,
+        response: Completion,
+        top_k: int,
+        timings: dict[str, float],
     ) -> Grounding:
         info: dict[str, Any] = {
-            "backend": "vllm", "server": self.base_url, "model": self.model, "structured": self.structured
+            "backend": "vllm",
+            "server": self.base_url,
+            "model": self.model,
+            "structured": self.structured,
         }
         if response.usage is not None:
             info["usage"] = response.usage

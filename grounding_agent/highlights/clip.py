@@ -207,7 +207,9 @@ class ClipSaliency:
         """
         fps = fps or self.fps
         parts = {"keyframes_only": True} if keyframes_only else {}  # keeps the keys of earlier entries
-        key = cache_key(video=file_fingerprint(path), fps=fps, model=self._model_key, backend=self.backend, **parts)
+        key = cache_key(
+            video=file_fingerprint(path), fps=fps, model=self._model_key, backend=self.backend, **parts
+        )
         cached = self._load(key)
         if cached is not None:
             return cached
@@ -273,7 +275,12 @@ class ClipSaliency:
         return [Curve("clip", emb.times_s, sims[:, q]) for q in range(len(queries))]
 
     def curve(
-        self, video: str | Path | Frames, query: str, *, fps: float | None = None, keyframes_only: bool = False
+        self,
+        video: str | Path | Frames,
+        query: str,
+        *,
+        fps: float | None = None,
+        keyframes_only: bool = False,
     ) -> Curve:
         """Cosine similarity of each sampled frame to `query`."""
         return self.curves(video, [query], fps=fps, keyframes_only=keyframes_only)[0]

@@ -19,7 +19,13 @@ from grounding_agent.io import atomic_path
 from grounding_agent.types import Moment, minmax
 
 NOTHING_STANDS_OUT = "nothing stands out: the saliency curve is flat"
-_SIGNAL_COLORS = {"clip": "tab:purple", "motion": "tab:blue", "scene": "tab:olive", "audio": "tab:orange", "fused": "black"}
+_SIGNAL_COLORS = {
+    "clip": "tab:purple",
+    "motion": "tab:blue",
+    "scene": "tab:olive",
+    "audio": "tab:orange",
+    "fused": "black",
+}
 _BAR_COLORS = ("tab:green", "tab:red", "tab:cyan", "tab:pink", "tab:brown", "tab:gray")
 
 
@@ -68,8 +74,19 @@ def _draw_bars(ax, rows: Sequence[tuple[str, Sequence[Bar]]], duration_s: float)
         for bar, lane in zip(bars, assigned, strict=True):
             top = y + depth - lane - 0.5
             width = max(bar.end_s - bar.start_s, duration_s * 0.002)
-            ax.barh(top, width, left=bar.start_s, height=0.7, color=bar.color, alpha=0.75, edgecolor="white", linewidth=1.5)
-            ax.text(bar.start_s + width / 2, top, bar.label, ha="center", va="center", fontsize=7, clip_on=True)
+            ax.barh(
+                top,
+                width,
+                left=bar.start_s,
+                height=0.7,
+                color=bar.color,
+                alpha=0.75,
+                edgecolor="white",
+                linewidth=1.5,
+            )
+            ax.text(
+                bar.start_s + width / 2, top, bar.label, ha="center", va="center", fontsize=7, clip_on=True
+            )
         ticks.append(y + depth / 2)
         names.append(name)
         y += depth
@@ -101,7 +118,14 @@ def save_highlights_plot(result: HighlightResult, path: str | Path, *, title: st
     main = "fused" if "fused" in result.clip_scores else "clip"
     for name, scores in result.clip_scores.items():
         style = {"lw": 2.6, "zorder": 3} if name == main else {"lw": 1.3, "alpha": 0.85}
-        top.stairs(scores, edges, baseline=None, label=f"{name} (per 2-s clip)", color=_SIGNAL_COLORS.get(name), **style)
+        top.stairs(
+            scores,
+            edges,
+            baseline=None,
+            label=f"{name} (per 2-s clip)",
+            color=_SIGNAL_COLORS.get(name),
+            **style,
+        )
     top.set_ylim(0, 1)
     top.set_ylabel("saliency (0-1)")
     bars = [
@@ -142,7 +166,13 @@ def save_timeline(
     curve (times_s, scores) and speech segments, on one time axis from 0 to `duration_s`."""
     plt = _pyplot()
     rows: list[tuple[str, list[Bar]]] = [
-        ("moments", [Bar(m.start_s, m.end_s, f"#{i} {m.score:.2f}", _BAR_COLORS[0]) for i, m in enumerate(moments, 1)])
+        (
+            "moments",
+            [
+                Bar(m.start_s, m.end_s, f"#{i} {m.score:.2f}", _BAR_COLORS[0])
+                for i, m in enumerate(moments, 1)
+            ],
+        )
     ]
     for k, (name, candidates) in enumerate(steps):
         color = _BAR_COLORS[(k + 1) % len(_BAR_COLORS)]

@@ -45,7 +45,13 @@ SIGNALS = ("clip", "motion", "scene", "audio", "speech")
 # Smallest per-clip range that counts as a real variation, in each signal's unit. A signal varying less
 # is left out as steady (its noise would otherwise be blown up to the full [0, 1] by min-max scaling);
 # one varying a little more is scaled by max(range, 2 * this) so it cannot dominate.
-MIN_SPAN = {"clip": 0.0, "motion": 0.01, "scene": 0.05, "audio": 6.0, "speech": 0.1}  # -, grey/255, TV, dB, fraction
+MIN_SPAN = {
+    "clip": 0.0,
+    "motion": 0.01,
+    "scene": 0.05,
+    "audio": 6.0,
+    "speech": 0.1,
+}  # -, grey/255, TV, dB, fraction
 
 
 @dataclass(frozen=True)
@@ -280,7 +286,9 @@ def generic_highlights(
 
     duration_s = open_video(path).duration_s
     skip = frozenset(name for name in SIGNALS if getattr(weights, name) == 0)
-    curves, absent = generic_signals(path, saliency=saliency, prompts=prompts, fps=fps, skip=skip, transcript=transcript)
+    curves, absent = generic_signals(
+        path, saliency=saliency, prompts=prompts, fps=fps, skip=skip, transcript=transcript
+    )
     per_clip: dict[str, np.ndarray] = {}
     for name, curve in curves.items():
         raw = clip_scores(curve, duration_s)

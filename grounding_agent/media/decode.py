@@ -57,7 +57,6 @@ _MAX_WORKERS = 8  # past that, GOP runs get short and seeks dominate
 _SHORTEST_RUN = 1 / 16
 
 
-
 def sample_frames(
     video_or_path: Video | str | os.PathLike,
     *,

@@ -272,7 +272,9 @@ class App:
             step(0.5, desc="rendering")
             rendered = str(editing.render(plan, folder / f"{stem}.mp4"))
         rows = [[s.action, round(s.start_s, 3), round(s.end_s, 3), s.reason] for s in plan.segments]
-        summary = f"keeps {plan.kept_s:.2f} s of {session.video.duration_s:.2f} s in {len(plan.kept)} segment(s)"
+        summary = (
+            f"keeps {plan.kept_s:.2f} s of {session.video.duration_s:.2f} s in {len(plan.kept)} segment(s)"
+        )
         return rows, files, rendered, "\n".join(f"- {n}" for n in [summary, *notes])
 
 
@@ -302,12 +304,18 @@ def build_app(config: UIConfig, make_session: Callable[[Path], Any]):
 
     with gr.Blocks(title="grounding-agent") as demo:
         key = gr.State(None)
-        gr.Markdown("# grounding-agent\nFind **when** things happen in a video: ask, follow up, click a moment.")
+        gr.Markdown(
+            "# grounding-agent\nFind **when** things happen in a video: ask, follow up, click a moment."
+        )
         with gr.Row():
             with gr.Column(scale=3):
                 with gr.Row():
-                    choice = gr.Dropdown(list_videos(config.media_root), label="video (media root)", elem_id="video-choice")
-                    upload = gr.File(label="or upload", file_types=list(VIDEO_SUFFIXES), type="filepath", height=110)
+                    choice = gr.Dropdown(
+                        list_videos(config.media_root), label="video (media root)", elem_id="video-choice"
+                    )
+                    upload = gr.File(
+                        label="or upload", file_types=list(VIDEO_SUFFIXES), type="filepath", height=110
+                    )
                 open_btn = gr.Button("open", elem_id="open")
                 status = gr.Markdown(elem_id="status")
                 player = gr.Video(label="player", elem_id=PLAYER_ID, interactive=False, height=320)
@@ -316,24 +324,34 @@ def build_app(config: UIConfig, make_session: Callable[[Path], Any]):
             with gr.Column(scale=2):
                 with gr.Tab("chat"):
                     chat = gr.Chatbot(label="chat", elem_id="chat", height=360)
-                    message = gr.Textbox(label="ask", placeholder="when does the person sit down?", elem_id="message")
+                    message = gr.Textbox(
+                        label="ask", placeholder="when does the person sit down?", elem_id="message"
+                    )
                     send = gr.Button("send", variant="primary", elem_id="send")
                     gallery = gr.Gallery(label="moments", columns=3, height=220, elem_id="thumbs")
                 with gr.Tab("edit"):
-                    instruction = gr.Textbox(label="instruction", placeholder="cut 0:05 to 0:15", elem_id="instruction")
+                    instruction = gr.Textbox(
+                        label="instruction", placeholder="cut 0:05 to 0:15", elem_id="instruction"
+                    )
                     render = gr.Checkbox(label="render the cut", value=False)
                     edit_btn = gr.Button("plan the edit", elem_id="edit")
-                    segments = gr.Dataframe(headers=["action", "start_s", "end_s", "reason"], label="edit plan")
+                    segments = gr.Dataframe(
+                        headers=["action", "start_s", "end_s", "reason"], label="edit plan"
+                    )
                     files = gr.File(label="exports (EDL / OTIO / FCPXML / SRT)", file_count="multiple")
                     edit_notes = gr.Markdown(elem_id="edit-notes")
                     rendered = gr.Video(label="rendered cut", interactive=False)
         open_btn.click(
-            open_video, [choice, upload], [player, key, chat, chips, timeline, gallery, status],
+            open_video,
+            [choice, upload],
+            [player, key, chat, chips, timeline, gallery, status],
             api_name="open_video",
         )
         ask_outputs = [chat, chips, timeline, gallery, message]
         send.click(ask, [message, chat, key], ask_outputs, api_name="ask")
         message.submit(ask, [message, chat, key], ask_outputs, api_name=False)
-        edit_btn.click(edit, [instruction, key, render], [segments, files, rendered, edit_notes], api_name="edit")
+        edit_btn.click(
+            edit, [instruction, key, render], [segments, files, rendered, edit_notes], api_name="edit"
+        )
     demo.app_handlers = app  # tests reach the handlers' state (sessions) through the app
     return demo

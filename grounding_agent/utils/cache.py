@@ -156,7 +156,9 @@ class _EvictingLRU(cachetools.LRUCache):
 
 
 class _EvictingTTL(cachetools.TTLCache):
-    def __init__(self, sink: list, maxsize: float, ttl_s: float, timer=time.monotonic, getsizeof=None) -> None:
+    def __init__(
+        self, sink: list, maxsize: float, ttl_s: float, timer=time.monotonic, getsizeof=None
+    ) -> None:
         super().__init__(maxsize, ttl_s, timer=timer, getsizeof=getsizeof)
         self._sink = sink
 

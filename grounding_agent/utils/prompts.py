@@ -51,7 +51,9 @@ def load_schema(name: str) -> dict[str, Any]:
     folder = _data_dir("schemas")
     path = folder / f"{name}.schema.json" if folder is not None else None
     if path is None or not path.is_file():
-        raise ConfigError(f"schemas/{name}.schema.json not found next to the package; reinstall grounding-agent")
+        raise ConfigError(
+            f"schemas/{name}.schema.json not found next to the package; reinstall grounding-agent"
+        )
     return json.loads(path.read_text(encoding="utf-8"))
 
 
@@ -107,7 +109,9 @@ def load_prompt(name: str) -> Prompt:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     if not isinstance(data, dict) or not isinstance(data.get("templates"), dict):
         raise PromptError(f"{path}: a prompt file needs a 'templates:' mapping")
-    return Prompt(name, str(data.get("version", "0")), str(data.get("description", "")), dict(data["templates"]))
+    return Prompt(
+        name, str(data.get("version", "0")), str(data.get("description", "")), dict(data["templates"])
+    )
 
 
 def available_prompts() -> list[str]:

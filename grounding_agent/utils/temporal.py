@@ -55,7 +55,11 @@ def nms(moments: Sequence[Moment], iou_threshold: float = 0.7, max_keep: int | N
     Raises:
         ConfigError: `iou_threshold` outside [0, 1], a bad `max_keep`, or `moments` that are not Moments.
     """
-    if isinstance(iou_threshold, bool) or not isinstance(iou_threshold, (int, float)) or not 0 <= iou_threshold <= 1:
+    if (
+        isinstance(iou_threshold, bool)
+        or not isinstance(iou_threshold, (int, float))
+        or not 0 <= iou_threshold <= 1
+    ):
         raise ConfigError(f"iou_threshold must be a number in [0, 1], got {iou_threshold!r}")
     if max_keep is not None and (isinstance(max_keep, bool) or not isinstance(max_keep, int) or max_keep < 0):
         raise ConfigError(f"max_keep must be a whole number >= 0 or None, got {max_keep!r}")

@@ -67,7 +67,8 @@ QWEN_SPLIT_REGEX = (
 )
 
 # Charades-style sentences and the phrasing of grounding prompts and answers.
-_SENTENCES = """\
+_SENTENCES = (
+    """\
 a person is opening a door.
 person sitting on a chair eating a sandwich.
 a person takes a picture of the window.
@@ -108,12 +109,14 @@ temporal grounding means finding exactly when something happens, given a natural
 please respond with the beginning and the ending timestamp, separated by a dash, using decimal seconds.
 the evidence is weak, so the confidence is low; another possible interval would be slightly earlier.
 video frames were sampled at two frames per second and each frame is labelled with its timestamp.
-""" + """\
+"""
+    + """\
 monday tuesday wednesday thursday friday saturday sunday january february march april may june july
 august september october november december yesterday today tomorrow morning afternoon evening night
 red orange yellow green blue purple black white gray brown pink big small long short quick slow
 happy sad angry surprised tired hungry quiet loud bright dark warm cold clean dirty empty full
 """
+)
 
 
 _SUBJECTS = ["a person", "the person", "someone", "a man", "a woman", "the child", "he", "she", "they"]
