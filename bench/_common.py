@@ -5,11 +5,17 @@ from __future__ import annotations
 import os
 import platform
 import statistics
+import time
 from pathlib import Path
 
 
 def spread(values: list[float]) -> dict:
     return {"min": min(values), "median": statistics.median(values), "max": max(values)}
+
+
+def now() -> str:
+    """UTC time of a run, as every results file records it (`when`)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def machine(**extra) -> dict:

@@ -24,7 +24,7 @@ from grounding_agent.io import write_json_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from bench._common import machine
+from bench._common import machine, now
 
 VIDEOS = REPO.parent / "shared" / "data" / "videos"
 
@@ -161,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
 
     payload = {
         "bench": "agent",
+        "when": now(),
         "grounder": grounder_name,
         "fps": args.fps,
         "max_frames": args.max_frames,

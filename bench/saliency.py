@@ -34,7 +34,7 @@ from grounding_agent.io import write_json_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from bench._common import cpuinfo, machine
+from bench._common import cpuinfo, machine, now
 
 CACHE = Path(os.environ.get("GA_CACHE_DIR", Path.home() / ".cache" / "grounding-agent")) / "bench"
 CLIP = REPO.parent / "shared" / "data" / "videos" / "univtg_charades_Y1HGC.mp4"
@@ -293,6 +293,8 @@ def main() -> int:
         cache = None if args.skip_cache else bench_cache(model_dir, HIGHLIGHTS.backend, Path(tmp))
     print_table(rows, prep, cache)
     result = {
+        "bench": "saliency",
+        "when": now(),
         "machine": machine(threads=args.threads, torch=torch.__version__, cpu_flags=cpu_flags()),
         "fp32_matmul": floor,
         "model": "CLIP ViT-B/32 architecture (CLIPConfig defaults), random weights, fp32",

@@ -43,7 +43,7 @@ from grounding_agent.io import write_json_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from bench._common import machine, spread
+from bench._common import machine, now, spread
 
 VIDEOS = REPO.parent / "shared" / "data" / "videos"
 CLIP = "timer1_charades_OHOFG.mp4"
@@ -301,6 +301,7 @@ def main() -> int:
           f"CPU time (client + server) {overhead['overhead_cpu_ms']:.2f} ms per request")  # fmt: skip
     result = {
         "bench": "session",
+        "when": now(),
         "video": args.video.name,
         "first_vs_second": rows,
         "http": overhead,
