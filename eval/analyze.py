@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -22,7 +23,8 @@ if __package__ in (None, ""):  # run as a file: make `eval.runner` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from eval import runner
-from grounding_agent.benchmarks.datasets import load_dataset
+from grounding_agent.benchmarks.datasets import GTPolicy, load_dataset
+from grounding_agent.benchmarks.reading import loads_json, read_text
 from grounding_agent.defaults import COMMANDS
 from grounding_agent.errors import DatasetError, GroundingAgentError
 from grounding_agent.io import dumps_json
@@ -47,19 +49,89 @@ VIDEO_S_BUCKETS = (("video < 30 s", 0.0, 30.0), ("video 30-60 s", 30.0, 60.0), (
                    ("video >= 180 s", 180.0, 1e12))  # fmt: skip
 
 
+# A samples row's keys and the types `breakdown` reads from them.
+SAMPLE_KEYS = {"qid": (int, str), "query": str, "vid": str, "duration_s": (int, float), "gt_windows": list,
+               "pred_windows": list, "ious": list, "raw_text": list, "parse_status": str}  # fmt: skip
+
+
+def _sample(line: str, where: str) -> dict[str, Any]:
+    try:
+        row = loads_json(line, where)
+    except json.JSONDecodeError as exc:
+        raise DatasetError(
+            f"{where}: not JSON ({exc.msg}); rerun `eval run --log-samples` to rewrite it"
+        ) from None
+    bad = [k for k, t in SAMPLE_KEYS.items() if not isinstance(row, dict) or not isinstance(row.get(k), t)]
+    if not bad:
+        bad = [k for k, ok in _values_ok(row).items() if not ok]
+    if bad:
+        raise DatasetError(
+            f"{where}: not a samples row ({', '.join(bad)} missing or of the wrong kind); "
+            "rerun `eval run --log-samples` to rewrite it"
+        )
+    return row
+
+
+def _num(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _values_ok(row: dict[str, Any]) -> dict[str, bool]:
+    """What `breakdown` computes with: numbers, [start, end] windows, a positive duration, text."""
+    return {
+        "duration_s": _num(row["duration_s"]) and row["duration_s"] > 0,
+        "ious": all(_num(x) for x in row["ious"]),
+        "gt_windows": all(
+            isinstance(w, list) and len(w) == 2 and all(map(_num, w)) for w in row["gt_windows"]
+        ),
+        "pred_windows": all(
+            isinstance(w, list) and len(w) >= 2 and all(map(_num, w)) for w in row["pred_windows"]
+        ),
+        "raw_text": all(isinstance(t, str) for t in row["raw_text"]),
+    }
+
+
+def read_samples(path: Path) -> list[dict[str, Any]]:
+    """samples.jsonl rows. A torn last line (a run killed while writing) is skipped with a warning on
+    stderr; a broken line before it is an error naming the line. The file is never changed."""
+    text = read_text(path, "samples file")
+    lines = text.split("\n")
+    torn = lines[-1].strip() != ""  # no newline after the last line: cut off mid-write
+    if torn:
+        print(f"warning: {path}:{len(lines)}: last line cut off (a killed run?); skipped", file=sys.stderr)
+        lines = lines[:-1]
+    return [_sample(line, f"{path}:{i}") for i, line in enumerate(lines, start=1) if line.strip()]
+
+
+def _run_options(settings_path: Path) -> dict[str, Any]:
+    try:
+        opts = loads_json(read_text(settings_path, runner.RUN_JSON), str(settings_path), None)["options"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        opts = None
+    ok = isinstance(opts, dict) and all(isinstance(opts.get(k), str) for k in ("dataset", "gt"))
+    if ok and not (
+        isinstance(opts.get("vids"), (str, type(None))) and type(opts.get("limit")) in (int, type(None))
+    ):
+        ok = False
+    if not ok:
+        raise DatasetError(f"{settings_path}: not the run.json of an `eval run`; pass its --out folder")
+    return opts
+
+
 def load_samples(run_dir: Path) -> list[dict[str, Any]]:
     """The run's per-query rows (samples.jsonl, or rebuilt from run.json + predictions.jsonl)."""
     path = run_dir / runner.SAMPLES
     if path.is_file():
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return read_samples(path)
     settings_path = run_dir / runner.RUN_JSON
     if not settings_path.is_file():
         raise DatasetError(f"{run_dir}: no {runner.RUN_JSON}; pass the --out folder of an `eval run`")
-    opts = json.loads(settings_path.read_text(encoding="utf-8"))["options"]
+    opts = _run_options(settings_path)
     durations = Path(opts["durations"]) if opts.get("durations") else None
-    dataset = load_dataset(opts["dataset"], Path(opts["gt"]), durations)
+    policy = GTPolicy(clip_to_duration=not opts.get("raw_gt", False))
+    dataset = load_dataset(opts["dataset"], Path(opts["gt"]), durations, policy)
     annotations = runner.select(dataset.annotations, opts.get("vids"), opts.get("limit"))
-    rows = runner.read_done(run_dir / runner.PREDICTIONS)
+    rows = runner.read_done(run_dir / runner.PREDICTIONS, repair=False)  # a reader: never cut the file
     answered = [a for a in annotations if a.qid in rows]
     if not answered:
         raise DatasetError(f"{run_dir}: no answered queries in {runner.PREDICTIONS}")

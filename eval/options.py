@@ -9,6 +9,7 @@ from pathlib import Path
 from eval.files import SAMPLES
 from eval.videos import VIDEO_EXTENSIONS
 from grounding_agent.benchmarks.datasets import DATASETS, Annotation
+from grounding_agent.cli import OneLineErrorParser
 from grounding_agent.cli._common import positive_int
 from grounding_agent.cli.options import add_backend_options, default_max_frames, default_server
 from grounding_agent.defaults import COMMANDS
@@ -19,9 +20,8 @@ DEFAULT_TOP_K = {"charades-sta": 5, "qvhighlights": 10, "activitynet-captions": 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="grounding-agent eval run", description="Run a grounder over a benchmark."
-    )
+    # The CLI's parser class: a bad option is one `error:` line (exit 2), not 31 lines of usage.
+    p = OneLineErrorParser(prog="grounding-agent eval run", description="Run a grounder over a benchmark.")
     d = p.add_argument_group("benchmark")
     d.add_argument("--dataset", required=True, choices=sorted(DATASETS))
     d.add_argument("--gt", required=True, type=Path, help="annotation file (see eval/README.md)")
@@ -31,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--video-pattern",
         help="a video's file name with {vid} for its id, * and ? allowed, e.g. '*_{vid}.mp4' "
         f"(default: {{vid}} plus one of {' '.join(VIDEO_EXTENSIONS)})",
+    )
+    d.add_argument(
+        "--raw-gt", action="store_true", help="do not clip GT ends to the video duration (as eval score)"
     )
     d.add_argument("--limit", type=positive_int, help="only the first N queries (after --vids)")
     d.add_argument("--vids", help="comma-separated video ids to keep")

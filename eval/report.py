@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from grounding_agent.defaults import EVAL
 from grounding_agent.errors import ConfigError
 
 ANCHORS_PATH = Path(__file__).with_name("anchors.yaml")
@@ -38,6 +39,31 @@ def load_anchors(path: Path = ANCHORS_PATH) -> dict[str, list[dict[str, Any]]]:
     return data or {}
 
 
+def verdict(result: Mapping[str, Any], failure: str | None = None) -> str | None:
+    """'NOT A RESULT: ...' when the metrics do not measure the model: the run failed (`failure`), or
+    errors and fallbacks (no readable answer: the whole video) make up `EVAL.not_a_result_share` of the
+    queries or more; None for a result."""
+    n, st = result["num_queries"], result["status"]
+    errors, fallbacks = st["error"], st["fallback"]
+    kinds = ", ".join(f"{k} {v}" for k, v in sorted(result.get("errors", {}).items()))
+    failed = f"{errors} of {n} queries failed" + (f" ({kinds})" if kinds else "")
+    if failure:
+        return f"NOT A RESULT: the run failed ({failure}); {failed}"
+    if not n:
+        return "NOT A RESULT: no queries were scored"
+    if errors and errors / n >= EVAL.not_a_result_share:
+        return f"NOT A RESULT: {failed}"
+    if fallbacks == n:
+        return f"NOT A RESULT: all {n} answers were fallbacks (no readable answer: the whole video, score 0)"
+    if (errors + fallbacks) / n >= EVAL.not_a_result_share:
+        share = 100 * (errors + fallbacks) / n
+        return (
+            f"NOT A RESULT: {errors + fallbacks} of {n} queries ({share:.1f}%) have no model answer "
+            f"({fallbacks} fallbacks, {errors} errors)"
+        )
+    return None
+
+
 def _cell(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}"
 
@@ -49,18 +75,26 @@ def render(
     info: Mapping[str, Any],
     anchors: Mapping,
     parsed: tuple[Mapping[str, float], int] | None = None,
+    verdict: str | None = None,
+    complete: bool = True,
 ) -> str:
-    """A markdown table: our row first (bold), our parsed-only row, then every anchor row for `dataset`.
+    """A markdown table: our row first, our parsed-only row, then every anchor row for `dataset`.
 
+    Our row is bold only for a result on the full set: with a `verdict` ("NOT A RESULT: ...", shown under
+    the title) or on a subset (`complete=False`, marked INCOMPLETE in the title) it is plain and labelled.
     `info` lines (counts, warnings) are listed above the table so no number is read without them.
     """
     cols = COLUMNS[dataset]
-    lines = [f"# {label} on {dataset}", ""]
-    lines += [f"- **{k}**: {v}" if k == "WARNING" else f"- {k}: {v}" for k, v in info.items()]
+    title = f"# {label} on {dataset}" + ("" if complete else " (INCOMPLETE: a subset of the queries)")
+    lines = [title, ""] + ([f"**{verdict}**", ""] if verdict else [])
+    lines += [f"- **{k}**: {v}" if k.startswith("WARNING") else f"- {k}: {v}" for k, v in info.items()]
     lines += ["", "| system | setting | " + " | ".join(cols) + " | source |", "|---" * (len(cols) + 3) + "|"]
-    lines.append(
-        f"| **{label}** | ours | " + " | ".join(f"**{_cell(ours.get(c))}**" for c in cols) + " | this run |"
-    )
+    if verdict is None and complete:
+        cells, name = [f"**{_cell(ours.get(c))}**" for c in cols], f"**{label}**"
+    else:
+        cells = [_cell(ours.get(c)) for c in cols]
+        name = f"{label} ({'not a result' if verdict else 'subset'})"
+    lines.append(f"| {name} | ours | " + " | ".join(cells) + " | this run |")
     if parsed is not None:
         p_brief, n = parsed
         lines.append(

@@ -83,6 +83,19 @@ def score(
     }
 
 
+def video_counts(
+    annotations: list[Annotation], finder: VideoFinder, needed: bool, scored: dict[str, Any]
+) -> dict[str, Any]:
+    """{"total", "absent", "needed"}: for a model, the videos its error rows name missing; for a model-free
+    baseline (which never opens them) the videos not found under --videos (None when none was given)."""
+    vids = sorted({a.vid for a in annotations})
+    if needed:
+        absent: int | None = len(scored["missing_videos"])
+    else:
+        absent = None if finder.folder is None else sum(finder.find(v) is None for v in vids)
+    return {"total": len(vids), "absent": absent, "needed": needed}
+
+
 def sample_rows(
     annotations: list[Annotation], rows: dict[Any, dict[str, Any]], finder: VideoFinder | None = None
 ):

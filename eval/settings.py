@@ -1,5 +1,7 @@
-"""What a run is: every option, the package version, model and prompt identity, the GT files' sha256
-(`run.json`), and the check that a resume uses the same settings (or is forced, and recorded so)."""
+"""What a run is: every option, the package version, model (weights fingerprint included) and prompt
+identity, the GT files' and `--prior-train`'s sha256, the GT policy (`run.json`), where it ran
+(`provenance`: git commit, packages, date, host; recorded, never compared), and the check that a resume
+uses the same settings (or is forced, and recorded so)."""
 
 from __future__ import annotations
 
@@ -12,16 +14,20 @@ from pathlib import Path
 from typing import Any
 
 from eval.files import RUN_JSON
+from eval.provenance import provenance, weights_identity
 from grounding_agent.benchmarks.datasets import default_charades_csv
+from grounding_agent.benchmarks.reading import loads_json
 from grounding_agent.cli.options import MODEL_BACKENDS
-from grounding_agent.errors import ConfigError
+from grounding_agent.errors import ConfigError, DatasetError
 
 # Options that change speed, paths or reporting, not the answers: recorded in run.json, never compared.
 # The GT files are compared by content (sha256), so a moved data folder still resumes.
 RUNTIME_OPTIONS = {
     "out", "concurrency", "no_progress", "retry_errors", "force_resume", "allow_missing", "log_samples",
-    "server", "timeout", "videos", "delay_s", "gt", "durations",
+    "server", "timeout", "videos", "delay_s", "gt", "durations", "prior_train",
 }  # fmt: skip
+# Recorded but never compared: where and when a run (or a resume of it) was made.
+UNCOMPARED = ("forced_resumes", "served", "provenance", "resumes")
 
 
 def sha256_file(path: Path) -> str:
@@ -54,6 +60,7 @@ def model_identity(args: argparse.Namespace) -> dict[str, Any]:
         if args.adapter and Path(args.adapter).is_dir()
         else args.adapter,
         "adapter_sha256": local_sha(args.adapter, ADAPTER_FILES),
+        "weights": weights_identity(args.model) if local else None,
     }
 
 
@@ -82,18 +89,27 @@ def _jsonable(value: Any) -> Any:
     return str(value.resolve()) if isinstance(value, Path) else value
 
 
-def settings_of(args: argparse.Namespace, n_dataset: int, n_selected: int) -> dict[str, Any]:
+def settings_of(
+    args: argparse.Namespace, n_dataset: int, n_selected: int, gt_changes: dict[str, int] | None = None
+) -> dict[str, Any]:
+    """run.json's content; `gt_changes`: what the GT policy did (clipped ends, dropped windows)."""
     files = {"gt": {"path": str(args.gt.resolve()), "sha256": sha256_file(args.gt), "queries": n_dataset}}
     if args.dataset == "charades-sta" and args.gt.suffix != ".jsonl":
         csv = args.durations or default_charades_csv(args.gt)
         files["durations"] = {"path": str(Path(csv).resolve()), "sha256": sha256_file(Path(csv))}
+    if getattr(args, "prior_train", None) and args.backend == "prior":  # compared by content, not path
+        prior = Path(args.prior_train)
+        files["prior_train"] = {"path": str(prior.resolve()), "sha256": sha256_file(prior)}
+    raw = bool(getattr(args, "raw_gt", False))
     return {
         "options": {k: _jsonable(v) for k, v in sorted(vars(args).items())},
         "package_version": _package_version(),
         "model": model_identity(args),
         "prompt": prompt_identity(args),
         "dataset_files": files,
+        "gt_policy": {"clip_to_duration": not raw, "drop_inverted": True, "changes": dict(gt_changes or {})},
         "selected_queries": n_selected,
+        "provenance": provenance(),
     }
 
 
@@ -109,7 +125,7 @@ def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def compared(settings: dict[str, Any]) -> dict[str, Any]:
     """The settings a resume must match: all but runtime options, records of forced resumes, served identity."""
-    flat = _flat({k: v for k, v in settings.items() if k not in ("forced_resumes", "served")})
+    flat = _flat({k: v for k, v in settings.items() if k not in UNCOMPARED})
     return {
         k: v
         for k, v in flat.items()
@@ -138,9 +154,11 @@ def check_settings(out: Path, settings: dict[str, Any], force: bool) -> dict[str
     if not path.exists():
         return settings
     try:
-        old = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        old = loads_json(path.read_text(encoding="utf-8"), str(path), max_chars=None)
+    except (OSError, ValueError, DatasetError) as exc:
         raise ConfigError(f"{path}: unreadable ({exc}); move the run folder away to restart") from None
+    if not isinstance(old, dict) or not isinstance(old.get("options"), dict):
+        raise ConfigError(f"{path}: not an eval run's settings; move the run folder away to restart")
     diff = settings_diff(old, settings)
     if diff and not force:
         shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in list(diff.items())[:8])
@@ -154,4 +172,6 @@ def check_settings(out: Path, settings: dict[str, Any], force: bool) -> dict[str
         old["forced_resumes"] = [*old.get("forced_resumes", []), forced]
     if settings.get("served") and not old.get("served"):
         old["served"] = settings["served"]
+    if settings.get("provenance"):  # each resume's date, host and checkout, beside the first run's
+        old["resumes"] = [*old.get("resumes", []), settings["provenance"]]
     return old

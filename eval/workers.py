@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from eval.provenance import weights_identity
 from eval.settings import ADAPTER_FILES, local_sha
 from grounding_agent.cli.options import MODEL_BACKENDS, build_agent, build_grounder
 
@@ -56,6 +57,8 @@ def served_identity(workers: Sequence[Worker]) -> dict[str, Any] | None:
         out["adapter_sha256"] = local_sha(root, ADAPTER_FILES)
         base = models.get(parent)
         out["config_sha256"] = local_sha((base or {}).get("root"), ["config.json"])
+        out["weights"] = weights_identity((base or {}).get("root"))
     else:
         out["config_sha256"] = local_sha(root, ["config.json"])
+        out["weights"] = weights_identity(root)
     return out

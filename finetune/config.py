@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from grounding_agent.errors import ConfigError, GroundingAgentError
+from grounding_agent.io import refuse_inputs
 
 # Linear layers of the Qwen-VL *language model*. The vision tower's MLP reuses the names gate/up/down_proj,
 # so by default we restrict LoRA to the language model (what vLLM's --lora-modules serves).
@@ -210,8 +211,10 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RecipeC
         raise ConfigError(f"{path}: data.train is required (or set data.synthetic: true)")
     if data.mode not in (None, "video", "images"):
         raise ConfigError(f"{path}: data.mode must be video, images or null, got {data.mode!r}")
+    model = _section("model", ModelConfig, raw["model"])
+    _refuse_inputs_as_output(path, training["output_dir"], data, model)
     return RecipeConfig(
-        model=_section("model", ModelConfig, raw["model"]),
+        model=model,
         lora=_section("lora", LoraConfig, raw.get("lora") or {}),
         data=data,
         training=dict(training),
@@ -222,6 +225,13 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RecipeC
         resume=raw.get("resume", "auto"),
         source=str(path),
     )
+
+
+def _refuse_inputs_as_output(path: Path, output_dir: Any, data: DataConfig, model: ModelConfig) -> None:
+    """Checkpoints and the adapter must not go into (or over) a file or folder the recipe reads."""
+    inputs = [("the config file", path), ("data.train", data.train), ("data.val", data.val)]
+    inputs += [("model.name_or_path", model.name_or_path), ("model.adapter", model.adapter)]
+    refuse_inputs([("training.output_dir", str(output_dir))], inputs, kind="folder")
 
 
 def run_recipe(main) -> None:

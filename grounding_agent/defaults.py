@@ -147,6 +147,14 @@ class ServiceLimits:
         max_pending: requests allowed to wait for the model (more get 503).
         ground_cache: sessions kept for /v1/ground, one per video (its frames decoded once).
         port: the port `grounding-agent api` listens on.
+        max_body_bytes: a request body longer than this is refused (413) before it is parsed, whether
+            it comes with a Content-Length or chunked.
+        max_json_keys: keys one JSON object of a body may have (a body needs 3; more is refused cheaply
+            before validation, so 200,000 unknown keys cost no more than a short body).
+        max_number_chars: characters of one JSON number (a longer one is refused, not converted).
+        max_query_chars: characters of a /v1/ground query; max_message_chars: of a chat message.
+        max_path_chars: characters of a client-given video path.
+        max_top_k: moments one /v1/ground request may ask for.
     """
 
     max_sessions: int = 32
@@ -155,6 +163,13 @@ class ServiceLimits:
     max_pending: int = 256
     ground_cache: int = 8
     port: int = 8080
+    max_body_bytes: int = 64 * 1024
+    max_json_keys: int = 16
+    max_number_chars: int = 32
+    max_query_chars: int = 2000
+    max_message_chars: int = 4000
+    max_path_chars: int = 1024
+    max_top_k: int = 50
 
 
 @dataclass(frozen=True)
@@ -164,12 +179,16 @@ class UILimits:
     max_upload_mb: int = 512
     max_sessions: int = 8
     port: int = 7860
+    max_path_chars: int = 4096  # a longer file-route path is refused before the file system sees it
 
 
 HTTP_SERVICE = ServiceLimits()
 UI = UILimits()
 LOCAL_HOST = "127.0.0.1"  # the api and the ui listen on this machine only unless told otherwise
-__all__ += ["HTTP_SERVICE", "LOCAL_HOST", "UI", "ServiceLimits", "UILimits"]
+# Host headers the api and the ui accept besides their bind address (--allowed-host adds more): a
+# rebound DNS name pointing at 127.0.0.1 is refused (400).
+LOCAL_NAMES = ("localhost", "127.0.0.1")
+__all__ += ["HTTP_SERVICE", "LOCAL_HOST", "LOCAL_NAMES", "UI", "ServiceLimits", "UILimits"]
 
 
 # --- Media, highlights, editing, sessions and the commands' own options. ---
@@ -251,3 +270,120 @@ EDIT = EditDefaults()
 SESSION = SessionDefaults()
 COMMANDS = CommandDefaults()
 __all__ += ["COMMANDS", "EDIT", "HIGHLIGHTS", "MEDIA", "SESSION"]
+
+
+@dataclass(frozen=True)
+class EvalLimits:
+    """Eval files and run reports: bounds on what a JSON line may hold, and when a run is not a result."""
+
+    max_json_number_chars: int = 100  # a longer number in a predictions/samples file is refused, not parsed
+    max_json_line_chars: int = 16 << 20  # one jsonl line (real ones are under 4 KB)
+    not_a_result_share: float = 0.5  # errors + fallbacks at or above this share: "NOT A RESULT"
+    safetensors_max_header: int = 100 << 20  # a header longer than this is not a safetensors file
+    weights_sample_bytes: int = 1 << 20  # bytes read at each end of a weights file for its fingerprint
+
+
+EVAL = EvalLimits()
+__all__ += ["EVAL"]
+
+
+# --- Input limits: what one request may ask for, checked before any work starts (CLI, Python, chat). ---
+
+
+@dataclass(frozen=True)
+class InputLimits:
+    """The most one request may ask for; beyond it the answer is a one-line `ConfigError`, not a runaway.
+
+    Attributes:
+        max_fps: frames sampled per second (no video is shot faster; a plan past the video's own rate
+            only repeats frames).
+        max_frames: frames one sampling may take (a plan is 8 bytes a frame, decoded pixels far more).
+        max_sample_bytes: decoded pixels one `sample_frames` call may hold (frames x width x height x 3).
+        max_top_k: moments one query may ask for.
+        max_query_chars: characters of a query, chat message or edit instruction.
+        max_seconds: a time read from an instruction (a week; beyond that it is a typo or an attack).
+        max_line_chars: characters of one `chat --jsonl` input line.
+        max_json_depth: nesting of one `chat --jsonl` line (a message needs 1).
+    """
+
+    max_fps: float = 240.0
+    max_frames: int = 100_000
+    max_sample_bytes: int = 8 << 30
+    max_top_k: int = 1000
+    max_query_chars: int = 4000
+    max_seconds: float = 7 * 24 * 3600.0
+    max_line_chars: int = 1 << 20
+    max_json_depth: int = 32
+
+    def check_count(self, value: object, name: str, most: int | None = None) -> int:
+        """`value` as a whole number in 1..most (default `max_top_k`), else a one-line `ConfigError`."""
+        from grounding_agent.errors import ConfigError
+
+        most = self.max_top_k if most is None else most
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
+            shown = value if isinstance(value, (int, float)) and abs(value) < 1e15 else "a huge or non-number"
+            raise ConfigError(f"{name} must be a whole number from 1 to {most}, got {shown!r}")
+        return value
+
+    def check_fps(self, value: object, name: str = "fps") -> float:
+        """`value` as frames per second in (0, max_fps], else a one-line `ConfigError`."""
+        from grounding_agent.errors import ConfigError
+
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= self.max_fps
+        if not ok:  # NaN fails the comparison too
+            shown = value if isinstance(value, (int, float)) and abs(value) < 1e15 else "a huge or non-number"
+            raise ConfigError(
+                f"{name} must be > 0 and at most {self.max_fps:g} frames per second, got {shown!r}"
+            )
+        return float(value)
+
+    def check_text(self, text: str, name: str = "the query") -> str:
+        """`text` if at most `max_query_chars` long, else a one-line `ConfigError` (the text is not echoed)."""
+        from grounding_agent.errors import ConfigError
+
+        if isinstance(text, str) and len(text) > self.max_query_chars:
+            raise ConfigError(
+                f"{name} is {len(text):,} characters; the most is {self.max_query_chars:,}: say it in fewer words"
+            )
+        return text
+
+
+LIMITS = InputLimits()
+__all__ += ["LIMITS", "InputLimits"]
+
+
+@dataclass(frozen=True)
+class EditLimits:
+    """How much one edit instruction may ask for; beyond it a one-line `EditError` names the limit (never
+    a silent truncation).
+
+    Attributes:
+        max_operations: operations read from one instruction (each may ground a moment: a model call);
+            `schemas/edit_plan.schema.json` says the same `maxItems`.
+        max_stem_chars: characters of a video's name kept in the names of files made from it (the web UI's
+            exports), so a 255-byte name plus a suffix still fits the file system.
+    """
+
+    max_operations: int = 32
+    max_stem_chars: int = 100
+
+
+EDIT_LIMITS = EditLimits()
+__all__ += ["EDIT_LIMITS", "EditLimits"]
+
+
+@dataclass(frozen=True)
+class TranscriptLimits:
+    """How far a transcript may disagree with the video it is used on.
+
+    Attributes:
+        foreign_slack_s: words ending up to this far past the video's end are clamped to it (with a note);
+            further, or a recorded duration this much longer than the video's, means the transcript is of
+            another video and is refused. A recorded duration this much shorter gets a note.
+    """
+
+    foreign_slack_s: float = 1.0
+
+
+TRANSCRIPT_LIMITS = TranscriptLimits()
+__all__ += ["TRANSCRIPT_LIMITS", "TranscriptLimits"]

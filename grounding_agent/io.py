@@ -18,14 +18,15 @@ import json
 import math
 import os
 import re
+import secrets
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from grounding_agent.errors import ConfigError, OutputError
+from grounding_agent.errors import ConfigError, GroundingAgentError, OutputError
 
 # Errors of the disk rather than of the caller's code: mapped to OutputError even inside the `with` body.
 _DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
@@ -152,6 +153,153 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             raise OutputError(f"cannot write {path}: {_describe(exc)}") from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+# --- outputs vs inputs, and several outputs written together -----------------------------------------------
+
+PathArg = str | os.PathLike
+
+
+def same_file(a: PathArg, b: PathArg) -> bool:
+    """Whether two paths name one file: the same inode (hard links, symlinks, case-folding file systems)
+    when both exist, else the same resolved path (an output that does not exist yet, through a link)."""
+    if not all(isinstance(p, (str, os.PathLike)) for p in (a, b)):  # an int would be read as a descriptor
+        return False
+    try:
+        if os.path.exists(a) and os.path.exists(b):
+            return os.path.samefile(a, b)
+        return os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b))
+    except (OSError, TypeError, ValueError):  # a NUL in a name, a loop of links: cannot be checked as one
+        return False
+
+
+def refuse_inputs(
+    outputs: Iterable[tuple[str, PathArg | None]],
+    inputs: Iterable[tuple[str, PathArg | None]] = (),
+    *,
+    kind: str = "file",
+) -> None:
+    """Refuse, before any work, an output that would replace an input of the same command, or two outputs
+    naming one file (the second would silently replace the first).
+
+    `outputs` are (option, path) pairs, e.g. ("--srt", "clip.mp4"); `inputs` are (what it is, path), e.g.
+    ("the input video", "clip.mp4") or ("the --transcript file", "t.json"). None paths are skipped.
+
+    Raises:
+        OutputError: e.g. "--srt clip.mp4 is the input video; choose another file".
+    """
+    named_inputs = [(what, path) for what, path in inputs if path is not None]
+    seen: list[tuple[str, PathArg]] = []
+    for option, path in outputs:
+        if path is None:
+            continue
+        label = f"{option} {os.fsdecode(path)}".strip()
+        for what, source in named_inputs:
+            if same_file(path, source):
+                raise OutputError(f"{label} is {what}; choose another {kind}")
+        for other, earlier in seen:
+            if same_file(path, earlier):
+                raise OutputError(f"{label} is also {other} (one {kind}, two outputs); choose another {kind}")
+        seen.append((label, path))
+
+
+@contextmanager
+def atomic_paths(paths: Sequence[PathArg]) -> Iterator[list[Path]]:
+    """All or nothing for several outputs: yield one temporary path beside each target (same suffix); when
+    the body succeeds every temporary is moved into place, when anything fails every temporary is removed
+    and every existing target is left as it was.
+
+    Example:
+        with atomic_paths(["a.otio", "a.edl"]) as (otio_tmp, edl_tmp):
+            write_otio(otio_tmp); write_edl(edl_tmp)     # an EDL failure leaves no a.otio
+
+    Raises:
+        OutputError: a path is not writable (see the module docstring), or two paths name one file.
+    """
+    targets = [check_output_path(p) for p in paths]
+    refuse_inputs((("", t) for t in targets), ())
+    temps: list[Path] = []
+    try:
+        for target in targets:
+            temps.append(_temp_beside(target))
+        try:
+            yield list(temps)
+        except GroundingAgentError as exc:
+            raise _with_targets(exc, temps, targets) from None
+        for target in targets:  # again: something may have appeared there while we wrote
+            _check_existing(target, str(target))
+        _replace_all(temps, targets)
+    finally:
+        for tmp in temps:
+            tmp.unlink(missing_ok=True)
+
+
+def _temp_beside(target: Path) -> Path:
+    """An empty file beside `target` (same suffix: writers pick the format by it) with the mode the target
+    has, or that open() would give a new file."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=f".tmp{target.suffix}", dir=target.parent
+        )
+    except OSError as exc:
+        raise OutputError(f"cannot write {target}: {_describe(exc)}") from None
+    try:
+        try:
+            mode = os.stat(target).st_mode & 0o7777
+        except FileNotFoundError:
+            mode = 0o666 & ~_umask()
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
+    return Path(name)
+
+
+def _with_targets(exc: GroundingAgentError, temps: list[Path], targets: list[Path]) -> GroundingAgentError:
+    """The error with each temporary name replaced by the target the user named (when its type allows)."""
+    text = str(exc)
+    for tmp, target in zip(temps, targets):
+        text = text.replace(str(tmp), str(target))
+    if text == str(exc):
+        return exc
+    try:
+        return type(exc)(text)
+    except TypeError:  # an error type with other constructor arguments: keep it as it was
+        return exc
+
+
+def _replace_all(temps: list[Path], targets: list[Path]) -> None:
+    """Move every temporary onto its target; if one move fails, put back what the earlier ones replaced
+    (from a hard link to each replaced file, taken just before)."""
+    done: list[tuple[Path, bool, Path | None]] = []  # (target, it existed, a link to its old content)
+    target = targets[0] if targets else Path()
+    try:
+        for tmp, target in zip(temps, targets):
+            done.append((target, target.exists(), _link_beside(target)))
+            os.replace(tmp, target)
+    except OSError as exc:
+        for old, existed, backup in reversed(done):
+            if backup is not None:
+                os.replace(backup, old)
+            elif not existed:
+                old.unlink(missing_ok=True)
+        raise OutputError(
+            f"cannot write {target}: {_describe(exc)}; none of the outputs was written"
+        ) from None
+    finally:
+        for _, _, backup in done:
+            if backup is not None:
+                backup.unlink(missing_ok=True)
+
+
+def _link_beside(target: Path) -> Path | None:
+    """A hard link to `target`'s current content beside it, or None (no file, or no hard links here)."""
+    link = target.with_name(f".{target.name}.{secrets.token_hex(4)}.bak")
+    try:
+        os.link(target, link)
+    except OSError:
+        return None
+    return link
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:

@@ -98,7 +98,7 @@ def test_run_writes_predictions_metrics_and_report_then_resumes_without_work(sta
     assert saved["brief"] == res.result["brief"]
     report = (out / "report.md").read_text()
     assert (
-        "| **uniform** | ours |" in report
+        "| uniform (subset) | ours |" in report  # --limit: a subset, not bold
         and "2D-TAN (Conv)" in report
         and "microsoft/2D-TAN README" in report
     )

@@ -264,7 +264,7 @@ def test_output_that_is_the_input_video_is_refused(capsys, tmp_path, argv) -> No
     video.write_bytes(CLIP.read_bytes())
     before = _listing(tmp_path)
     rc, _, err = run_cli(capsys, *[a.format(v=video) for a in argv])
-    assert_one_line_error(rc, err, "is an input of this command")
+    assert_one_line_error(rc, err, "is the input video")
     assert _listing(tmp_path) == before
 
 

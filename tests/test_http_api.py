@@ -79,7 +79,8 @@ def make_client(media: Path, grounder=None, **kwargs) -> TestClient:
     def factory(path: Path) -> Session:
         return Session(path, grounder, max_turns=5)
 
-    return TestClient(create_app(factory, media_root=media, grounder_name=grounder.name, **kwargs))
+    app = create_app(factory, media_root=media, grounder_name=grounder.name, **kwargs)
+    return TestClient(app, base_url="http://127.0.0.1")  # the Host header must be an allowed one
 
 
 def test_health_and_docs(media) -> None:

@@ -114,7 +114,7 @@ class CoarseToFineGrounder(BaseGrounder):
 
     def ground(self, video: Video, query: str, *, top_k: int = 1, frames: Frames | None = None) -> Grounding:
         """Ground `query` inside the best windows. `frames` is ignored: each window is sampled afresh."""
-        video = check_request(video, top_k)
+        video = check_request(video, top_k, query)
         timings: dict[str, float] = {}
         with timed(timings, "coarse"):
             times_s, values = self.scorer(video, query)

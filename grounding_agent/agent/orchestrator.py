@@ -254,7 +254,7 @@ class Agent:
 
     def _start(self, video: VideoLike, query: str, frames: Frames | None, top_k: int | None) -> AgentState:
         top_n = self.config.top_n if top_k is None else top_k
-        video = check_request(video, top_n)
+        video = check_request(video, top_n, query)
         return {
             "video": video, "query": query, "frames": frames, "top_n": top_n,
             "timings_s": {}, "model_calls": {}, "notes": [],

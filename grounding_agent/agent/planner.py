@@ -21,7 +21,7 @@ from dataclasses import replace
 from typing import Any, Protocol, runtime_checkable
 
 from grounding_agent.agent.llm import ask_json, chat_model, short
-from grounding_agent.defaults import SERVER
+from grounding_agent.defaults import LIMITS, SERVER
 from grounding_agent.errors import ConfigError
 from grounding_agent.types import Plan, Relation, Step
 
@@ -175,6 +175,7 @@ def check_query(query: Any) -> str:
     """
     if not isinstance(query, str):
         raise ConfigError(f"the query must be text (a str), got {type(query).__name__}")
+    LIMITS.check_text(query)  # before any regex or model sees it
     try:
         query.encode("utf-8")
     except UnicodeEncodeError:

@@ -23,8 +23,20 @@ def charades_durations(csv_path: Path) -> dict[str, float]:
     """Video id -> `length` (seconds) from a Charades_v1_*.csv."""
     text = read_text(csv_path, "Charades_v1_<split>.csv with video lengths (--durations)")
     try:
-        rows = list(csv.DictReader(io.StringIO(text, newline="")))
-        return {row["id"]: positive_duration(row["length"], f"{csv_path}: video {row['id']}") for row in rows}
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        out: dict[str, float] = {}
+        first_line: dict[str, int] = {}
+        for row in reader:
+            where = f"{csv_path}:{reader.line_num}"
+            vid = row["id"]
+            if vid in out:  # which length is right cannot be known: picking one would change the GT
+                raise DatasetError(
+                    f"{where}: video {vid} appears twice (first on line {first_line[vid]}); "
+                    "keep one row per video"
+                )
+            out[vid] = positive_duration(row["length"], f"{where}: video {vid}")
+            first_line[vid] = reader.line_num
+        return out
     except (KeyError, ValueError, csv.Error) as exc:
         raise DatasetError(f"{csv_path}: not a Charades csv with 'id' and 'length' columns ({exc})") from None
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from grounding_agent.benchmarks.annotations import Annotation, GTPolicy
+from grounding_agent.defaults import EVAL
 from grounding_agent.errors import DatasetError
 
 log = logging.getLogger("grounding_agent.benchmarks.datasets")  # the name its GT-policy counts always had
@@ -37,6 +38,41 @@ def read_text(path: Path, what: str = "annotation file") -> str:
             f"{path}: not UTF-8 (byte {exc.start}: {data[exc.start : exc.start + 1]!r}; Latin-1?); "
             "re-save it as UTF-8 (iconv -f latin1 -t utf-8)"
         ) from None
+
+
+class _HugeNumber(ValueError):
+    """A JSON number too long to be a time, a score or an id."""
+
+
+def _bounded_number(kind: type) -> Any:
+    def parse(text: str) -> Any:
+        # Python's int() refuses past 4300 digits with a ValueError; float() turns 400 digits into inf.
+        if len(text) > EVAL.max_json_number_chars:
+            raise _HugeNumber(f"a number of {len(text)} characters ({text[:12]}...)")
+        return kind(text)
+
+    return parse
+
+
+def loads_json(text: str, where: str, max_chars: int | None = EVAL.max_json_line_chars) -> Any:
+    """`json.loads` that refuses, as one `DatasetError` naming `where`, what the stdlib turns into a
+    traceback or a silent infinity: numbers longer than `EVAL.max_json_number_chars`, nesting deeper than
+    the interpreter's recursion limit, a text longer than `max_chars` (None: a whole file, no bound).
+
+    Raises:
+        json.JSONDecodeError: not JSON (callers add their own hint).
+        DatasetError: the bounds above.
+    """
+    if max_chars is not None and len(text) > max_chars:
+        raise DatasetError(
+            f"{where}: {len(text)} characters in one JSON line (at most {max_chars}); is this the right file?"
+        )
+    try:
+        return json.loads(text, parse_int=_bounded_number(int), parse_float=_bounded_number(float))
+    except _HugeNumber as exc:
+        raise DatasetError(f"{where}: {exc}; write times, scores and ids as ordinary numbers") from None
+    except RecursionError:
+        raise DatasetError(f"{where}: JSON nested too deeply to be a prediction or annotation") from None
 
 
 def sniff(path: Path) -> str | None:
@@ -92,6 +128,10 @@ def fix_window(
 ) -> tuple[float, float] | None:
     """The window after the policy, or None when it is dropped."""
     start_s, end_s = finite(start_s, "GT start", where), finite(end_s, "GT end", where)
+    if min(start_s, end_s) < 0:  # clipping would hide it; no benchmark has times before the video starts
+        raise DatasetError(
+            f"{where}: negative GT time ({start_s}, {end_s}); times are seconds from the video's start"
+        )
     if start_s >= end_s:
         if not policy.drop_inverted:
             raise DatasetError(
@@ -143,7 +183,7 @@ def read_jsonl(path: Path, expected: str | None = None) -> list[tuple[int, dict[
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = loads_json(line, f"{path}:{lineno}")
         except json.JSONDecodeError as exc:
             hint = (wrong_format_hint(path, expected) if expected else "") or "; is the file truncated?"
             raise DatasetError(f"{path}:{lineno}: not JSON ({exc.msg}){hint}") from None
@@ -159,7 +199,7 @@ def read_jsonl(path: Path, expected: str | None = None) -> list[tuple[int, dict[
 def read_json_object(path: Path, expected: str) -> dict[str, Any]:
     text = read_text(path, f"{expected} json (--gt)")
     try:
-        data = json.loads(text)
+        data = loads_json(text, str(path), max_chars=None)
     except json.JSONDecodeError as exc:
         hint = wrong_format_hint(path, expected) or "; is the file truncated?"
         raise DatasetError(f"{path}: not JSON ({exc.msg} at line {exc.lineno}){hint}") from None

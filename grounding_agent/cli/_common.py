@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from grounding_agent.defaults import LIMITS
 from grounding_agent.io import dumps_json
 
 
@@ -34,35 +35,66 @@ def fmt_s(seconds: float) -> str:
 
 def check_output_path(path: Any, option: str = "", *, inputs: tuple[Any, ...] = ()) -> Path:
     """Check an output option's path before any work starts (see `grounding_agent.io`); `inputs` are the
-    command's input files, which an output must never replace (`--plot clip.mp4`).
+    command's input files, which an output must never replace (`--plot clip.mp4`): paths, or (what it is,
+    path) pairs as `command_inputs` gives them.
 
     Raises:
         OutputError: one line, prefixed with the option's name (e.g. "--plot: out/ is a directory ...").
     """
-    import os
-
     from grounding_agent.errors import OutputError
     from grounding_agent.io import check_output_path as check
+    from grounding_agent.io import refuse_inputs
 
+    named = [s if isinstance(s, tuple) else ("an input of this command", s) for s in inputs]
+    refuse_inputs([(option, path)], named)  # first: a link to the video is "the input video", not "a link"
     prefix = f"{option}: " if option else ""
     try:
-        out = check(path)
+        return check(path)
     except OutputError as exc:
         raise OutputError(f"{prefix}{exc}") from None
-    for source in inputs:
-        try:
-            same = os.path.samefile(out, source)
-        except (OSError, TypeError, ValueError):  # one of them does not exist: cannot be the same file
-            same = False
-        if same:
-            raise OutputError(f"{prefix}{out} is an input of this command; write the output elsewhere")
-    return out
+
+
+# Options that name a file a command reads: (argparse dest, what it is). An output must not be one of them.
+_INPUT_OPTIONS = (
+    ("video", "the input video"),
+    ("transcript", "the --transcript file"),
+    ("prior_train", "the --prior-train file"),
+    ("gt", "the --gt file"),
+    ("pred", "the --pred file"),
+    ("durations", "the --durations file"),
+    ("config", "the config file"),
+)
+
+
+def command_inputs(args: argparse.Namespace) -> list[tuple[str, Any]]:
+    """The files this command reads, as (what it is, path) pairs for `grounding_agent.io.refuse_inputs`."""
+    return [(what, getattr(args, dest)) for dest, what in _INPUT_OPTIONS if getattr(args, dest, None)]
+
+
+def check_plot_path(path: Any, option: str) -> None:
+    """Refuse, before any work, a plot file whose suffix matplotlib cannot write (`--timeline t.txt`).
+
+    Raises:
+        OutputError: one line naming the formats matplotlib writes.
+    """
+    from matplotlib.backend_bases import FigureCanvasBase  # only when a plot is asked for
+
+    from grounding_agent.errors import OutputError
+
+    formats = FigureCanvasBase.get_supported_filetypes()
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix and suffix not in formats:
+        raise OutputError(
+            f"{option}: cannot draw a .{suffix[:20]} file; name it .png (or {', '.join(sorted(formats))})"
+        )
 
 
 # --- argparse validators ---------------------------------------------------------------------------------
 
 
 def _int(text: str) -> int:
+    if len(text.strip()) > 18:  # int() of thousands of digits is slow, and no count needs 19 digits
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {len(text.strip())} digits")
     try:
         return int(text)
     except ValueError:
@@ -112,6 +144,31 @@ def positive_int(text: str) -> int:
     return value
 
 
+def _limited(check, *args: Any) -> Any:
+    """A `defaults.LIMITS` check as an argparse error (one line naming the option)."""
+    from grounding_agent.errors import ConfigError
+
+    try:
+        return check(*args)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("value ")) from None
+
+
+def top_k_int(text: str) -> int:
+    """A count of moments: 1 to `LIMITS.max_top_k`."""
+    return _limited(LIMITS.check_count, positive_int(text), "value")
+
+
+def frames_int(text: str) -> int:
+    """A count of frames: 1 to `LIMITS.max_frames`."""
+    return _limited(LIMITS.check_count, positive_int(text), "value", LIMITS.max_frames)
+
+
+def fps_float(text: str) -> float:
+    """A sampling rate: > 0 and at most `LIMITS.max_fps`."""
+    return _limited(LIMITS.check_fps, positive_float(text), "value")
+
+
 def nonneg_int(text: str) -> int:
     """A whole number >= 0."""
     value = _int(text)
@@ -143,4 +200,4 @@ def text_arg(text: str) -> str:
         ) from None
     if not text.strip():
         raise argparse.ArgumentTypeError("is empty: give a sentence")
-    return text
+    return _limited(LIMITS.check_text, text, "value")

@@ -5,7 +5,8 @@
          -H 'content-type: application/json'
 
 One grounder (and agent) is loaded at start and shared by every session. Same backend options as
-`ground`; `--backend uniform` serves without a model. OpenAPI docs at /docs.
+`ground`; `--backend uniform` serves without a model. OpenAPI docs at /docs. Only requests whose Host is
+the bind address, localhost or 127.0.0.1 are served (400 otherwise; `--allowed-host` adds names).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import argparse
 from grounding_agent.cli._common import port, positive_float, positive_int
 from grounding_agent.cli.options import add_backend_options, build_agent, build_grounder, build_session
 from grounding_agent.defaults import HTTP_SERVICE as LIMITS
-from grounding_agent.defaults import LOCAL_HOST
+from grounding_agent.defaults import LOCAL_HOST, LOCAL_NAMES
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -45,10 +46,43 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=LIMITS.max_pending,
         help="requests that may wait (more: 503)",
     )
+    s.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also serve requests whose Host header is NAME (repeatable; '*' any). Default: the bind "
+        f"address, {' and '.join(LOCAL_NAMES)}",
+    )
+    add_limit_options(s)
+
+
+# (option, ServiceLimits field, what it bounds): each a positive whole number, default from `LIMITS`.
+LIMIT_OPTIONS = (
+    ("--max-body-bytes", "max_body_bytes", "bytes of one request body (more: 413)"),
+    ("--max-query-chars", "max_query_chars", "characters of a /v1/ground query"),
+    ("--max-message-chars", "max_message_chars", "characters of a chat message"),
+    ("--max-path-chars", "max_path_chars", "characters of a video path"),
+    ("--max-top-k", "max_top_k", "moments one /v1/ground request may ask for"),
+)
+
+
+def add_limit_options(group: argparse._ArgumentGroup) -> None:
+    for option, field, what in LIMIT_OPTIONS:
+        default = getattr(LIMITS, field)
+        group.add_argument(option, type=positive_int, default=default, help=f"{what} (default {default})")
+
+
+def allowed_hosts(host: str, extra: list[str]) -> list[str]:
+    """The Host header values served: the bind address (unless it is a wildcard), localhost, `extra`."""
+    bound = [] if host in ("0.0.0.0", "::", "") else [host.strip("[]")]
+    return list(dict.fromkeys([*bound, *LOCAL_NAMES, *extra]))
 
 
 def make_app(args: argparse.Namespace):
     """The FastAPI app for parsed options (the grounder/agent loaded once)."""
+    from dataclasses import replace
+
     from grounding_agent.http import create_app
 
     grounder = build_grounder(args)
@@ -61,6 +95,8 @@ def make_app(args: argparse.Namespace):
         ttl_s=args.session_ttl_s,
         max_concurrency=args.max_concurrency,
         max_pending=args.max_pending,
+        limits=replace(LIMITS, **{field: getattr(args, field) for _, field, _ in LIMIT_OPTIONS}),
+        allowed_hosts=allowed_hosts(args.host, args.allowed_host),
     )
 
 

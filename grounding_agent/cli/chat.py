@@ -9,21 +9,29 @@
 
 `--jsonl`: one JSON object per stdin line, `{"message": "..."}`; one reply per stdout line (an `Answer`,
 schemas/answer.schema.json: `text`, `moments` [{start_s, end_s, score, explanation}], `plan`, ...). A bad
-line or a failed turn gets `{"error": "..."}` on its line and the session goes on.
+line or a failed turn gets `{"error": "..."}` on its line and the session goes on. A message that starts
+with "/" is a command, as at the prompt (`{"message": "/edit cut 0:05 to 0:10"}`): its reply is
+`{"command": "edit", "output": "..."}`, or `{"error": "..."}`.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import logging
 import sys
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
-from grounding_agent.cli._common import positive_float
+from grounding_agent.cli._common import command_inputs, positive_float
 from grounding_agent.cli.options import add_backend_options, build_session
+from grounding_agent.defaults import LIMITS
 from grounding_agent.errors import ConfigError, GroundingAgentError
-from grounding_agent.io import dumps_json, write_json_atomic
+from grounding_agent.io import dumps_json, refuse_inputs, write_json_atomic
+
+log = logging.getLogger(__name__)
 
 HELP_TEXT = (
     "commands: /plan  /history  /export FILE.json  /edit INSTRUCTION  /export FILE.edl|.otio|.fcpxml|.srt [INSTRUCTION]"
@@ -49,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from grounding_agent.media.video import open_video
 
     session = build_session(args, open_video(args.video))
+    _INPUTS[session] = command_inputs(args)  # what /export must never write over
     if args.follow_s is not None:
         if args.follow_s <= 0:
             raise ConfigError("--follow-s must be > 0")
@@ -62,30 +71,95 @@ def run(args: argparse.Namespace) -> int:
 
 
 def serve_jsonl(session: Any, stdin: TextIO, stdout: TextIO) -> int:
-    """One reply line per input line, flushed at once (the caller waits for it)."""
-    for line in stdin:
-        if not line.strip():
+    """One reply line per input line, flushed at once (the caller waits for it). Nothing a line holds ends
+    the session: a bad line, a failed turn or command is an `{"error": ...}` line and the next is read."""
+    for line in bounded_lines(stdin, LIMITS.max_line_chars):
+        if line is not None and not line.strip():
             continue
-        stdout.write(dumps_json(jsonl_reply(session, line)) + "\n")
+        reply = jsonl_reply(session, line) if line is not None else {"error": _TOO_LONG}
+        stdout.write(dumps_json(reply) + "\n")
         stdout.flush()
+        if reply.get("command") == "quit":
+            break
     return 0
 
 
+_TOO_LONG = (
+    f"line longer than {LIMITS.max_line_chars:,} characters (skipped); send one short JSON object per line"
+)
+
+
+def bounded_lines(stream: TextIO, limit: int) -> Iterator[str | None]:
+    """The lines of `stream`, or None for one longer than `limit`: read past in pieces, never held whole."""
+    while line := stream.readline(limit + 1):
+        if len(line) <= limit or line.endswith("\n"):
+            yield line
+            continue
+        while line and not line.endswith("\n"):
+            line = stream.readline(limit)
+        yield None
+
+
 def jsonl_reply(session: Any, line: str) -> dict[str, Any]:
+    """The reply to one line: an `Answer` dict, a command's `{"command", "output"}`, or `{"error"}`."""
     try:
         request = json.loads(line)
     except json.JSONDecodeError as exc:
         return {
             "error": f'not JSON ({exc.msg} at column {exc.colno}); send one object per line: {{"message": "..."}}'
         }
+    except (RecursionError, ValueError):  # 50,000-deep nesting; a number of 5,000 digits
+        return {
+            "error": 'not a JSON line this chat reads (nested too deep or a number too long); send {"message": "..."}'
+        }
     if not isinstance(request, dict) or not isinstance(request.get("message"), str):
         return {
             "error": 'each line must be a JSON object with a string "message", e.g. {"message": "when does he sit?"}'
         }
+    message = request["message"].strip()
+    if message.startswith("/"):  # a command, as typed at the prompt
+        return _command_reply(session, message)
+    answer, why = guarded(_ask_dict, session, request["message"])
+    return {"error": why} if why else answer
+
+
+def _command_reply(session: Any, line: str) -> dict[str, Any]:
+    name, _, rest = line[1:].partition(" ")
+    command = COMMANDS.get(name)
+    if command is None:
+        return {"error": f"unknown command /{name[:40]}; {HELP_TEXT}"}
+    out = io.StringIO()
+    result, why = guarded(command, session, rest.strip(), out)
+    text = out.getvalue().strip()
+    errors = [ln.removeprefix("error: ") for ln in text.splitlines() if ln.startswith("error: ")]
+    if why or errors:
+        return {"error": why or errors[0]}
+    return {"command": "quit" if result == "quit" else name, "output": text}
+
+
+def _ask_dict(session: Any, message: str) -> dict[str, Any]:
+    return session.ask(message).to_dict()
+
+
+def _ask_text(session: Any, message: str) -> str:
+    return format_answer(session.ask(message))
+
+
+def guarded(call: Callable[..., Any], *args: Any) -> tuple[Any, str | None]:
+    """(call(*args), None), or (None, one line saying why) when it raised: a turn or command that fails (a typed
+    error, or a library's own exception on hostile input) never ends the conversation."""
     try:
-        return session.ask(request["message"]).to_dict()
+        return call(*args), None
     except GroundingAgentError as exc:
-        return {"error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__}
+        return None, _first_line(exc)
+    except Exception as exc:  # noqa: BLE001 (the REPL's boundary: the session outlives any one turn)
+        log.debug("chat turn failed", exc_info=True)
+        return None, f"internal error {type(exc).__name__}: {_first_line(exc)} (nothing else changed)"
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).splitlines()
+    return lines[0][:500] if lines else type(exc).__name__
 
 
 # --- interactive ---------------------------------------------------------------------------------------
@@ -101,13 +175,17 @@ def repl(session: Any, stdin: TextIO, stdout: TextIO) -> int:
             pass
     video = session.video
     print(f"{video.path.name} ({video.duration_s:.2f} s), {session.grounder.name}. {HELP_TEXT}", file=stdout)
+    lines = bounded_lines(stdin, LIMITS.max_line_chars)
     while True:
         try:
-            line = input("> ") if interactive else stdin.readline()
+            line = input("> ") if interactive else next(lines, False)
         except EOFError:
             break
-        if not interactive and not line:
+        if line is False:
             break
+        if line is None or len(line) > LIMITS.max_line_chars:
+            print(f"error: {_TOO_LONG}", file=stdout)
+            continue
         line = line.strip()
         if not line:
             continue
@@ -115,15 +193,16 @@ def repl(session: Any, stdin: TextIO, stdout: TextIO) -> int:
             name, _, rest = line[1:].partition(" ")
             command = COMMANDS.get(name)
             if command is None:
-                print(f"unknown command /{name}; {HELP_TEXT}", file=stdout)
+                print(f"unknown command /{name[:40]}; {HELP_TEXT}", file=stdout)
                 continue
-            if command(session, rest.strip(), stdout) == "quit":
+            result, why = guarded(command, session, rest.strip(), stdout)
+            if why:
+                print(f"error: {why}", file=stdout)
+            if result == "quit":
                 break
             continue
-        try:
-            print(format_answer(session.ask(line)), file=stdout)
-        except GroundingAgentError as exc:
-            print(f"error: {exc}", file=stdout)
+        text, why = guarded(_ask_text, session, line)
+        print(f"error: {why}" if why else text, file=stdout)
         stdout.flush()
     return 0
 
@@ -170,14 +249,28 @@ def _export(session: Any, rest: str, out: TextIO) -> None:
             file=out,
         )
         return
-    if not rest.lower().endswith(".json"):  # an edit: the last /edit plan, or INSTRUCTION's
-        from grounding_agent.cli.edit import repl_export
+    is_chat = rest.lower().endswith(".json")
+    path, _, instruction = (rest, "", "") if is_chat else rest.partition(" ")
+    inputs = [("the video this chat is about", session.video.path), *_INPUTS.get(session, [])]
+    try:
+        refuse_inputs([("/export", path)], inputs)
+        if not is_chat:  # an edit: the last /edit plan, or INSTRUCTION's
+            from grounding_agent.cli.edit import repl_export
 
-        path, _, instruction = rest.partition(" ")
-        repl_export(session, path, instruction.strip(), out)
-        return
-    data = {"video": session.video.to_dict(), "grounder": session.grounder.name, "turns": session.history()}
-    print(f"wrote {write_json_atomic(rest, data)}", file=out)
+            repl_export(session, path, instruction.strip(), out)
+            return
+        data = {
+            "video": session.video.to_dict(),
+            "grounder": session.grounder.name,
+            "turns": session.history(),
+        }
+        print(f"wrote {write_json_atomic(path, data)}", file=out)
+    except GroundingAgentError as exc:  # one line, and the conversation goes on
+        print(f"error: {exc}", file=out)
+
+
+# session -> the files its command reads (the video, --prior-train ...), set by `run`.
+_INPUTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _edit(session: Any, rest: str, out: TextIO) -> None:

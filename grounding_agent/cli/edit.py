@@ -19,7 +19,7 @@ import weakref
 from pathlib import Path
 from typing import Any, TextIO
 
-from grounding_agent.cli._common import finite_float, nonneg_int, positive_float, print_json
+from grounding_agent.cli._common import command_inputs, finite_float, nonneg_int, positive_float, print_json
 from grounding_agent.cli.options import (
     add_backend_options,
     build_agent,
@@ -89,15 +89,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from grounding_agent.edit import contact_sheet, export, plan_edit, render
-    from grounding_agent.edit.exports import export_format, youtube_warnings
+    from grounding_agent.edit import plan_edit
+    from grounding_agent.edit.exports import export_format
     from grounding_agent.edit.paths import IMAGE_SUFFIXES, VIDEO_SUFFIXES, check_output
+    from grounding_agent.io import refuse_inputs
     from grounding_agent.media.video import open_video
 
     if args.copy and not args.render:
         raise EditError("--copy is a way of rendering: give --render OUT.mp4 too")
     video = open_video(args.video)
-    # Every output is checked before any work: a bad path costs nothing and writes nothing.
+    # Every output is checked before any work: a bad path costs nothing and writes nothing. No output may
+    # be an input (the video by any name, --transcript, --prior-train) or another output.
+    refuse_inputs(_named_outputs(args), [("the input video", video.path), *command_inputs(args)])
     for path in args.export:
         export_format(path)
         check_output(path, video.path)
@@ -120,16 +123,7 @@ def run(args: argparse.Namespace) -> int:
     outputs: dict[str, Any] = {}
     problem = _refusal(plan)
     if not args.dry_run and problem is None:
-        for path in args.export:
-            export(plan, path)
-            outputs.setdefault("exports", []).append(str(path))
-            if Path(path).suffix.lower() == ".txt":
-                plan.notes.extend(youtube_warnings(plan))
-        if args.render:
-            result = render(plan, args.render, copy=args.copy, preset=args.preset, crf=args.crf)
-            outputs["render"] = result.to_dict()
-        if args.thumbnails:
-            outputs["thumbnails"] = str(contact_sheet(plan, args.thumbnails))
+        outputs = _write_outputs(args, plan)
     if args.json:
         print_json({**plan.to_dict(), "outputs": outputs, "dry_run": bool(args.dry_run)})
     else:
@@ -142,16 +136,56 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _named_outputs(args: argparse.Namespace) -> list[tuple[str, str | None]]:
+    """(option, path) of every file the command would write."""
+    return [
+        *(("--export", p) for p in args.export),
+        ("--render", args.render),
+        ("--thumbnails", args.thumbnails),
+    ]
+
+
+def _write_outputs(args: argparse.Namespace, plan: Any) -> dict[str, Any]:
+    """Every export, the render and the contact sheet, all or nothing: each is written to a temporary file
+    beside its target and all are moved into place only when every one succeeded (an EDL refused for the
+    frame rate leaves no .otio written before it)."""
+    from dataclasses import replace
+
+    from grounding_agent.edit import contact_sheet, export, render
+    from grounding_agent.edit.exports import youtube_warnings
+    from grounding_agent.io import atomic_paths
+
+    targets = [p for _, p in _named_outputs(args) if p]
+    outputs: dict[str, Any] = {}
+    with atomic_paths(targets) as temps:
+        tmp = dict(zip(targets, temps))
+        for path in args.export:
+            export(plan, tmp[path])
+            outputs.setdefault("exports", []).append(str(path))
+            if Path(path).suffix.lower() == ".txt":
+                plan.notes.extend(youtube_warnings(plan))
+        if args.render:
+            result = render(plan, tmp[args.render], copy=args.copy, preset=args.preset, crf=args.crf)
+            outputs["render"] = replace(result, path=Path(args.render)).to_dict()
+        if args.thumbnails:
+            contact_sheet(plan, tmp[args.thumbnails])
+            outputs["thumbnails"] = str(args.thumbnails)
+    return outputs
+
+
 def _transcript(args: argparse.Namespace, video: Any) -> Any:
     """The transcript the edit needs: read from --transcript, else made with --asr-model, else None."""
     if args.transcript:
         import json
 
+        from grounding_agent.errors import ConfigError
         from grounding_agent.media.transcript import Transcript
 
         try:
             data = json.loads(Path(args.transcript).read_text(encoding="utf-8"))
             return Transcript.from_dict(data)
+        except ConfigError as exc:  # read, but its times are wrong: the message names the word
+            raise EditError(f"--transcript {args.transcript}: {exc}") from None
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise EditError(
                 f"--transcript {args.transcript}: not a transcript JSON ({type(exc).__name__}: {exc}); "

@@ -15,7 +15,14 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from grounding_agent.cli._common import check_output_path, fmt_s, print_json, text_arg
+from grounding_agent.cli._common import (
+    check_output_path,
+    check_plot_path,
+    command_inputs,
+    fmt_s,
+    print_json,
+    text_arg,
+)
 from grounding_agent.cli.options import (
     add_backend_options,
     build_grounder,
@@ -50,8 +57,9 @@ def run(args: argparse.Namespace) -> int:
     if args.timeline is not None:
         from grounding_agent.utils import extras
 
-        check_output_path(args.timeline, "--timeline", inputs=(args.video,))
+        check_output_path(args.timeline, "--timeline", inputs=tuple(command_inputs(args)))
         extras.require_spec(extras.PLOT, "--timeline")
+        check_plot_path(args.timeline, "--timeline")
     video = open_video(args.video)
     agent = wants_agent(args, args.query)
     prefetch = None if agent else _prefetch(args, video)

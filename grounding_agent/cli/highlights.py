@@ -11,12 +11,14 @@ from pathlib import Path
 
 from grounding_agent.cli._common import (
     check_output_path,
+    check_plot_path,
+    command_inputs,
     fmt_s,
+    fps_float,
     nonneg_float,
-    positive_float,
-    positive_int,
     print_json,
     text_arg,
+    top_k_int,
     unit_float,
 )
 from grounding_agent.defaults import HIGHLIGHTS, SAMPLING
@@ -33,14 +35,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--top-k",
-        type=positive_int,
+        type=top_k_int,
         default=HIGHLIGHTS.top_k,
         help=f"windows to return (default {HIGHLIGHTS.top_k})",
     )
     p.add_argument("--model", help="CLIP/SigLIP hub id or local folder (needed with --query)")
     p.add_argument(
         "--fps",
-        type=positive_float,
+        type=fps_float,
         help=f"frames per second to sample (default: {HIGHLIGHTS.clip_fps:g} CLIP, {SAMPLING.fps:g} motion)",
     )
     p.add_argument(
@@ -125,8 +127,9 @@ def _check_before_work(args: argparse.Namespace) -> None:
         extras.require_spec(extras.HF, "--model (CLIP saliency)")
         check_model_source(args.model, "--model")
     if args.plot:
-        check_output_path(args.plot, "--plot", inputs=(args.video,))
+        check_output_path(args.plot, "--plot", inputs=tuple(command_inputs(args)))
         extras.require_spec(extras.PLOT, "--plot")
+        check_plot_path(args.plot, "--plot")
 
 
 def _load_saliency(args: argparse.Namespace):

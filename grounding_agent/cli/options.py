@@ -14,7 +14,14 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from grounding_agent.agent.planner import PLANNERS, RulePlanner
-from grounding_agent.cli._common import nonneg_float, positive_float, positive_int
+from grounding_agent.cli._common import (
+    fps_float,
+    frames_int,
+    nonneg_float,
+    positive_float,
+    positive_int,
+    top_k_int,
+)
 from grounding_agent.defaults import AGENT, COMMANDS, DEFAULT_SERVER_URL, SAMPLING, SERVED_SAMPLING, SERVER
 from grounding_agent.errors import ConfigError
 from grounding_agent.grounders.base import BaseGrounder, Grounder
@@ -41,14 +48,12 @@ def add_backend_options(p: argparse.ArgumentParser, *, multi_server: bool = Fals
     else:
         p.add_argument("--server", default=default_server(), help=server_help)
     p.add_argument(
-        "--top-k", type=positive_int, default=COMMANDS.ground_top_k, help="how many moments to return"
+        "--top-k", type=top_k_int, default=COMMANDS.ground_top_k, help="how many moments to return"
     )
-    p.add_argument(
-        "--fps", type=positive_float, default=SAMPLING.fps, help="frames sampled per second of video"
-    )
+    p.add_argument("--fps", type=fps_float, default=SAMPLING.fps, help="frames sampled per second of video")
     p.add_argument(
         "--max-frames",
-        type=positive_int,
+        type=frames_int,
         default=None,
         help=f"cap on frames (default: {SAMPLING.max_frames}; vllm {SERVED_SAMPLING.max_frames}, "
         "within the local server's image limit)",
@@ -206,7 +211,7 @@ def add_agent_arguments(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--step-top-k",
-        type=positive_int,
+        type=top_k_int,
         default=AGENT.top_k,
         help=f"candidates per sub-event (default {AGENT.top_k})",
     )

@@ -11,7 +11,7 @@ import argparse
 import time
 from typing import Any
 
-from grounding_agent.cli._common import fmt_s, nonneg_float, positive_float, positive_int, print_json
+from grounding_agent.cli._common import fmt_s, fps_float, frames_int, nonneg_float, positive_int, print_json
 from grounding_agent.errors import ConfigError
 from grounding_agent.media.decode import sample_frames
 from grounding_agent.media.frame_plan import FramePlan, plan_frames
@@ -20,9 +20,9 @@ from grounding_agent.media.video import open_video
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("video", help="video file")
-    p.add_argument("--fps", type=positive_float, help="sample this many frames per second of video")
+    p.add_argument("--fps", type=fps_float, help="sample this many frames per second of video")
     p.add_argument(
-        "--max-frames", type=positive_int, help="at most this many frames (lowers the rate if needed)"
+        "--max-frames", type=frames_int, help="at most this many frames (lowers the rate if needed)"
     )
     p.add_argument("--start", type=nonneg_float, dest="start_s", metavar="S", help="window start, seconds")
     p.add_argument("--end", type=nonneg_float, dest="end_s", metavar="E", help="window end, seconds")

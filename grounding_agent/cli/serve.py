@@ -71,7 +71,10 @@ def run(args: argparse.Namespace) -> int:
 
     check_model_source(args.model, "--model")  # before a vLLM start that takes half a minute to fail
     if args.log:
-        check_output_path(args.log, "--log")
+        # The log must not replace a file the server reads: the model, an adapter, the vLLM interpreter.
+        reads = [("the --model folder", args.model), ("the --vllm-python interpreter", args.vllm_python)]
+        reads += [(f"the --lora {name} adapter", path) for name, path in args.lora]
+        check_output_path(args.log, "--log", inputs=tuple(reads))
     limits = SERVER.limit_mm_per_prompt()
     for kind, value in args.limit_mm:
         try:

@@ -11,7 +11,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from grounding_agent.cli._common import check_output_path, positive_float, positive_int, print_json, text_arg
+from grounding_agent.cli._common import (
+    check_output_path,
+    command_inputs,
+    positive_float,
+    print_json,
+    text_arg,
+    top_k_int,
+)
 from grounding_agent.defaults import COMMANDS, MEDIA
 
 
@@ -25,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--search", type=text_arg, metavar="QUOTE", help="also say where QUOTE is said (fuzzy)")
     p.add_argument(
         "--top-k",
-        type=positive_int,
+        type=top_k_int,
         default=COMMANDS.search_top_k,
         help="matches to show for --search (default 3)",
     )
@@ -41,20 +48,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from grounding_agent.io import write_text_atomic
+    from grounding_agent.io import atomic_paths, refuse_inputs
     from grounding_agent.media.asr import Transcriber
 
-    outputs = {
-        fmt: check_output_path(path, f"--{fmt}")
-        for fmt, path in (("srt", args.srt), ("vtt", args.vtt))
-        if path
-    }
+    # Before any work: neither file may be the video (subtitles over it) nor the other output.
+    wanted = [(f"--{fmt}", path) for fmt, path in (("srt", args.srt), ("vtt", args.vtt)) if path]
+    refuse_inputs(wanted, command_inputs(args))
+    outputs = {option[2:]: check_output_path(path, option) for option, path in wanted}
     asr = Transcriber(
         args.asr_model, language=args.asr_language, chunk_s=args.chunk, use_cache=not args.no_cache
     )
     transcript = asr.transcribe(args.video)
-    for fmt, path in outputs.items():
-        write_text_atomic(path, transcript.to_subtitles(fmt))
+    with atomic_paths(list(outputs.values())) as temps:  # both subtitle files, or neither
+        for fmt, tmp in zip(outputs, temps):
+            tmp.write_text(transcript.to_subtitles(fmt), encoding="utf-8", errors="replace")
     matches = transcript.search(args.search, top_k=args.top_k) if args.search else None
     if args.json:
         report: dict[str, Any] = {

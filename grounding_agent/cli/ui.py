@@ -5,7 +5,8 @@
 
 A Gradio app over `Session`: pick (or upload) a video, chat with follow-ups, click a moment to seek the
 player, see the timeline and thumbnails, plan an edit and download it. The grounder is built once and
-shared by every browser session.
+shared by every browser session. Served by uvicorn (`ui.server`): only requests whose Host is the bind
+address, localhost or 127.0.0.1 are answered (400 otherwise; `--allowed-host` adds names).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from grounding_agent.cli._common import port, positive_int
+from grounding_agent.cli.api import allowed_hosts
 from grounding_agent.cli.options import add_backend_options, build_grounder
 from grounding_agent.defaults import LOCAL_HOST, UI
 
@@ -38,7 +40,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--max-sessions",
         type=positive_int,
         default=UI.max_sessions,
-        help=f"sessions kept in memory (default {UI.max_sessions})",
+        help=f"sessions kept in memory (default {UI.max_sessions}); a dropped one's outputs and upload "
+        "are deleted",
+    )
+    p.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also serve requests whose Host header is NAME (repeatable; '*' any). Default: the bind "
+        "address, localhost and 127.0.0.1",
     )
     add_backend_options(p)
 
@@ -50,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     require("ui", "gradio", feature="grounding-agent ui")
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port must be in 1..65535, got {args.port}")
-    from grounding_agent.ui.app import UIConfig, build_app, launch_options
+    from grounding_agent.ui.app import UIConfig, build_app
+    from grounding_agent.ui.server import serve
 
     output = args.output_dir or Path(tempfile.mkdtemp(prefix="grounding-agent-ui-"))
     config = UIConfig(
@@ -58,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     )
     app = build_app(config, session_factory(args))
     print(f"grounding-agent ui: http://{args.host}:{args.port}  (media root {config.media_root.resolve()})")
-    app.launch(server_name=args.host, server_port=args.port, show_error=True, **launch_options(config))
+    serve(app, config, args.host, args.port, allowed_hosts(args.host, args.allowed_host))
     return 0
 
 

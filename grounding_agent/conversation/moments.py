@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from grounding_agent.defaults import LIMITS
 from grounding_agent.errors import ConfigError
 from grounding_agent.grounders.base import at_least
 from grounding_agent.types import TIME_EPS_S, Moment
@@ -10,9 +11,8 @@ from grounding_agent.types import TIME_EPS_S, Moment
 def check_query(query: str, top_k: int) -> str:
     if not isinstance(query, str) or not query.strip():
         raise ConfigError("the query is empty; describe the moment to find")
-    if not isinstance(top_k, int) or top_k < 1:
-        raise ConfigError(f"top_k must be an integer >= 1, got {top_k!r}")
-    return query.strip()
+    LIMITS.check_count(top_k, "top_k")
+    return LIMITS.check_text(query.strip())
 
 
 def widen(m: Moment, min_s: float, lo: float, hi: float) -> Moment | None:

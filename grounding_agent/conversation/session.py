@@ -28,7 +28,7 @@ import numpy as np
 from grounding_agent.conversation.answers import Answer, Turn, jsonable, moment_dict
 from grounding_agent.conversation.followups import Reading, read_message, reference_window
 from grounding_agent.conversation.moments import check_query, moment_key, unit_score, widen
-from grounding_agent.defaults import SESSION
+from grounding_agent.defaults import LIMITS, SESSION
 from grounding_agent.errors import ConfigError
 from grounding_agent.grounders.registry import make_grounder
 from grounding_agent.grounders.vision_cache import VisionCache, use
@@ -81,6 +81,11 @@ class Session:
         vision_cache: bool = True,
         **options: Any,
     ):
+        LIMITS.check_count(top_k, "top_k")  # limits first: before a model is loaded or a frame decoded
+        if fps is not None:
+            LIMITS.check_fps(fps)
+        if max_frames is not None:
+            LIMITS.check_count(max_frames, "max_frames", LIMITS.max_frames)
         if isinstance(grounder, str):
             if grounder in ("hf", "vllm"):  # the grounder samples with the session's settings
                 sampling = {"fps": fps, "max_frames": max_frames, "max_pixels": max_pixels}
@@ -88,8 +93,8 @@ class Session:
             grounder = make_grounder(grounder, **options)
         elif options:
             raise ConfigError(f"unknown Session options {sorted(options)}")
-        if top_k < 1 or follow_s <= 0 or max_turns < 1:
-            raise ConfigError("top_k and max_turns must be >= 1 and follow_s > 0")
+        if follow_s <= 0 or max_turns < 1:
+            raise ConfigError("max_turns must be >= 1 and follow_s > 0")
         self.video = video if isinstance(video, Video) else _open(video)
         self.grounder = grounder
         self.saliency, self.agent, self.transcript = saliency, agent, transcript
@@ -298,7 +303,7 @@ class Session:
         """
         if not isinstance(message, str) or not message.strip():
             raise ConfigError("the message is empty; ask something about the video")
-        message = message.strip()
+        message = LIMITS.check_text(message.strip(), "the message")
         with self._lock, self._using_vision_cache():
             self._listener.fn = on_event
             try:

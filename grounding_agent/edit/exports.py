@@ -6,10 +6,20 @@ Resolve XML), `.fcpxml` (Final Cut Pro X) - all through OpenTimelineIO and its a
 Timelines cut the source on its frame grid: clip i is frames [start, end) of the source at the nominal
 rate (the decoder's frame indices on a constant-rate video; on a variable-rate one, the frames of the
 nominal rate at the segments' real times); chapters are in the edited video's time. Every file is written atomically.
+
+Every timeline time is a whole number of frames of the exact rate (24000/1001, not 23.976 or 23.98): OTIO
+holds frame counts; the FCPXML adapter writes float seconds at a rounded NTSC rate, so its times are read back
+as frame counts and rewritten as exact rationals. Names that would break a format are made safe: one line of
+printable text everywhere (a newline in a file name cannot add EDL events), ASCII and CMX 3600 reel names in
+an EDL, and no name ever reaches the FCPXML adapter's XPath lookups (it cannot quote an apostrophe).
 """
 
 from __future__ import annotations
 
+import re
+import unicodedata
+import xml.etree.ElementTree as ET
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +40,12 @@ EXPORTS = {
     ".json": "edit plan JSON",
 }
 _OTIO_ADAPTERS = {".otio": "otio_json", ".edl": "cmx_3600", ".xml": "fcp_xml", ".fcpxml": "fcpx_xml"}
-# The FCPXML adapter looks NTSC rates up by these rounded keys.
+# The FCPXML adapter looks NTSC rates up by these rounded keys (its times are then rewritten exactly).
 _FCPX_RATE_KEYS = {24000 / 1001: 23.98, 30000 / 1001: 29.97, 60000 / 1001: 59.94}
+_FCPX_TIME_ATTRIBUTES = ("offset", "start", "duration", "tcStart")
+_FCPX_HEADER = '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE fcpxml>\n'
+# Characters XML 1.0 cannot hold, and C0/C1 controls; lone surrogates (undecodable file-name bytes) too.
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]+")
 
 
 def export_format(path: str | Path) -> str:
@@ -62,24 +76,52 @@ def export(plan: EditPlan, path: str | Path) -> Path:
         return write_text_atomic(path, youtube_chapters(plan))
     import opentimelineio as otio
 
-    if suffix == ".edl" and not is_smpte_rate(plan.grid.rate):
-        raise EditError(
-            f"{path}: an EDL needs a SMPTE frame rate (23.976, 24, 25, 29.97, 30, 50, 59.94, 60) and this video "
-            f"runs at {float(plan.grid.rate):g} fps; export .otio or .xml instead"
-        )
+    _check_rate(plan, path, suffix)
     # EDL and FCPXML get the picture track only (their adapters would repeat each event for the audio).
     timeline = to_timeline(plan, fcpx=suffix == ".fcpxml", audio=suffix in (".otio", ".xml"))
     with atomic_path(path) as tmp:
         try:
-            otio.adapters.write_to_file(timeline, str(tmp), adapter_name=_OTIO_ADAPTERS[suffix])
-        except (otio.exceptions.OTIOError, ValueError, KeyError, TypeError) as exc:
+            if suffix == ".fcpxml":
+                tmp.write_text(_fcpx_xml(timeline, plan), encoding="utf-8")
+            else:
+                if suffix == ".edl":
+                    _edl_names(timeline)
+                otio.adapters.write_to_file(timeline, str(tmp), adapter_name=_OTIO_ADAPTERS[suffix])
+        except (otio.exceptions.OTIOError, ValueError, KeyError, TypeError, SyntaxError) as exc:
             raise EditError(f"{path}: the {EXPORTS[suffix]} writer failed ({exc})") from None
     return Path(path)
+
+
+def _check_rate(plan: EditPlan, path: str | Path, suffix: str) -> None:
+    """Refuse a format whose frame grid cannot hold this video's rate (its times would drift)."""
+    rate = plan.grid.rate
+    if suffix == ".edl" and not is_smpte_rate(rate):
+        raise EditError(
+            f"{path}: an EDL needs a SMPTE frame rate (23.976, 24, 25, 29.97, 30, 50, 59.94, 60) and this video "
+            f"runs at {float(rate):g} fps; export .otio or .fcpxml instead"
+        )
+    # FCP7 XML says a rate as a whole timebase and an NTSC flag (timebase x 1000/1001) and nothing else.
+    if suffix == ".xml" and rate.denominator != 1 and (rate * Fraction(1001, 1000)).denominator != 1:
+        raise EditError(
+            f"{path}: Final Cut Pro 7 XML holds whole-number and NTSC (x/1.001) frame rates and this video "
+            f"runs at {float(rate):g} fps; export .otio or .fcpxml instead"
+        )
 
 
 def otio_rate(plan: EditPlan, *, fcpx: bool = False) -> float:
     rate = float(plan.grid.rate)
     return _FCPX_RATE_KEYS.get(rate, rate) if fcpx else rate
+
+
+def one_line(text: str) -> str:
+    """`text` as one line of printable text: controls (newlines included) and undecodable bytes become
+    spaces, runs of white space one space."""
+    return " ".join(_UNPRINTABLE.sub(" ", str(text)).split())
+
+
+def clip_name(plan: EditPlan, i: int) -> str:
+    """The name of kept segment i's clip: the source's stem (one line) and the segment's number."""
+    return f"{one_line(Path(plan.video.path).stem)}_{i + 1:03d}"
 
 
 def to_timeline(plan: EditPlan, *, fcpx: bool = False, audio: bool = True) -> Any:
@@ -90,32 +132,35 @@ def to_timeline(plan: EditPlan, *, fcpx: bool = False, audio: bool = True) -> An
 
     from grounding_agent.media.audio import has_audio
 
-    rate = otio_rate(plan, fcpx=fcpx)
+    rate, exact = otio_rate(plan, fcpx=fcpx), plan.grid.rate
     path = Path(plan.video.path).resolve()
-    timeline = otio.schema.Timeline(name=f"{path.stem} edit")
-    timeline.metadata["grounding_agent"] = {"instruction": plan.instruction, "source": str(path)}
+    timeline = otio.schema.Timeline(name=f"{one_line(path.stem)} edit")
+    timeline.metadata["grounding_agent"] = {
+        "instruction": _utf8(plan.instruction),
+        "source": _utf8(str(path)),
+    }
     kinds = [otio.schema.TrackKind.Video]
     if audio and has_audio(path):
         kinds.append(otio.schema.TrackKind.Audio)
+    total = _frames(plan.video.duration_s, exact)
     for kind in kinds:
         track = otio.schema.Track(name="V1" if kind == otio.schema.TrackKind.Video else "A1", kind=kind)
         for i, seg in enumerate(plan.kept):
-            # Frames of the nominal rate at the segment's real times: the decoder's frame index on a
+            # Whole frames of the nominal rate at the segment's real times: the decoder's frame index on a
             # constant-rate video, and still the right time on a variable-rate one.
-            start, end = round(seg.start_s * float(plan.grid.rate)), round(seg.end_s * float(plan.grid.rate))
-            total = round(plan.video.duration_s * float(plan.grid.rate))
+            start, end = _frames(seg.start_s, exact), _frames(seg.end_s, exact)
             reference = otio.schema.ExternalReference(
                 target_url=path.as_uri(),
                 available_range=TimeRange(RationalTime(0, rate), RationalTime(total, rate)),
             )
             clip = otio.schema.Clip(
-                name=f"{path.stem}_{i + 1:03d}",
+                name=clip_name(plan, i),
                 media_reference=reference,
                 source_range=TimeRange(RationalTime(start, rate), RationalTime(end - start, rate)),
             )
             clip.metadata["grounding_agent"] = {
                 "segment": i,
-                "reason": seg.reason,
+                "reason": _utf8(seg.reason),
                 "start_s": seg.start_s,
                 "end_s": seg.end_s,
             }
@@ -124,10 +169,85 @@ def to_timeline(plan: EditPlan, *, fcpx: bool = False, audio: bool = True) -> An
     return timeline
 
 
+def _frames(seconds: float, rate: Fraction) -> int:
+    """The frame boundary of the exact `rate` nearest `seconds`."""
+    return round(Fraction(seconds) * rate)
+
+
+def _utf8(text: str) -> str:
+    """`text` with undecodable file-name bytes (lone surrogates) replaced: OTIO stores UTF-8."""
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+# --- format-specific names and times --------------------------------------------------------------------
+
+
+def _edl_names(timeline: Any) -> None:
+    """CMX 3600 is ASCII, one event per line: names become printable ASCII on one line, and each clip gets
+    an explicit reel name (at most 8 letters and digits, else AX, "auxiliary source")."""
+    timeline.name = _ascii(timeline.name)
+    for clip in timeline.find_clips():
+        clip.name = _ascii(clip.name)
+        stem = clip.name.rsplit("_", 1)[0]
+        reel = re.sub(r"[^A-Za-z0-9]", "", stem)[:8] or "AX"
+        clip.metadata.setdefault("cmx_3600", {})["reel"] = reel
+
+
+def _ascii(text: str) -> str:
+    """One line of printable ASCII: accents dropped (é -> e), anything else non-ASCII as '_'."""
+    text = unicodedata.normalize("NFKD", one_line(text))
+    text = "".join(c for c in text if not unicodedata.combining(c))
+    return re.sub(r"[^\x20-\x7e]+", "_", text)
+
+
+def _fcpx_xml(timeline: Any, plan: EditPlan) -> str:
+    """The FCPXML adapter's document with exact times and the real names.
+
+    The adapter finds elements again by XPath predicates built from names (an apostrophe breaks them), so
+    it gets placeholder names, and the real ones go in afterwards. It writes each time as float seconds of
+    `otio_rate` frames (23.98 for 24000/1001): each is read back as that frame count and rewritten as that
+    many frames of the exact rate, and every format's frameDuration is the exact 1 / rate.
+    """
+    import opentimelineio as otio
+
+    names = {"ga-timeline": timeline.name}
+    timeline.name = "ga-timeline"
+    for i, clip in enumerate(timeline.find_clips()):
+        names[f"ga-clip-{i}"], clip.name = clip.name, f"ga-clip-{i}"
+    root = ET.fromstring(otio.adapters.write_to_string(timeline, adapter_name="fcpx_xml"))
+    written = Fraction(str(otio_rate(plan, fcpx=True)))
+    frame = 1 / plan.grid.rate
+    for element in root.iter():
+        for key in _FCPX_TIME_ATTRIBUTES:
+            value = element.get(key)
+            if value is not None:
+                frames = round(Fraction(value.removesuffix("s")) * written)
+                element.set(key, _fcpx_time(frames * frame))
+        if element.tag == "format":
+            element.set("frameDuration", _fcpx_time(frame))
+        if element.get("name") in names:
+            element.set("name", names[element.get("name")])
+    ET.indent(root, space="    ")
+    return _FCPX_HEADER + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _fcpx_time(seconds: Fraction) -> str:
+    """FCPXML's rational seconds: '0s', '10s', '1001/30000s'."""
+    if seconds.denominator == 1:
+        return f"{seconds.numerator}s"
+    return f"{seconds.numerator}/{seconds.denominator}s"
+
+
 def _chapter_title(plan: EditPlan, i: int) -> str:
     seg, grid = plan.kept[i], plan.grid
-    why = "" if seg.operation is None else f": {seg.reason}"
+    why = "" if seg.operation is None else f": {one_line(seg.reason)}"
     return f"Part {i + 1}{why} (source {grid.timecode(seg.start_frame)} - {grid.timecode(seg.end_frame)})"
+
+
+# pysubs2 reads cue text as ASS: braces are override tags and backslashes escapes (\N is a line break).
+_ASS_LITERAL = str.maketrans({"{": "(", "}": ")", "\\": "/"})
+# WebVTT cue text escapes these as entities; SRT has no escape, and players read <...> as tags.
+_CUE_TEXT = {"vtt": str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"}), "srt": str.maketrans("<>", "‹›")}
 
 
 def chapters_subtitles(plan: EditPlan, fmt: str) -> str:
@@ -138,7 +258,8 @@ def chapters_subtitles(plan: EditPlan, fmt: str) -> str:
     for i, (seg, start) in enumerate(zip(plan.kept, plan.output_starts_s(), strict=True)):
         start_ms = round(start * 1000)
         end_ms = round((start + seg.duration_s) * 1000)
-        subs.append(pysubs2.SSAEvent(start=start_ms, end=end_ms, text=_chapter_title(plan, i)))
+        text = _chapter_title(plan, i).translate(_ASS_LITERAL).translate(_CUE_TEXT.get(fmt, {}))
+        subs.append(pysubs2.SSAEvent(start=start_ms, end=end_ms, text=text))
     return subs.to_string(fmt)
 
 

@@ -27,13 +27,23 @@ from typing import Any
 
 import jsonschema
 
+from grounding_agent.defaults import EDIT_LIMITS, LIMITS
 from grounding_agent.edit.plan import FILLER_WORDS, Operation
-from grounding_agent.errors import EditError
+from grounding_agent.errors import ConfigError, EditError
 from grounding_agent.utils.prompts import load_prompt, load_schema
 
 log = logging.getLogger(__name__)
 
-MAX_OPERATIONS = 8
+
+def check_operations(operations: list[Operation]) -> list[Operation]:
+    """All of `operations`, or a one-line EditError when there are more than the limit (none is dropped)."""
+    most = EDIT_LIMITS.max_operations
+    if len(operations) > most:
+        raise EditError(
+            f"the instruction has {len(operations)} operations and at most {most} are applied at once "
+            f"(EDIT_LIMITS.max_operations): split it into several edits"
+        )
+    return operations
 
 
 @dataclass
@@ -59,6 +69,7 @@ def llm_output_schema() -> dict[str, Any]:
     schema = edit_plan_schema()
     operations = copy.deepcopy(schema["properties"]["operations"])
     operations["items"] = copy.deepcopy(schema["$defs"]["operation"])  # inlined: no $ref for the decoder
+    operations["maxItems"] = EDIT_LIMITS.max_operations
     return {"type": "object", "required": ["operations"], "additionalProperties": False,
             "properties": {"operations": operations}}  # fmt: skip
 
@@ -131,7 +142,21 @@ _TRAILING = re.compile(
 
 
 def parse_time(text: str) -> float:
-    """'0:05' / '1:02:03.5' / '90 seconds' / '1 min 30 s' / 'three minutes' / '15-second' / '12' -> seconds."""
+    """'0:05' / '1:02:03.5' / '90 seconds' / '1 min 30 s' / 'three minutes' / '15-second' / '12' -> seconds.
+
+    Raises:
+        EditError: unreadable, or past `LIMITS.max_seconds` (300 digits are a typo, not a time).
+    """
+    seconds = _read_time(text)
+    if not seconds <= LIMITS.max_seconds:  # also NaN / inf
+        raise EditError(
+            f"{_short(text.strip(), 40)!r} is more than {LIMITS.max_seconds / 86400:g} days; "
+            "give a time inside the video, e.g. 0:05 or 90 seconds"
+        )
+    return seconds
+
+
+def _read_time(text: str) -> float:
     text = text.strip().lower()
     if re.fullmatch(_CLOCK, text):
         seconds = 0.0
@@ -154,7 +179,14 @@ def _number(text: str | None) -> int | None:
     if not text:
         return None
     text = text.strip().lower()
-    return int(float(text)) if text[0].isdigit() else _NUMBER_WORDS.get(text)
+    if not text[0].isdigit():
+        return _NUMBER_WORDS.get(text)
+    value = float(text)  # 300 digits are inf here: refused below, never int(inf)
+    if not value <= LIMITS.max_top_k:
+        raise EditError(
+            f"{_short(text, 40)!r} is too many; ask for at most {LIMITS.max_top_k}, e.g. 'keep the best 3 moments'"
+        )
+    return int(value)
 
 
 def _normalise(text: str) -> str:
@@ -192,8 +224,7 @@ class RuleEditParser:
     name = "rule"
 
     def parse(self, instruction: str) -> ParsedInstruction:
-        if not instruction or not instruction.strip():
-            raise EditError('empty instruction: say what to edit, e.g. "cut 0:05 to 0:15"')
+        check_instruction(instruction)
         operations, notes = [], []
         for part in split_instruction(instruction):
             op = self.parse_one(part)
@@ -201,7 +232,7 @@ class RuleEditParser:
                 notes.append(f"could not read {part!r} as an edit")
             else:
                 operations.append(op)
-        return ParsedInstruction(instruction, operations[:MAX_OPERATIONS], "rule", notes)
+        return ParsedInstruction(instruction, check_operations(operations), "rule", notes)
 
     def parse_one(self, text: str) -> Operation | None:
         """One operation from one clause, or None."""
@@ -268,8 +299,13 @@ class RuleEditParser:
         if not m:
             return None
         phrases = _phrases(m.group(2))
-        if not phrases and re.fullmatch(r"[\w'-]+", m.group(2).strip()):
+        if not phrases and re.fullmatch(r"[\w'-]*\w[\w'-]*", m.group(2).strip()):
             phrases = (m.group(2).strip(),)
+        if not phrases and re.search(_Q, m.group(2)):  # said words, just none: not a moment to look for
+            raise EditError(
+                f"{_short(text, 60)!r}: the quote holds no words; put what is said between the quotes, "
+                'e.g. remove every time he says "um"'
+            )
         if not phrases:
             return None
         return Operation(self._action(m.group(1)), "words", phrases=phrases, text=text)
@@ -412,15 +448,14 @@ class LLMEditParser:
         self.fallbacks = 0
 
     def parse(self, instruction: str, *, duration_s: float | None = None) -> ParsedInstruction:
-        if not instruction or not instruction.strip():
-            raise EditError('empty instruction: say what to edit, e.g. "cut 0:05 to 0:15"')
+        check_instruction(instruction)
         raw, notes = self._ask(instruction, duration_s)
         try:
             data = json.loads(raw)
             operations = operations_from_json(data)
             if not operations:
                 raise EditError("the model found no operation")
-            return ParsedInstruction(instruction, operations[:MAX_OPERATIONS], "llm", notes)
+            return ParsedInstruction(instruction, operations, "llm", notes)
         except (json.JSONDecodeError, EditError, TypeError, ValueError) as exc:
             self.fallbacks += 1
             reason = _short(f"{type(exc).__name__}: {exc}")
@@ -447,6 +482,16 @@ class LLMEditParser:
         return ask_json(
             self.chat_model, self._messages(instruction, duration_s), schema, name="edit", what="edit parser"
         )
+
+
+def check_instruction(instruction: str) -> None:
+    """Refuse, before any parsing, an empty instruction or one past `LIMITS.max_query_chars`."""
+    if not isinstance(instruction, str) or not instruction.strip():
+        raise EditError('empty instruction: say what to edit, e.g. "cut 0:05 to 0:15"')
+    try:
+        LIMITS.check_text(instruction, "the instruction")
+    except ConfigError as exc:
+        raise EditError(str(exc)) from None
 
 
 def _short(text: str, limit: int = 160) -> str:

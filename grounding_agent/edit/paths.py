@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from grounding_agent.errors import EditError
-from grounding_agent.io import check_output_path
+from grounding_agent.errors import EditError, OutputError
+from grounding_agent.io import check_output_path, refuse_inputs
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -25,9 +25,10 @@ def check_output(path: str | Path, source: str | Path, *, suffixes: tuple[str, .
         raise EditError(f"{path}: the folder {folder} does not exist; create it or write elsewhere")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise EditError(f"{path}: the folder {folder} is not writable; write elsewhere")
-    src = Path(source)
-    if path.resolve() == src.resolve() or (path.exists() and os.path.samefile(path, src)):
-        raise EditError(f"{path}: is the input video; write the edit to another file")
+    try:  # by inode too: a symlink or a hard link to the video is the video
+        refuse_inputs([("", path)], [("the input video", source)])
+    except OutputError as exc:
+        raise EditError(str(exc)) from None
     if suffixes is not None and path.suffix.lower() not in suffixes:
         raise EditError(f"{path}: use one of {', '.join(suffixes)}")
     return check_output_path(path)

@@ -10,6 +10,10 @@ that is checked, then renamed.
 
 The rendered file's duration is measured with `grounding_agent.media.video.open_video` and must equal the
 plan's within one frame; otherwise the file is not put in place.
+
+Plan times count from the first presented frame; ffmpeg's filters count from the container's start and the
+concat demuxer's in / out points from the container's clock: `media.video.time_origin` gives the offsets
+(an edit list, a negative timestamp offset or a stream starting late moves them off zero).
 """
 
 from __future__ import annotations
@@ -99,6 +103,8 @@ def render(
         raise EditError(f"{out}: the edit keeps nothing, so there is nothing to render")
     check_output(out, plan.video.path, suffixes=VIDEO_SUFFIXES)
     target_plan, shifts = plan.snapped_to_keyframes() if copy else (plan, [])
+    if copy:
+        _check_copyable(target_plan, out)
     started = time.perf_counter()
     with atomic_path(out) as tmp, tempfile.TemporaryDirectory(prefix="ga-render-") as work:
         args = (
@@ -113,15 +119,32 @@ def render(
                         shifts, target_plan)  # fmt: skip
 
 
+def _check_copyable(plan: EditPlan, out: str | Path) -> None:
+    """A stream copy of the start of a file whose edit list hides its first pictures would show them."""
+    pre_roll_s = _origin(plan).pre_roll_s
+    if pre_roll_s > 0 and plan.kept and plan.kept[0].start_frame == 0:
+        raise EditError(
+            f"{out}: the video's first {pre_roll_s:.2f} s of pictures are hidden by an edit list (as "
+            "`ffmpeg -ss X -c copy` writes); a stream copy of its start would show them: render without --copy"
+        )
+
+
 def _has_audio(plan: EditPlan) -> bool:
     from grounding_agent.media.audio import has_audio
 
     return has_audio(plan.video.path)
 
 
+def _origin(plan: EditPlan) -> Any:
+    from grounding_agent.media.video import time_origin
+
+    return time_origin(plan.video)
+
+
 def _accurate_args(plan: EditPlan, tmp: Path, work: Path, preset: str, crf: int) -> list[str]:
-    grid, starts = plan.grid, plan.grid.starts_s
-    n, kept, audio = grid.num_frames, plan.kept, _has_audio(plan)
+    grid, n, kept, audio = plan.grid, plan.grid.num_frames, plan.kept, _has_audio(plan)
+    offset = _origin(plan).ffmpeg_s  # plan time 0 in the filters' timestamps
+    starts = grid.starts_s + offset
     parts = [f"[0:v]split={len(kept)}" + "".join(f"[vs{i}]" for i in range(len(kept)))]
     if audio:
         parts.append(f"[0:a]asplit={len(kept)}" + "".join(f"[as{i}]" for i in range(len(kept))))
@@ -130,12 +153,15 @@ def _accurate_args(plan: EditPlan, tmp: Path, work: Path, preset: str, crf: int)
         bounds = []
         if seg.start_frame > 0:
             bounds.append(f"start={(starts[seg.start_frame - 1] + starts[seg.start_frame]) / 2:.6f}")
+        elif offset > _SEEK_PAST_S:  # frames before the first presented one (no timestamp of their own)
+            bounds.append(f"start={starts[0] - 0.5 / float(grid.rate):.6f}")
         if seg.end_frame < n:
             bounds.append(f"end={(starts[seg.end_frame - 1] + starts[seg.end_frame]) / 2:.6f}")
         trim = f"trim={':'.join(bounds)}," if bounds else ""
         parts.append(f"[vs{i}]{trim}setpts=PTS-STARTPTS[v{i}]")
         if audio:
-            abounds = [f"start={seg.start_s:.6f}"] + ([f"end={seg.end_s:.6f}"] if seg.end_frame < n else [])
+            abounds = [f"start={seg.start_s + offset:.6f}"]
+            abounds += [f"end={seg.end_s + offset:.6f}"] if seg.end_frame < n else []
             parts.append(f"[as{i}]atrim={':'.join(abounds)},asetpts=PTS-STARTPTS[a{i}]")
     inputs = "".join(f"[v{i}]" + (f"[a{i}]" if audio else "") for i in range(len(kept)))
     parts.append(f"{inputs}concat=n={len(kept)}:v=1:a={int(audio)}[v]" + ("[a]" if audio else ""))
@@ -159,11 +185,12 @@ def _copy_args(plan: EditPlan, tmp: Path, work: Path) -> list[str]:
     src = str(Path(plan.video.path).resolve()).replace("'", "'\\''")
     ends = [seg.end_s for seg in plan.kept if seg.end_frame < plan.grid.num_frames]
     end_dts = dict(zip(ends, _keyframe_dts_s(plan, ends), strict=True))
+    zero = _origin(plan).container_s  # in / out points are on the container's clock
     lines = ["ffconcat version 1.0"]
     for seg in plan.kept:
         lines.append(f"file '{src}'")
-        if seg.start_frame > 0:
-            lines.append(f"inpoint {seg.start_s + _SEEK_PAST_S:.6f}")
+        # Always an in point, also at the start: the container's clock may not start at time zero.
+        lines.append(f"inpoint {zero + seg.start_s + _SEEK_PAST_S:.6f}")
         if seg.end_frame < plan.grid.num_frames:
             # The demuxer stops at the first packet whose *decoding* time reaches the out point: with
             # B-frames the closing keyframe decodes before it is shown, so stop just before its DTS.
@@ -178,17 +205,19 @@ def _copy_args(plan: EditPlan, tmp: Path, work: Path) -> list[str]:
 
 
 def _keyframe_dts_s(plan: EditPlan, times_s: list[float]) -> list[float]:
-    """Decoding time of the keyframe shown at each of `times_s` (its presentation time when not found)."""
+    """Decoding time, on the container's clock, of the keyframe shown at each of `times_s` (plan times;
+    its presentation time when not found)."""
     import av
 
     if not times_s:
         return []
     half_frame = 0.5 / float(plan.grid.rate)
+    zero = _origin(plan).container_s
     out = []
     with av.open(str(plan.video.path)) as container:
         stream = container.streams.video[0]
         tb = stream.time_base
-        for t in times_s:
+        for t in (zero + t for t in times_s):
             container.seek(int((t + _SEEK_PAST_S) / tb), stream=stream, backward=True)
             dts = t
             for packet in container.demux(stream):

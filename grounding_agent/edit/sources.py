@@ -3,8 +3,9 @@ loudness, a transcript's words. Each span carries the `Evidence` that found it.
 
 Transcripts are `grounding_agent.media.transcript.Transcript`s; a hand-made one (a mapping or object with
 `segments` whose items have `words`, or bare `words`, each with `start_s`, `end_s`, `text`) is converted
-by `as_transcript`. Word matching ignores case and punctuation and matches whole words (a phrase matches
-consecutive words).
+by `as_transcript`. Either is checked (times finite, start <= end: else a one-line error naming the word)
+and fitted to the video (one of another, longer video is refused; see `media.transcript.fit_to_video`).
+Word matching ignores case and punctuation and matches whole words (a phrase matches consecutive words).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from grounding_agent.defaults import EDIT
 from grounding_agent.edit.plan import Operation, Span
 from grounding_agent.errors import EditError
 from grounding_agent.media.text_match import normalize
-from grounding_agent.media.transcript import Segment, Transcript, Word
+from grounding_agent.media.transcript import Segment, Transcript, Word, check_times, fit_to_video
 from grounding_agent.types import Evidence, Moment, Video
 
 if TYPE_CHECKING:
@@ -169,7 +170,7 @@ class EditSources:
             spans.append(Span(start, end, ev))
         return spans
 
-    def _transcript(self, op: Operation) -> Transcript:
+    def _transcript(self, video: Video, op: Operation) -> Transcript:
         if self.transcript is None and self.transcript_factory is not None:
             self.transcript = self.transcript_factory()
         if self.transcript is None:
@@ -177,10 +178,12 @@ class EditSources:
                 f"{op.describe()!r} needs a transcript of the speech: pass --asr-model DIR or --transcript FILE.json"
                 " (Python: transcript=...)"
             )
-        return as_transcript(self.transcript)
+        fitted, notes = fit_to_video(as_transcript(self.transcript), video.duration_s)
+        self.notes.extend(n for n in notes if n not in self.notes)  # once, however many operations use it
+        return fitted
 
     def _speech(self, video: Video, op: Operation) -> list[Span]:
-        transcript = self._transcript(op)
+        transcript = self._transcript(video, op)
         regions, source = list(transcript.speech_regions), "voice activity"
         if not regions:
             regions, source = [(w.start_s, w.end_s) for w in _sorted_words(transcript)], "transcript words"
@@ -196,7 +199,7 @@ class EditSources:
         return [Span(a, b, Evidence("speech", a, b, None, "speech", source)) for a, b in spans]
 
     def _words(self, video: Video, op: Operation) -> list[Span]:
-        transcript = self._transcript(op)
+        transcript = self._transcript(video, op)
         hits = find_phrases(_sorted_words(transcript), op.phrases)
         if op.action == "keep":
             sentences = transcript.segments
@@ -239,14 +242,15 @@ def as_transcript(transcript: Any) -> Transcript:
     and optionally `speech_regions`. Words carry no confidence there: their probability is 1.
     """
     if isinstance(transcript, Transcript):
-        return transcript
+        return check_times(transcript)
     segments = tuple(_as_segment(s) for s in _field(transcript, "segments") or ())
     if not segments:
         segments = tuple(
             Segment(w.text, w.start_s, w.end_s, 1.0, (w,)) for w in _as_words(_field(transcript, "words"))
         )
     regions = tuple((float(a), float(b)) for a, b in _field(transcript, "speech_regions") or ())
-    return Transcript(segments=segments, speech_regions=regions)
+    duration = float(_field(transcript, "duration_s") or 0.0)
+    return check_times(Transcript(segments=segments, duration_s=duration, speech_regions=regions))
 
 
 def _field(item: Any, name: str) -> Any:

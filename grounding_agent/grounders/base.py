@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from grounding_agent.defaults import SAMPLING
+from grounding_agent.defaults import LIMITS, SAMPLING
 from grounding_agent.errors import ConfigError
 from grounding_agent.grounders.describe import (
     DESCRIBE_MAX_FRAMES,
@@ -117,14 +117,15 @@ def prediction(
     )
 
 
-def check_request(video: Video | str | os.PathLike, top_k: int) -> Video:
-    """What every `ground` does first: open a path as a `Video`; refuse a `top_k` below 1.
+def check_request(video: Video | str | os.PathLike, top_k: int, query: str | None = None) -> Video:
+    """What every `ground` does first: open a path as a `Video`; refuse a `top_k` outside
+    1..`LIMITS.max_top_k` and a `query` longer than `LIMITS.max_query_chars`, before any work.
 
     Raises:
-        ConfigError: top_k is not a whole number >= 1. VideoError subclasses: the path is not a readable video.
+        ConfigError: top_k or query out of bounds. VideoError subclasses: the path is not a readable video.
     """
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-        raise ConfigError(f"top_k must be a whole number >= 1, got {top_k!r}")
+    LIMITS.check_count(top_k, "top_k")
+    LIMITS.check_text(query)
     if isinstance(video, Video):
         return video
     from grounding_agent.media.video import open_video  # lazy: decoding is heavy and optional here

@@ -71,7 +71,7 @@ class _ModelFreeGrounder(BaseGrounder):
     def ground(
         self, video: Video | str | Path, query: str, *, top_k: int = 1, frames: Frames | None = None
     ) -> Grounding:
-        video = check_request(video, top_k)
+        video = check_request(video, top_k, query)
         t0 = time.perf_counter()
         if self.delay_s:
             time.sleep(self.delay_s)
@@ -80,7 +80,7 @@ class _ModelFreeGrounder(BaseGrounder):
     async def aground(
         self, video: Video | str | Path, query: str, *, top_k: int = 1, frames: Frames | None = None
     ) -> Grounding:
-        video = check_request(video, top_k)
+        video = check_request(video, top_k, query)
         t0 = time.perf_counter()
         if self.delay_s:
             await asyncio.sleep(self.delay_s)

@@ -176,7 +176,7 @@ class HFGrounder(BaseGrounder):
     def ground(self, video: Video, query: str, *, top_k: int = 1, frames: Frames | None = None) -> Grounding:
         import torch
 
-        video = check_request(video, top_k)  # a path is opened here
+        video = check_request(video, top_k, query)  # a path is opened here
         timings: dict[str, float] = {}
         frames = self.frames_for(video, frames, timings)
         with timed(timings, "preprocess"):

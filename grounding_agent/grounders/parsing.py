@@ -12,7 +12,10 @@ Policy (documented because it changes scores):
   read, and as a last resort the reasoning itself, keeping only its *last* span (its conclusion).
 - What a span is: an explicit range (`A - B`, `A – B`, `A to B`, `from A to B`, `between A and B`,
   `A ~ B`, `A --> B`), a bracketed pair `[A, B]` / `(A, B)` (an optional third value is a confidence),
-  or keyed `start…A … end…B`. Times are seconds (`12.3`, `12.3s`, `12.3 seconds`), `MM:SS(.f)` or
+  or keyed `start…A … end…B` (start / begin, end / finish / stop, with hedges between the word and the
+  time: "the start time is around 2.0s and the end time is about 3.0s").
+- Restatements: a parenthesis right after a time that says a time again ("0:00:05 (5 seconds into the
+  video)") is read as the same time, not a second one. Times are seconds (`12.3`, `12.3s`, `12.3 seconds`), `MM:SS(.f)` or
   `H:MM:SS(.f)` (SRT's `,mmm` too). If there is no explicit range, the first two times carrying a unit
   or a clock form are taken, else the only two numbers of the text.
 - Confidence: `(0.8)`, `(80%)`, `score 0.8`, `confidence: 80%`, or the third bracketed value; must be
@@ -21,7 +24,8 @@ Policy (documented because it changes scores):
 - Clamping: to [0, duration_s]. A span starting at or after the end of the video is dropped (clamping
   it would invent a point at the end). A zero-length span inside the video (`12 - 12`) is kept as a
   point in time: it scores IoU 0 against any ground truth, but it is what the model said.
-- Several spans: all are returned, in the order written, exact duplicates removed.
+- Several spans: all are returned, in the order written, exact duplicates removed. When the answer names
+  a start and an end in words, only those spans count: ranges elsewhere in it are context.
 """
 
 from __future__ import annotations
@@ -48,11 +52,17 @@ _BRACKET = re.compile(
     rf"[\[(<]\s*(?P<a>{_TIME}){_UNIT}\s*,\s*(?P<b>{_TIME}){_UNIT}(?:\s*,\s*(?P<c>{_NUM}%?))?\s*[\])>]",
     re.IGNORECASE,
 )
+# "start" / "begin" ... "end" / "finish" / "stop" (not "startled", "endless"), then up to a few words
+# without digits ("time is around", "at approximately", '": "') before the time.
+_START_WORD = r"\b(?:start|begin)(?:s|ing|ed|ns)?(?![a-z])(?:[ _]?(?:time|point))?"
+_END_WORD = r"\b(?:end|finish|stop)(?:s|es|ing|ed|ped|ping)?(?![a-z])(?:[ _]?(?:time|point))?"
+_LEAD = r"[^\d\n]{0,30}?"
 _KEYED = re.compile(
-    rf"\bstart(?:s|ing)?(?:[ _]?time)?(?:\W{{1,4}}|\s+at\s+)(?P<a>{_TIME}){_UNIT}"
-    rf".{{0,40}}?\bend(?:s|ing)?(?:[ _]?time)?(?:\W{{1,4}}|\s+at\s+)(?P<b>{_TIME}){_UNIT}",
+    rf"{_START_WORD}{_LEAD}(?P<a>{_TIME}){_UNIT}.{{0,80}}?{_END_WORD}{_LEAD}(?P<b>{_TIME}){_UNIT}",
     re.IGNORECASE | re.DOTALL,
 )
+# A parenthesis after a time, holding a time again: "0:00:05 (5 seconds into the video)".
+_AFTER_TIME_PAREN = re.compile(rf"(?:{_TIME}){_UNIT}\s*(?P<paren>\([^()\n]{{0,80}}\))", re.IGNORECASE)
 _CONF_AFTER = (
     re.compile(rf"\s*[\[(]\s*(?:{_CONF_WORD}\s*[:=]?\s*)?(?P<c>{_NUM}%?)\s*[\])]", re.IGNORECASE),
     re.compile(
@@ -128,12 +138,14 @@ def _confidence_after(text: str, pos: int) -> float | None:
 
 def _explicit_spans(text: str) -> list[_Span]:
     found: list[_Span] = []
-    for pattern in (_KEYED, _BRACKET, _RANGE):
-        for m in pattern.finditer(text):
-            score = _confidence(m.groupdict().get("c")) if pattern is _BRACKET else None
-            if score is None:
-                score = _confidence_after(text, m.end())
-            found.append(_Span(m.start(), m.end(), to_seconds(m["a"]), to_seconds(m["b"]), score))
+    # An answer that names its start and end is the answer: other ranges beside it are context ("the
+    # frames at 1.0s and 2.0s", "the man walks from 0.0 to 2.0; the start time is 2.0s and ...").
+    matches = list(_KEYED.finditer(text)) or [m for p in (_BRACKET, _RANGE) for m in p.finditer(text)]
+    for m in matches:
+        score = _confidence(m.groupdict().get("c")) if m.re is _BRACKET else None
+        if score is None:
+            score = _confidence_after(text, m.end())
+        found.append(_Span(m.start(), m.end(), to_seconds(m["a"]), to_seconds(m["b"]), score))
     # Keep non-overlapping matches, earliest first, the longest at one position (keyed/bracket beat range).
     found.sort(key=lambda s: (s.pos, -(s.end - s.pos)))
     kept: list[_Span] = []
@@ -159,7 +171,18 @@ def _implicit_span(text: str) -> list[_Span]:
 
 
 def _spans(text: str) -> list[_Span]:
+    text = _blank_restatements(text)
     return _explicit_spans(text) or _implicit_span(text)
+
+
+def _blank_restatements(text: str) -> str:
+    """Blank out (same length: positions stay) each parenthesis after a time that restates a time with a
+    unit or a clock form; a confidence such as "(0.8)" or "(80%)" has neither and stays."""
+    parens = [m.span("paren") for m in _AFTER_TIME_PAREN.finditer(text)]
+    parens = [(a, b) for a, b in parens if _TIME_WITH_UNIT.search(text, a, b)]
+    for a, b in parens:
+        text = text[:a] + " " * (b - a) + text[b:]
+    return text
 
 
 def _answer_blocks(text: str) -> tuple[list[str], str]:

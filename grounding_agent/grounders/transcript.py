@@ -133,9 +133,9 @@ class TranscriptGrounder(BaseGrounder):
     ) -> Grounding:
         kind, text = route(query, ocr=self.screen_reader is not None)
         if kind == "speech" and self.transcriber is not None:
-            return self._hear(check_request(video, top_k), query, text, top_k)
+            return self._hear(check_request(video, top_k, query), query, text, top_k)
         if kind == "ocr":
-            return self._read(check_request(video, top_k), query, text, top_k)
+            return self._read(check_request(video, top_k, query), query, text, top_k)
         return self._visual().ground(video, query, top_k=top_k, frames=frames)
 
     async def aground(

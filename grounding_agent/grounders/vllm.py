@@ -265,7 +265,7 @@ class VLLMGrounder(BaseGrounder):
         Raises:
             ServerError: the server is down, timed out after retries, or rejected the request.
         """
-        video = check_request(video, top_k)  # a path is opened here
+        video = check_request(video, top_k, query)  # a path is opened here
         return self._ground(video, query, top_k, frames, {})
 
     def ground_prefetched(
@@ -278,7 +278,7 @@ class VLLMGrounder(BaseGrounder):
             ServerError: as `ground`. VideoError subclasses: the worker could not decode the video (the
                 same error `ground` raises, re-raised in this thread).
         """
-        video = check_request(video, top_k)
+        video = check_request(video, top_k, query)
         prepared = prefetch.result()
         if prepared.image_format == self.image_format:
             self._encoded_cache(prepared.frames).update(prepared.urls)
@@ -296,7 +296,7 @@ class VLLMGrounder(BaseGrounder):
         self, video: Video, query: str, *, top_k: int = 1, frames: Frames | None = None
     ) -> Grounding:
         """Ground one query without blocking the event loop; at most `concurrency` requests in flight."""
-        video = check_request(video, top_k)  # a path is opened here
+        video = check_request(video, top_k, query)  # a path is opened here
         client, semaphore = self._async_state()
         timings: dict[str, float] = {}
         # Decoding and base64-encoding frames is CPU work: keep it off the event loop.

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from grounding_agent.defaults import HIGHLIGHTS, MEDIA
+from grounding_agent.defaults import HIGHLIGHTS, LIMITS, MEDIA
 from grounding_agent.errors import ConfigError, ModelLoadError
 from grounding_agent.highlights.embedding_cache import (
     CacheStats,
@@ -92,8 +92,9 @@ class ClipSaliency:
     ):
         if backend not in BACKENDS:
             raise ConfigError(f"unknown saliency backend {backend!r}; choose one of {sorted(BACKENDS)}")
-        if fps <= 0 or batch_size <= 0:
-            raise ConfigError(f"fps and batch_size must be > 0, got fps={fps}, batch_size={batch_size}")
+        LIMITS.check_fps(fps)
+        if batch_size <= 0:
+            raise ConfigError(f"batch_size must be > 0, got {batch_size}")
         self.model = model.eval()
         self.processor = processor
         self.model_id = model_id

@@ -22,7 +22,9 @@ from grounding_agent.utils.cache import cache_folder
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1  # bump when the stored layout or the meaning of a key changes
+CACHE_VERSION = (
+    2  # bump when the stored layout or the meaning of a key changes (2: time zero = first presented frame)
+)
 
 
 def model_fingerprint(model: Any, id_or_path: str) -> str:

@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from grounding_agent.defaults import CLIP_LEN_S, HIGHLIGHTS, SAMPLING  # CLIP_LEN_S: QVHighlights' clip length
+# CLIP_LEN_S: QVHighlights' clip length
+from grounding_agent.defaults import CLIP_LEN_S, HIGHLIGHTS, LIMITS, SAMPLING
 from grounding_agent.errors import ConfigError
 from grounding_agent.highlights.curves import visual_change
 from grounding_agent.highlights.plots import save_highlights_plot
@@ -106,6 +107,7 @@ class WindowSearch:
     threshold_std: float = 0.5
 
     def __post_init__(self) -> None:
+        LIMITS.check_count(self.top_k, "top_k")
         if self.top_k < 1 or not self.widths_clips or min(self.widths_clips) < 1:
             raise ConfigError(f"top_k and window widths must be >= 1, got {self.top_k}, {self.widths_clips}")
         if not 0 <= self.nms_iou <= 1 or self.diversity < 0:
@@ -212,6 +214,10 @@ def query_highlights(
     """Highlights of `query` in a video from its CLIP saliency curve."""
     from grounding_agent.media.video import open_video
 
+    LIMITS.check_text(query)
+    if fps is not None:
+        LIMITS.check_fps(fps)  # before the video is opened: nothing runs away
+
     duration_s = open_video(path).duration_s
     curve = saliency.curve(path, query, fps=fps)
     raw = clip_scores(curve, duration_s)
@@ -283,6 +289,8 @@ def generic_highlights(
 ) -> HighlightResult:
     """Query-free highlights: fused CLIP-prompt, motion, scene, audio (and speech) saliency per 2-s clip."""
     from grounding_agent.media.video import open_video
+
+    LIMITS.check_fps(fps)  # before the video is opened: nothing runs away
 
     duration_s = open_video(path).duration_s
     skip = frozenset(name for name in SIGNALS if getattr(weights, name) == 0)

@@ -10,8 +10,9 @@
     GET    /docs                        OpenAPI UI (schema at /openapi.json)
 
 `video` is relative to the media root; anything resolving outside it is refused (403). Status codes:
-404 unknown session or video, 422 malformed body or unreadable video, 502 model server failure, 503 too
-many requests waiting. Model work runs in worker threads, at most `max_concurrency` at once; sessions
+400 a Host header not in `allowed_hosts` (DNS rebinding), 404 unknown session or video, 413 a body over
+`max_body_bytes`, 422 malformed body (details say where and what kind, never echo the input) or unreadable
+video, 502 model server failure, 503 too many requests waiting. Model work runs in worker threads, at most `max_concurrency` at once; sessions
 expire `ttl_s` seconds after their last turn and the least recently used go first beyond `max_sessions`.
 Routes live by resource in `health`, `ground`, `sessions` (+ `stream`); what they share in `state`.
 """
@@ -19,17 +20,21 @@ Routes live by resource in `health`, `ground`, `sessions` (+ `stream`); what the
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from grounding_agent.defaults import HTTP_SERVICE, ServiceLimits
+from grounding_agent.defaults import HTTP_SERVICE, LOCAL_NAMES, ServiceLimits
 from grounding_agent.errors import GroundingAgentError
 from grounding_agent.http import ground, health, sessions
+from grounding_agent.http.guard import BodyGuard, validation_error
 from grounding_agent.http.media import MediaRoot
-from grounding_agent.http.state import Service, SessionFactory, SessionStore, one_line, status_of
+from grounding_agent.http.state import Service, SessionFactory, SessionStore, status_of
 
 
 def create_app(
@@ -37,11 +42,13 @@ def create_app(
     *,
     media_root: str | Path,
     grounder_name: str = "",
-    max_sessions: int = HTTP_SERVICE.max_sessions,
-    ttl_s: float = HTTP_SERVICE.session_ttl_s,
-    max_concurrency: int = HTTP_SERVICE.max_concurrency,
-    max_pending: int = HTTP_SERVICE.max_pending,
-    ground_cache: int = HTTP_SERVICE.ground_cache,
+    max_sessions: int | None = None,
+    ttl_s: float | None = None,
+    max_concurrency: int | None = None,
+    max_pending: int | None = None,
+    ground_cache: int | None = None,
+    limits: ServiceLimits = HTTP_SERVICE,
+    allowed_hosts: Sequence[str] = LOCAL_NAMES,
     clock: Callable[[], float] = time.monotonic,
 ) -> FastAPI:
     """The FastAPI app.
@@ -52,9 +59,15 @@ def create_app(
         max_concurrency: model calls in worker threads at once; max_pending: requests allowed to wait
             (more get 503).
         ground_cache: sessions kept for /v1/ground, one per video, so its frames are decoded once.
+        limits: every bound (the five above override its fields): body size, field lengths, top_k, ...
+        allowed_hosts: Host header values served (a port is ignored; "*" serves any): others get 400, so
+            a DNS name rebound to this machine cannot reach it. `grounding-agent api` passes its bind
+            address too. Starlette's TestClient sends "testserver".
         clock: time source of the session TTL (tests pass a fake one).
     """
-    limits = ServiceLimits(max_sessions, ttl_s, max_concurrency, max_pending, ground_cache)
+    given = {"max_sessions": max_sessions, "session_ttl_s": ttl_s, "max_concurrency": max_concurrency,
+             "max_pending": max_pending, "ground_cache": ground_cache}  # fmt: skip
+    limits = replace(limits, **{name: value for name, value in given.items() if value is not None})
     app = FastAPI(
         title="grounding-agent",
         version="1",
@@ -62,17 +75,21 @@ def create_app(
     )
     app.state.service = Service(
         session_factory,
-        MediaRoot(media_root),
-        SessionStore(max_sessions, ttl_s, clock),
+        MediaRoot(media_root, limits.max_path_chars),
+        SessionStore(limits.max_sessions, limits.session_ttl_s, clock),
         limits,
         grounder_name,
     )
     for module in (health, ground, sessions):
         app.include_router(module.router)
     app.add_exception_handler(GroundingAgentError, typed_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    # Outermost first: a foreign Host is refused before a byte of its body is read.
+    app.add_middleware(BodyGuard, limits=limits)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
     return app
 
 
 async def typed_error(request: Request, exc: Exception) -> JSONResponse:
-    """A library error as its HTTP status and a one-line detail."""
-    return JSONResponse({"detail": one_line(exc)}, status_code=status_of(exc))
+    """A library error as its HTTP status and a one-line detail (paths relative to the media root)."""
+    return JSONResponse({"detail": request.app.state.service.detail(exc)}, status_code=status_of(exc))

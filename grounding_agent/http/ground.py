@@ -16,6 +16,8 @@ router = APIRouter(tags=["ground"])
     "/v1/ground", summary="Ground one query in one video: a Prediction (schemas/prediction.schema.json)"
 )
 async def ground(body: GroundRequest, svc: Service = Depends(service)) -> StrictJSONResponse:
+    svc.check_text("query", body.query, svc.limits.max_query_chars)
+    svc.check_top_k(body.top_k)
     path = svc.media.resolve(body.video)
 
     def work() -> dict[str, Any]:

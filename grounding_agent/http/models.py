@@ -11,18 +11,20 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# Lengths and top_k are bounded by the service's `ServiceLimits` (set by `grounding-agent api`), checked
+# in the routes; the body's size and shape were bounded before parsing (`guard`).
 class GroundRequest(_Body):
-    video: str = Field(min_length=1, max_length=4096, description="path relative to the media root")
-    query: str = Field(min_length=1, max_length=2000, description="what to find")
-    top_k: int = Field(1, ge=1, le=50, description="how many moments")
+    video: str = Field(min_length=1, description="path relative to the media root")
+    query: str = Field(min_length=1, description="what to find")
+    top_k: int = Field(1, ge=1, description="how many moments")
 
 
 class SessionRequest(_Body):
-    video: str = Field(min_length=1, max_length=4096, description="path relative to the media root")
+    video: str = Field(min_length=1, description="path relative to the media root")
 
 
 class MessageRequest(_Body):
-    message: str = Field(min_length=1, max_length=4000)
+    message: str = Field(min_length=1)
     stream: bool = Field(False, description="answer as server-sent events (text/event-stream)")
 
 

@@ -49,11 +49,12 @@ async def delete_session(sid: str, svc: Service = Depends(service)) -> Response:
     },
 )
 async def message(sid: str, body: MessageRequest, svc: Service = Depends(service)) -> Any:
-    session, _ = svc.sessions.get(sid)
+    svc.check_text("message", body.message, svc.limits.max_message_chars)
+    entry = svc.sessions.begin(sid)
     if body.stream:
-        return EventSourceResponse(turn_events(svc, sid, session, body.message))
+        return EventSourceResponse(turn_events(svc, sid, entry, body.message))
     try:
-        answer = await svc.run(session.ask, body.message)
+        answer = await svc.run(entry[0].ask, body.message)
     finally:
-        svc.sessions.touch(sid)  # the time to live counts from the end of the last turn
+        svc.sessions.end(sid, entry)  # the time to live counts from the end of the last turn
     return StrictJSONResponse(answer.to_dict())

@@ -23,7 +23,7 @@ from grounding_agent.errors import (
     VideoError,
     VideoNotFoundError,
 )
-from grounding_agent.http.media import ForbiddenPathError, MediaRoot
+from grounding_agent.http.media import ForbiddenPathError, MediaRoot, shown
 from grounding_agent.io import dumps_json
 from grounding_agent.utils.cache import BoundedCache
 
@@ -70,13 +70,15 @@ class StrictJSONResponse(JSONResponse):
 
 class SessionStore:
     """Sessions by id, in a `BoundedCache`: the least recently used go beyond `max_sessions`, and a session
-    expires `ttl_s` seconds after its last use (a look-up, or the end of a turn: call `touch`)."""
+    expires `ttl_s` seconds after its last use: a look-up, or the END of a turn (`begin` ... `end`), so a
+    turn longer than `ttl_s` does not lose its session under it."""
 
     def __init__(self, max_sessions: int, ttl_s: float, clock: Callable[[], float]):
         if max_sessions < 1 or ttl_s <= 0:
             raise ConfigError("max_sessions must be >= 1 and ttl_s > 0")
         self.ttl_s = ttl_s
         self._items: BoundedCache[str, tuple[Any, str]] = BoundedCache(max_sessions, ttl_s=ttl_s, timer=clock)
+        self._turns: dict[str, int] = {}  # turns running per session (all on the event loop: no lock)
 
     def add(self, session: Any, video: str) -> str:
         sid = secrets.token_urlsafe(12)
@@ -87,18 +89,31 @@ class SessionStore:
         found = self._items.get(sid)
         if found is None:
             raise UnknownSessionError(
-                f"no session {sid!r} (never created, deleted or expired); POST /v1/sessions"
+                f"no session {shown(sid, 40)} (never created, deleted or expired); POST /v1/sessions"
             )
         self._items.touch(sid)
         return found
 
-    def touch(self, sid: str) -> None:
-        """Restart the session's time to live (at the end of a turn)."""
-        self._items.touch(sid)
+    def begin(self, sid: str) -> tuple[Any, str]:
+        """The session, for a turn that `end` closes."""
+        found = self.get(sid)
+        self._turns[sid] = self._turns.get(sid, 0) + 1
+        return found
+
+    def end(self, sid: str, entry: tuple[Any, str]) -> None:
+        """The turn is over: the time to live starts now, even if the session timed out during the turn
+        (unless it was deleted meanwhile)."""
+        running = self._turns.pop(sid, 0)
+        if running == 0:
+            return  # deleted during the turn
+        if running > 1:
+            self._turns[sid] = running - 1
+        self._items.set(sid, entry)
 
     def delete(self, sid: str) -> None:
+        self._turns.pop(sid, None)
         if self._items.pop(sid) is None:
-            raise UnknownSessionError(f"no session {sid!r}")
+            raise UnknownSessionError(f"no session {shown(sid, 40)}")
 
     def __len__(self) -> int:
         return len(self._items)
@@ -130,6 +145,21 @@ class Service:
             return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs), limiter=self.limiter)
         finally:
             self.pending -= 1
+
+    def detail(self, exc: BaseException) -> str:
+        """What a client is told: the error's first line, naming paths relative to the media root."""
+        return self.media.redact(one_line(exc))
+
+    def check_text(self, name: str, text: str, most: int) -> str:
+        """`text` if at most `most` characters, else a 422 that does not echo it."""
+        if len(text) > most:
+            raise ConfigError(f"{name} is {len(text):,} characters; the most is {most:,}")
+        return text
+
+    def check_top_k(self, top_k: int) -> int:
+        if not 1 <= top_k <= self.limits.max_top_k:
+            raise ConfigError(f"top_k must be 1 to {self.limits.max_top_k}")
+        return top_k
 
     def ground_session(self, path: Path) -> Any:
         """The /v1/ground session of this video (one per file version, so its frames are decoded once)."""

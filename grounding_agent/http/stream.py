@@ -17,7 +17,7 @@ import anyio.from_thread
 from fastapi.sse import ServerSentEvent, format_sse_event
 
 from grounding_agent.errors import GroundingAgentError
-from grounding_agent.http.state import Service, one_line, status_of
+from grounding_agent.http.state import Service, status_of
 from grounding_agent.io import dumps_json
 
 
@@ -26,8 +26,9 @@ def encode(event: ServerSentEvent) -> bytes:
     return format_sse_event(data_str=dumps_json(event.data), event=event.event)
 
 
-async def turn_events(svc: Service, sid: str, session: Any, message: str) -> AsyncIterator[bytes]:
-    """`session.ask(message)` in a worker thread, its events yielded as they happen."""
+async def turn_events(svc: Service, sid: str, entry: tuple[Any, str], message: str) -> AsyncIterator[bytes]:
+    """`session.ask(message)` in a worker thread, its events yielded as they happen; `entry` is the
+    (session, video) that `svc.sessions.begin(sid)` gave."""
     send, receive = anyio.create_memory_object_stream[ServerSentEvent](math.inf)
 
     def on_event(kind: str, data: Any) -> None:  # in the worker thread
@@ -39,14 +40,14 @@ async def turn_events(svc: Service, sid: str, session: Any, message: str) -> Asy
     async def turn() -> None:
         async with send:
             try:
-                answer = await svc.run(session.ask, message, on_event=on_event)
+                answer = await svc.run(entry[0].ask, message, on_event=on_event)
                 send.send_nowait(ServerSentEvent(event="answer", data=answer.to_dict()))
             except GroundingAgentError as exc:
                 send.send_nowait(
-                    ServerSentEvent(event="error", data={"detail": one_line(exc), "status": status_of(exc)})
+                    ServerSentEvent(event="error", data={"detail": svc.detail(exc), "status": status_of(exc)})
                 )
             finally:
-                svc.sessions.touch(sid)  # the time to live counts from the end of the last turn
+                svc.sessions.end(sid, entry)  # the time to live counts from the end of the last turn
             send.send_nowait(ServerSentEvent(event="done", data={}))
 
     async with anyio.create_task_group() as tasks, receive:

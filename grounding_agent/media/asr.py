@@ -126,6 +126,25 @@ class TranscribeStats:
     audio_s_transcribed: float = 0.0
 
 
+def check_language(language: str | None) -> str | None:
+    """`language` if Whisper knows the code (None: detect it), else a one-line `ConfigError` naming the codes.
+
+    Checked here, not by faster-whisper: its ValueError comes only after the model is loaded.
+    """
+    if language is None:
+        return None
+    try:
+        from faster_whisper.tokenizer import _LANGUAGE_CODES as codes  # the list faster-whisper checks
+    except ImportError:  # the speech extra is missing: the Transcriber says so itself
+        return language
+    if language not in codes:
+        raise ConfigError(
+            f"--asr-language {str(language)[:40]!r} is not a language code Whisper knows; "
+            f"give one of: {' '.join(sorted(codes))} (or leave it out to detect the language)"
+        )
+    return language
+
+
 class Transcriber:
     """ASR over a video's audio track with VAD, chunked streaming and a content-hash cache.
 
@@ -162,7 +181,7 @@ class Transcriber:
         if beam_size < 1:
             raise ConfigError(f"beam_size must be >= 1, got {beam_size}")
         self.model_name = str(model)
-        self.language = language
+        self.language = check_language(language)
         self.device, self.compute_type, self.beam_size, self.vad = device, compute_type, beam_size, vad
         self.chunk_s = chunk_s
         self.cache_dir = Path(cache_dir) if cache_dir is not None else cache_folder("transcripts")

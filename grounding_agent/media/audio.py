@@ -1,5 +1,10 @@
 """Audio in a media file: whether it has a stream, decoding it resampled (streamed in blocks), and its
-loudness as a `Curve`."""
+loudness as a `Curve`.
+
+Times are the video's: sample 0 is at time zero, the first presented video frame (`video.time_origin`),
+so audio that starts later is led by silence and audio that starts earlier (an edit list's pre-roll, a
+negative timestamp offset) loses what precedes it. An audio-only file counts from its container's start.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,14 @@ from pathlib import Path
 import av
 import numpy as np
 
-from grounding_agent.errors import ConfigError, CorruptVideoError, NotAVideoError, VideoNotFoundError
+from grounding_agent.errors import (
+    ConfigError,
+    CorruptVideoError,
+    NotAVideoError,
+    VideoError,
+    VideoNotFoundError,
+)
+from grounding_agent.media.video import time_origin
 from grounding_agent.types import Curve
 
 # dBFS floor for silence, so log(0) never happens and digital silence does not dominate the range.
@@ -50,16 +62,12 @@ def audio_energy(path: str | Path, *, hop_s: float = 0.5, sample_rate: int = 160
     hop = max(1, int(round(hop_s * sample_rate)))
     rms: list[float] = []
     pending = np.zeros(0, dtype=np.float64)  # samples not yet filling a whole hop
-    start_s: float | None = None
     with open_container(path) as container:
         if not container.streams.audio:
             return None
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
         try:
-            for frame in decoded_then_flushed(container, container.streams.audio[0], resampler):
-                if start_s is None:
-                    start_s = max(0.0, float(frame.time or 0.0))
-                pending = np.concatenate([pending, frame.to_ndarray().reshape(-1).astype(np.float64)])
+            for samples in aligned_samples(path, container, sample_rate):
+                pending = np.concatenate([pending, samples.astype(np.float64)])
                 n_full = len(pending) // hop
                 if n_full:
                     blocks = pending[: n_full * hop].reshape(n_full, hop)
@@ -74,7 +82,7 @@ def audio_energy(path: str | Path, *, hop_s: float = 0.5, sample_rate: int = 160
     if not rms:
         return None
     db = np.maximum(20.0 * np.log10(np.maximum(np.asarray(rms), 1e-12)), SILENCE_DB)
-    return Curve("audio", (start_s or 0.0) + np.asarray(centres) / sample_rate, db)
+    return Curve("audio", np.asarray(centres) / sample_rate, db)
 
 
 def iter_audio(path: str | Path, block_s: float = 30.0, sample_rate: int = 16000) -> Iterator[np.ndarray]:
@@ -92,11 +100,10 @@ def iter_audio(path: str | Path, block_s: float = 30.0, sample_rate: int = 16000
     with open_container(path) as container:
         if not container.streams.audio:
             return
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
         try:
-            for frame in decoded_then_flushed(container, container.streams.audio[0], resampler):
-                pending.append(frame.to_ndarray().reshape(-1))
-                size += pending[-1].size
+            for samples in aligned_samples(path, container, sample_rate):
+                pending.append(samples)
+                size += samples.size
                 if size >= block:
                     yield np.concatenate(pending).astype(np.float32, copy=False)
                     pending, size = [], 0
@@ -104,6 +111,38 @@ def iter_audio(path: str | Path, block_s: float = 30.0, sample_rate: int = 16000
             raise CorruptVideoError(path, f"audio stream fails to decode ({exc.strerror or exc})") from exc
     if pending:
         yield np.concatenate(pending).astype(np.float32, copy=False)
+
+
+def aligned_samples(
+    path: str | Path, container: av.container.InputContainer, sample_rate: int
+) -> Iterator[np.ndarray]:
+    """The first audio stream as mono float32 arrays at `sample_rate`, sample 0 at the video's time zero."""
+    zero_s = _zero_s(path, container)
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+    skip = None  # samples before time zero still to drop (None: the first frame's time not seen yet)
+    for frame in decoded_then_flushed(container, container.streams.audio[0], resampler):
+        samples = frame.to_ndarray().reshape(-1)
+        if skip is None:
+            lead = round(((frame.time if frame.time is not None else zero_s) - zero_s) * sample_rate)
+            if lead > 0:  # the audio starts after the first frame: silence until it does
+                yield np.zeros(lead, dtype=np.float32)
+            skip = max(0, -lead)
+        if skip:
+            samples, skip = samples[skip:], max(0, skip - samples.size)
+        if samples.size:
+            yield samples
+
+
+def _zero_s(path: str | Path, container: av.container.InputContainer) -> float:
+    """Time zero on the container's clock (PyAV's frame.time): the first presented video frame's, else
+    (audio only, or a video stream decord cannot index) the container's start."""
+    start_s = (container.start_time or 0) / av.time_base
+    if not [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]:
+        return start_s
+    try:
+        return time_origin(path).container_s
+    except VideoError:  # its picture is unreadable: the sound still counts from the container's start
+        return start_s
 
 
 def decoded_then_flushed(container, stream, resampler) -> Iterator[av.AudioFrame]:

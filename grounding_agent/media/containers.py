@@ -34,12 +34,18 @@ class ContainerInfo:
         declared_s: the video duration the container declares, when reliable; else None.
         width, height: the coded size (before the display rotation).
         quarter_turns: display rotation in counterclockwise quarter turns (np.rot90's k).
+        stream_start_s: the stream's start_time in seconds of the container's clock (decord's times
+            count from it).
+        container_start_s: the container's start_time, the clock the ffmpeg command line counts from
+            (its `-ss` and filter timestamps are relative to it).
     """
 
     declared_s: float | None
     width: int
     height: int
     quarter_turns: int
+    stream_start_s: float = 0.0
+    container_start_s: float = 0.0
 
 
 def check_container(path: Path) -> ContainerInfo:
@@ -62,6 +68,8 @@ def check_container(path: Path) -> ContainerInfo:
             stream.codec_context.width,
             stream.codec_context.height,
             _quarter_turns(container, stream),
+            float((stream.start_time or 0) * (stream.time_base or 1)),
+            (container.start_time or 0) / av.time_base,
         )
         _check_complete(path, container, stream, info.declared_s)
         return info
@@ -76,7 +84,10 @@ def _is_mp4(path: Path) -> bool:
 def _video_stream(path: Path, container: av.container.InputContainer) -> av.VideoStream:
     streams = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
     if not streams:
-        kinds = sorted({s.type for s in container.streams}) or ["no streams"]
+        # An attached picture (cover art) is a still in a "video" stream, not a video: say what the file is.
+        if any(s.type == "video" for s in container.streams) and container.streams.audio:
+            raise NoVideoStreamError(path, "is an audio file with cover art, not a video; pass a video file")
+        kinds = sorted({s.type for s in container.streams if s.type != "video"}) or ["no streams"]
         raise NoVideoStreamError(path, f"has no video stream (found: {', '.join(kinds)}); pass a video file")
     if streams[0].codec_context is None:
         raise UnsupportedCodecError(

@@ -27,7 +27,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from grounding_agent.defaults import MEDIA
+from grounding_agent.defaults import LIMITS, MEDIA
 from grounding_agent.errors import ConfigError, CorruptVideoError, SamplingError
 from grounding_agent.media.frame_cache import DEFAULT_FRAME_CACHE, FrameCache
 from grounding_agent.media.frame_plan import plan_from_index, positive_int
@@ -100,7 +100,7 @@ def sample_frames(
     if threads is not None and not positive_int(threads):
         raise SamplingError(index.video.path, f"threads must be a whole number >= 1, got {threads!r}")
     frame_cache = DEFAULT_FRAME_CACHE if cache is True else (cache if isinstance(cache, FrameCache) else None)
-
+    _check_bytes(len(plan.indices), size)
     pixels = np.empty((len(plan.indices), size[1], size[0], 3), dtype=np.uint8)
     keys = [(key, size, int(i)) for i in plan.indices]
     todo = _from_cache(frame_cache, keys, pixels)
@@ -119,6 +119,16 @@ def sample_frames(
         requested_fps=plan.requested_fps,
         window_s=plan.window_s,
     )
+
+
+def _check_bytes(count: int, size: tuple[int, int]) -> None:
+    """Refuse, before decoding, a sampling whose pixels would not fit `LIMITS.max_sample_bytes`."""
+    need = count * size[0] * size[1] * 3
+    if need > LIMITS.max_sample_bytes:
+        raise ConfigError(
+            f"{count} frames of {size[0]}x{size[1]} would hold {need / 2**30:.1f} GiB of pixels; the most one "
+            f"sampling holds is {LIMITS.max_sample_bytes / 2**30:.0f} GiB: lower fps, max_frames or max_pixels"
+        )
 
 
 def _from_cache(cache: FrameCache | None, keys: list, out: np.ndarray) -> list[int]:
@@ -158,7 +168,7 @@ def _decode_into(
     reader = decord_reader(path, *(coded if size != (index.video.width, index.video.height) else (-1, -1)))
     for chunk in np.array_split(missing, math.ceil(len(missing) / _DECORD_CHUNK)):  # bounded extra memory
         try:
-            batch = reader.get_batch(wanted[chunk].tolist()).asnumpy()
+            batch = reader.get_batch((wanted[chunk] + index.first).tolist()).asnumpy()  # decord's own index
             out[slots[chunk]] = np.rot90(batch, turns, axes=(1, 2)) if turns else batch
         except DECORD_ERRORS as exc:
             logger.debug("%s: decord failed too: %s", path, exc)
@@ -293,16 +303,21 @@ def _walk_gops(
     time_base = stream.time_base or Fraction(1, 1)
     origin = stream.start_time or 0
     seconds_per_tick = float(time_base)  # floats, not Fractions, per frame: within 1 ulp, far below tol
+    zero_s = index.zero_s  # the first presented frame's time on the stream's clock
     frames = None  # decoding generator, None until the first seek
     pos_s = -math.inf  # time of the last decoded frame
     pending = None  # a decoded frame not yet consumed (it came after a target that never appeared)
     for i, t in enumerate(targets):
         key_s = index.key_starts_s[np.searchsorted(index.key_starts_s, t + tol, side="right") - 1]
         if frames is None or key_s > pos_s + tol or t < pos_s - tol:
-            # Land just after the keyframe's decord time (float32) so a backward seek finds it.
-            container.seek(int((key_s + tol / 2) / time_base) + origin, stream=stream, backward=True)
-            stream.codec_context.flush_buffers()
-            frames, pending = _decode_kept(container, stream, targets, tol), None
+            # A fresh demuxer already stands at the first GOP: no seek (a pre-roll keyframe may have no
+            # timestamp to seek to). Else land just after the keyframe's decord time (float32) so a
+            # backward seek finds it.
+            if frames is not None or key_s > index.key_starts_s[0] + tol:
+                target = int((key_s + zero_s + tol / 2) / time_base) + origin
+                container.seek(target, stream=stream, backward=True)
+                stream.codec_context.flush_buffers()
+            frames, pending = _decode_kept(container, stream, targets + zero_s, tol), None
         while True:
             frame = pending if pending is not None else next(frames, None)
             pending = None
@@ -310,7 +325,7 @@ def _walk_gops(
                 break
             if frame.pts is None:
                 continue
-            frame_s = (frame.pts - origin) * seconds_per_tick
+            frame_s = (frame.pts - origin) * seconds_per_tick - zero_s
             pos_s = frame_s
             if frame_s >= t - tol:
                 break
@@ -372,8 +387,9 @@ def iter_frame_chunks(
         ConfigError: if fps, chunk_s or threads is not positive.
         VideoError: (subclasses) if the file cannot be opened or decoded.
     """
-    if fps <= 0 or chunk_s <= 0:
-        raise ConfigError(f"fps and chunk_s must be > 0, got fps={fps}, chunk_s={chunk_s}")
+    LIMITS.check_fps(fps)  # before the chunk grid: 1e6 fps would plan 60 M targets per chunk
+    if not chunk_s > 0:
+        raise ConfigError(f"chunk_s must be > 0, got {chunk_s}")
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise ConfigError(f"threads must be a whole number >= 1, got {threads!r}")
     video = open_video(path)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from grounding_agent.defaults import LIMITS
 from grounding_agent.errors import SamplingError
 from grounding_agent.media.video import VideoIndex, _file_key, _load_index, path_of
 from grounding_agent.types import Video
@@ -68,6 +69,8 @@ def plan_from_index(
     count = max(1, math.ceil(length * rate - 1e-9))
     if max_frames is not None and count > max_frames:
         count, rate = int(max_frames), max_frames / length
+    # Before any array is made: a week of video at 240 fps would be 145 M targets.
+    LIMITS.check_count(count, "the frames this sampling takes (fps x window seconds)", LIMITS.max_frames)
     targets = start + np.arange(count) / rate
     if keyframes_only:
         indices = _nearest_keyframes(index, targets, start, end)
@@ -95,6 +98,10 @@ def _check_counts(path, fps, max_frames, max_pixels) -> None:
         raise SamplingError(path, f"fps must be a positive number, got {fps!r}")
     if max_frames is not None and not positive_int(max_frames):
         raise SamplingError(path, f"max_frames must be a positive integer, got {max_frames!r}")
+    if fps is not None:
+        LIMITS.check_fps(float(fps))
+    if max_frames is not None:
+        LIMITS.check_count(int(max_frames), "max_frames", LIMITS.max_frames)
     if max_pixels is not None and not positive_int(max_pixels):
         raise SamplingError(path, f"max_pixels must be a positive integer, got {max_pixels!r}")
 

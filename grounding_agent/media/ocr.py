@@ -33,7 +33,7 @@ from grounding_agent.utils.cache import cache_folder, file_fingerprint
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: times count from the first presented frame (edit lists, negative offsets)
 # Mean absolute pixel difference (0-255) below which a frame shows the same text as the last one read.
 SAME_FRAME = 3.0
 MIN_LINE_SCORE = 0.5

@@ -5,23 +5,41 @@ form, subtitles, and finding where a quote was said (`Transcript.search`, `said_
     transcript.search("my favorite color is blue")      # -> [SpeechMatch(start_s, end_s, score, ...)]
 
 A match never spans a pause of PAUSE_S or more; the token matching itself is `text_match`'s.
+
+A transcript read from a file is checked (`check_times`: finite, non-negative, start <= end, or a one-line
+error naming the word) and, once the video is known, fitted to it (`fit_to_video`: a transcript reaching
+past the video's end is of another video and refused; a word just past the end is clamped, with a note).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
+from grounding_agent.defaults import TRANSCRIPT_LIMITS
 from grounding_agent.errors import ConfigError
 from grounding_agent.media.text_match import best_alignments, normalize
 from grounding_agent.types import Curve, Evidence, Moment
 
-__all__ = ["CACHE_VERSION", "Segment", "SpeechMatch", "Transcript", "Word", "said_in", "search_words"]
+__all__ = [
+    "CACHE_VERSION",
+    "Segment",
+    "SpeechMatch",
+    "Transcript",
+    "Word",
+    "check_times",
+    "fit_to_video",
+    "said_in",
+    "search_words",
+]
 
-CACHE_VERSION = 1  # bump when the stored layout or the meaning of a key changes
+CACHE_VERSION = (
+    2  # bump when the stored layout or the meaning of a key changes (2: time zero = first presented frame)
+)
 PAUSE_S = 1.0  # a silence this long between two words ends a run: a quote is not matched across it
 
 
@@ -159,15 +177,17 @@ class Transcript:
             )
             for s in data["segments"]
         )
-        return cls(
-            segments=segments,
-            duration_s=float(data["duration_s"]),
-            language=str(data.get("language", "")),
-            speech_regions=tuple((float(a), float(b)) for a, b in data.get("speech_regions", [])),
-            has_audio=bool(data.get("has_audio", True)),
-            model=str(data.get("model", "")),
-            notes=tuple(str(n) for n in data.get("notes", [])),
-            from_cache=from_cache,
+        return check_times(
+            cls(
+                segments=segments,
+                duration_s=float(data["duration_s"]),
+                language=str(data.get("language", "")),
+                speech_regions=tuple((float(a), float(b)) for a, b in data.get("speech_regions", [])),
+                has_audio=bool(data.get("has_audio", True)),
+                model=str(data.get("model", "")),
+                notes=tuple(str(n) for n in data.get("notes", [])),
+                from_cache=from_cache,
+            )
         )
 
     def to_subtitles(self, fmt: str) -> str:
@@ -182,6 +202,96 @@ class Transcript:
                 pysubs2.SSAEvent(start=round(s.start_s * 1000), end=round(s.end_s * 1000), text=s.text)
             )
         return subs.to_string(fmt)
+
+
+_REDO = (
+    "fix or remove it, or transcribe this video: `grounding-agent transcribe VIDEO --asr-model DIR --json`"
+)
+
+
+def check_times(transcript: Transcript) -> Transcript:
+    """`transcript` when every time in it is a finite number of seconds >= 0 and each start <= its end.
+
+    Raises:
+        ConfigError: one line naming the first bad word (counted from 1 over the whole transcript), segment
+            or speech region, and how to fix it. Never dropped silently: a word at Infinity would cut to
+            the end of the video, a NaN one would vanish from every search.
+    """
+    count = 0
+    for number, segment in enumerate(transcript.segments, 1):
+        for word in segment.words:
+            count += 1
+            _check_span(f"word {count}", word.text, word.start_s, word.end_s)
+        _check_span(f"segment {number}", segment.text, segment.start_s, segment.end_s)
+    for number, (start, end) in enumerate(transcript.speech_regions, 1):
+        _check_span(f"speech region {number}", None, start, end)
+    if not (math.isfinite(transcript.duration_s) and transcript.duration_s >= 0):
+        raise ConfigError(
+            f"the transcript's duration_s ({transcript.duration_s}) is not a finite number >= 0; {_REDO}"
+        )
+    return transcript
+
+
+def _check_span(what: str, text: str | None, start_s: float, end_s: float) -> None:
+    if not (math.isfinite(start_s) and math.isfinite(end_s)):
+        problem = "has a time that is not a finite number of seconds"
+    elif start_s < 0:
+        problem = "starts before the video does (a negative time)"
+    elif end_s < start_s:
+        problem = "ends before it starts"
+    else:
+        return
+    said = "" if text is None else f"{text[:40]!r}, "
+    raise ConfigError(f"transcript {what} ({said}{start_s}..{end_s} s) {problem}; {_REDO}")
+
+
+def fit_to_video(transcript: Transcript, duration_s: float) -> tuple[Transcript, list[str]]:
+    """`transcript` fitted to a video `duration_s` long, and notes on what was changed or is missing.
+
+    Words ending up to `TRANSCRIPT_LIMITS.foreign_slack_s` past the end are clamped to it (rounding,
+    a last word held a little long); further, or a recorded duration that much longer, is the transcript
+    of another video: refused. A recorded duration that much shorter gets a note (words after it are
+    unknown).
+
+    Raises:
+        ConfigError: the transcript is of another (longer) video.
+    """
+    slack = TRANSCRIPT_LIMITS.foreign_slack_s
+    words = transcript.words
+    last_s = max([w.end_s for w in words] + [s.end_s for s in transcript.segments]
+                 + [b for _, b in transcript.speech_regions] + [0.0])  # fmt: skip
+    if last_s > duration_s + slack or transcript.duration_s > duration_s + slack:
+        reach = max(last_s, transcript.duration_s)
+        raise ConfigError(
+            f"the transcript runs to {reach:.2f} s but the video is {duration_s:.2f} s long: it is the "
+            f"transcript of another video; {_REDO.split(', or ', 1)[1]}"
+        )
+    notes = []
+    if transcript.duration_s and transcript.duration_s < duration_s - slack:
+        notes.append(
+            f"the transcript covers {transcript.duration_s:.2f} s of this {duration_s:.2f} s video "
+            "(made from another or a cut video?): nothing said after that is known"
+        )
+    if last_s <= duration_s:
+        return transcript, notes
+    late = sum(w.end_s > duration_s for w in words)
+    notes.append(
+        f"the transcript runs {last_s - duration_s:.2f} s past the video's end ({duration_s:.2f} s): "
+        f"{late} word(s) clamped to it"
+    )
+    return _clamped(transcript, duration_s), notes
+
+
+def _clamped(transcript: Transcript, end_s: float) -> Transcript:
+    def word(w: Word) -> Word:
+        return replace(w, start_s=min(w.start_s, end_s), end_s=min(w.end_s, end_s))
+
+    segments = tuple(
+        replace(s, start_s=min(s.start_s, end_s), end_s=min(s.end_s, end_s), words=tuple(map(word, s.words)))
+        for s in transcript.segments
+    )
+    regions = tuple((min(a, end_s), min(b, end_s)) for a, b in transcript.speech_regions)
+    return replace(transcript, segments=segments, speech_regions=regions)
 
 
 def search_words(

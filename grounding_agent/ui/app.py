@@ -11,8 +11,12 @@ video is opened only from inside the media root (or from an upload, which Gradio
 
 from __future__ import annotations
 
+import contextlib
 import html
 import os
+import re
+import shutil
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from grounding_agent.defaults import UI
+from grounding_agent.defaults import EDIT_LIMITS, UI
 from grounding_agent.errors import ConfigError, GroundingAgentError
 from grounding_agent.types import Evidence, Moment
 from grounding_agent.utils.cache import BoundedCache
@@ -32,6 +36,10 @@ if TYPE_CHECKING:
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".mov", ".m4v", ".avi")
 PLAYER_ID = "player"
 EDIT_EXPORTS = (".edl", ".otio", ".fcpxml", ".xml", ".srt")
+# Inline Markdown (a note is the text of a "- " item); & < > are left to html.escape. An underscore inside a
+# word never starts emphasis, so "a_b.mp4" stays as it is.
+_MARKDOWN_SPECIAL = re.compile(r"[\\`*\[\]#!|~]|(?<!\w)_|_(?!\w)")
+_UNSAFE_FILE_CHARS = re.compile(r"[^\w.-]+")
 
 # Clicking a chip seeks the player: one delegated listener on the chip strip survives every re-render.
 CHIPS_JS = """
@@ -60,13 +68,19 @@ class UIConfig:
         media_root: the only folder videos are opened (and served) from.
         output_root: per-session outputs (timelines, exports, renders) go to a sub-folder of it.
         max_upload_mb: Gradio refuses larger uploads.
-        max_sessions: sessions kept in memory (least recently used is dropped first).
+        max_sessions: sessions kept in memory (least recently used is dropped first); a dropped session's
+            output folder and its upload (when no other session uses it) are deleted.
+        upload_root: where Gradio keeps uploads (None: Gradio's upload folder); only files inside it are
+            ever deleted as uploads.
+        max_path_chars: longest path the file route looks at (`ui.server`).
     """
 
     media_root: Path
     output_root: Path
     max_upload_mb: int = UI.max_upload_mb
     max_sessions: int = UI.max_sessions
+    upload_root: Path | None = None
+    max_path_chars: int = UI.max_path_chars
 
     def __post_init__(self) -> None:
         if not Path(self.media_root).is_dir():
@@ -83,6 +97,15 @@ def launch_options(config: UIConfig) -> dict[str, Any]:
     }
 
 
+def upload_root(config: UIConfig) -> Path:
+    """The folder uploads land in: `config.upload_root`, else Gradio's ($GRADIO_TEMP_DIR or <tmp>/gradio)."""
+    if config.upload_root is not None:
+        return Path(config.upload_root).resolve()
+    from gradio.utils import get_upload_folder
+
+    return Path(get_upload_folder()).resolve()
+
+
 def list_videos(media_root: Path) -> list[str]:
     """Video files under the media root, as sorted paths relative to it (symlinks leaving it are skipped)."""
     root = Path(media_root).resolve()
@@ -96,22 +119,29 @@ def list_videos(media_root: Path) -> list[str]:
 def resolve_media(media_root: Path, relative: str) -> Path:
     """The file `relative` names inside the media root; anything resolving outside it is refused."""
     root = Path(media_root).resolve()
+    shown = repr(relative if len(relative or "") <= 80 else relative[:80] + "…")
     if not relative or "\x00" in relative or Path(relative).is_absolute():
-        raise ConfigError(f"pick a video inside the media root, got {relative!r}")
-    path = (root / relative).resolve()
-    if not path.is_relative_to(root):
-        raise ConfigError(f"{relative!r} is outside the media root")
-    if not path.is_file():
-        raise ConfigError(f"{relative!r}: no such video in the media root")
+        raise ConfigError(f"pick a video inside the media root, got {shown}")
+    try:
+        path = (root / relative).resolve()
+        outside = not path.is_relative_to(root)
+        regular = not outside and path.is_file()
+    except (OSError, ValueError):  # a name longer than the file system allows, a link loop
+        raise ConfigError(f"{shown}: not a usable path in the media root") from None
+    if outside:
+        raise ConfigError(f"{shown} is outside the media root")
+    if not regular:  # missing, or a folder / FIFO (which would block the decoder)
+        raise ConfigError(f"{shown}: no such video in the media root")
     return path
 
 
 class SessionStore:
-    """Open sessions by key in a `BoundedCache`: the least recently used is dropped first (memory stays bounded)."""
+    """Open sessions by key in a `BoundedCache`: the least recently used is dropped first (memory stays
+    bounded), and `on_evict(key, session)` hears each one dropped."""
 
-    def __init__(self, max_sessions: int):
+    def __init__(self, max_sessions: int, on_evict: Callable[[str, Any], None] | None = None):
         self.max_sessions = max_sessions
-        self._items: BoundedCache[str, Any] = BoundedCache(max_sessions)
+        self._items: BoundedCache[str, Any] = BoundedCache(max_sessions, on_evict=on_evict)
 
     def add(self, session: Any) -> str:
         key = uuid.uuid4().hex
@@ -203,7 +233,9 @@ class App:
     def __init__(self, config: UIConfig, make_session: Callable[[Path], Any]):
         self.config = config
         self.make_session = make_session
-        self.sessions = SessionStore(config.max_sessions)
+        self.sessions = SessionStore(config.max_sessions, on_evict=self._forget)
+        self.uploads: dict[str, Path] = {}  # session key -> the upload it was opened from
+        self._uploads_lock = threading.Lock()
         Path(config.output_root).mkdir(parents=True, exist_ok=True)
 
     def out_dir(self, key: str) -> Path:
@@ -222,9 +254,31 @@ class App:
         step(0.7, desc="scoring saliency")
         session.saliency_curve()
         key = self.sessions.add(session)
+        if upload:
+            with self._uploads_lock:
+                self.uploads[key] = Path(upload).resolve()
         v = session.video
-        status = f"**{path.name}**: {v.duration_s:.2f} s, {v.width}×{v.height}, {len(session.frames)} frames sampled"
+        status = f"**{markdown_text(path.name)}**: {v.duration_s:.2f} s, {v.width}×{v.height}, {len(session.frames)} frames sampled"
         return str(path), key, [], chips_html([]), None, [], status
+
+    def _forget(self, key: str, session: Any) -> None:
+        """A dropped session: delete its output folder and its upload (unless another session uses it).
+        Nothing outside the output folder and the upload folder is ever deleted."""
+        folder = (Path(self.config.output_root) / key).resolve()
+        if folder.parent == Path(self.config.output_root).resolve() and folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+        with self._uploads_lock:
+            upload = self.uploads.pop(key, None)
+            shared = upload in self.uploads.values()
+        if upload is None or shared or not upload.is_file():
+            return
+        root = upload_root(self.config)
+        if not upload.is_relative_to(root):
+            return
+        upload.unlink(missing_ok=True)
+        if upload.parent != root:  # Gradio keeps each upload in a folder of its own
+            with contextlib.suppress(OSError):
+                upload.parent.rmdir()  # only when empty
 
     def ask(self, message: str, history: list | None, key: str | None, progress: Any = None):
         """One chat turn: the Session's answer, its moments as chips, a timeline and thumbnails."""
@@ -260,7 +314,7 @@ class App:
         step(0.1, desc="planning the edit")
         plan = session.edit(instruction)
         folder = self.out_dir(key)
-        stem = Path(session.video.path).stem + "-edit"
+        stem = _file_stem(Path(session.video.path).stem) + "-edit"
         files, notes = [], list(plan.notes)
         for ext in EDIT_EXPORTS:
             try:
@@ -275,7 +329,20 @@ class App:
         summary = (
             f"keeps {plan.kept_s:.2f} s of {session.video.duration_s:.2f} s in {len(plan.kept)} segment(s)"
         )
-        return rows, files, rendered, "\n".join(f"- {n}" for n in [summary, *notes])
+        # Notes quote file names and instructions: shown as text, never read as Markdown or HTML.
+        return rows, files, rendered, "\n".join(f"- {markdown_text(n)}" for n in [summary, *notes])
+
+
+def markdown_text(text: str) -> str:
+    """`text` shown literally in a Markdown line: one line, Markdown punctuation and HTML escaped."""
+    from grounding_agent.edit.exports import one_line
+
+    return html.escape(_MARKDOWN_SPECIAL.sub(r"\\\g<0>", one_line(text)), quote=False)
+
+
+def _file_stem(stem: str) -> str:
+    """A file-name stem made from a video's: one line of word characters, short enough to add a suffix to."""
+    return _UNSAFE_FILE_CHARS.sub("_", stem)[: EDIT_LIMITS.max_stem_chars] or "video"
 
 
 def build_app(config: UIConfig, make_session: Callable[[Path], Any]):
