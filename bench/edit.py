@@ -10,6 +10,15 @@ each from a cold start): open (decoder index), plan (parse + audio loudness + fr
 export format, the accurate render (libx264 veryfast, CRF 18), the copy render; plus the rendered
 duration vs the plan (frames, the same in every round), and how far copy moved the cuts.
 Prints a table and writes bench/results/edit.json.
+
+`--short-form` times what short-form editors ask for on the same edit, one render each: burnt-in captions
+(`render(captions=...)`: the ASS file, libass drawing every frame) and the 9:16 face-following reframe
+(`render(aspect="9:16")`: dlib's face detector over the whole source at 4 fps, then the crop), and both
+together. The video has no speech, so the captions are a transcript of one made-up word every 0.4 s (a
+fast talker's 150 words a minute): what is timed is the drawing, not speech recognition. testsrc2 has no
+face, so the reframe times the detector's full pass and a centred crop.
+
+    .venv/bin/python bench/edit.py --short-form --minutes 1 --out bench/results/edit_short_form.json
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench._common import cold_caches, machine, spread
+from bench._common import cold_caches, machine, now, spread
 from grounding_agent.io import write_json_atomic
 
 CACHE = Path(os.environ.get("GA_CACHE_DIR", Path.home() / ".cache" / "grounding-agent")) / "bench"
@@ -106,7 +115,7 @@ def run(minutes: float, instruction: str, preset: str, rounds: int) -> dict:
     shifts += [abs(s["end_shift_s"]) for s in copy.shifts]
     stages = {k: spread(v) for k, v in per_stage.items()}
     return {
-        "bench": "edit", "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rounds": rounds,
+        "bench": "edit", "when": now(), "rounds": rounds,
         "video": {"path": str(video_path), "duration_s": video.duration_s, "frames": video.num_frames,
                   "size": f"{video.width}x{video.height}", "fps": video.avg_fps},
         "instruction": instruction,
@@ -127,6 +136,50 @@ def run(minutes: float, instruction: str, preset: str, rounds: int) -> dict:
     }  # fmt: skip
 
 
+def words_transcript(duration_s: float, every_s: float = 0.4):
+    """One made-up word every `every_s`, sentences of eight words: captions' drawing load, not ASR."""
+    from grounding_agent.media.transcript import Segment, Transcript, Word
+
+    words = [Word(f"word{i}", i * every_s, i * every_s + 0.3, 1.0) for i in range(int(duration_s / every_s))]
+    segments = tuple(
+        Segment(" ".join(w.text for w in words[k : k + 8]), words[k].start_s, words[min(k + 7, len(words) - 1)].end_s,
+                1.0, tuple(words[k : k + 8]))
+        for k in range(0, len(words), 8)
+    )  # fmt: skip
+    return Transcript(segments=segments, duration_s=duration_s, language="en")
+
+
+def run_short_form(minutes: float, instruction: str, preset: str) -> dict:
+    """Captions, 9:16 reframe and both, one render each on the same edit (plus the plain render)."""
+    from grounding_agent.edit import plan_edit, render
+    from grounding_agent.edit.reframe import track_faces
+    from grounding_agent.media.video import open_video
+
+    video_path = make_video(minutes, CACHE / f"edit_{minutes:g}min_720p.mp4")
+    video = open_video(video_path)
+    plan = plan_edit(video, instruction)
+    transcript = words_transcript(video.duration_s)
+    seconds, sizes = {}, {}
+    _, seconds["face track 9:16 (detector at 4 fps)"] = timed(track_faces, video, (9, 16))
+    runs = {"render plain": {}, "render captions": {"captions": transcript}, "render reframe 9:16": {"aspect": "9:16"},
+            "render captions + reframe 9:16": {"captions": transcript, "aspect": "9:16"}}  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="ga-bench-short-") as work:
+        for name, extra in runs.items():
+            out = Path(work) / f"{len(seconds)}.mp4"
+            result, seconds[name] = timed(render, plan, out, progress=False, preset=preset, **extra)
+            rendered = open_video(out)
+            sizes[name] = {"size": f"{rendered.width}x{rendered.height}", "rendered_s": result.rendered_s}
+            print(f"{name}: {seconds[name]:.1f} s", file=sys.stderr, flush=True)
+    return {
+        "bench": "edit", "mode": "short_form", "when": now(), "rounds": 1,
+        "video": {"path": str(video_path), "duration_s": video.duration_s, "frames": video.num_frames,
+                  "size": f"{video.width}x{video.height}", "fps": video.avg_fps},
+        "instruction": instruction, "kept_s": plan.kept_s, "caption_words": len(transcript.words),
+        "seconds": {k: round(v, 3) for k, v in seconds.items()}, "outputs": sizes,
+        "machine": machine(), "accurate_preset": preset,
+    }  # fmt: skip
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=10.0, help="video length (default 10)")
@@ -136,7 +189,17 @@ def main() -> int:
     ap.add_argument("--preset", default="veryfast", help="libx264 preset of the accurate render")
     ap.add_argument("--rounds", type=int, default=3, help="rounds of every stage (default 3)")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "edit.json")
+    ap.add_argument(
+        "--short-form", action="store_true", help="time captions and 9:16 reframe renders instead"
+    )
     args = ap.parse_args()
+    if args.short_form:
+        result = run_short_form(args.minutes, args.instruction, args.preset)
+        for stage, x in result["seconds"].items():
+            print(f"{stage:36s} {x:9.2f} s")
+        write_json_atomic(args.out, result)
+        print(f"wrote {args.out}")
+        return 0
     result = run(args.minutes, args.instruction, args.preset, args.rounds)
     print(f"\n{result['video']['duration_s']:.0f} s {result['video']['size']} video, "
           f"'{result['instruction']}': kept {result['plan']['kept_s']:.1f} s in {result['plan']['kept_segments']} segments")  # fmt: skip

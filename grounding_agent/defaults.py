@@ -387,3 +387,106 @@ class TranscriptLimits:
 
 TRANSCRIPT_LIMITS = TranscriptLimits()
 __all__ += ["TRANSCRIPT_LIMITS", "TranscriptLimits"]
+
+
+@dataclass(frozen=True)
+class SpeechEditDefaults:
+    """Word-exact speech edits (`edit`'s --pad-ms, --min-gap-s; `plan_edit(pad_ms=, min_gap_s=)`).
+
+    Attributes:
+        pad_ms: kept audio around wanted speech: a speech keep reaches this far past its first / last word,
+            a silence cut stops this short of the speech (clamped halfway to an unwanted neighbouring word).
+            Above half a frame at 25 fps, so snapping a boundary to the nearest frame never clips a word.
+        min_gap_s: the shortest cut a silence or word (filler) removal makes, after padding: a shorter one
+            would be a click, not a pause, and is left in.
+        tail_max_s: how far a word's end (or start) moves to where the audio falls after Whisper's time;
+            sound still loud that far out is background, not a tail. Whisper base ended a sentence's last
+            word 0.29 s before the voice did on the generated talking clips (tests/test_edit_speech_exact.py).
+        energy_hop_s: loudness window of that check and of silence detection.
+        floor_margin_db: a tail has fallen when it is this close to the recording's floor (its quietest
+            5 %), or below the silence threshold if that is lower: tails fade at -45 to -55 dBFS.
+    """
+
+    pad_ms: float = 60.0
+    min_gap_s: float = 0.1
+    tail_max_s: float = 0.5
+    energy_hop_s: float = 0.01
+    floor_margin_db: float = 6.0
+
+
+SPEECH_EDIT = SpeechEditDefaults()
+__all__ += ["SPEECH_EDIT", "SpeechEditDefaults"]
+
+
+@dataclass(frozen=True)
+class ShortFormDefaults:
+    """Short-form outputs of an edit: burnt-in captions, face-following reframe, teasers.
+
+    Attributes:
+        caption_words: most words on one caption line (short lines read at a glance on a phone).
+        caption_pause_s: a pause this long between two words starts a new line.
+        caption_font: the caption font (fontconfig name; libass falls back to a sans font without it).
+        caption_size: font height as a share of the output's height.
+        caption_margin: safe margin, as a share of the width (sides) and height (bottom), >= 5 %.
+        reframe_fps: frames per second the face detector looks at.
+        reframe_max_pixels: those frames are shrunk to at most this many pixels first.
+        reframe_median: samples in the moving median that steadies the crop centre.
+        reframe_pan: fastest pan of the crop, in crop widths per second (unless a face would leave it).
+        reframe_hold_s: a face seen this close in time also holds the crop where no face is found (the
+            detector misses faces on some frames).
+        teaser_slack_s: a teaser's length may miss the asked length by at most this (sentences are whole).
+        teaser_pad_s: kept before a sentence's first word and after its last.
+    """
+
+    caption_words: int = 4
+    caption_pause_s: float = 0.6
+    caption_font: str = "DejaVu Sans"
+    caption_size: float = 0.06
+    caption_margin: float = 0.07
+    reframe_fps: float = 4.0
+    reframe_max_pixels: int = 640 * 360
+    reframe_median: int = 5
+    reframe_pan: float = 0.6
+    reframe_hold_s: float = 1.0
+    teaser_slack_s: float = 0.6
+    teaser_pad_s: float = 0.08
+
+
+SHORT_FORM = ShortFormDefaults()
+ASPECTS = ("9:16", "1:1", "4:5", "16:9")  # --aspect choices: width:height of the output
+__all__ += ["ASPECTS", "SHORT_FORM", "ShortFormDefaults"]
+
+
+@dataclass(frozen=True)
+class OcrSpanDefaults:
+    """How precisely on-screen text spans are timed (`media.ocr.ScreenReader`).
+
+    Attributes:
+        refine_fps: after the coarse pass at `MEDIA.ocr_fps`, the frames between two samples that read
+            differently are sampled at this rate (at most the video's own) and bisected, so a text's start
+            and end are found within one 1/refine_fps interval; 0 turns the refinement off.
+    """
+
+    refine_fps: float = 30.0
+
+
+OCR_SPANS = OcrSpanDefaults()
+__all__ += ["OCR_SPANS", "OcrSpanDefaults"]
+
+
+@dataclass(frozen=True)
+class PhraseMatchDefaults:
+    """Finding a quote in a transcript for an edit (`edit.sources.find_phrases`, through the one fuzzy
+    matcher `media.text_match` that `ground`, `chat` and `transcribe --search` use).
+
+    Attributes:
+        edit_min_score: the weakest match an edit cuts or keeps. Number, currency, spelling, punctuation and
+            contraction variants score 1.0 once normalised and a misheard letter still passes; a loose
+            paraphrase (which `ground` still offers as its best guess) does not: an edit removes material.
+    """
+
+    edit_min_score: float = 0.8
+
+
+PHRASE_MATCH = PhraseMatchDefaults()
+__all__ += ["PHRASE_MATCH", "PhraseMatchDefaults"]

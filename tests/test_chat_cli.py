@@ -83,7 +83,8 @@ def test_repl_commands(clip, tmp_path) -> None:
     assert repl(session, io.StringIO("\n".join(lines) + "\n"), stdout) == 0
     out = stdout.getvalue()
     assert "no turns yet" in out
-    assert out.count("plan of turn 1 (rule): s1: the person open the door") == 1  # turn 2 grounds nothing new
+    # Turn 2 ("what happens after that?") grounds the next event: /plan shows its plan.
+    assert out.count("plan of turn 2 (rule): s1: the next thing that happens") == 1
     assert "1. when does the person open the door?  ->  0.00-7.03 s" in out
     assert "unknown command /nope" in out
     assert len(session.turns) == 2  # the line after /quit was not read as a message

@@ -209,7 +209,7 @@ def test_explicit_times_cut_exact_frames(clip):
 
 
 def test_silences_are_cut_at_the_known_times(clip):
-    plan = plan_edit(clip, "remove the silences")
+    plan = plan_edit(clip, "remove the silences", pad_ms=0)  # unpadded: the cut is the quiet run itself
     cuts = [(s.start_s, s.end_s) for s in plan.segments if s.action == "cut"]
     assert len(cuts) == 2
     for (start, end), (want_start, want_end) in zip(cuts, [(2.0, 4.0), (8.0, 10.0)], strict=True):
@@ -224,7 +224,7 @@ def test_longer_minimum_keeps_the_shorter_silences(clip):
 
 
 def test_composition_applies_in_order_on_the_edit_so_far(clip):
-    plan = plan_edit(clip, "remove the silences, then keep only the first 5 seconds")
+    plan = plan_edit(clip, "remove the silences, then keep only the first 5 seconds", pad_ms=0)
     # What is left after the silences: [0, 2) + [4, 8) + [10, 12); its first 5 s are [0, 2) + [4, 7).
     assert [(s.start_frame, s.end_frame) for s in plan.kept] == [(0, 50), (100, 175)]
     reasons = {s.reason for s in plan.segments if s.action == "cut"}
@@ -331,8 +331,11 @@ def test_filler_words_and_phrases(clip):
 
 
 def test_keep_what_is_said_keeps_the_sentence(clip):
+    # The sentence ends at its full stop ("Uh it's cheap."), not at the segment's end (after "Um.").
+    plan = plan_edit(clip, 'keep only the parts where she says "cheap"', transcript=transcript(), pad_ms=0)
+    assert [(s.start_s, s.end_s) for s in plan.kept] == [(5.0, 6.6)]
     plan = plan_edit(clip, 'keep only the parts where she says "cheap"', transcript=transcript())
-    assert [(s.start_s, s.end_s) for s in plan.kept] == [(5.0, 7.4)]
+    assert [(s.start_s, s.end_s) for s in plan.kept] == [(4.96, 6.64)]  # 60 ms each side, on frames
 
 
 def test_words_without_transcript_say_so(clip):
@@ -352,12 +355,12 @@ def test_words_from_dicts_work_too(clip):
 def test_keep_only_the_speech_uses_voice_activity(clip):
     t = transcript()
     t.speech_regions = ((0.5, 2.6), (2.9, 3.2), (5.0, 7.4))  # the 0.3-s pause stays inside the speech
-    plan = plan_edit(clip, "remove the parts without speech", transcript=t)
+    plan = plan_edit(clip, "remove the parts without speech", transcript=t, pad_ms=0)
     assert [(s.start_frame, s.end_frame) for s in plan.kept] == [
         (12, 80),
         (125, 185),
     ]  # 0.5 s = frame 12.5 -> 12
-    assert plan.kept[0].evidence[0].source == "voice activity"
+    assert plan.kept[0].evidence[0].source == "transcript words and voice activity"
 
 
 def test_the_speech_modules_transcript_plugs_in(clip):

@@ -45,7 +45,8 @@ def ntsc(tmp_path_factory):
 @pytest.fixture(scope="module")
 def plan(clip):
     # Silences cut at 2-4 s and 8-10 s, then a cut that is not on a keyframe (frames 27..33).
-    return plan_edit(clip, "remove the silences, then cut 0:01.08 to 0:01.32")
+    # pad_ms=0: the tone edges are exact, so the cuts land on them (padding is tested in test_edit_speech_exact)
+    return plan_edit(clip, "remove the silences, then cut 0:01.08 to 0:01.32", pad_ms=0)
 
 
 def planned_ranges(plan):
@@ -170,7 +171,7 @@ def test_copy_render_moves_cuts_to_keyframes_and_says_so(plan, tmp_path):
         (0, 0, 3),
         (1, -3, 0),
     }
-    assert abs(result.rendered_s - result.planned_s) <= FRAME_S
+    assert abs(result.rendered_s - result.widened_s) <= FRAME_S  # the keyframe-widened plan
     assert open_video(tmp_path / "copy.mp4").num_frames == result.plan.kept_frames == 50 + 100 + 50
 
 
@@ -357,11 +358,12 @@ def test_chat_repl_edit_then_export(clip, tmp_path):
     out = io.StringIO()
     repl(Session(clip, "uniform"), io.StringIO("\n".join(commands) + "\n"), out)
     text = out.getvalue()
-    assert "no edit yet" in text and "kept 8.00 s of 12.00 s in 3 segments" in text
+    # The tone runs [0, 2), [4, 8), [10, 12) s; the default 60 ms pad keeps 2 more frames beside each cut.
+    assert "no edit yet" in text and "kept 8.32 s of 12.00 s in 3 segments" in text
     assert clip_ranges(otio.adapters.read_from_file(str(tmp_path / "e.edl"), rate=FPS), FPS) == [
-        (0, 50),
-        (100, 100),
-        (250, 50),
+        (0, 52),
+        (98, 104),
+        (248, 52),
     ]
     assert clip_ranges(otio.adapters.read_from_file(str(tmp_path / "t.otio")), FPS) == [(75, 225)]
     assert "keeps nothing" in text and not (tmp_path / "none.otio").exists()

@@ -34,7 +34,7 @@ def test_silences_between_utterances_are_cut_to_the_frame(talk):
     from grounding_agent.media.video import open_video
 
     frame_s = 1.0 / open_video(talk.path).avg_fps
-    plan = plan_edit(talk.path, "remove the silences")
+    plan = plan_edit(talk.path, "remove the silences", pad_ms=0)  # unpadded: the sound's own edges
     kept = [(s.start_s, s.end_s) for s in plan.kept]
     truth = [(u.start_s, u.end_s) for u in talk.utterances]
     assert len(kept) == 2

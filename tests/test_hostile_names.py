@@ -39,7 +39,7 @@ STEMS = {
 DECODER_REFUSES = ("undecodable",)
 UI_STEMS = {k: v for k, v in STEMS.items() if k not in DECODER_REFUSES}
 INSTRUCTION = "cut 0:01 to 0:02, then cut 0:03 to 0:03.5"
-EVENT = re.compile(r"^\d{3}\s+[A-Za-z0-9]{1,8}\s+V\s+C\s+(\d\d:\d\d:\d\d[:;]\d\d ?){4}\s*$")
+EVENT = re.compile(r"^\d{3}\s+[A-Za-z0-9]{1,8}\s+(?:V|B|AA/V)\s+C\s+(\d\d:\d\d:\d\d[:;]\d\d ?){4}\s*$")
 EDL_LINE = re.compile(r"^(TITLE: .*|FCM: .*|\* .*|)$")
 
 
@@ -108,9 +108,10 @@ def test_edl_has_one_event_per_segment_and_ascii_one_line_names(named, tmp_path)
     clip_names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("* FROM CLIP NAME:")]
     assert len(clip_names) == 3 and all(n.endswith(f"_{i:03d}") for i, n in enumerate(clip_names, 1))
     timeline = otio.adapters.read_from_file(str(edl), rate=25)
-    assert [c.source_range.start_time.to_frames() for c in timeline.find_clips()] == [
-        s.start_frame for s in plan.kept
-    ]
+    for track in timeline.tracks:  # the picture, and the sound events "B" carries
+        assert [c.source_range.start_time.to_frames() for c in track.find_clips()] == [
+            s.start_frame for s in plan.kept
+        ]
 
 
 def test_fcp7_xml_keeps_the_names(named, tmp_path):

@@ -127,7 +127,7 @@ def test_otio_holds_whole_frames_at_the_exact_rate(hour, tmp_path):
 
 # --- CMX 3600 EDL -------------------------------------------------------------------------------------
 
-EVENT = re.compile(r"^(\d{3})\s+(\S+)\s+V\s+C\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s*$")
+EVENT = re.compile(r"^(\d{3})\s+(\S+)\s+(?:V|B|AA/V)\s+C\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s*$")
 
 
 def timecode_frames(tc: str, rate: Fraction) -> int:

@@ -230,7 +230,8 @@ def test_events_follow_the_answer(clip) -> None:
     session.ask("when does the person open the door?")
     events: list[str] = []
     answer = session.ask("what happens after that?", on_event=lambda kind, data: events.append(kind))
-    assert events == ["reference", "moments", "text"]
+    # "what happens after that?" grounds the next event: its plan and step stream like any grounding.
+    assert events == ["reference", "plan", "step", "moments", "text"]
     assert answer.reference["turn"] == 1
 
 
@@ -258,15 +259,19 @@ def test_tiny_hf_model_writes_the_text_from_the_describe_prompt(clip, tiny_hf) -
 @pytest.mark.slow
 def test_tiny_hf_model_describes_the_window_after_the_previous_answer(clip, tiny_hf) -> None:
     from grounding_agent.conversation.describe import HFDescriber
+    from grounding_agent.conversation.followups import NEXT_EVENT_QUERY
 
-    # Known moments for the grounding step; the text still comes from the real (tiny) model.
-    grounder = ScriptedGrounderForTests({"a door opens": [Moment(4.0, 9.0, 0.9)]}, needs_pixels=True)
+    # Known moments for the grounding steps (longer than a frame interval, 4.4 s here); the text still
+    # comes from the real (tiny) model.
+    script = {"a door opens": [Moment(4.0, 9.0, 0.9)], NEXT_EVENT_QUERY: [Moment(11.0, 17.0, 0.6)]}
+    grounder = ScriptedGrounderForTests(script, needs_pixels=True)
     session = Session(clip, grounder, describer=HFDescriber(tiny_hf), fps=0.5, max_frames=8, follow_s=6.0)
     session.ask("a door opens")
     follow = session.ask("what happens after that?")
     assert follow.text_source == f"vlm:{tiny_hf.model_id}"
-    assert follow.window_s == pytest.approx((9.0, 35.141499)) and best(follow).start_s == pytest.approx(9.0)
-    assert best(follow).end_s == pytest.approx(15.0)
+    # The next event is grounded in the window after the answer: its own moment and score.
+    assert follow.window_s == pytest.approx((9.0, 35.141499))
+    assert (best(follow).start_s, best(follow).end_s, best(follow).score) == pytest.approx((11.0, 17.0, 0.6))
 
 
 @pytest.mark.slow

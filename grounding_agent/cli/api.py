@@ -12,11 +12,13 @@ the bind address, localhost or 127.0.0.1 are served (400 otherwise; `--allowed-h
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from grounding_agent.cli._common import port, positive_float, positive_int
 from grounding_agent.cli.options import add_backend_options, build_agent, build_grounder, build_session
 from grounding_agent.defaults import HTTP_SERVICE as LIMITS
 from grounding_agent.defaults import LOCAL_HOST, LOCAL_NAMES
+from grounding_agent.http.access import LEVELS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -55,6 +57,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         f"address, {' and '.join(LOCAL_NAMES)}",
     )
     add_limit_options(s)
+    add_log_option(s)
+
+
+def add_log_option(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
+        "--log-level",
+        choices=LEVELS,
+        default="info",
+        help="start line and access log (method, path, status, duration) on stderr at this level "
+        "(default info; warning silences them)",
+    )
 
 
 # (option, ServiceLimits field, what it bounds): each a positive whole number, default from `LIMITS`.
@@ -103,5 +116,18 @@ def make_app(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    uvicorn.run(make_app(args), host=args.host, port=args.port, log_level="warning")
+    from grounding_agent.http.access import configure, log_start
+
+    configure(args.log_level)
+    app = make_app(args)
+    log_start(
+        "api",
+        f"http://{args.host}:{args.port}",
+        media_root=Path(args.media_root).resolve(),
+        backend=args.backend,
+        grounder=app.state.service.grounder_name,
+        model=args.model,
+    )
+    # Our AccessLog middleware writes the access lines (with durations); uvicorn's own would go to stdout.
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
     return 0

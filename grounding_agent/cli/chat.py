@@ -27,6 +27,7 @@ from typing import Any, TextIO
 
 from grounding_agent.cli._common import command_inputs, positive_float
 from grounding_agent.cli.options import add_backend_options, build_session
+from grounding_agent.cli.terminal import CleanWriter
 from grounding_agent.defaults import LIMITS
 from grounding_agent.errors import ConfigError, GroundingAgentError
 from grounding_agent.io import dumps_json, refuse_inputs, write_json_atomic
@@ -166,7 +167,9 @@ def _first_line(exc: BaseException) -> str:
 
 
 def repl(session: Any, stdin: TextIO, stdout: TextIO) -> int:
-    """Read messages until /quit or end of input; commands start with '/'."""
+    """Read messages until /quit or end of input; commands start with '/'. Everything printed goes through
+    the terminal sanitizer (`terminal.clean`): model, transcript and OCR text may hold escape sequences."""
+    stdout = CleanWriter(stdout)
     interactive = stdin.isatty()
     if interactive:
         try:

@@ -14,12 +14,20 @@ or the edit would keep nothing or everything.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import weakref
 from pathlib import Path
 from typing import Any, TextIO
 
-from grounding_agent.cli._common import command_inputs, finite_float, nonneg_int, positive_float, print_json
+from grounding_agent.cli._common import (
+    command_inputs,
+    finite_float,
+    nonneg_float,
+    nonneg_int,
+    positive_float,
+    print_json,
+)
 from grounding_agent.cli.options import (
     add_backend_options,
     build_agent,
@@ -27,7 +35,7 @@ from grounding_agent.cli.options import (
     build_transcriber,
     wants_agent,
 )
-from grounding_agent.defaults import EDIT
+from grounding_agent.defaults import ASPECTS, EDIT, SPEECH_EDIT
 from grounding_agent.errors import EditError, GroundingAgentError
 
 
@@ -46,6 +54,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--render", metavar="OUT.mp4", help="render the edit with ffmpeg")
     g.add_argument("--copy", action="store_true", help="render by stream copy: fast, cuts move to keyframes")
+    g.add_argument(
+        "--captions",
+        action="store_true",
+        help="burn the transcript into the render, word-timed (needs --asr-model DIR or --transcript FILE); "
+        "also writes OUT.srt beside it",
+    )
+    g.add_argument(
+        "--captions-out", metavar="FILE.srt", help="where the captions' sidecar goes (.srt or .vtt)"
+    )
+    g.add_argument(
+        "--aspect", choices=ASPECTS, help="reframe the render to this width:height, following faces"
+    )
     g.add_argument("--thumbnails", metavar="OUT.png", help="contact sheet: one frame per kept segment")
     g.add_argument(
         "--json", action="store_true", help="print the edit plan as JSON (schemas/edit_plan.schema.json)"
@@ -69,6 +89,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=positive_float,
         default=None,
         help=f"shortest silence to remove (default {EDIT.min_silence_s:g})",
+    )
+    e.add_argument(
+        "--pad-ms",
+        type=nonneg_float,
+        default=None,
+        help=f"audio kept beside wanted speech in speech keeps and silence cuts, clamped halfway to an "
+        f"unwanted word (default {SPEECH_EDIT.pad_ms:g})",
+    )
+    e.add_argument(
+        "--min-gap-s",
+        type=nonneg_float,
+        default=None,
+        help=f"shortest silence or filler-word cut made, after padding (default {SPEECH_EDIT.min_gap_s:g})",
     )
     e.add_argument(
         "--transcript",
@@ -97,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.copy and not args.render:
         raise EditError("--copy is a way of rendering: give --render OUT.mp4 too")
+    _check_short_form(args)
     video = open_video(args.video)
     # Every output is checked before any work: a bad path costs nothing and writes nothing. No output may
     # be an input (the video by any name, --transcript, --prior-train) or another output.
@@ -106,6 +140,9 @@ def run(args: argparse.Namespace) -> int:
         check_output(path, video.path)
     if args.render:
         check_output(args.render, video.path, suffixes=VIDEO_SUFFIXES)
+    if _captions_out(args):
+        check_output(_captions_out(args), video.path, suffixes=(".srt", ".vtt"))
+    transcript = functools.cache(lambda: _transcript(args, video))  # once, for the edit and the captions
     if args.thumbnails:
         check_output(args.thumbnails, video.path, suffixes=IMAGE_SUFFIXES)
     plan = plan_edit(
@@ -115,15 +152,17 @@ def run(args: argparse.Namespace) -> int:
         grounder_factory=lambda: build_grounder(args),
         agent_factory=lambda grounder: build_agent(args, grounder),
         use_agent=lambda query: wants_agent(args, query),
-        transcript_factory=lambda: _transcript(args, video),
+        transcript_factory=transcript,
         saliency_factory=lambda: _saliency(args),
         threshold_db=args.silence_db,
         min_silence_s=args.min_silence_s,
+        pad_ms=args.pad_ms,
+        min_gap_s=args.min_gap_s,
     )
     outputs: dict[str, Any] = {}
     problem = _refusal(plan)
     if not args.dry_run and problem is None:
-        outputs = _write_outputs(args, plan)
+        outputs = _write_outputs(args, plan, captions=transcript() if args.captions else None)
     if args.json:
         print_json({**plan.to_dict(), "outputs": outputs, "dry_run": bool(args.dry_run)})
     else:
@@ -142,10 +181,30 @@ def _named_outputs(args: argparse.Namespace) -> list[tuple[str, str | None]]:
         *(("--export", p) for p in args.export),
         ("--render", args.render),
         ("--thumbnails", args.thumbnails),
+        ("--captions-out", _captions_out(args)),
     ]
 
 
-def _write_outputs(args: argparse.Namespace, plan: Any) -> dict[str, Any]:
+def _check_short_form(args: argparse.Namespace) -> None:
+    """--captions / --aspect draw on the render: they need one, re-encoded, and captions need words."""
+    if (args.captions or args.aspect) and not args.render:
+        raise EditError("--captions and --aspect change the render: give --render OUT.mp4 too")
+    if (args.captions or args.aspect) and args.copy:
+        raise EditError("--captions and --aspect draw on the picture: render without --copy")
+    if args.captions_out and not args.captions:
+        raise EditError("--captions-out names the captions' file: give --captions too")
+    if args.captions and not (args.transcript or getattr(args, "asr_model", None)):
+        raise EditError("--captions needs the words: pass --asr-model DIR or --transcript FILE.json")
+
+
+def _captions_out(args: argparse.Namespace) -> str | None:
+    """The captions' sidecar: --captions-out, else the render's name with .srt."""
+    if not args.captions or not args.render:
+        return None
+    return args.captions_out or str(Path(args.render).with_suffix(".srt"))
+
+
+def _write_outputs(args: argparse.Namespace, plan: Any, captions: Any = None) -> dict[str, Any]:
     """Every export, the render and the contact sheet, all or nothing: each is written to a temporary file
     beside its target and all are moved into place only when every one succeeded (an EDL refused for the
     frame rate leaves no .otio written before it)."""
@@ -165,8 +224,15 @@ def _write_outputs(args: argparse.Namespace, plan: Any) -> dict[str, Any]:
             if Path(path).suffix.lower() == ".txt":
                 plan.notes.extend(youtube_warnings(plan))
         if args.render:
-            result = render(plan, tmp[args.render], copy=args.copy, preset=args.preset, crf=args.crf)
+            result = render(plan, tmp[args.render], copy=args.copy, preset=args.preset, crf=args.crf,
+                            captions=captions, aspect=args.aspect)  # fmt: skip
             outputs["render"] = replace(result, path=Path(args.render)).to_dict()
+        if captions is not None:
+            from grounding_agent.edit.captions import write_sidecar
+
+            out = _captions_out(args)
+            write_sidecar(plan, captions, tmp[out], kind=Path(out).suffix)
+            outputs["captions"] = out
         if args.thumbnails:
             contact_sheet(plan, tmp[args.thumbnails])
             outputs["thumbnails"] = str(args.thumbnails)
@@ -231,8 +297,11 @@ def _human(plan, outputs: dict[str, Any], dry_run: bool) -> str:
     lines = [
         f"{Path(plan.video.path).name}: {plan.video.duration_s:.2f} s at {rate} fps; {plan.parser} parser",
         f'instruction: "{plan.instruction}"',
-        "operations: " + "; ".join(op.describe() for op in plan.operations),
-    ]
+        "operations:",
+        # Each operation with how it was read, so a misreading shows before anything is cut.
+        *(f"  {k}. {op.describe()}" + (f" ({op.read_as})" if op.read_as else "")
+          for k, op in enumerate(plan.operations, 1)),
+    ]  # fmt: skip
     for seg in plan.segments:
         span = f"{grid.timecode(seg.start_frame)} - {grid.timecode(seg.end_frame)}"
         lines.append(f"  {seg.action:4s} {span}  {seg.duration_s:7.2f} s  {seg.reason}")
@@ -245,12 +314,19 @@ def _human(plan, outputs: dict[str, Any], dry_run: bool) -> str:
         lines.append(
             f"rendered {r['path']} ({r['mode']}): {r['rendered_s']:.3f} s, plan {r['planned_s']:.3f} s"
         )
+        if "widened_s" in r:  # a stream copy cuts on keyframes: what that added, apart from the plan
+            lines.append(
+                f"  cut on keyframes: {r['widened_s']:.3f} s copied "
+                f"({r['widened_s'] - r['planned_s']:+.3f} s against the plan)"
+            )
         for shift in r.get("keyframe_shifts", []):
             if shift["start_shift_frames"] or shift["end_shift_frames"]:
                 lines.append(
                     f"  segment {shift['segment'] + 1}: start moved {shift['start_shift_s']:+.3f} s, "
                     f"end moved {shift['end_shift_s']:+.3f} s (to keyframes)"
                 )
+    if "captions" in outputs:
+        lines.append(f"wrote {outputs['captions']} (captions on the edited timeline)")
     if "thumbnails" in outputs:
         lines.append(f"wrote {outputs['thumbnails']}")
     if dry_run:

@@ -32,6 +32,7 @@ from grounding_agent.cli.options import (
     sampling_options,
     wants_agent,
 )
+from grounding_agent.cli.terminal import clean
 from grounding_agent.grounders.base import BaseGrounder, Grounding
 from grounding_agent.types import Video
 
@@ -68,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         out = run_agent(args, grounder, video, args.query, qid=args.qid)
         out.update(vid=Path(args.video).stem, duration_s=video.duration_s)
         _timeline(args, out, video)
-        print_json(out) if args.json else print(format_agent_output(out))
+        print_json(out) if args.json else print(clean(format_agent_output(out)))
         return 0
     if prefetch is not None:
         grounding = grounder.ground_prefetched(video, args.query, prefetch, top_k=args.top_k)
@@ -76,11 +77,13 @@ def run(args: argparse.Namespace) -> int:
         grounding = grounder.ground(video, args.query, top_k=args.top_k)
     prediction = grounding.to_prediction(args.qid, Path(args.video).stem, args.query)
     prediction.extra["duration_s"] = video.duration_s
+    if grounding.info.get("absent"):  # looked and not found: empty windows and the typed reason
+        prediction.extra["absent"] = grounding.info["absent"]
     _timeline(args, prediction.to_dict(), video)
     if args.json:
         print_json(prediction.to_dict())
     else:
-        print(_human(video, args.query, grounder, grounding))
+        print(clean(_human(video, args.query, grounder, grounding)))
     return 0
 
 
@@ -123,6 +126,9 @@ def _human(video: Video, query: str, grounder: BaseGrounder, grounding: Groundin
         lines.append(f"  {rank}. {fmt_s(m.start_s)} -> {fmt_s(m.end_s)}   score {m.score:.3f}")
         if (m.explanation or {}).get("said"):  # a speech sub-query answered from the transcript
             lines.append(f'     said: "{m.explanation["said"]}"')
+    if grounding.info.get("absent"):  # a quote not said / a text not shown: one line that says so
+        what = grounding.info.get("searched", query)
+        lines.append(f'  not {grounding.info["absent"]}: "{what}" ({grounding.info.get("note", "no match")})')
     if grounding.info.get("fallback"):
         lines.append("  (no answer could be read: the whole video is returned with score 0)")
     for failure in grounding.failures:

@@ -9,6 +9,8 @@ grounding-agent transcribe talk.mp4 --asr-model DIR --search "let's go"   # wher
 from __future__ import annotations
 
 import argparse
+import contextlib
+import sys
 from typing import Any
 
 from grounding_agent.cli._common import (
@@ -19,6 +21,7 @@ from grounding_agent.cli._common import (
     text_arg,
     top_k_int,
 )
+from grounding_agent.cli.terminal import CleanWriter
 from grounding_agent.defaults import COMMANDS, MEDIA
 
 
@@ -29,7 +32,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_asr_options(p, required=True)
     p.add_argument("--srt", metavar="F", help="also write the segments as SRT subtitles to F")
     p.add_argument("--vtt", metavar="F", help="also write the segments as WebVTT subtitles to F")
-    p.add_argument("--search", type=text_arg, metavar="QUOTE", help="also say where QUOTE is said (fuzzy)")
+    p.add_argument(
+        "--search",
+        type=text_arg,
+        metavar="QUOTE",
+        help="also say where QUOTE is said (fuzzy, the matcher `edit` uses: $49 = forty nine dollars, colour = color, it's = it is)",
+    )
     p.add_argument(
         "--top-k",
         type=top_k_int,
@@ -76,7 +84,9 @@ def run(args: argparse.Namespace) -> int:
             ]
         print_json(report)
         return 0
-    _print_text(transcript, matches, args.search)
+    # Whisper's words are printed through the terminal sanitizer (no escape sequences reach the terminal).
+    with contextlib.redirect_stdout(CleanWriter(sys.stdout)):
+        _print_text(transcript, matches, args.search)
     for fmt, path in outputs.items():
         print(f"wrote {fmt.upper()} {path}")
     return 0

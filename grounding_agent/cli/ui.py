@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from grounding_agent.cli._common import port, positive_int
-from grounding_agent.cli.api import allowed_hosts
+from grounding_agent.cli.api import add_log_option, allowed_hosts
 from grounding_agent.cli.options import add_backend_options, build_grounder
 from grounding_agent.defaults import LOCAL_HOST, UI
 
@@ -52,6 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "address, localhost and 127.0.0.1",
     )
     add_backend_options(p)
+    add_log_option(p.add_argument_group("service"))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -70,6 +71,16 @@ def run(args: argparse.Namespace) -> int:
     )
     app = build_app(config, session_factory(args))
     print(f"grounding-agent ui: http://{args.host}:{args.port}  (media root {config.media_root.resolve()})")
+    from grounding_agent.http.access import configure, log_start
+
+    configure(args.log_level)
+    log_start(
+        "ui",
+        f"http://{args.host}:{args.port}",
+        media_root=config.media_root.resolve(),
+        backend=args.backend,
+        model=args.model,
+    )
     serve(app, config, args.host, args.port, allowed_hosts(args.host, args.allowed_host))
     return 0
 

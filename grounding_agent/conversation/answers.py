@@ -29,6 +29,8 @@ class Answer:
         text_source: "vlm:<model>", "template" or "session" (a reply about the conversation itself).
         window_s: the part of the video searched / described, when it was cut.
         reference: for follow-ups: {"kind", "phrase", "turn", "previous": [start_s, end_s]}.
+        absent: "said" / "shown" when the grounder looked for a quote / an on-screen text and it is not
+            there (the text says so; no moment), else None.
     """
 
     text: str
@@ -38,6 +40,7 @@ class Answer:
     text_source: str = ""
     window_s: tuple[float, float] | None = None
     reference: dict[str, Any] | None = None
+    absent: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (schemas/answer.schema.json)."""
@@ -49,6 +52,7 @@ class Answer:
             "text_source": self.text_source,
             "window_s": list(self.window_s) if self.window_s is not None else None,
             "reference": self.reference,
+            "absent": self.absent,
         }
 
 

@@ -3,7 +3,8 @@
 Rules, not a model, so the window a follow-up may search is predictable and testable from outside:
 
 - a reference ("after that", "right after", "what happens next", "before that", "the second time",
-  "again") points at the previous answer's best moment and cuts the search window:
+  "again") points at the previous answer's best moment and cuts the search window (without an event of
+  its own, `NEXT_EVENT_QUERY` is grounded there):
   after -> [prev.end_s, end of video] ("right after"/"next": at most `follow_s` seconds of it),
   before -> [0, prev.start_s] ("right before": at most `follow_s` seconds of it),
   again -> [prev.end_s, end of video], grounding the previous query unless the message names a new event;
@@ -61,6 +62,10 @@ _SCAFFOLD = re.compile(
     r"\s*",
     re.IGNORECASE,
 )
+# What a follow-up without an event ("what happens next?", "and right before that?") grounds in the window
+# its reference allows.
+NEXT_EVENT_QUERY = "the next thing that happens"
+PREVIOUS_EVENT_QUERY = "the last thing that happens"
 _FILLER = re.compile(r"^(?:and|so|then|,|\s)+|[\s?.!,]+$", re.IGNORECASE)
 _MIN_EVENT_WORDS = 2
 # Words that name no event on their own ("does he do it again?" -> the previous event).

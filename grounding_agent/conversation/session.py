@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from grounding_agent.conversation import replies
 from grounding_agent.conversation.answers import Answer, Turn, jsonable, moment_dict
-from grounding_agent.conversation.followups import Reading, read_message, reference_window
+from grounding_agent.conversation.followups import Reading, read_message
 from grounding_agent.conversation.moments import check_query, moment_key, unit_score, widen
 from grounding_agent.defaults import LIMITS, SESSION
 from grounding_agent.errors import ConfigError
@@ -204,6 +205,7 @@ class Session:
             )
             prediction = result.to_prediction(qid)
             raw, plan, kind, source, note = result.moments, result.plan, "composition", "agent", ""
+            absent = None
             step_evidence = []
             for step in plan.steps:
                 r = result.steps[step.id]
@@ -220,10 +222,13 @@ class Session:
             grounding = self.grounder.ground(self.video, query, top_k=ask_k, frames=frames)
             prediction = grounding.to_prediction(qid, self.video.path.stem, query)
             raw, kind, source, step_evidence = grounding.moments, "grounder", self.grounder.name, []
+            absent = grounding.info.get("absent")  # looked and not found: no moment, never the whole window
             note = (grounding.raw_text[0] if grounding.raw_text else "")[:300]
             self._emit("step", {"id": "s1", "text": query, "window_s": [lo, hi],
                                 "candidates": [m.to_window() for m in raw]})  # fmt: skip
-        moments = self._fit(raw, (lo, hi), top_k)
+        moments = [] if absent else self._fit(raw, (lo, hi), top_k)
+        if absent:
+            prediction.extra["absent"] = absent
         prediction.pred_relevant_windows = [m.to_window() for m in moments]
         if "explanations" in prediction.extra:  # one per returned window
             prediction.extra["explanations"] = [jsonable(m.explanation) for m in moments]
@@ -340,14 +345,18 @@ class Session:
             fn(kind, data)
 
     def _ground_turn(self, message: str, reading: Reading) -> tuple[Answer, str]:
-        moments, plan, _, evidence = self._search(reading.event, self.top_k)
+        moments, plan, prediction, evidence = self._search(reading.event, self.top_k)
+        if replies.absent_reason(prediction):
+            return replies.absent(self, prediction, plan, evidence, None), reading.event
         best = moments[0] if moments else None
         window = (best.start_s, best.end_s) if best else None
         return self._answer(message, moments, evidence, plan, window), reading.event
 
     def _around(self, message: str, reading: Reading) -> tuple[Answer, str]:
         """ "What does he do after X?": ground X, then tell what happens in the window after (before, during) it."""
-        anchors, plan, _, evidence = self._search(reading.event, 1)
+        anchors, plan, prediction, evidence = self._search(reading.event, 1)
+        if replies.absent_reason(prediction):  # "what does she say after 'X'?" where X is never said
+            return replies.absent(self, prediction, plan, evidence, None), reading.event
         if not anchors:  # a video shorter than one frame interval
             return self._answer(message, [], evidence, plan, None), reading.event
         anchor, duration = anchors[0], self.video.duration_s
@@ -364,44 +373,11 @@ class Session:
         }
         moments = self._fit([Moment(*window, anchor.score, explanation)], window, 1)
         if not moments:
-            return self._nothing(message, reading.relation, anchor, window, plan, evidence), reading.event
+            return replies.nothing(reading.relation, anchor, window, plan, evidence), reading.event
         return self._answer(message, moments, evidence, plan, window), reading.event
 
     def _follow(self, message: str, reading: Reading) -> tuple[Answer, str]:
-        reference = reading.reference
-        assert reference is not None
-        previous = next((t for t in reversed(self.turns) if t.answer.moments), None)
-        if previous is None:
-            text = "There is no earlier answer to refer to yet; first ask when something happens."
-            return Answer(text, [], text_source="session"), ""
-        prev = previous.answer.moments[0]
-        window = reference_window(reference, prev.start_s, prev.end_s, self.video.duration_s, self.follow_s)
-        ref = {"kind": reference.kind, "phrase": reference.phrase, "turn": previous.index,
-               "previous": [prev.start_s, prev.end_s]}  # fmt: skip
-        self._emit("reference", {**ref, "window_s": list(window)})
-        ref_evidence = Evidence(
-            "reference", prev.start_s, prev.end_s, None,
-            f'"{reference.phrase}" refers to turn {previous.index}; searched {window[0]:.2f}-{window[1]:.2f} s',
-            f"turn:{previous.index}",
-        )  # fmt: skip
-        query = reading.event or (previous.query if reference.kind == "again" else "")
-        if window[1] - window[0] < self.frame_interval_s - TIME_EPS_S:
-            answer = self._nothing(message, reference.kind, prev, window, None, [ref_evidence])
-        elif query:
-            moments, plan, _, evidence = self._search(query, self.top_k, window)
-            answer = self._answer(message, moments, [ref_evidence, *evidence], plan, window)
-        else:  # "what happens after that?": the window next to the previous moment is the answer
-            lo, hi = window
-            span = (
-                (lo, min(hi, lo + self.follow_s))
-                if reference.kind != "before"
-                else (max(lo, hi - self.follow_s), hi)
-            )
-            moments = self._fit([Moment(*span, prev.score, {"reference": reference.kind})], span, 1)
-            answer = self._answer(message, moments, [ref_evidence], None, span)
-        answer.reference = ref
-        answer.window_s = window
-        return answer, query
+        return replies.follow(self, message, reading)
 
     def _describe_turn(self, message: str, reading: Reading) -> tuple[Answer, str]:
         return self._answer(message, [], [], None, None), ""
@@ -419,7 +395,7 @@ class Session:
         from grounding_agent.media.speech_query import asks_what_is_said
 
         if self.transcript is not None and asks_what_is_said(message):
-            return self._said(moments, evidence, plan, window_s)
+            return replies.said(self, moments, evidence, plan, window_s)
         self._emit("moments", [moment_dict(m) for m in moments])
         describer = self.describer
         request = DescribeRequest(message, self.video.duration_s, window_s)
@@ -433,39 +409,6 @@ class Session:
             )
         self._emit("text", {"text": description.text, "text_source": description.source})
         return Answer(description.text, moments, evidence, plan, description.source, window_s)
-
-    def _said(
-        self,
-        moments: list[Moment],
-        evidence: list[Evidence],
-        plan: Plan | None,
-        window_s: tuple[float, float] | None,
-    ) -> Answer:
-        """ "What does she say after X?": the words spoken there, quoted from the transcript (speech wiring)."""
-        from grounding_agent.media.transcript import said_in
-
-        relation = (moments[0].explanation or {}).get("relation", "during") if moments else "during"
-        window = window_s or (0.0, self.video.duration_s)
-        said = said_in(self.transcript, window, relation)
-        if said is None:
-            text = f"Nothing is said in {window[0]:.2f}-{window[1]:.2f} s."
-        else:
-            text = f'Said at {said.start_s:.2f}-{said.end_s:.2f} s: "{said.text}"'
-            score = moments[0].score if moments else 1.0
-            moments = [Moment(said.start_s, said.end_s, score, {"said": said.text, "relation": relation})]
-            evidence = [*evidence, said.to_evidence(self.transcript.model)]
-        self._emit("moments", [moment_dict(m) for m in moments])
-        self._emit("text", {"text": text, "text_source": "transcript"})
-        return Answer(text, moments, evidence, plan, f"transcript:{self.transcript.model}", window_s)
-
-    def _nothing(
-        self, message: str, kind: str, prev: Moment, window: tuple[float, float], plan: Plan | None,
-        evidence: list[Evidence],
-    ) -> Answer:  # fmt: skip
-        where = "the end" if kind in ("after", "again") else "the start"
-        text = (f"Nothing can be {'before' if kind == 'before' else 'after'} {prev.start_s:.2f}-{prev.end_s:.2f} s: "
-                f"it is at {where} of the video.")  # fmt: skip
-        return Answer(text, [], evidence, plan, "session", window)
 
     def history(self) -> list[dict[str, Any]]:
         """The kept turns as JSON-ready dicts."""

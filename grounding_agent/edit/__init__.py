@@ -9,9 +9,12 @@
 Moments ("cut the part where the dog jumps") need a grounder (`grounder=`, any backend, `uniform`
 included) or an agent; spoken words need a transcript (`transcript=`). See `parse` for the grammar.
 
-Modules: `parse` (instruction -> operations), `sources` (what decides a span: times, moments, highlights,
+Modules: `parse` (instruction -> operations, or a one-line refusal; `parse_rules`, `parse_llm`,
+`parse_numbers`, `parse_base`), `sources` (what decides a span: times, moments, highlights,
 silences, words), `plan` (`EditPlan`, `EditSegment`), `timeline` (frame-exact times), `exports` (OTIO
-adapters, subtitles, chapters), `rendering` (ffmpeg), `thumbs`, `paths`. May import: the core modules,
+adapters, subtitles, chapters), `rendering` (ffmpeg), `captions` (burnt-in and sidecar captions on the
+edited timeline), `reframe` (face-following crop to 9:16, 1:1, 4:5), `teaser` (sentence-exact teasers),
+`thumbs`, `paths`. May import: the core modules,
 `utils`, `media`, `highlights` and `agent.llm` (the LLM parser); grounders and agents come in as arguments.
 """
 
@@ -22,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from grounding_agent.edit.exports import EXPORTS, export, to_timeline
-from grounding_agent.edit.parse import LLMEditParser, ParsedInstruction, RuleEditParser
+from grounding_agent.edit.parse import LLMEditParser, ParsedInstruction, RuleEditParser, parse_instruction
 from grounding_agent.edit.plan import EditPlan, EditSegment, Operation, Span, apply_operations
 from grounding_agent.edit.rendering import RenderResult, render
 from grounding_agent.edit.sources import EditSources
@@ -39,6 +42,7 @@ __all__ = [
     "FrameGrid",
     "LLMEditParser",
     "Operation",
+    "ParsedInstruction",
     "RenderResult",
     "RuleEditParser",
     "Span",
@@ -50,27 +54,6 @@ __all__ = [
     "timecode",
     "to_timeline",
 ]
-
-EXAMPLES = "'cut 0:05 to 0:15', 'trim the first 3 seconds', 'remove the silences', 'keep the best 3 moments'"
-
-
-def parse_instruction(
-    instruction: str, *, parser: Any = None, duration_s: float | None = None
-) -> ParsedInstruction:
-    """Read `instruction` with `parser` (default: the rule grammar).
-
-    Raises:
-        EditError: empty, or nothing in it reads as an edit.
-    """
-    parser = parser or RuleEditParser()
-    parsed = (
-        parser.parse(instruction, duration_s=duration_s)
-        if isinstance(parser, LLMEditParser)
-        else parser.parse(instruction)
-    )
-    if not parsed.operations:
-        raise EditError(f"could not read an edit from {instruction!r}; try e.g. {EXAMPLES}")
-    return parsed
 
 
 def plan_edit(
@@ -89,6 +72,8 @@ def plan_edit(
     transcript: Any = None,
     threshold_db: float | None = None,
     min_silence_s: float | None = None,
+    pad_ms: float | None = None,
+    min_gap_s: float | None = None,
 ) -> EditPlan:
     """The frame-exact `EditPlan` for `instruction` on `video`.
 
@@ -100,6 +85,8 @@ def plan_edit(
             transcript_factory()): for word and speech edits (`grounding_agent.media.transcript.Transcript` or alike).
             The factories run on first use only.
         threshold_db, min_silence_s: silence defaults (-40 dBFS, 0.5 s).
+        pad_ms, min_gap_s: audio kept beside wanted speech (60 ms; never past halfway to an unwanted word)
+            and the shortest silence or word cut made (0.1 s); see `defaults.SpeechEditDefaults`.
 
     Raises:
         EditError: the instruction reads as nothing, or needs a source that was not given.
@@ -118,6 +105,10 @@ def plan_edit(
         sources.threshold_db = threshold_db
     if min_silence_s is not None:
         sources.min_silence_s = min_silence_s
+    if pad_ms is not None:
+        sources.pad_ms = _at_least(pad_ms, 0.0, "pad_ms")
+    if min_gap_s is not None:
+        sources.min_gap_s = _at_least(min_gap_s, 0.0, "min_gap_s")
     # Silences get their actual sizes written in, so the plan (and its JSON) says what was cut.
     operations = [
         replace(op, threshold_db=sources.threshold_db if op.threshold_db is None else op.threshold_db,
@@ -132,3 +123,9 @@ def plan_edit(
     )  # fmt: skip
     plan.notes.extend(sources.notes)
     return plan
+
+
+def _at_least(value: float, low: float, name: str) -> float:
+    if not (isinstance(value, int | float) and low <= value < float("inf")):
+        raise EditError(f"{name} must be a number >= {low:g}, got {value!r}")
+    return float(value)

@@ -5,7 +5,9 @@ Resolve XML), `.fcpxml` (Final Cut Pro X) - all through OpenTimelineIO and its a
 `.vtt` chapter cues (pysubs2), `.txt` a YouTube-style chapter list, `.json` the plan itself.
 Timelines cut the source on its frame grid: clip i is frames [start, end) of the source at the nominal
 rate (the decoder's frame indices on a constant-rate video; on a variable-rate one, the frames of the
-nominal rate at the segments' real times); chapters are in the edited video's time. Every file is written atomically.
+nominal rate at the segments' real times); chapters are in the edited video's time. Every file is written
+atomically. Timelines carry the source's sound, cut as the picture, when it has any: an OTIO / FCP7 audio
+track, FCPXML connected audio and the asset's channels and rate, EDL channel "B" or "AA/V".
 
 Every timeline time is a whole number of frames of the exact rate (24000/1001, not 23.976 or 23.98): OTIO
 holds frame counts; the FCPXML adapter writes float seconds at a rounded NTSC rate, so its times are read back
@@ -25,7 +27,7 @@ from typing import Any
 
 from grounding_agent.edit.paths import check_output
 from grounding_agent.edit.plan import EditPlan
-from grounding_agent.edit.timeline import is_smpte_rate
+from grounding_agent.edit.timeline import STANDARD_RATES, SourceAudio, is_smpte_rate, source_audio
 from grounding_agent.errors import EditError
 from grounding_agent.io import atomic_path, write_json_atomic, write_text_atomic
 
@@ -44,6 +46,13 @@ _OTIO_ADAPTERS = {".otio": "otio_json", ".edl": "cmx_3600", ".xml": "fcp_xml", "
 _FCPX_RATE_KEYS = {24000 / 1001: 23.98, 30000 / 1001: 29.97, 60000 / 1001: 59.94}
 _FCPX_TIME_ATTRIBUTES = ("offset", "start", "duration", "tcStart")
 _FCPX_HEADER = '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE fcpxml>\n'
+# A sequence's audio as FCPXML's DTD spells it (an asset's audioRate is plain hertz).
+_FCPX_SEQUENCE_RATES = {32000: "32k", 44100: "44.1k", 48000: "48k", 88200: "88.2k", 96000: "96k",
+                        176400: "176.4k", 192000: "192k"}  # fmt: skip
+_TIMELINE_FORMATS = (".otio", ".edl", ".xml", ".fcpxml")
+_FCP7_RATES = tuple(sorted({*STANDARD_RATES, Fraction(48000, 1001)}))  # OTIO's SMPTE timecode rates
+# A CMX 3600 event line as the adapter writes it: number, reel, channel field "V" padded to 5, C or D.
+_EDL_VIDEO_EVENT = re.compile(r"^(\d{3,}\s+\S+\s+)V {4}(?= [CD]\s)", re.MULTILINE)
 # Characters XML 1.0 cannot hold, and C0/C1 controls; lone surrogates (undecodable file-name bytes) too.
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]+")
 
@@ -77,34 +86,51 @@ def export(plan: EditPlan, path: str | Path) -> Path:
     import opentimelineio as otio
 
     _check_rate(plan, path, suffix)
-    # EDL and FCPXML get the picture track only (their adapters would repeat each event for the audio).
+    audio = source_audio(plan.video.path)
+    # The EDL and FCPXML adapters get the picture; its sound is added to what they write (the EDL adapter
+    # writes one track's events, and the FCPXML one cannot place connected audio at rates like 12.5 fps).
     timeline = to_timeline(plan, fcpx=suffix == ".fcpxml", audio=suffix in (".otio", ".xml"))
     with atomic_path(path) as tmp:
         try:
             if suffix == ".fcpxml":
-                tmp.write_text(_fcpx_xml(timeline, plan), encoding="utf-8")
+                tmp.write_text(_fcpx_xml(timeline, plan, audio), encoding="utf-8")
+            elif suffix == ".edl":
+                _edl_names(timeline)
+                text = otio.adapters.write_to_string(timeline, adapter_name="cmx_3600")
+                tmp.write_text(_edl_channels(text, audio, len(plan.kept)), encoding="utf-8")
             else:
-                if suffix == ".edl":
-                    _edl_names(timeline)
                 otio.adapters.write_to_file(timeline, str(tmp), adapter_name=_OTIO_ADAPTERS[suffix])
         except (otio.exceptions.OTIOError, ValueError, KeyError, TypeError, SyntaxError) as exc:
             raise EditError(f"{path}: the {EXPORTS[suffix]} writer failed ({exc})") from None
     return Path(path)
 
 
-def _check_rate(plan: EditPlan, path: str | Path, suffix: str) -> None:
-    """Refuse a format whose frame grid cannot hold this video's rate (its times would drift)."""
-    rate = plan.grid.rate
+def rate_problem(rate: Fraction, suffix: str) -> str | None:
+    """Why the timeline format `suffix` cannot hold `rate` (its times would drift), or None if it can."""
+    from opentimelineio.opentime import RationalTime
+
     if suffix == ".edl" and not is_smpte_rate(rate):
+        return f"an EDL needs a SMPTE frame rate ({_rates_text(STANDARD_RATES)})"
+    # FCP7 XML says a rate as a whole timebase and an NTSC flag (timebase x 1000/1001), and its adapter
+    # writes SMPTE timecodes, which OTIO makes only at these rates (10 or 12.5 fps fail inside it).
+    if suffix == ".xml" and not RationalTime.is_valid_timecode_rate(float(rate)):
+        return f"Final Cut Pro 7 XML needs a SMPTE timecode rate ({_rates_text(_FCP7_RATES)})"
+    return None
+
+
+def _rates_text(rates: tuple[Fraction, ...]) -> str:
+    return ", ".join(f"{float(r):.3f}".rstrip("0").rstrip(".") for r in rates)
+
+
+def _check_rate(plan: EditPlan, path: str | Path, suffix: str) -> None:
+    """Refuse a format whose frame grid cannot hold this video's rate, naming only formats that can."""
+    rate = plan.grid.rate
+    problem = rate_problem(rate, suffix)
+    if problem is not None:
+        usable = [s for s in _TIMELINE_FORMATS if rate_problem(rate, s) is None]
+        either = ", ".join(usable[:-1]) + f" or {usable[-1]}"
         raise EditError(
-            f"{path}: an EDL needs a SMPTE frame rate (23.976, 24, 25, 29.97, 30, 50, 59.94, 60) and this video "
-            f"runs at {float(rate):g} fps; export .otio or .fcpxml instead"
-        )
-    # FCP7 XML says a rate as a whole timebase and an NTSC flag (timebase x 1000/1001) and nothing else.
-    if suffix == ".xml" and rate.denominator != 1 and (rate * Fraction(1001, 1000)).denominator != 1:
-        raise EditError(
-            f"{path}: Final Cut Pro 7 XML holds whole-number and NTSC (x/1.001) frame rates and this video "
-            f"runs at {float(rate):g} fps; export .otio or .fcpxml instead"
+            f"{path}: {problem} and this video runs at {float(rate):g} fps; export {either} instead"
         )
 
 
@@ -130,8 +156,6 @@ def to_timeline(plan: EditPlan, *, fcpx: bool = False, audio: bool = True) -> An
     import opentimelineio as otio
     from opentimelineio.opentime import RationalTime, TimeRange
 
-    from grounding_agent.media.audio import has_audio
-
     rate, exact = otio_rate(plan, fcpx=fcpx), plan.grid.rate
     path = Path(plan.video.path).resolve()
     timeline = otio.schema.Timeline(name=f"{one_line(path.stem)} edit")
@@ -140,11 +164,14 @@ def to_timeline(plan: EditPlan, *, fcpx: bool = False, audio: bool = True) -> An
         "source": _utf8(str(path)),
     }
     kinds = [otio.schema.TrackKind.Video]
-    if audio and has_audio(path):
+    sound = source_audio(path) if audio else None
+    if sound is not None:
         kinds.append(otio.schema.TrackKind.Audio)
     total = _frames(plan.video.duration_s, exact)
     for kind in kinds:
         track = otio.schema.Track(name="V1" if kind == otio.schema.TrackKind.Video else "A1", kind=kind)
+        if kind == otio.schema.TrackKind.Audio and sound is not None:
+            track.metadata["grounding_agent"] = {"channels": sound.channels, "sample_rate": sound.sample_rate}
         for i, seg in enumerate(plan.kept):
             # Whole frames of the nominal rate at the segment's real times: the decoder's frame index on a
             # constant-rate video, and still the right time on a variable-rate one.
@@ -193,6 +220,18 @@ def _edl_names(timeline: Any) -> None:
         clip.metadata.setdefault("cmx_3600", {})["reel"] = reel
 
 
+def _edl_channels(text: str, audio: SourceAudio | None, events: int) -> str:
+    """The adapter's picture events, each also given the source's sound when it has some: CMX 3600's
+    channel field "B" (picture and audio 1) for mono, "AA/V" (picture and audio 1 and 2) for more."""
+    if audio is None:
+        return text
+    channel = "B" if audio.channels == 1 else "AA/V"
+    text, found = _EDL_VIDEO_EVENT.subn(lambda m: m.group(1) + channel.ljust(5), text)
+    if found != events:  # the adapter wrote a line this does not know: never a half-audio EDL
+        raise ValueError(f"found {found} picture events for {events} kept segments")
+    return text
+
+
 def _ascii(text: str) -> str:
     """One line of printable ASCII: accents dropped (é -> e), anything else non-ASCII as '_'."""
     text = unicodedata.normalize("NFKD", one_line(text))
@@ -200,13 +239,14 @@ def _ascii(text: str) -> str:
     return re.sub(r"[^\x20-\x7e]+", "_", text)
 
 
-def _fcpx_xml(timeline: Any, plan: EditPlan) -> str:
+def _fcpx_xml(timeline: Any, plan: EditPlan, audio: SourceAudio | None) -> str:
     """The FCPXML adapter's document with exact times and the real names.
 
     The adapter finds elements again by XPath predicates built from names (an apostrophe breaks them), so
     it gets placeholder names, and the real ones go in afterwards. It writes each time as float seconds of
     `otio_rate` frames (23.98 for 24000/1001): each is read back as that frame count and rewritten as that
-    many frames of the exact rate, and every format's frameDuration is the exact 1 / rate.
+    many frames of the exact rate, and every format's frameDuration is the exact 1 / rate. The source's
+    sound (the adapter's connected audio clips) is described on its asset as the stream really is.
     """
     import opentimelineio as otio
 
@@ -215,6 +255,8 @@ def _fcpx_xml(timeline: Any, plan: EditPlan) -> str:
     for i, clip in enumerate(timeline.find_clips()):
         names[f"ga-clip-{i}"], clip.name = clip.name, f"ga-clip-{i}"
     root = ET.fromstring(otio.adapters.write_to_string(timeline, adapter_name="fcpx_xml"))
+    if audio is not None:
+        _fcpx_connect_audio(root)
     written = Fraction(str(otio_rate(plan, fcpx=True)))
     frame = 1 / plan.grid.rate
     for element in root.iter():
@@ -227,8 +269,39 @@ def _fcpx_xml(timeline: Any, plan: EditPlan) -> str:
             element.set("frameDuration", _fcpx_time(frame))
         if element.get("name") in names:
             element.set("name", names[element.get("name")])
+        _fcpx_audio(element, audio)
     ET.indent(root, space="    ")
     return _FCPX_HEADER + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _fcpx_connect_audio(root: ET.Element) -> None:
+    """Each picture clip on the spine gets its sound as a connected clip below it (lane -1), spanning the
+    same source range, in the form the adapter writes and reads back as an audio track."""
+    for clip in root.findall(".//spine/clip"):
+        video = clip.find("video")
+        if video is None:
+            continue
+        times = {k: clip.get(k) for k in ("start", "duration") if clip.get(k) is not None}
+        # A connected clip's offset is on its parent's timeline, which begins at the parent's start.
+        sound = ET.SubElement(clip, "clip", {"name": clip.get("name", ""), "offset": clip.get("start", "0s"),
+                                             **times, "lane": "-1"})  # fmt: skip
+        media = {"offset": "0s", "duration": video.get("duration", "0s")}
+        gap = ET.SubElement(sound, "gap", {"name": "Gap", **media})
+        ET.SubElement(gap, "audio", {**media, "ref": video.get("ref", ""), "lane": "-1"})
+
+
+def _fcpx_audio(element: ET.Element, audio: SourceAudio | None) -> None:
+    """An asset's and the sequence's sound as the source's stream has it (or none, said so)."""
+    if element.tag == "asset":
+        element.set("hasAudio", "0" if audio is None else "1")
+        if audio is not None:
+            element.set("audioSources", "1")
+            element.set("audioChannels", str(audio.channels))
+            element.set("audioRate", str(audio.sample_rate))
+    if element.tag == "sequence" and audio is not None:
+        element.set("audioLayout", {1: "mono", 2: "stereo"}.get(audio.channels, "surround"))
+        if audio.sample_rate in _FCPX_SEQUENCE_RATES:
+            element.set("audioRate", _FCPX_SEQUENCE_RATES[audio.sample_rate])
 
 
 def _fcpx_time(seconds: Fraction) -> str:

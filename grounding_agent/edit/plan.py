@@ -39,7 +39,8 @@ class Operation:
     range: start_s, end_s (None = the end of the video); head / tail: seconds; moment: query (and `until`,
     a second query whose end closes the span); highlights: count and/or total_s; silence: min_silence_s,
     threshold_db; words: phrases; speech: where someone speaks (voice activity; pauses shorter than
-    min_silence_s stay inside). `text` is the part of the instruction it was read from.
+    min_silence_s stay inside). `text` is the part of the instruction it was read from; `read_as` how
+    the parser read it ('rule: "remove silences"', 'llm: ...').
     """
 
     action: Action
@@ -55,6 +56,8 @@ class Operation:
     threshold_db: float | None = None
     phrases: tuple[str, ...] = ()
     text: str = ""
+    # How the parser read it, e.g. 'rule: "remove silences"' (shown per operation; not part of equality).
+    read_as: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         if self.action not in ("cut", "keep") or self.target not in TARGETS:
@@ -114,7 +117,7 @@ class Operation:
         out: dict[str, Any] = {"action": self.action, "target": self.target}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name in out or value is None or value == () or (f.name == "text" and not value):
+            if f.name in out or value is None or value == () or (f.name in ("text", "read_as") and not value):
                 continue
             out[f.name] = list(value) if isinstance(value, tuple) else value
         return out

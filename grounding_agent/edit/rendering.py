@@ -41,7 +41,11 @@ _SEEK_PAST_S = 0.0005
 
 @dataclass
 class RenderResult:
-    """What was rendered: where, how, the durations (planned vs measured) and, for copy, the shifts."""
+    """What was rendered: where, how, the durations (planned vs measured) and, for copy, the shifts.
+
+    `planned_s` / `planned_frames` are always the plan asked for; a copy render is checked against its
+    keyframe-widened plan instead, `widened_s` / `widened_frames` (equal to the planned ones otherwise).
+    """
 
     path: Path
     mode: str
@@ -52,6 +56,8 @@ class RenderResult:
     rendered_frames: int = 0
     shifts: list[dict[str, Any]] = field(default_factory=list)
     plan: EditPlan | None = None
+    widened_s: float = 0.0
+    widened_frames: int = 0
 
     def __fspath__(self) -> str:  # usable wherever a path is: open(result), str(result), Path(result)
         return str(self.path)
@@ -68,7 +74,15 @@ class RenderResult:
             "planned_frames": self.planned_frames,
             "rendered_frames": self.rendered_frames,
             "elapsed_s": round(self.elapsed_s, 3),
-            **({"keyframe_shifts": self.shifts} if self.mode == "copy" else {}),
+            **(
+                {
+                    "widened_s": round(self.widened_s, 6),
+                    "widened_frames": self.widened_frames,
+                    "keyframe_shifts": self.shifts,
+                }
+                if self.mode == "copy"
+                else {}
+            ),
         }
 
 
@@ -87,6 +101,8 @@ def render(
     progress: bool | None = None,
     preset: str = EDIT.preset,
     crf: int = EDIT.crf,
+    captions: Any = None,
+    aspect: str | None = None,
 ) -> RenderResult:
     """Render the kept segments of `plan` to `out` (the container follows its suffix).
 
@@ -94,6 +110,8 @@ def render(
         copy: stream copy on keyframes (fast, cuts move) instead of re-encoding (exact).
         progress: show a tqdm bar (None: only on a terminal).
         preset, crf: libx264 settings of the accurate mode.
+        captions: a transcript of the source: its words are burnt in, word-timed (`edit.captions`).
+        aspect: "9:16", "1:1", "4:5" or "16:9": reframed following faces (`edit.reframe`).
 
     Raises:
         EditError: nothing kept, output equal to the input, ffmpeg failing, or a duration off by more
@@ -105,18 +123,22 @@ def render(
     target_plan, shifts = plan.snapped_to_keyframes() if copy else (plan, [])
     if copy:
         _check_copyable(target_plan, out)
+    if copy and (captions is not None or aspect):
+        raise EditError("captions and --aspect draw on the picture: render without --copy")
     started = time.perf_counter()
     with atomic_path(out) as tmp, tempfile.TemporaryDirectory(prefix="ga-render-") as work:
         args = (
             _copy_args(target_plan, tmp, Path(work))
             if copy
-            else _accurate_args(target_plan, tmp, Path(work), preset, crf)
+            else _accurate_args(
+                target_plan, tmp, Path(work), preset, crf, _look(plan, Path(work), captions, aspect)
+            )
         )
         _run_ffmpeg(args, target_plan.kept_s, progress, Path(work))
         rendered = _check_duration(target_plan, tmp, out)
-    return RenderResult(Path(out), "copy" if copy else "accurate", target_plan.kept_s, rendered.duration_s,
-                        time.perf_counter() - started, target_plan.kept_frames, rendered.num_frames,
-                        shifts, target_plan)  # fmt: skip
+    return RenderResult(Path(out), "copy" if copy else "accurate", plan.kept_s, rendered.duration_s,
+                        time.perf_counter() - started, plan.kept_frames, rendered.num_frames,
+                        shifts, target_plan, target_plan.kept_s, target_plan.kept_frames)  # fmt: skip
 
 
 def _check_copyable(plan: EditPlan, out: str | Path) -> None:
@@ -141,7 +163,24 @@ def _origin(plan: EditPlan) -> Any:
     return time_origin(plan.video)
 
 
-def _accurate_args(plan: EditPlan, tmp: Path, work: Path, preset: str, crf: int) -> list[str]:
+def _look(plan: EditPlan, work: Path, captions: Any, aspect: str | None) -> str:
+    """Filters drawn on the concatenated edit: the face-following crop, then the captions on top."""
+    from grounding_agent.edit import captions as cap
+    from grounding_agent.edit import reframe
+
+    chain, size = [], (plan.video.width, plan.video.height)
+    if aspect:
+        track = reframe.track_faces(plan.video, reframe.parse_aspect(aspect))
+        commands = reframe.crop_commands(plan, track, work / "crop.cmd")
+        chain.append(reframe.crop_filter(plan, track, commands))
+        size = (track.width, track.height)
+    if captions is not None:
+        ass = cap.write_ass(plan, captions, work / "captions.ass", size=size)
+        chain.append(f"ass=filename={cap.filter_path(ass)}")
+    return ",".join(chain)
+
+
+def _accurate_args(plan: EditPlan, tmp: Path, work: Path, preset: str, crf: int, look: str = "") -> list[str]:
     grid, n, kept, audio = plan.grid, plan.grid.num_frames, plan.kept, _has_audio(plan)
     offset = _origin(plan).ffmpeg_s  # plan time 0 in the filters' timestamps
     starts = grid.starts_s + offset
@@ -165,6 +204,9 @@ def _accurate_args(plan: EditPlan, tmp: Path, work: Path, preset: str, crf: int)
             parts.append(f"[as{i}]atrim={':'.join(abounds)},asetpts=PTS-STARTPTS[a{i}]")
     inputs = "".join(f"[v{i}]" + (f"[a{i}]" if audio else "") for i in range(len(kept)))
     parts.append(f"{inputs}concat=n={len(kept)}:v=1:a={int(audio)}[v]" + ("[a]" if audio else ""))
+    if look:  # reframe / captions on the edited timeline
+        parts[-1] = parts[-1].replace("[v]", "[cat]", 1)
+        parts.append(f"[cat]{look}[v]")
     graph = ";".join(parts)
     if len(graph) <= _INLINE_FILTER_CHARS:
         graph_args = ["-filter_complex", graph]

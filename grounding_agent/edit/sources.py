@@ -5,7 +5,8 @@ Transcripts are `grounding_agent.media.transcript.Transcript`s; a hand-made one 
 `segments` whose items have `words`, or bare `words`, each with `start_s`, `end_s`, `text`) is converted
 by `as_transcript`. Either is checked (times finite, start <= end: else a one-line error naming the word)
 and fitted to the video (one of another, longer video is refused; see `media.transcript.fit_to_video`).
-Word matching ignores case and punctuation and matches whole words (a phrase matches consecutive words).
+Phrases are found by the one fuzzy phrase matcher (`find_phrases`: numbers, currency, spelling variants,
+punctuation, contractions and case aside), the same as `ground`'s and `transcribe --search`'s.
 """
 
 from __future__ import annotations
@@ -17,18 +18,35 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from grounding_agent.defaults import EDIT
+from grounding_agent.defaults import EDIT, PHRASE_MATCH, SPEECH_EDIT
 from grounding_agent.edit.plan import Operation, Span
+from grounding_agent.edit.speech_spans import (
+    floor_level,
+    hit_ranges,
+    merged,
+    padded_silences,
+    quiet_core,
+    sentences_with,
+    word_spans,
+)
 from grounding_agent.errors import EditError
 from grounding_agent.media.text_match import normalize
-from grounding_agent.media.transcript import Segment, Transcript, Word, check_times, fit_to_video
+from grounding_agent.media.transcript import (
+    Segment,
+    Transcript,
+    Word,
+    check_times,
+    fit_to_video,
+    search_words,
+)
+from grounding_agent.media.vad import fit_to_energy
 from grounding_agent.types import Evidence, Moment, Video
 
 if TYPE_CHECKING:
     from grounding_agent.grounders.base import Grounder
 
-# Loudness windows for silence detection: fine enough that a boundary lands within half a frame at 25 fps.
-SILENCE_HOP_S = 0.02
+# Loudness windows for silence detection and word tails: a boundary lands within a quarter frame at 25 fps.
+SILENCE_HOP_S = SPEECH_EDIT.energy_hop_s
 
 
 @dataclass
@@ -42,6 +60,8 @@ class EditSources:
         saliency: a `ClipSaliency` for the highlight detector's CLIP signal (optional).
         transcript: words spoken (see the module docstring), for "remove every time he says 'um'".
         threshold_db, min_silence_s: defaults for silences the instruction does not size.
+        pad_ms, min_gap_s: kept audio beside wanted speech, and the shortest silence or word cut made
+            (see `defaults.SpeechEditDefaults`; spans come from the words, never from segment ends).
     """
 
     grounder: Grounder | None = None
@@ -56,7 +76,10 @@ class EditSources:
     transcript: Any = None
     threshold_db: float = EDIT.silence_db
     min_silence_s: float = EDIT.min_silence_s
+    pad_ms: float = SPEECH_EDIT.pad_ms
+    min_gap_s: float = SPEECH_EDIT.min_gap_s
     notes: list[str] = field(default_factory=list)
+    _curve: Any = field(default=None, init=False, repr=False)  # (video path, loudness), decoded once
 
     def resolve(self, video: Video, op: Operation) -> list[Span]:
         """The source spans `op` targets (head / tail are relative to the edit: see `plan`)."""
@@ -131,6 +154,9 @@ class EditSources:
         if self.saliency is None and self.saliency_factory is not None:
             self.saliency = self.saliency_factory()
         top_k = op.count or min(20, max(3, math.ceil((op.total_s or 6.0) / 2.0)))
+        if self.transcript is None and self.transcript_factory is not None and op.total_s is not None:
+            self.transcript = self.transcript_factory()  # a teaser snaps to sentences when there are some
+        words = self._transcript(video, op) if self.transcript is not None and op.total_s else None
         result = generic_highlights(video.path, saliency=self.saliency, search=WindowSearch(top_k=top_k))
         used = ", ".join(sorted(result.weights)) or "no signal"
         if not result.weights:
@@ -140,35 +166,67 @@ class EditSources:
             windows = [w for w in windows if w.score > 0] or windows[:1]
             if len(windows) < (op.count or 0):
                 self.notes.append(f"highlights: only {len(windows)} of the {op.count} asked stand out")
-        spans, budget = [], op.total_s
+        if op.total_s is not None:
+            return self._teaser(video, op, result, words, used)
+        spans = []
         for rank, window in enumerate(windows[: op.count or len(windows)], 1):
-            length = window.length_s if budget is None else min(window.length_s, budget)
-            if length <= 0:
-                break
-            ev = Evidence("saliency", window.start_s, window.start_s + length, _unit(window.score),
+            ev = Evidence("saliency", window.start_s, window.end_s, _unit(window.score),
                           f"highlight #{rank}", f"generic highlights ({used})")  # fmt: skip
-            spans.append(Span(window.start_s, window.start_s + length, ev))
-            if budget is not None:
-                budget -= length
+            spans.append(Span(window.start_s, window.end_s, ev))
         return spans
 
-    def _silence(self, video: Video, op: Operation) -> list[Span]:
-        from grounding_agent.media.audio import audio_energy
+    def _teaser(self, video: Video, op: Operation, result: Any, words: Any, used: str) -> list[Span]:
+        """`op.total_s` of highlights: whole sentences when the transcript has them, else grown windows."""
+        from grounding_agent.edit import teaser
 
+        total, fused = float(op.total_s or 0.0), result.clip_scores.get("fused", np.zeros(0))
+        sentences = teaser.sentence_spans(words, video.duration_s) if words is not None else []
+        scores = [teaser.span_score(fused, a, b) for a, b in sentences]
+        picked = teaser.pick_sentences(sentences, scores, min(total, video.duration_s)) if sentences else None
+        if picked is not None:
+            return [Span(sentences[i][0], sentences[i][1], Evidence("speech", sentences[i][0], sentences[i][1],
+                         _unit(scores[i]), "whole sentence", f"teaser of {total:g} s ({used}, transcript)"))
+                    for i in picked]  # fmt: skip
+        if sentences:
+            self.notes.append(f"teaser: no set of whole sentences lasts {total:g} s; highlight windows used")
+        windows = [(w.start_s, w.end_s) for w in (op.count and result.windows[: op.count] or result.windows)]
+        spans = teaser.fit_windows(windows, min(total, video.duration_s), video.duration_s)
+        return [Span(a, b, Evidence("saliency", a, b, None, "highlight", f"generic highlights ({used})"))
+                for a, b in spans]  # fmt: skip
+
+    def _silence(self, video: Video, op: Operation) -> list[Span]:
         threshold = self.threshold_db if op.threshold_db is None else op.threshold_db
         minimum = self.min_silence_s if op.min_silence_s is None else op.min_silence_s
-        curve = audio_energy(video.path, hop_s=SILENCE_HOP_S)
+        curve = self._energy(video)
         if curve is None:
             self.notes.append("silences: the video has no audio stream, so nothing is silent")
             return []
-        spans = []
-        for start, end in silent_runs(curve.times_s, curve.values, SILENCE_HOP_S, threshold, minimum):
-            end = min(end, video.duration_s)
-            ev = Evidence(
-                "audio", start, end, None, f"below {threshold:g} dBFS for {end - start:.2f} s", "audio energy"
+        level = floor_level(curve.values, threshold, SPEECH_EDIT.floor_margin_db)
+        runs = [
+            core
+            for run in silent_runs(curve.times_s, curve.values, SILENCE_HOP_S, threshold, minimum)
+            if (core := quiet_core(curve.times_s, curve.values, SILENCE_HOP_S, run, level))
+        ]
+        cuts, short = padded_silences(runs, self.pad_ms / 1000.0, self.min_gap_s, video.duration_s)
+        if short:
+            self.notes.append(
+                f"silences: {short} pause(s) left in: shorter than {self.min_gap_s:g} s once "
+                f"{self.pad_ms:g} ms is kept beside the sound (--min-gap-s, --pad-ms)"
             )
+        spans = []
+        for (start, end), (run_start, run_end) in cuts:
+            said = f"below {threshold:g} dBFS for {run_end - run_start:.2f} s"
+            ev = Evidence("audio", start, end, None, said, "audio energy")
             spans.append(Span(start, end, ev))
         return spans
+
+    def _energy(self, video: Video) -> Any:
+        """The audio's loudness every SILENCE_HOP_S (decoded once per video), or None without audio."""
+        from grounding_agent.media.audio import audio_energy
+
+        if self._curve is None or self._curve[0] != video.path:
+            self._curve = (video.path, audio_energy(video.path, hop_s=SILENCE_HOP_S))
+        return self._curve[1]
 
     def _transcript(self, video: Video, op: Operation) -> Transcript:
         if self.transcript is None and self.transcript_factory is not None:
@@ -180,37 +238,45 @@ class EditSources:
             )
         fitted, notes = fit_to_video(as_transcript(self.transcript), video.duration_s)
         self.notes.extend(n for n in notes if n not in self.notes)  # once, however many operations use it
-        return fitted
+        curve = self._energy(video)
+        if curve is None:
+            return fitted
+        # Whisper's word ends clip fading tails: each word reaches to where its sound falls.
+        level = floor_level(curve.values, self.threshold_db, SPEECH_EDIT.floor_margin_db)
+        return fit_to_energy(fitted, curve, level, SPEECH_EDIT.tail_max_s)
 
     def _speech(self, video: Video, op: Operation) -> list[Span]:
         transcript = self._transcript(video, op)
-        regions, source = list(transcript.speech_regions), "voice activity"
-        if not regions:
-            regions, source = [(w.start_s, w.end_s) for w in _sorted_words(transcript)], "transcript words"
         gap = self.min_silence_s if op.min_silence_s is None else op.min_silence_s
-        spans: list[list[float]] = []
-        for start, end in sorted(regions):  # a pause shorter than `gap` stays inside the speech
-            if spans and start - spans[-1][1] < gap:
-                spans[-1][1] = max(spans[-1][1], end)
-            else:
-                spans.append([start, end])
+        pad = self.pad_ms / 1000.0
+        # From the words (first start to last end, padded) and any voice activity the words miss; a
+        # pause shorter than `gap` stays inside the speech.
+        words = [(w.start_s - pad, w.end_s + pad) for w in _sorted_words(transcript)]
+        source = " and ".join(
+            name for name, found in (("transcript words", words), ("voice activity", transcript.speech_regions))
+            if found
+        )  # fmt: skip
+        spans = merged([*words, *transcript.speech_regions], gap, video.duration_s)
         if not spans:
             self.notes.append("speech: nothing is said in this video")
         return [Span(a, b, Evidence("speech", a, b, None, "speech", source)) for a, b in spans]
 
     def _words(self, video: Video, op: Operation) -> list[Span]:
         transcript = self._transcript(video, op)
-        hits = find_phrases(_sorted_words(transcript), op.phrases)
-        if op.action == "keep":
-            sentences = transcript.segments
-            if sentences:  # keep what was said around the words: the whole sentence
-                hits = [
-                    s for s in sentences if any(h.start_s < s.end_s and h.end_s > s.start_s for h in hits)
-                ]
-        return [
-            Span(h.start_s, h.end_s, Evidence("speech", h.start_s, h.end_s, None, h.text, "transcript"))
-            for h in hits
-        ]
+        words = _sorted_words(transcript)
+        hits = find_phrases(words, op.phrases)
+        if op.action == "keep":  # keep what was said around the words: the whole sentence, padded
+            found = word_spans(words, sentences_with(words, transcript, hits), self.pad_ms / 1000.0)
+        else:
+            found = word_spans(words, hit_ranges(words, hits), 0.0)
+            short = [f for f in found if f[1] - f[0] < self.min_gap_s]
+            if short:
+                self.notes.append(
+                    f"{op.describe()}: {len(short)} match(es) left in: shorter than {self.min_gap_s:g} s "
+                    "(--min-gap-s)"
+                )
+            found = [f for f in found if f not in short]
+        return [Span(a, b, Evidence("speech", a, b, None, text, "transcript words")) for a, b, text in found]
 
 
 def _unit(score: float) -> float | None:
@@ -277,19 +343,20 @@ def _sorted_words(transcript: Transcript) -> list[Word]:
 
 
 def _tokens(text: str) -> list[str]:
-    """Lower-cased words without punctuation, numbers spelled out as ASR writes them."""
+    """The phrase matcher's tokens (`media.text_match.normalize`: case, punctuation, numbers, amounts,
+    contractions and British / American spellings made comparable)."""
     return normalize(text)
 
 
 def find_phrases(words: list[Word], phrases: Iterable[str]) -> list[Segment]:
-    """Every occurrence of each phrase (consecutive whole words, case and punctuation ignored)."""
-    tokens = [" ".join(_tokens(w.text)) for w in words]
+    """Every place each phrase is said, in time order, found by the phrase matcher `ground`, `chat` and
+    `transcribe --search` use (`media.transcript.search_words`): "$49" is "forty nine dollars", "colour" is
+    "color", "it's" is "it is", case and punctuation aside; a match scores at least
+    `PHRASE_MATCH.edit_min_score` (a loose paraphrase is not cut) and never spans a pause of a second."""
     hits = []
     for phrase in phrases:
-        want = _tokens(phrase)
-        for i in range(len(words) - len(want) + 1 if want else 0):
-            if tokens[i : i + len(want)] == want:
-                hits.append(_phrase(words[i : i + len(want)]))
+        found = search_words(words, phrase, top_k=max(1, len(words)), min_score=PHRASE_MATCH.edit_min_score)
+        hits.extend(_phrase(list(match.words)) for match in found)
     return sorted(hits, key=lambda h: h.start_s)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 
@@ -33,6 +34,27 @@ def nominal_rate(avg_fps: float) -> Fraction:
 
 def is_smpte_rate(rate: Fraction) -> bool:
     return rate in STANDARD_RATES
+
+
+@dataclass(frozen=True)
+class SourceAudio:
+    """The source's first audio stream, as exports describe it (FCPXML's asset, the EDL's channels)."""
+
+    channels: int
+    sample_rate: int
+    layout: str  # FFmpeg's name: "mono", "stereo", "5.1(side)", ...
+
+
+def source_audio(path: str | Path) -> SourceAudio | None:
+    """The first audio stream of `path` (PyAV), or None when it has none: exports then stay picture-only."""
+    from grounding_agent.media.audio import open_container
+
+    with open_container(path) as container:
+        if not container.streams.audio:
+            return None
+        stream = container.streams.audio[0]
+        layout = stream.layout.name if stream.layout is not None else ""
+        return SourceAudio(int(stream.channels or 0), int(stream.sample_rate or 0), layout)
 
 
 @dataclass(frozen=True, eq=False)

@@ -10,6 +10,8 @@ The agent grounds each planned step through its grounder, so composing speech an
 ("after he says 'let's go', the man runs") needs nothing else: the speech step's candidates come from the
 transcript, the visual step's from the VLM, and the planner's relations constrain them together.
 Transcripts (and screen text) are computed once per video and kept (and cached on disk by their readers).
+A quote that is not said (a text not shown) is an answer too: no moment, and `Grounding.info["absent"]` is
+"said" ("shown"), with a `note`, so callers say "not said" instead of returning a window.
 """
 
 from __future__ import annotations
@@ -177,10 +179,11 @@ class TranscriptGrounder(BaseGrounder):
             "searched": said,
             "asr_model": transcript.model,
         }
-        if not transcript.has_audio:
-            info["note"] = "the video has no audio track"
-        elif not moments:
-            info["note"] = f"{said!r} is not said in the transcript"
+        if not moments:  # looked and not found: no moment (never the whole video), and the typed reason
+            info["absent"] = "said"
+            info["note"] = (
+                "the video has no audio track" if not transcript.has_audio else f"{said!r} is not said"
+            )
         return Grounding(
             moments=moments, raw_text=[m.text for m in matches], info=info, duration_s=video.duration_s
         )
@@ -204,6 +207,8 @@ class TranscriptGrounder(BaseGrounder):
             if m.start_s < video.duration_s
         ]
         info = {"grounder": "ocr", "channel": "ocr", "searched": shown, "ocr_model": screen.model}
+        if not moments:
+            info.update(absent="shown", note=f"{shown!r} is not shown on screen")
         return Grounding(
             moments=moments, raw_text=[m.text for m in matches], info=info, duration_s=video.duration_s
         )

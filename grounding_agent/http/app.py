@@ -32,6 +32,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from grounding_agent.defaults import HTTP_SERVICE, LOCAL_NAMES, ServiceLimits
 from grounding_agent.errors import GroundingAgentError
 from grounding_agent.http import ground, health, sessions
+from grounding_agent.http.access import AccessLog
 from grounding_agent.http.guard import BodyGuard, validation_error
 from grounding_agent.http.media import MediaRoot
 from grounding_agent.http.state import Service, SessionFactory, SessionStore, status_of
@@ -87,6 +88,7 @@ def create_app(
     # Outermost first: a foreign Host is refused before a byte of its body is read.
     app.add_middleware(BodyGuard, limits=limits)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
+    app.add_middleware(AccessLog)  # outermost: refused requests are logged too (method, path, status, ms)
     return app
 
 

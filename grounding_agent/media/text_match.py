@@ -3,9 +3,13 @@ word-level Smith-Waterman local alignment whose token match is character similar
 
     best_alignments(normalize("my favourite colour"), normalize("so my favorite color is blue"), 3, 0.35)
 
-favourite/favorite and colour/color match, "7" is "seven", and stopwords weigh less, so ASR spelling
-variants, a misspelled or loosely paraphrased quote still land. Knows nothing of words' times: see
-`transcript.search_words`.
+Both sides are normalised the same way (`normalize`): case and punctuation dropped, numbers, amounts and
+clock times spelled out ("$49" and "forty-nine dollars" are the same tokens), contractions expanded ("it's"
+is "it is"), British spellings made American by a small table of suffix patterns (-our/-or, -ise/-ize,
+-yse/-yze, -re/-er, -ogue/-og, -lled/-led) and words (grey/gray). Then stopwords weigh less and tokens
+match by character similarity, so ASR spelling variants, a misspelled or loosely paraphrased quote still
+land. This is the one phrase matcher: `ground`, `chat`, `transcribe --search` (through
+`transcript.search_words`, which adds words' times) and `edit` (`edit.sources.find_phrases`) use it.
 """
 
 from __future__ import annotations
@@ -25,10 +29,51 @@ STOPWORDS = frozenset(
     (
         "a an the and or but of to in on at for with is are was were be been it its this that these "
         "those i you he she we they me him her us them my your his our their so do does did just um uh "
-        "oh"
+        "oh am"
     ).split()
 )
 _NUMBER = re.compile(r"^\d+(?:[.,]\d+)*(?:st|nd|rd|th)?$")
+_CLOCK = re.compile(r"^(\d{1,2}):(\d{2})$")
+# Currency signs before an amount and what is said after it ("$49" is "forty nine dollars").
+_CURRENCY = {
+    "$": ("dollar", "dollars"),
+    "£": ("pound", "pounds"),
+    "€": ("euro", "euros"),
+    "¥": ("yen", "yen"),
+}
+_AMOUNT = re.compile(r"^([$£€¥])(\d+(?:,\d{3})*)(?:\.(\d{2}))?$")
+
+# Contractions, spoken either way ("it's" / "it is"): expanded on both sides. A possessive "'s" stays a
+# word of its own ("john's" -> "johns"): only pronouns and question words take "is".
+_WHOLE_CONTRACTIONS = {
+    "won't": "will not", "can't": "can not", "cannot": "can not", "shan't": "shall not", "ain't": "is not",
+    "let's": "let us", "y'all": "you all",
+}  # fmt: skip
+_CONTRACTION_ENDINGS = (("n't", "not"), ("'re", "are"), ("'ve", "have"), ("'ll", "will"), ("'m", "am"),
+                        ("'d", "would"))  # fmt: skip
+_IS_WORDS = frozenset("it that what there here he she who where how when why this".split())
+
+# British -> American spelling, applied to every token on both sides so either spelling finds the other.
+# Patterns of common suffixes; the stem lengths keep short words out ("four", "your", "hour", "rogue").
+_SPELLING_PATTERNS = tuple(
+    (re.compile(pattern), repl)
+    for pattern, repl in (
+        (r"^([a-z]{2,})our(s|ed|ing|ite|ites|able|ably|ful|less|er|ers|ist|ists|y)?$", r"\1or\2"),  # colour
+        (r"^([a-z]{3,})is(e|es|ed|ing|er|ers|ation|ations)$", r"\1iz\2"),  # realise, organisation
+        (r"^([a-z]{3,})ys(e|es|ed|ing)$", r"\1yz\2"),  # analyse
+        (r"^([a-z]+[tbg])re(s?)$", r"\1er\2"),  # centre, fibre, meagre
+        (r"^([a-z]+[tbg])red$", r"\1ered"),  # centred
+        (r"^([a-z]{3,})ogue(s?)$", r"\1og\2"),  # dialogue, catalogue
+        (r"^([a-z]*[aeiou][^aeiou]+[aeiou])ll(ed|ing|er|ers)$", r"\1l\2"),  # travelled, cancelling
+    )
+)
+_SPELLING_WORDS = {
+    "grey": "gray", "programme": "program", "programmes": "programs", "cheque": "check", "tyre": "tire",
+    "tyres": "tires", "defence": "defense", "offence": "offense", "licence": "license", "pretence": "pretense",
+    "pyjamas": "pajamas", "aluminium": "aluminum", "aeroplane": "airplane", "jewellery": "jewelry",
+    "mould": "mold", "plough": "plow", "ageing": "aging", "judgement": "judgment", "whilst": "while",
+    "kerb": "curb", "ok": "okay",
+}  # fmt: skip
 
 
 @functools.lru_cache(maxsize=4096)
@@ -45,19 +90,73 @@ def _number_words(token: str) -> tuple[str, ...]:
     return tuple(w for w in re.split(r"[\s,\-]+", words.lower()) if w and w != "and")
 
 
+def _amount_words(sign: str, units: str, cents: str | None) -> list[str]:
+    """'$', '49', '99' -> forty nine dollars and ninety nine cents (a whole amount: no cents)."""
+    one, many = _CURRENCY[sign]
+    tokens = [*_number_words(units), one if units == "1" else many]
+    if cents and int(cents):
+        tokens += ["and", *_number_words(str(int(cents))), "cent" if int(cents) == 1 else "cents"]
+    return tokens
+
+
+def _clock_words(hours: str, minutes: str) -> list[str]:
+    """'7:30' -> seven thirty; '7:05' -> seven oh five; '7:00' -> seven oclock."""
+    if int(minutes) == 0:
+        return [*_number_words(hours), "oclock"]
+    return [*_number_words(hours), *(["oh"] if minutes[0] == "0" else []), *_number_words(str(int(minutes)))]
+
+
+def _spelling(token: str) -> str:
+    """The American spelling of a British one (the same word otherwise)."""
+    if token in _SPELLING_WORDS:
+        return _SPELLING_WORDS[token]
+    for pattern, repl in _SPELLING_PATTERNS:
+        if pattern.match(token):
+            return pattern.sub(repl, token)
+    return token
+
+
+def _expand_contraction(raw: str) -> str:
+    """A contraction spelled out ("it's": it is, "don't": do not, "let's": let us); anything else as is."""
+    if raw in _WHOLE_CONTRACTIONS:
+        return _WHOLE_CONTRACTIONS[raw]
+    for ending, words in _CONTRACTION_ENDINGS:
+        if raw.endswith(ending) and len(raw) > len(ending):
+            return f"{raw[: -len(ending)]} {words}"
+    if raw.endswith("'s") and raw[:-2] in _IS_WORDS:
+        return f"{raw[:-2]} is"
+    return raw
+
+
 def normalize(text: str) -> list[str]:
-    """Lower-cased tokens: punctuation and apostrophes dropped, hyphenated words split, numbers spelled out."""
-    text = text.lower().replace("’", "'").replace("‘", "'")
+    """Lower-cased tokens, so that the ways one thing is written compare equal: punctuation dropped,
+    hyphenated words split, numbers, amounts ("$49": forty nine dollars), percentages and clock times
+    spelled out, contractions expanded ("it's": it is), British spellings made American ("colour": color)."""
+    text = text.lower().replace("’", "'").replace("‘", "'").replace("&", " and ").replace("%", " percent")
     tokens: list[str] = []
     for raw in re.split(r"[\s\-–—/]+", text):
-        token = re.sub(r"[^\w']", "", raw).replace("'", "").replace("_", "")
+        tokens.extend(_word_tokens(raw))
+    return tokens
+
+
+def _word_tokens(raw: str) -> list[str]:
+    """The tokens of one whitespace-separated word."""
+    bare = re.sub(r"^[^\w$£€¥']+|[^\w']+$", "", raw).strip("'")
+    amount, clock = _AMOUNT.match(bare), _CLOCK.match(bare)
+    if amount:
+        return _amount_words(*amount.groups())
+    if clock:
+        return _clock_words(*clock.groups())
+    tokens: list[str] = []
+    for part in _expand_contraction(bare).split():
+        token = re.sub(r"[^\w']", "", part).replace("'", "").replace("_", "")
         if not token:
             continue
-        number = re.sub(r"[^\w.,]", "", raw).strip(".,")
+        number = re.sub(r"[^\w.,]", "", part).strip(".,")
         if token[0].isdigit() and _NUMBER.match(number):
             tokens.extend(_number_words(number))
         else:
-            tokens.append(token)
+            tokens.append(_spelling(token))
     return tokens
 
 

@@ -1,19 +1,23 @@
 """Voice activity for ASR: where speech is (Silero VAD), where to cut a long recording into chunks, which
 clips Whisper hears, and each word clamped into its voice region (Whisper's first word of an utterance
-tends to start early; the VAD onset is tighter). Audio is 16 kHz mono float32.
+tends to start early; the VAD onset is tighter). Audio is 16 kHz mono float32. `fit_to_energy` then moves
+each word's edges out to where the audio's loudness falls (Whisper's word ends often clip a fading tail).
 """
 
 from __future__ import annotations
 
+import bisect
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import replace
 
 import numpy as np
 
-from grounding_agent.media.transcript import Word
+from grounding_agent.media.transcript import Transcript, Word
+from grounding_agent.types import Curve
 
-__all__ = ["SAMPLE_RATE", "clamp_word", "cut_point", "voice_regions", "whisper_clips"]
+__all__ = ["SAMPLE_RATE", "clamp_word", "cut_point", "fit_to_energy", "voice_regions", "whisper_clips"]
 
 SAMPLE_RATE = 16_000
 # A chunk is cut in a pause at least this far from its end (a word may be starting in the last bit).
@@ -90,3 +94,78 @@ def clamp_word(word: Word, regions_s: Sequence[tuple[float, float]]) -> Word:
     start = min(max(word.start_s, a), b)
     end = max(min(word.end_s, b), start)
     return replace(word, start_s=float(start), end_s=float(end))
+
+
+def fit_to_energy(transcript: Transcript, curve: Curve, threshold_db: float, max_s: float) -> Transcript:
+    """`transcript` with each word's end moved later (and its start earlier) while the loudness `curve`
+    (windows of equal width, centred at `curve.times_s`) stays at or above `threshold_db`: a fading tail
+    Whisper cut off belongs to the word. A move is at most `max_s` and never reaches the neighbouring word;
+    where the audio does not fall within that reach (music, noise, a tone) it is background, and the word
+    keeps its time. Words never shrink. Segment times follow their words.
+
+    The last word of a voice region (`transcript.speech_regions`) reaches to the region's last loud window
+    (and the first word back to its first): Whisper may fold two words into one and time it to the first
+    ("$20." ending at 5.93 s for "twenty dollars", said until 6.47 s); the VAD heard the voice go on.
+    """
+    times = np.asarray(curve.times_s, dtype=float)
+    if times.size < 2 or not transcript.words:
+        return transcript
+    hop = float(times[1] - times[0])
+    starts, loud = times - hop / 2, np.asarray(curve.values) >= threshold_db
+    order = sorted(transcript.words, key=lambda w: w.start_s)
+    regions = sorted(transcript.speech_regions)
+    moved: dict[int, Word] = {}
+    prev_end = 0.0
+    for i, w in enumerate(order):
+        next_start = order[i + 1].start_s if i + 1 < len(order) else math.inf
+        start = _fall(starts, loud, hop, w.start_s, max(prev_end, w.start_s - max_s), -1)
+        end = _fall(starts, loud, hop, w.end_s, min(next_start, w.end_s + max_s), +1)
+        region = _region_of(regions, w.end_s)
+        if region and next_start > region[1]:  # the last word said in this stretch of voice
+            end = max(end, _last_loud(starts, loud, hop, w.end_s, min(region[1], next_start)))
+        region = _region_of(regions, w.start_s)
+        if region and prev_end < region[0]:  # the first
+            start = min(start, _first_loud(starts, loud, hop, max(region[0], prev_end), w.start_s))
+        moved[id(w)] = replace(w, start_s=min(start, w.start_s), end_s=max(end, w.end_s))
+        prev_end = max(prev_end, moved[id(w)].end_s)
+    segments = []
+    for seg in transcript.segments:
+        words = tuple(moved.get(id(w), w) for w in seg.words)
+        start = min([seg.start_s, *(w.start_s for w in words)])
+        segments.append(
+            replace(seg, words=words, start_s=start, end_s=max([seg.end_s, *(w.end_s for w in words)]))
+        )
+    return replace(transcript, segments=tuple(segments))
+
+
+def _fall(starts: np.ndarray, loud: np.ndarray, hop: float, t: float, limit: float, step: int) -> float:
+    """From `t`, walking `step` (+1 later, -1 earlier) over loud windows: where the loudness falls, if it
+    does before `limit`; else `t`."""
+    k = int(np.searchsorted(starts, t, side="right")) - 1 if step > 0 else int(np.searchsorted(starts, t)) - 1
+    while 0 <= k < len(loud) and loud[k]:
+        edge = starts[k] + hop if step > 0 else starts[k]
+        if (edge >= limit) if step > 0 else (edge <= limit):
+            return t  # still loud at the neighbour or the reach: not a tail
+        k += step
+    if not 0 <= k < len(loud):
+        return t
+    return float(max(t, starts[k])) if step > 0 else float(min(t, starts[k] + hop))
+
+
+def _region_of(regions: Sequence[tuple[float, float]], t: float) -> tuple[float, float] | None:
+    i = bisect.bisect_right(regions, (t, math.inf)) - 1
+    return regions[i] if i >= 0 and regions[i][0] <= t <= regions[i][1] else None
+
+
+def _last_loud(starts: np.ndarray, loud: np.ndarray, hop: float, t: float, limit: float) -> float:
+    """The end of the last loud window between `t` and `limit` (`t` if none)."""
+    lo, hi = np.searchsorted(starts, [t - hop, limit])
+    found = np.flatnonzero(loud[lo:hi])
+    return float(min(starts[lo + found[-1]] + hop, limit)) if found.size else t
+
+
+def _first_loud(starts: np.ndarray, loud: np.ndarray, hop: float, limit: float, t: float) -> float:
+    """The start of the first loud window between `limit` and `t` (`t` if none)."""
+    lo, hi = np.searchsorted(starts, [limit, t])
+    found = np.flatnonzero(loud[lo:hi])
+    return float(max(starts[lo + found[0]], limit)) if found.size else t

@@ -141,11 +141,12 @@ def _file_key(path: str | os.PathLike) -> FileKey:
         )
     if st.st_size == 0:
         raise EmptyVideoError(p, "the file is empty (0 bytes); copy or download it again")
-    try:  # the decoders take the name as UTF-8 text; a name in another encoding cannot reach them
-        str(p).encode("utf-8")
+    resolved = str(p.resolve())
+    try:  # the decoders take the (resolved) name as UTF-8 text; a name in another encoding cannot reach them
+        resolved.encode("utf-8")
     except UnicodeEncodeError:
         raise NotAVideoError(ascii(str(p)), "the file name is not valid UTF-8; rename the file") from None
-    return (str(p.resolve()), st.st_mtime_ns, st.st_size)
+    return (resolved, st.st_mtime_ns, st.st_size)
 
 
 def _stat(path: str | os.PathLike, p: Path) -> os.stat_result:

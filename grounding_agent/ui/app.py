@@ -298,7 +298,9 @@ class App:
             {"role": "user", "content": message},
             {"role": "assistant", "content": reply},
         ]
-        return history, chips_html(answer.moments), str(png), thumbnails(session.frames, answer.moments), ""
+        # "Not said" / "not shown" is an answer without a moment: no chip, the sentence in its place.
+        chips = f"<p>not {answer.absent}</p>" if answer.absent else chips_html(answer.moments)
+        return history, chips, str(png), thumbnails(session.frames, answer.moments), ""
 
     def edit(self, instruction: str, key: str | None, render: bool = False, progress: Any = None):
         """Instruction -> edit plan preview (rows), export files, the rendered cut (optional), and notes.

@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from grounding_agent.defaults import UI
+from grounding_agent.http.access import AccessLog
 from grounding_agent.ui.app import UIConfig, launch_options
 
 FILE_ROUTE = "/file="
@@ -71,7 +72,8 @@ def asgi_app(demo: Any, config: UIConfig, allowed_hosts: Sequence[str]) -> Any:
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app = gr.mount_gradio_app(app, demo, path="", show_error=True, **launch_options(config))
     app.add_middleware(RegularFilesOnly, max_path_chars=config.max_path_chars)
-    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))  # outermost
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
+    app.add_middleware(AccessLog)  # outermost: method, path, status, duration of every request, never a body
     return app
 
 
@@ -79,4 +81,5 @@ def serve(demo: Any, config: UIConfig, host: str, port: int, allowed_hosts: Sequ
     """Serve until interrupted."""
     import uvicorn
 
-    uvicorn.run(asgi_app(demo, config, allowed_hosts), host=host, port=port, log_level="warning")
+    app = asgi_app(demo, config, allowed_hosts)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)  # AccessLog logs them
