@@ -18,7 +18,7 @@ together. The video has no speech, so the captions are a transcript of one made-
 fast talker's 150 words a minute): what is timed is the drawing, not speech recognition. testsrc2 has no
 face, so the reframe times the detector's full pass and a centred crop.
 
-    .venv/bin/python bench/edit.py --short-form --minutes 1 --out bench/results/edit_short_form.json
+    .venv/bin/python bench/edit.py --short-form --minutes 10 --out bench/results/edit_short_form.json
 """
 
 from __future__ import annotations

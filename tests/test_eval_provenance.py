@@ -22,26 +22,13 @@ from grounding_agent.errors import ConfigError, DatasetError
 from grounding_agent.grounders.base import BaseGrounder, Grounding
 from grounding_agent.grounders.parsing import ParseFailure
 from grounding_agent.types import Moment
+from tests.test_hostile_eval import sta as sta  # noqa: F401 (a fixture)
 from tests.test_hostile_eval import tree_hashes
 from tests.test_hostile_options import assert_one_line_error, run_cli
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 STA = DATA / "charades_sta"
 VIDEOS = DATA / "videos"
-
-
-@pytest.fixture
-def sta(tmp_path: Path) -> Path:
-    folder = tmp_path / "sta"
-    folder.mkdir()
-    for name in (
-        "charades_sta_test.txt",
-        "Charades_v1_test.csv",
-        "charades_sta_train.txt",
-        "Charades_v1_train.csv",
-    ):
-        shutil.copy(STA / name, folder / name)
-    return folder / "charades_sta_test.txt"
 
 
 def eval_run(capsys, sta: Path, out: Path, *extra) -> tuple[int, str, str]:

@@ -17,10 +17,10 @@ import numpy as np
 import pysubs2
 import pytest
 
-from grounding_agent.edit import export
 from grounding_agent.edit.plan import Operation, Span, apply_operations
 from grounding_agent.edit.timeline import FrameGrid
 from grounding_agent.types import Video
+from tests.test_hostile_names import export_alone
 from tests.videogen import make_video
 
 RATES = {
@@ -78,16 +78,6 @@ def planned(plan) -> list[tuple[int, int]]:
 
 def record_starts(kept: list[tuple[int, int]]) -> list[int]:
     return np.cumsum([0] + [b - a for a, b in kept])[:-1].tolist()
-
-
-def export_alone(plan, folder: Path, suffix: str) -> Path:
-    """Export into an empty folder; the source is unchanged and nothing else is written."""
-    folder.mkdir()
-    before = sha(Path(plan.video.path))
-    path = export(plan, folder / f"edit{suffix}")
-    assert sorted(folder.iterdir()) == [path]
-    assert sha(Path(plan.video.path)) == before
-    return path
 
 
 def test_the_plan_cuts_on_the_nearest_frames(hour):

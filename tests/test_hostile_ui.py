@@ -7,13 +7,13 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from grounding_agent.errors import ConfigError
+from tests.test_hostile_http import Served as HTTPServed
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: no phoning home
 gr = pytest.importorskip("gradio")
@@ -50,32 +50,9 @@ def uniform_factory():
     return lambda path: Session(path, grounder)
 
 
-class Served:
+def Served(config: ui.UIConfig, allowed_hosts=("127.0.0.1", "localhost")) -> HTTPServed:  # noqa: N802
     """The UI as `grounding-agent ui` serves it (`ui.server.asgi_app`) on a real uvicorn, in a thread."""
-
-    def __init__(self, config: ui.UIConfig, allowed_hosts=("127.0.0.1", "localhost")) -> None:
-        import uvicorn
-
-        from grounding_agent.grounders.serving import free_port
-
-        demo = ui.build_app(config, uniform_factory())
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        app = asgi_app(demo, config, allowed_hosts)
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> Served:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+    return HTTPServed(asgi_app(ui.build_app(config, uniform_factory()), config, allowed_hosts))
 
 
 @pytest.mark.timeout(120)
