@@ -42,7 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--top-k",
         type=top_k_int,
         default=COMMANDS.search_top_k,
-        help="matches to show for --search (default 3)",
+        help=f"matches to show for --search (default {COMMANDS.search_top_k})",
     )
     p.add_argument(
         "--chunk",
