@@ -34,6 +34,9 @@ build_main() {
   "$PY" -m venv "$dir"
   "$dir/bin/pip" install -q --upgrade pip
   "$dir/bin/pip" install -q -r requirements/main.txt
+  # PySceneDetect (summarize's shot detector) requires the GUI build of OpenCV, which would shadow the
+  # headless one already installed; its code runs on either, so install it without dependencies.
+  "$dir/bin/pip" install -q --no-deps scenedetect==0.7.2 platformdirs==4.14.9
 }
 
 build_vllm() {

@@ -1,8 +1,8 @@
 """Defaults live in `grounding_agent.defaults`: the CLI and the library read them from there.
 
 Two checks over the source (AST): no CLI option's `default=` is a numeric literal (it names a field of
-`defaults.py`), and no library function repeats, as its parameter's default, the literal that a
-`defaults.py` field of the same name owns (`fps: float = 2.0` beside `SAMPLING.fps`).
+`grounding_agent.defaults`), and no library function repeats, as its parameter's default, the literal that a
+`grounding_agent.defaults` field of the same name owns (`fps: float = 2.0` beside `SAMPLING.fps`).
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from grounding_agent import defaults
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI_FILES = sorted((ROOT / "grounding_agent" / "cli").glob("*.py")) + sorted((ROOT / "eval").glob("*.py"))
-LIBRARY_FILES = [p for p in (ROOT / "grounding_agent").rglob("*.py") if p.name != "defaults.py"]
+LIBRARY_FILES = [p for p in (ROOT / "grounding_agent").rglob("*.py") if "defaults" not in p.relative_to(ROOT).parts]
 
 
 def owned() -> dict[str, set[object]]:
-    """field or constant name -> the values `defaults.py` gives it (numbers only: strings are names)."""
+    """field or constant name -> the values `grounding_agent.defaults` gives it (numbers only: strings are names)."""
     out: dict[str, set[object]] = {}
     for name, value in vars(defaults).items():
         if dataclasses.is_dataclass(value) and not isinstance(value, type):

@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "grounding_agent"
-CORE_MODULES = {"__init__.py", "types.py", "errors.py", "defaults.py", "io.py"}
+CORE_MODULES = {"__init__.py", "types.py", "errors.py", "io.py"}
 MAX_LINES = 500
 
 
