@@ -56,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--log-samples", action="store_true", help=f"write {SAMPLES}: one row per query")
     r.add_argument("--no-progress", action="store_true")
     r.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="spread the queries over the Ray cluster at ADDRESS (host:port; eval/ray_workers.py)",
+    )
+    r.add_argument(
         "--delay-s",
         type=float,
         default=COMMANDS.eval_delay_s,

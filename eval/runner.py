@@ -148,12 +148,21 @@ def _execute(args, todo, workers, finder, n_selected) -> dict[str, Any]:
     bar = tqdm(total=n_selected, initial=n_selected - len(todo), unit="q", disable=args.no_progress)
     t0 = time.perf_counter()
     with bar:
+        if getattr(args, "ray", None):  # the same rows, answered on the cluster's actors
+            from eval.ray_workers import run_on_ray
+
+            run_on_ray(args, todo, args.out / PREDICTIONS, bar)
+            return _throughput(todo, t0)
         asyncio.run(
             run_queries(
                 todo, workers, args.out / PREDICTIONS, top_k=args.top_k, concurrency=args.concurrency,
                 finder=finder, progress=bar,
             )
         )  # fmt: skip
+    return _throughput(todo, t0)
+
+
+def _throughput(todo, t0: float) -> dict[str, Any]:
     wall_s = time.perf_counter() - t0
     return {"queries": len(todo), "wall_s": wall_s, "queries_per_s": len(todo) / wall_s if wall_s else 0.0}
 

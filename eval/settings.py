@@ -24,7 +24,7 @@ from grounding_agent.errors import ConfigError, DatasetError
 # The GT files are compared by content (sha256), so a moved data folder still resumes.
 RUNTIME_OPTIONS = {
     "out", "concurrency", "no_progress", "retry_errors", "force_resume", "allow_missing", "log_samples",
-    "server", "timeout", "videos", "delay_s", "gt", "durations", "prior_train",
+    "server", "timeout", "videos", "delay_s", "gt", "durations", "prior_train", "ray",
 }  # fmt: skip
 # Recorded but never compared: where and when a run (or a resume of it) was made.
 UNCOMPARED = ("forced_resumes", "served", "provenance", "resumes")

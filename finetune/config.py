@@ -176,13 +176,8 @@ def _first_line(exc: Exception) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> RecipeConfig:
-    """Read a recipe YAML, apply overrides, check every section.
-
-    Raises:
-        ConfigError: missing file, bad YAML, unknown or missing keys.
-    """
-    path = Path(path)
+def read_recipe_yaml(path: Path, overrides: list[str]) -> dict[str, Any]:
+    """A recipe YAML file as a mapping of sections, with `a.b=value` overrides applied (every recipe's)."""
     if not path.is_file():
         raise ConfigError(f"config file {path} not found; see finetune/configs/ for examples")
     try:
@@ -194,7 +189,17 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RecipeC
             f"{path}: a recipe config must be a mapping of sections (model, data, training, ...), "
             f"got {type(raw).__name__}"
         )
-    raw = apply_overrides(raw, overrides or [])
+    return apply_overrides(raw, overrides)
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> RecipeConfig:
+    """Read a recipe YAML, apply overrides, check every section.
+
+    Raises:
+        ConfigError: missing file, bad YAML, unknown or missing keys.
+    """
+    path = Path(path)
+    raw = read_recipe_yaml(path, overrides or [])
     allowed = set(_SECTIONS) | {"training", "grpo", "resume"}
     unknown = set(raw) - allowed
     if unknown:

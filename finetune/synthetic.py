@@ -132,8 +132,11 @@ def render(event: Event, spec: SyntheticSpec) -> np.ndarray:
     return frames
 
 
-def encode(frames: np.ndarray, path: Path) -> Path:
-    """Frames -> H.264 mp4 at 1 fps (near-lossless), written atomically."""
+def encode(
+    frames: np.ndarray, path: Path, fps: int = FPS, quality: tuple[str, ...] = ("-qp", "4", "-g", "1")
+) -> Path:
+    """(n, h, w, 3) uint8 frames -> H.264 yuv444p mp4 at `fps`, written atomically; `quality`: the x264
+    rate options (default: near-lossless, every frame a keyframe). The generated tasks all encode here."""
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
         raise ConfigError("ffmpeg is not on PATH; install it (apt-get install ffmpeg) to make the videos")
@@ -141,8 +144,8 @@ def encode(frames: np.ndarray, path: Path) -> Path:
     with atomic_path(path) as tmp:
         cmd = [
             ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
-            "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", str(FPS), "-i", "-",
-            "-c:v", "libx264", "-preset", "ultrafast", "-qp", "4", "-pix_fmt", "yuv444p", "-g", "1", str(tmp),
+            "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", str(fps), "-i", "-",
+            "-c:v", "libx264", "-preset", "ultrafast", *quality, "-pix_fmt", "yuv444p", str(tmp),
         ]  # fmt: skip
         proc = subprocess.run(cmd, input=frames.tobytes(), capture_output=True, check=False)
         if proc.returncode != 0:

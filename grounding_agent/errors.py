@@ -146,3 +146,23 @@ class CorruptVideoError(VideoError):
 
 class SamplingError(VideoError, ValueError):
     """The sampling request cannot be met (e.g. a window outside the video)."""
+
+
+class HeadError(ConfigError):
+    """A learned highlight head folder that cannot be used (missing, not a head, another recipe, damaged)."""
+
+
+class LibraryError(ConfigError):
+    """A video library folder that cannot be used: another tool's, a newer schema, a bad query or path."""
+
+
+class LibraryStoreError(LibraryError):
+    """The library's store is locked by another writer or damaged; the message says to run `index --repair`."""
+
+
+class StreamError(GroundingAgentError):
+    """A live source (`watch`) that cannot be opened, has no video, stalls past --timeout or is lost for good."""
+
+
+class SummaryError(EditError):
+    """A summary that cannot be made: a budget of 0, negative, over 100 % or not shorter than the video."""

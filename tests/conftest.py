@@ -118,3 +118,23 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         from grounding_agent.grounders.serving import read_log_tail
 
         report.sections.append(("vLLM server log (tail)", read_log_tail(live.log_path)))
+
+
+# --- highlight signals: the excited-speech clip and a tiny speech-emotion model ----------------------
+
+
+@pytest.fixture(scope="session")
+def excited_clip():
+    """`tests.excited_clip.ExcitedClip`: 60 s of calm speech with loud, high, fast speech + applause at
+    26-36 s (`.excited_s`); built once per version of tests/excited_clip.py under ~/.cache/grounding-agent."""
+    from tests.excited_clip import excited_clip as build
+
+    return build()
+
+
+@pytest.fixture(scope="session")
+def tiny_emotion_model() -> Path:
+    """Folder of a tiny random-weight Wav2Vec2ForSequenceClassification (tests/assets/tiny_audio_models.py)."""
+    from tests.assets.tiny_audio_models import cached_tiny_emotion_model
+
+    return cached_tiny_emotion_model()

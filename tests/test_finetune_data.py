@@ -9,8 +9,10 @@ signal exists in the pixels; it is still synthetic footage, which we say whereve
 
 from __future__ import annotations
 
+import importlib
 import json
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -34,7 +36,10 @@ from tests.videogen import make_video
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((REPO / "finetune" / "configs").glob("*.yaml"))
-SFT_CONFIGS = [p for p in CONFIGS if not p.stem.endswith("_grpo")]  # GRPO ones: tests/test_finetune_grpo.py
+RECIPE_OF = {p: (re.findall(r"--recipe ([\w-]+)", p.read_text()) or ["sft"])[0] for p in CONFIGS}
+# GRPO ones: tests/test_finetune_grpo.py; highlight heads' (vcl, taohighlight, less-is-more, engagement) below.
+SFT_CONFIGS = [p for p in CONFIGS if RECIPE_OF[p] == "sft"]
+HEAD_CONFIGS = [p for p in CONFIGS if RECIPE_OF[p] not in ("sft", "grpo")]
 # Real Charades-STA train videos (<= 31 s, 2-3 queries each) whose annotations the stand-ins carry.
 STANDIN_VIDS = ["372CC", "HWYTN", "MLBTH", "IR31O", "KX8VW", "HPEE5"]
 COLOURS = ["red", "yellow", "blue", "white"]
@@ -187,6 +192,22 @@ def test_convert_records_missing_videos(shared_data, tmp_path):
 
 
 # --- configs and CLI glue --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", HEAD_CONFIGS, ids=[p.stem for p in HEAD_CONFIGS])
+def test_every_highlight_head_config_loads_with_its_recipe(path):
+    from finetune import rank_common, vcl_tao_train
+    from grounding_agent.cli.finetune import RECIPES
+
+    recipe = RECIPE_OF[path]
+    assert recipe in RECIPES and f"finetune/configs/{path.name}" in path.read_text()
+    overrides = [f"training.output_dir={path.stem}"]
+    if recipe in ("vcl", "taohighlight"):
+        module = importlib.import_module(f"finetune.{recipe}")
+        cfg = vcl_tao_train.load_run_config(path, overrides, module.DEFAULTS)
+    else:
+        cfg = rank_common.load_rank_config(recipe, path, overrides)
+    assert cfg is not None
 
 
 @pytest.mark.parametrize("path", SFT_CONFIGS, ids=[p.stem for p in SFT_CONFIGS])

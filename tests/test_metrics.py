@@ -18,11 +18,8 @@ from grounding_agent.benchmarks.metrics import (
     brief,
     charades_sta_metrics,
     detection_ap,
-    knapsack_summary,
     qvhighlights_metrics,
-    rank_correlations,
     ranking_ap,
-    summary_f1,
 )
 from grounding_agent.errors import DatasetError
 from grounding_agent.types import Prediction
@@ -186,24 +183,6 @@ def test_highlight_hit1_and_map_small():
     m = qvhighlights_metrics(gt, {0: pred(0, [[2, 6, 1.0]], saliency=[0.9, 0.0, 0.0, 0.0])})
     assert m["HL-min-Fair-Hit1"] == 0.0
     assert "HL-min-Fair-mAP" not in qvhighlights_metrics(gt, {0: pred(0, [[2, 6, 1.0]])})
-
-
-def test_summary_f1_and_knapsack():
-    users = np.array([[1, 1, 0, 0], [0, 1, 1, 0]], dtype=bool)
-    predicted = np.array([1, 1, 0, 0], dtype=bool)
-    assert summary_f1(predicted, users, "max") == pytest.approx(1.0)
-    assert summary_f1(predicted, users, "mean") == pytest.approx((1.0 + 0.5) / 2)
-    # 10 frames, budget 30% = 3 frames: shots of length 2 (mean 0.9) + 1 (0.8) beat a 3-frame one (mean 0.95).
-    scores = np.array([0.9, 0.9, 0.8, 1.0, 1.0, 0.85, 0.1, 0.1, 0.1, 0.1])
-    segments = np.array([[0, 1], [2, 2], [3, 5], [6, 9]])
-    assert knapsack_summary(scores, segments, budget=0.3).nonzero()[0].tolist() == [0, 1, 2]
-
-
-def test_rank_correlations_known_values():
-    # pred 1,2,3,4 vs user 1,2,4,3: 5 concordant, 1 discordant pairs -> tau 4/6; rho = 1 - 6*2/(4*15) = 0.8.
-    r = rank_correlations(np.array([1.0, 2, 3, 4]), np.array([[1.0, 2, 4, 3], [1.0, 2, 3, 4]]))
-    assert r["kendall_tau"] == pytest.approx((4 / 6 + 1) / 2)
-    assert r["spearman_rho"] == pytest.approx((0.8 + 1) / 2)
 
 
 def test_charades_lighthouse_jsonl_gives_the_same_numbers(shared_data, charades_test, tan_preds):

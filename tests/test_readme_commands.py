@@ -245,6 +245,8 @@ def why_not_run(command: Command) -> str | None:
         return "needs real hub weights (not downloaded in tests)"
     if "--server" in argv or "vllm" in argv:
         return "needs a running vLLM server (tests/test_grounders_vllm.py starts one)"
+    if argv[0] == "watch":
+        return "needs a live publisher (a stream URL or a file being written): tests/test_live*.py publish real ones"
     if "DIR" in argv or "--ocr" in argv:
         return "needs a Whisper folder (placeholder DIR) or the OCR models: tests/test_speech_cli.py, tests/test_ocr.py"
     if argv[0] in ("edit", "transcribe", "ground", "ui", "api", "chat", "highlights"):

@@ -76,7 +76,13 @@ def test_ground_composes_speech_and_visual_steps_through_the_agent(talk, whisper
 
 @pytest.mark.slow
 def test_generic_highlights_use_speech_activity(talk, whisper_base, capsys):
-    argv = ["highlights", str(talk.path), "--weights", "motion=0,scene=0,audio=0,speech=1", "--json"]
+    argv = [
+        "highlights",
+        str(talk.path),
+        "--weights",
+        "motion=0,scene=0,audio=0,arousal=0,applause=0,speech=1",
+        "--json",
+    ]
     assert main([*argv, "--asr-model", str(whisper_base)]) == 0
     pred = json.loads(capsys.readouterr().out)
     assert pred["signals_used"] == {"speech": 1.0}

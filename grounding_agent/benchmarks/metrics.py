@@ -5,7 +5,8 @@
   detection (mAP, HIT@1 at the Fair/Good/VeryGood saliency levels), following the algorithm of
   moment_detr's `standalone_eval` (ActivityNet-style detection AP with VOC interpolation; video2gif-style
   ranking AP with its running-max interpolation; per-annotator binarisation, averaged over annotators).
-- Generic highlight scores (TVSum/SumMe style): knapsack summary F1, Kendall's tau, Spearman's rho.
+
+Video-summary scores (TVSum/SumMe: keyshot F1, Kendall's tau, Spearman's rho) live in `summary_metrics`.
 
 All values are fractions computed without rounding; the dict-returning functions report percent
 (like the published tables), still unrounded. Round only when printing.
@@ -401,84 +402,3 @@ BRIEF_KEYS = {
     "tacos": TACOS_KEYS,
     "qvhighlights": QVH_MR_BRIEF_KEYS + QVH_HL_BRIEF_KEYS,
 }
-
-
-# --- generic highlight scores (TVSum / SumMe style) ------------------------------------------------
-
-
-def knapsack_summary(
-    scores: np.ndarray, segments: np.ndarray | None = None, budget: float = 0.15
-) -> np.ndarray:
-    """Binary per-frame summary: the segments with the most total mean score within `budget` of the length.
-
-    Args:
-        scores: (N,) per-frame importance.
-        segments: (S, 2) inclusive [first, last] frame of each shot; default one segment per frame.
-        budget: fraction of frames the summary may keep (0.15 in TVSum/SumMe practice).
-
-    Returns:
-        (N,) bool mask.
-    """
-    scores = np.asarray(scores, dtype=np.float64)
-    n = len(scores)
-    if segments is None:
-        segments = np.stack([np.arange(n), np.arange(n)], axis=1)
-    segments = np.asarray(segments, dtype=int)
-    lengths = segments[:, 1] - segments[:, 0] + 1
-    values = np.array([scores[a : b + 1].mean() for a, b in segments])
-    chosen = _knapsack(values, lengths, int(n * budget))
-    mask = np.zeros(n, dtype=bool)
-    for s in chosen:
-        mask[segments[s, 0] : segments[s, 1] + 1] = True
-    return mask
-
-
-def _knapsack(values: np.ndarray, weights: np.ndarray, capacity: int) -> list[int]:
-    """0/1 knapsack by dynamic programming over capacity; returns chosen item indices."""
-    best = np.zeros(capacity + 1)
-    take = np.zeros((len(values), capacity + 1), dtype=bool)
-    for i, (v, w) in enumerate(zip(values, weights)):
-        if w > capacity:
-            continue
-        candidate = best[: capacity + 1 - w] + v
-        improve = candidate > best[w:]
-        take[i, w:] = improve
-        best[w:] = np.where(improve, candidate, best[w:])
-    chosen, c = [], capacity
-    for i in range(len(values) - 1, -1, -1):
-        if take[i, c]:
-            chosen.append(i)
-            c -= int(weights[i])
-    return sorted(chosen)
-
-
-def summary_f1(pred_mask: np.ndarray, user_masks: np.ndarray, reduce: str = "mean") -> float:
-    """F1 of a binary summary against each user's summary, averaged ("mean", TVSum) or best ("max", SumMe).
-
-    Args:
-        pred_mask: (N,) bool. user_masks: (U, N) bool.
-    """
-    pred = np.asarray(pred_mask, dtype=bool)
-    users = np.atleast_2d(np.asarray(user_masks, dtype=bool))
-    overlap = (users & pred[None, :]).sum(axis=1)
-    precision = np.divide(overlap, pred.sum(), out=np.zeros(len(users)), where=pred.sum() > 0)
-    recall = np.divide(overlap, users.sum(axis=1), out=np.zeros(len(users)), where=users.sum(axis=1) > 0)
-    denom = precision + recall
-    f1 = np.divide(2 * precision * recall, denom, out=np.zeros(len(users)), where=denom > 0)
-    if reduce not in ("mean", "max"):
-        raise ValueError(f"reduce must be 'mean' or 'max', got {reduce!r}")
-    return float(f1.mean() if reduce == "mean" else f1.max())
-
-
-def rank_correlations(pred_scores: np.ndarray, user_scores: np.ndarray) -> dict[str, float]:
-    """Kendall's tau and Spearman's rho of predicted frame scores with each user's, averaged over users.
-
-    (Otani et al., CVPR 2019: rank correlation is the summary-free way to score TVSum/SumMe.)
-    """
-    from scipy import stats  # scipy is an `eval` extra
-
-    pred = np.asarray(pred_scores, dtype=np.float64)
-    users = np.atleast_2d(np.asarray(user_scores, dtype=np.float64))
-    taus = [stats.kendalltau(pred, u).statistic for u in users]
-    rhos = [stats.spearmanr(pred, u).statistic for u in users]
-    return {"kendall_tau": float(np.mean(taus)), "spearman_rho": float(np.mean(rhos))}

@@ -35,6 +35,11 @@ COMMANDS: dict[str, str] = {
     "api": "api",
     "edit": "edit",
     "transcribe": "transcribe",
+    "watch": "watch",
+    "reel": "reel",
+    "summarize": "summarize",
+    "index": "index",
+    "search": "search",
 }
 
 HELP: dict[str, str] = {
@@ -50,6 +55,11 @@ HELP: dict[str, str] = {
     "api": "HTTP service (FastAPI): ground, sessions, messages, streaming",
     "edit": "edit a video from an instruction: frame-exact plan, OTIO/EDL/FCPXML/SRT export, ffmpeg render",
     "transcribe": "what is said in a video, with word times (Whisper + VAD); SRT/VTT/JSON",
+    "watch": "watch a live stream as it plays: standing alerts, online highlights, clips from a ring recording",
+    "reel": "an edit across clips (a library search or --clip): multi-source OTIO/EDL/FCPXML, one render",
+    "summarize": "a keyshot summary (15 percent, or --seconds): shots, importance, knapsack; exported like an edit",
+    "index": "add videos to a library: frame vectors, transcripts, on-screen text (incremental, resumable)",
+    "search": "search every video of a library by what is seen, said and written; --ground refines",
 }
 
 

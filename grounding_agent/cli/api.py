@@ -17,7 +17,7 @@ from pathlib import Path
 from grounding_agent.cli._common import port, positive_float, positive_int
 from grounding_agent.cli.options import add_backend_options, build_agent, build_grounder, build_session
 from grounding_agent.defaults import HTTP_SERVICE as LIMITS
-from grounding_agent.defaults import LOCAL_HOST, LOCAL_NAMES
+from grounding_agent.defaults import LIVE, LOCAL_HOST, LOCAL_NAMES
 from grounding_agent.http.access import LEVELS
 
 
@@ -25,6 +25,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--media-root", required=True, help="folder the request paths are relative to")
     p.add_argument("--host", default=LOCAL_HOST, help=f"address to listen on (default {LOCAL_HOST})")
     p.add_argument("--port", type=port, default=LIMITS.port, help=f"port (default {LIMITS.port})")
+    p.add_argument(
+        "--library", metavar="DIR", help="serve POST /v1/search and /v1/library/sessions over this library"
+    )
+    p.add_argument("--streams", metavar="DIR",
+                   help="serve /v1/streams (live watches of stream URLs; speech alerts need --asr-model), "
+                   f"their recordings under DIR (at most {LIVE.max_streams} at once)")  # fmt: skip
     add_backend_options(p)
     s = p.add_argument_group("service")
     s.add_argument(
@@ -100,7 +106,7 @@ def make_app(args: argparse.Namespace):
 
     grounder = build_grounder(args)
     agent = None if args.agent is False else build_agent(args, grounder)
-    return create_app(
+    app = create_app(
         lambda path: build_session(args, path, grounder=grounder, agent=agent),
         media_root=args.media_root,
         grounder_name=grounder.name,
@@ -111,6 +117,29 @@ def make_app(args: argparse.Namespace):
         limits=replace(LIMITS, **{field: getattr(args, field) for _, field, _ in LIMIT_OPTIONS}),
         allowed_hosts=allowed_hosts(args.host, args.allowed_host),
     )
+    if args.library:  # opened once; the store is thread-safe (one connection behind a lock)
+        from grounding_agent.library import Library
+
+        app.state.library = Library(args.library)
+    if args.streams:  # opt-in: a watch records to disk and runs until stopped
+        from grounding_agent.live.registry import StreamRegistry
+        from grounding_agent.media.asr import load_whisper
+
+        whisper = load_whisper(args.asr_model, compute_type="int8") if args.asr_model else None
+        app.state.streams = StreamRegistry(_streams_folder(args.streams), whisper=whisper)
+    return app
+
+
+def _streams_folder(path: str) -> Path:
+    from grounding_agent.errors import OutputError
+
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(
+            f"--streams {path}: cannot create it ({exc.strerror}); give a writable folder"
+        ) from None
+    return Path(path)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -41,7 +41,11 @@ HELP_TEXT = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("video", help="video file")
+    p.add_argument("video", nargs="?", help="video file (or --library DIR: talk about a whole library)")
+    p.add_argument(
+        "--library", metavar="DIR", help="talk about every video of this library: questions are searched "
+        "across it, follow-ups go to the video found (`grounding-agent index`)",
+    )  # fmt: skip
     add_backend_options(p)
     p.add_argument(
         "--jsonl", action="store_true", help="JSON lines on stdin/stdout (for a chat app driving it)"
@@ -57,6 +61,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from grounding_agent.media.video import open_video
 
+    if bool(args.video) == bool(args.library):
+        raise ConfigError("give a VIDEO, or --library DIR to talk about a whole library (not both)")
+    if args.library:
+        return run_library(args)
     session = build_session(args, open_video(args.video))
     _INPUTS[session] = command_inputs(args)  # what /export must never write over
     if args.follow_s is not None:
@@ -66,6 +74,45 @@ def run(args: argparse.Namespace) -> int:
     if args.jsonl:
         return serve_jsonl(session, sys.stdin, sys.stdout)
     return repl(session, sys.stdin, sys.stdout)
+
+
+def run_library(args: argparse.Namespace) -> int:
+    """`chat --library DIR`: each line searched across the library, or handed to the video found."""
+    from grounding_agent.cli.options import build_agent, build_grounder
+    from grounding_agent.library import Library
+    from grounding_agent.library.chat import LibraryChat
+
+    grounder = build_grounder(args)
+    agent = None if args.agent is False else build_agent(args, grounder)
+    kwargs = {"grounder": grounder, "agent": agent, "top_k": args.top_k, "use_agent": args.agent}
+    chat = LibraryChat(Library(args.library), session_kwargs=kwargs)
+    for line in bounded_lines(sys.stdin, LIMITS.max_line_chars):
+        message = _library_message(line, args.jsonl)
+        if isinstance(message, dict) or not message.strip():
+            reply: dict[str, Any] = message if isinstance(message, dict) else {}
+        else:
+            answer, why = guarded(chat.ask, message)
+            reply = {"error": why} if why else answer
+        if reply:
+            text = dumps_json(reply) if args.jsonl else reply.get("text") or f"error: {reply['error']}"
+            sys.stdout.write(text + "\n")
+            sys.stdout.flush()
+    return 0
+
+
+def _library_message(line: str | None, jsonl: bool) -> str | dict[str, Any]:
+    """The message of one input line, or the `{"error"}` reply it gets."""
+    if line is None:
+        return {"error": _TOO_LONG}
+    if not jsonl or not line.strip():
+        return line.strip()
+    try:
+        request = json.loads(line)
+    except (json.JSONDecodeError, RecursionError, ValueError):
+        return {"error": 'not a JSON line; send one object per line: {"message": "..."}'}
+    if not isinstance(request, dict) or not isinstance(request.get("message"), str):
+        return {"error": 'each line must be a JSON object with a string "message"'}
+    return request["message"]
 
 
 # --- JSON lines ----------------------------------------------------------------------------------------

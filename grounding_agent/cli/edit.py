@@ -44,33 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "instruction", help="what to do, e.g. 'remove the silences, then keep only the first minute'"
     )
-    g = p.add_argument_group("outputs")
-    g.add_argument(
-        "--export",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="write the edit (.otio .edl .xml .fcpxml .srt .vtt .txt .json); repeatable",
-    )
-    g.add_argument("--render", metavar="OUT.mp4", help="render the edit with ffmpeg")
-    g.add_argument("--copy", action="store_true", help="render by stream copy: fast, cuts move to keyframes")
-    g.add_argument(
-        "--captions",
-        action="store_true",
-        help="burn the transcript into the render, word-timed (needs --asr-model DIR or --transcript FILE); "
-        "also writes OUT.srt beside it",
-    )
-    g.add_argument(
-        "--captions-out", metavar="FILE.srt", help="where the captions' sidecar goes (.srt or .vtt)"
-    )
-    g.add_argument(
-        "--aspect", choices=ASPECTS, help="reframe the render to this width:height, following faces"
-    )
-    g.add_argument("--thumbnails", metavar="OUT.png", help="contact sheet: one frame per kept segment")
-    g.add_argument(
-        "--json", action="store_true", help="print the edit plan as JSON (schemas/edit_plan.schema.json)"
-    )
-    g.add_argument("--dry-run", action="store_true", help="plan and print only; write nothing")
+    add_output_arguments(p)
     e = p.add_argument_group("editing")
     e.add_argument(
         "--parser",
@@ -109,42 +83,57 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="what is said, as `grounding-agent transcribe --json` writes it (for word and speech "
         "edits; else --asr-model transcribes the video when they need it)",
     )
-    e.add_argument(
+    add_backend_options(p)
+
+
+def add_output_arguments(p: argparse.ArgumentParser) -> None:
+    """What an edit writes (`summarize` too): exports, the render and its settings, captions, thumbnails."""
+    g = p.add_argument_group("outputs")
+    g.add_argument(
+        "--export",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="write the edit (.otio .edl .xml .fcpxml .srt .vtt .txt .json); repeatable",
+    )
+    g.add_argument("--render", metavar="OUT.mp4", help="render the edit with ffmpeg")
+    g.add_argument("--copy", action="store_true", help="render by stream copy: fast, cuts move to keyframes")
+    g.add_argument(
+        "--captions",
+        action="store_true",
+        help="burn the transcript into the render, word-timed (needs --asr-model DIR or --transcript FILE); "
+        "also writes OUT.srt beside it",
+    )
+    g.add_argument(
+        "--captions-out", metavar="FILE.srt", help="where the captions' sidecar goes (.srt or .vtt)"
+    )
+    g.add_argument(
+        "--aspect", choices=ASPECTS, help="reframe the render to this width:height, following faces"
+    )
+    g.add_argument("--thumbnails", metavar="OUT.png", help="contact sheet: one frame per kept segment")
+    g.add_argument(
+        "--json", action="store_true", help="print the edit plan as JSON (schemas/edit_plan.schema.json)"
+    )
+    g.add_argument("--dry-run", action="store_true", help="plan and print only; write nothing")
+    g.add_argument(
         "--preset", default=EDIT.preset, help=f"libx264 preset of the accurate render (default {EDIT.preset})"
     )
-    e.add_argument(
+    g.add_argument(
         "--crf",
         type=nonneg_int,
         default=EDIT.crf,
         help=f"libx264 CRF of the accurate render (default {EDIT.crf})",
     )
-    add_backend_options(p)
 
 
 def run(args: argparse.Namespace) -> int:
     from grounding_agent.edit import plan_edit
-    from grounding_agent.edit.exports import export_format
-    from grounding_agent.edit.paths import IMAGE_SUFFIXES, VIDEO_SUFFIXES, check_output
-    from grounding_agent.io import refuse_inputs
     from grounding_agent.media.video import open_video
 
-    if args.copy and not args.render:
-        raise EditError("--copy is a way of rendering: give --render OUT.mp4 too")
     _check_short_form(args)
     video = open_video(args.video)
-    # Every output is checked before any work: a bad path costs nothing and writes nothing. No output may
-    # be an input (the video by any name, --transcript, --prior-train) or another output.
-    refuse_inputs(_named_outputs(args), [("the input video", video.path), *command_inputs(args)])
-    for path in args.export:
-        export_format(path)
-        check_output(path, video.path)
-    if args.render:
-        check_output(args.render, video.path, suffixes=VIDEO_SUFFIXES)
-    if _captions_out(args):
-        check_output(_captions_out(args), video.path, suffixes=(".srt", ".vtt"))
+    check_outputs(args, video)
     transcript = functools.cache(lambda: _transcript(args, video))  # once, for the edit and the captions
-    if args.thumbnails:
-        check_output(args.thumbnails, video.path, suffixes=IMAGE_SUFFIXES)
     plan = plan_edit(
         video,
         args.instruction,
@@ -173,6 +162,27 @@ def run(args: argparse.Namespace) -> int:
     if problem is not None:
         print(f"note: {problem}", file=sys.stderr)
     return 0
+
+
+def check_outputs(args: argparse.Namespace, video: Any) -> None:
+    """Every output checked before any work (`summarize` too): a bad path costs nothing and writes nothing.
+    No output may be an input (the video by any name, --transcript, --prior-train) or another output."""
+    from grounding_agent.edit.exports import export_format
+    from grounding_agent.edit.paths import IMAGE_SUFFIXES, VIDEO_SUFFIXES, check_output
+    from grounding_agent.io import refuse_inputs
+
+    if args.copy and not args.render:
+        raise EditError("--copy is a way of rendering: give --render OUT.mp4 too")
+    refuse_inputs(_named_outputs(args), [("the input video", video.path), *command_inputs(args)])
+    for path in args.export:
+        export_format(path)
+        check_output(path, video.path)
+    if args.render:
+        check_output(args.render, video.path, suffixes=VIDEO_SUFFIXES)
+    if _captions_out(args):
+        check_output(_captions_out(args), video.path, suffixes=(".srt", ".vtt"))
+    if args.thumbnails:
+        check_output(args.thumbnails, video.path, suffixes=IMAGE_SUFFIXES)
 
 
 def _named_outputs(args: argparse.Namespace) -> list[tuple[str, str | None]]:

@@ -2,6 +2,8 @@
 
 `sft` (default): LoRA/QLoRA supervised fine-tuning, `finetune/sft.py`; `grpo`: RL tuning with a
 temporal-IoU reward (TRL GRPOTrainer), `finetune/grpo.py`.
+`less-is-more`, `engagement`: learned highlight heads (`finetune/less_is_more.py`, `finetune/engagement.py`).
+`vcl`, `taohighlight`: query / title highlight heads (`finetune/vcl.py`, `finetune/taohighlight.py`).
 
 Recipes are not part of the library (they import it, never the other way round), so this command
 locates `finetune/sft.py` in the source checkout and runs it as `__main__`, the way torchtune's
@@ -20,6 +22,10 @@ import grounding_agent
 from grounding_agent.errors import ConfigError
 
 RECIPES: dict[str, str] = {"sft": "finetune/sft.py", "grpo": "finetune/grpo.py"}
+# Learned highlight heads (grounding_agent.highlights.heads): Less is More, engagement.
+RECIPES.update({"less-is-more": "finetune/less_is_more.py", "engagement": "finetune/engagement.py"})
+# VCL (learned prompts in frozen CLIP + moment MLP) and TaoHighlight (title co-attention).
+RECIPES.update({"vcl": "finetune/vcl.py", "taohighlight": "finetune/taohighlight.py"})
 
 
 def recipe_path(name: str = "sft") -> Path:

@@ -1,7 +1,11 @@
 """`grounding-agent highlights VIDEO [--query Q] [--top-k K] [--model CLIP] [--plot out.png] [--json]`.
 
-With --query: the query's CLIP saliency per 2-s clip and its top windows (needs --model). Without: generic
-highlights fusing CLIP similarity to a prompt set (only with --model), motion, scene novelty and audio.
+With --query: the query's CLIP saliency per 2-s clip and its top windows (needs --model), or with
+`--head DIR` a learned head's scores for the query (VCL reads it through its prompts). Without: generic
+highlights fusing CLIP similarity to a prompt set and to `--title` (only with --model), motion, scene
+novelty, loudness, speech arousal and applause, and when given speech activity (`--asr-model`), speech
+emotion (`--emotion-model`), a learned head (`--head`) and liked spans (`--like`); each window with the
+signals that put it there.
 """
 
 from __future__ import annotations
@@ -78,6 +82,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from grounding_agent.cli.options import add_asr_options
 
     add_asr_options(p)  # generic mode: speech activity becomes a signal
+    add_signal_arguments(p)
+
+
+def add_signal_arguments(p: argparse.ArgumentParser) -> None:
+    """Generic mode's optional signals: title, speech emotion, a learned head, liked spans."""
+    p.add_argument(
+        "--title", type=text_arg, help="the video's title (or metadata) as a CLIP query (needs --model)"
+    )
+    p.add_argument(
+        "--emotion-model", help="folder of a transformers speech-emotion (audio-classification) model"
+    )
+    p.add_argument(
+        "--emotion-map",
+        help="emotion label -> arousal 0..1 for --emotion-model, e.g. 'angry=1,happy=0.8,neutral=0' "
+        "(default: angry/surprised/excited 1, happy/fearful 0.8, neutral/calm/sad 0)",
+    )
+    p.add_argument(
+        "--head", help="folder of a trained highlight head (`finetune`); its CLIP model unless --model"
+    )
+    p.add_argument(
+        "--like",
+        action="append",
+        metavar="START-END",
+        help="a span you liked, in seconds (repeatable, 1-5): clips like it score higher (needs a CLIP model)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -87,27 +116,41 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--fps must be > 0, got {args.fps}")
     if args.query is not None and not args.query.strip():
         raise ConfigError("--query is empty: give a sentence, or omit it for generic highlights")
-    if args.query and not args.model:
-        raise ConfigError("--query needs a CLIP model: pass --model HUB_ID_OR_FOLDER")
+    if args.query and not (args.model or args.head):
+        raise ConfigError("--query needs a CLIP model: pass --model HUB_ID_OR_FOLDER (or a --head DIR)")
+    if args.query and (args.title or args.emotion_model or args.like):
+        raise ConfigError("--title, --emotion-model and --like are for generic highlights: drop --query")
     _check_before_work(args)
     search = hl.WindowSearch(top_k=args.top_k, nms_iou=args.nms_iou, diversity=args.diversity)
-    saliency = _load_saliency(args) if args.model else None
+    weights = hl.HighlightWeights.parse(args.weights)
+    emotion = _load_emotion(args) if args.emotion_model and not args.query else None
+    head = _load_head(args.head) if args.head else None
+    saliency = _load_saliency(args, args.model or (head.clip_model if head else None))
     transcript = None
     if args.asr_model and not args.query:
         from grounding_agent.cli.options import build_transcriber
 
         transcript = build_transcriber(args).transcribe(args.video)
     if args.query:
-        result = hl.query_highlights(saliency, args.video, args.query, fps=args.fps, search=search)
+        from grounding_agent.highlights.heads import head_scores
+
+        # A learned head (VCL reads the query through its prompts) replaces raw CLIP similarity.
+        scores = head_scores(head, saliency, args.video, text=args.query) if head else None
+        result = hl.query_highlights(
+            saliency, args.video, args.query, fps=args.fps, search=search, head_scores=scores
+        )
     else:
         result = hl.generic_highlights(
             args.video,
-            saliency=saliency,
+            saliency=saliency if args.model else None,
             prompts=tuple(args.prompt) if args.prompt else HIGHLIGHTS.prompts,
-            weights=hl.HighlightWeights.parse(args.weights),
+            weights=weights,
             fps=args.fps or SAMPLING.fps,
             search=search,
             transcript=transcript,
+            title=args.title,
+            emotion=emotion,
+            extra_clip_scores=_extra_scores(args, head, saliency),
         )
     if args.plot:
         hl.save_plot(result, args.plot)
@@ -126,17 +169,62 @@ def _check_before_work(args: argparse.Namespace) -> None:
     if args.model:
         extras.require_spec(extras.HF, "--model (CLIP saliency)")
         check_model_source(args.model, "--model")
+    for option, value in (("--emotion-model", args.emotion_model), ("--head", args.head)):
+        if value:
+            extras.require_spec(extras.HF, option)
+    if args.title and not args.model:
+        raise ConfigError("--title is matched by CLIP: pass --model HUB_ID_OR_FOLDER too")
+    if args.like:
+        from grounding_agent.highlights.personalize import parse_likes
+
+        parse_likes(args.like)  # the format now; the spans against the video once it is open
+        if not (args.model or args.head):
+            raise ConfigError("--like compares clips by CLIP features: pass --model HUB_ID_OR_FOLDER too")
     if args.plot:
         check_output_path(args.plot, "--plot", inputs=tuple(command_inputs(args)))
         extras.require_spec(extras.PLOT, "--plot")
         check_plot_path(args.plot, "--plot")
 
 
-def _load_saliency(args: argparse.Namespace):
+def _load_emotion(args: argparse.Namespace):
+    from grounding_agent.defaults import EMOTION_AROUSAL
+    from grounding_agent.highlights.emotion import EmotionModel, parse_arousal_map
+
+    arousal_map = parse_arousal_map(args.emotion_map) if args.emotion_map else EMOTION_AROUSAL
+    return EmotionModel.from_pretrained(args.emotion_model, arousal_map=arousal_map)
+
+
+def _load_head(folder: str):
+    from grounding_agent.highlights.heads import load_head
+
+    return load_head(folder)
+
+
+def _extra_scores(args: argparse.Namespace, head, saliency) -> dict:
+    """The learned head's per-clip scores and the liked spans' ("head", "like"), as asked."""
+    if saliency is None or not (head or args.like):
+        return {}
+    from grounding_agent.highlights.heads import clip_features, head_scores
+    from grounding_agent.highlights.personalize import parse_likes, personalize
+    from grounding_agent.media.video import open_video
+
+    out = {}
+    if head is not None:
+        out["head"] = head_scores(head, saliency, args.video, text=args.title)
+    if args.like:
+        duration_s = open_video(args.video).duration_s
+        feats = clip_features(saliency.embed(args.video), duration_s)
+        out["like"] = personalize(feats, parse_likes(args.like), duration_s=duration_s)
+    return out
+
+
+def _load_saliency(args: argparse.Namespace, model: str | None):
     from grounding_agent.highlights.clip import ClipSaliency
 
+    if not model:
+        return None
     return ClipSaliency.from_pretrained(
-        args.model,
+        model,
         backend=args.backend,
         fps=args.fps or HIGHLIGHTS.clip_fps,
         cache_dir=args.cache_dir,
@@ -155,10 +243,12 @@ def _print_text(args: argparse.Namespace, result) -> None:
         for name, why in result.absent.items():
             print(f"  not used: {name} ({why})")
         if not args.model:
-            print("  note: no --model, so only model-free signals (motion, scene, audio) were fused")
+            print("  note: no --model, so only model-free signals (motion, scene, audio, speech) were fused")
     print(f"{'#':>2}  {'start':>20}  {'end':>20}  score")
     for rank, w in enumerate(result.windows, 1):
         print(f"{rank:>2}  {fmt_s(w.start_s):>20}  {fmt_s(w.end_s):>20}  {w.score:.3f}")
+        for ev in result.evidence(w.start_s, w.end_s):
+            print(f"      [{ev.source.removeprefix('highlights:')}] {ev.text}")
     if not result.windows:
         print(NOTHING_STANDS_OUT)
     if args.plot:

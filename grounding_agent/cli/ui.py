@@ -28,6 +28,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=port, default=UI.port, help=f"port (default {UI.port})")
     p.add_argument("--media-root", type=Path, default=Path("."), help="folder the videos are picked from")
     p.add_argument(
+        "--library", metavar="DIR", help="add a tab that searches this library (its videos in the media root)"
+    )
+    p.add_argument(
         "--output-dir", type=Path, help="where timelines, exports and renders go (default: a temp folder)"
     )
     p.add_argument(
@@ -69,7 +72,17 @@ def run(args: argparse.Namespace) -> int:
     config = UIConfig(
         args.media_root, output, max_upload_mb=args.max_upload_mb, max_sessions=args.max_sessions
     )
-    app = build_app(config, session_factory(args))
+    library = None
+    if args.library:
+        from grounding_agent.library import Library
+
+        library = Library(args.library)
+    whisper = None
+    if args.asr_model:  # the live tab's speech alerts transcribe with their own copy (as `api --streams`)
+        from grounding_agent.media.asr import load_whisper
+
+        whisper = load_whisper(args.asr_model, compute_type="int8")
+    app = build_app(config, session_factory(args), library, whisper)
     print(f"grounding-agent ui: http://{args.host}:{args.port}  (media root {config.media_root.resolve()})")
     from grounding_agent.http.access import configure, log_start
 

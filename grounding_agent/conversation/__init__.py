@@ -9,7 +9,9 @@
 - `followups`: reading a chat message (a new event, "after that", "again", ...) and the window it allows.
 - `describe`: who writes the text answers (`describer_for(grounder)`: the grounder's own VLM, or a template).
 - `chat_agent`: the LangChain chat agent over the agent's tools.
+- `summary_reply`: "make a 30-second summary" in chat and `Session.summarize` (a keyshot `EditPlan`).
+- `live`: `LiveSession` (`Session.live(watcher)`): questions about a live stream answered from what the watch kept.
 
-May import: every library package below it (`agent`, `grounders`, `highlights`, `media`, `edit`, `utils`)
+May import: every library package below it (`agent`, `grounders`, `highlights`, `media`, `edit`, `live`, `utils`)
 and the core modules; never `http`, `ui` or `cli`, which sit on top of it.
 """

@@ -10,7 +10,8 @@ Rules, not a model, so the window a follow-up may search is predictable and test
   again -> [prev.end_s, end of video], grounding the previous query unless the message names a new event;
 - "what does he do after X?" grounds X, then tells what happens in the window after it;
 - "when ...", "find ...", a bare description: ground it and tell what happens there;
-- any other question ("what is he holding?") is about the content, not time: answered over all frames.
+- any other question ("what is he holding?") is about the content, not time: answered over all frames;
+- "make a 30-second summary", "summarize this in 10 %": a keyshot summary (`summary_reply`).
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from grounding_agent.conversation.summary_reply import read_budget
+
 ReferenceKind = Literal["after", "before", "again"]
-Intent = Literal["ground", "around", "describe", "follow"]
+Intent = Literal["ground", "around", "describe", "follow", "summary"]
 
 # (pattern, kind, immediate). Checked in order: the first match wins.
 _REFERENCES: tuple[tuple[str, ReferenceKind, bool], ...] = (
@@ -140,7 +143,7 @@ class Reading:
     Attributes:
         intent: "ground" (find the event, tell what happens there), "around" (find `event`, tell what
             happens `relation` it), "describe" (a content question over the whole video), "follow"
-            (a reference to the previous answer).
+            (a reference to the previous answer), "summary" (a summary of a length: `summary_reply`).
         event: the text to ground ("" when there is none: "what happens next?").
         relation: for "around": "after", "before", "while" or "during".
         reference: for "follow".
@@ -174,6 +177,8 @@ def event_text(text: str) -> str:
 
 def read_message(message: str) -> Reading:
     """Classify one chat message (see the module docstring)."""
+    if read_budget(message) is not None:  # "make a 30-second summary": an edit, `summary_reply`
+        return Reading("summary")
     reference, rest = find_reference(message)
     if reference is not None:
         return Reading("follow", event=event_text(rest), reference=reference)

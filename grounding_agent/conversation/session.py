@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from grounding_agent.conversation import replies
+from grounding_agent.conversation import replies, summary_reply
 from grounding_agent.conversation.answers import Answer, Turn, jsonable, moment_dict
 from grounding_agent.conversation.followups import Reading, read_message
 from grounding_agent.conversation.moments import check_query, moment_key, unit_score, widen
@@ -313,9 +313,8 @@ class Session:
             self._listener.fn = on_event
             try:
                 reading = read_message(message)
-                handler = {"follow": self._follow, "around": self._around, "ground": self._ground_turn}.get(
-                    reading.intent, self._describe_turn
-                )
+                handler = {"follow": self._follow, "around": self._around, "ground": self._ground_turn,
+                           "summary": self._summary_turn}.get(reading.intent, self._describe_turn)  # fmt: skip
                 answer, query = handler(message, reading)
             finally:
                 self._listener.fn = None
@@ -379,6 +378,9 @@ class Session:
     def _follow(self, message: str, reading: Reading) -> tuple[Answer, str]:
         return replies.follow(self, message, reading)
 
+    def _summary_turn(self, message: str, reading: Reading) -> tuple[Answer, str]:
+        return summary_reply.summary_answer(self, message), ""
+
     def _describe_turn(self, message: str, reading: Reading) -> tuple[Answer, str]:
         return self._answer(message, [], [], None, None), ""
 
@@ -429,6 +431,17 @@ class Session:
         options.setdefault("saliency", self.saliency)
         options.setdefault("transcript", self.transcript)
         return plan_edit(self.video, instruction, **options)
+
+    @staticmethod
+    def live(watcher: Any, **options: Any) -> Any:
+        """Chat over a live watch so far (`conversation.live.LiveSession`): "when did she say X?"."""
+        from grounding_agent.conversation.live import LiveSession
+
+        return LiveSession(watcher, **options)
+
+    def summarize(self, seconds: float | None = None, ratio: float | None = None, **options: Any) -> Any:
+        """A keyshot summary `EditPlan` (`summaries.summarize`) with this session's saliency and transcript."""
+        return summary_reply.summarize(self, seconds=seconds, ratio=ratio, **options)
 
 
 class _Listener(threading.local):

@@ -15,7 +15,8 @@ silences, words), `plan` (`EditPlan`, `EditSegment`), `timeline` (frame-exact ti
 adapters, subtitles, chapters), `rendering` (ffmpeg), `captions` (burnt-in and sidecar captions on the
 edited timeline), `reframe` (face-following crop to 9:16, 1:1, 4:5), `teaser` (sentence-exact teasers),
 `thumbs`, `paths`. May import: the core modules,
-`utils`, `media`, `highlights` and `agent.llm` (the LLM parser); grounders and agents come in as arguments.
+`utils`, `media`, `highlights`, `agent.llm` (the LLM parser) and `summaries.keyshots` (a teaser without
+sentences is a keyshot summary); grounders and agents come in as arguments.
 """
 
 from __future__ import annotations

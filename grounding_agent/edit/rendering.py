@@ -207,19 +207,24 @@ def _accurate_args(plan: EditPlan, tmp: Path, work: Path, preset: str, crf: int,
     if look:  # reframe / captions on the edited timeline
         parts[-1] = parts[-1].replace("[v]", "[cat]", 1)
         parts.append(f"[cat]{look}[v]")
-    graph = ";".join(parts)
-    if len(graph) <= _INLINE_FILTER_CHARS:
-        graph_args = ["-filter_complex", graph]
-    else:
-        script = work / "graph.txt"
-        script.write_text(graph, encoding="utf-8")
-        graph_args = ["-filter_complex_script", str(script)]
+    graph_args = _graph_args(parts, work)
     args = [ffmpeg_binary(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", str(plan.video.path),
             *graph_args, "-map", "[v]", *(["-map", "[a]"] if audio else []), "-fps_mode", "passthrough",
             "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p"]  # fmt: skip
     if audio:
         args += ["-c:a", "aac", "-b:a", "160k"]
     return [*args, *_container_flags(tmp), str(tmp)]
+
+
+def _graph_args(parts: list[str], work: Path) -> list[str]:
+    """ffmpeg's -filter_complex for the filter chains `parts`; a long graph goes through a script file in
+    `work` (a command line has a length limit)."""
+    graph = ";".join(parts)
+    if len(graph) <= _INLINE_FILTER_CHARS:
+        return ["-filter_complex", graph]
+    script = work / "graph.txt"
+    script.write_text(graph, encoding="utf-8")
+    return ["-filter_complex_script", str(script)]
 
 
 def _copy_args(plan: EditPlan, tmp: Path, work: Path) -> list[str]:

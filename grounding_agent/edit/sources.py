@@ -187,6 +187,16 @@ class EditSources:
             return [Span(sentences[i][0], sentences[i][1], Evidence("speech", sentences[i][0], sentences[i][1],
                          _unit(scores[i]), "whole sentence", f"teaser of {total:g} s ({used}, transcript)"))
                     for i in picked]  # fmt: skip
+        if not op.count:  # the summary's keyshots: whole shots by importance, knapsack to the length
+            from grounding_agent.edit.timeline import FrameGrid
+            from grounding_agent.summaries.keyshots import keyshot_spans
+
+            if sentences:
+                self.notes.append(f"teaser: no set of whole sentences lasts {total:g} s; the best shots used")
+            length = min(total, video.duration_s)
+            spans, notes = keyshot_spans(video, FrameGrid.from_video(video), length, result, transcript=words)
+            self.notes.extend(notes)
+            return spans
         if sentences:
             self.notes.append(f"teaser: no set of whole sentences lasts {total:g} s; highlight windows used")
         windows = [(w.start_s, w.end_s) for w in (op.count and result.windows[: op.count] or result.windows)]

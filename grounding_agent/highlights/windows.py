@@ -4,11 +4,16 @@ Two modes, one output (a QVHighlights-shaped `Prediction`: `pred_saliency_scores
 `pred_relevant_windows` [start_s, end_s, score]):
 
 - query-based: a query's CLIP saliency curve (`ClipSaliency.curve`) averaged per clip;
-- generic (no query): a weighted fusion of CLIP similarity to a prompt set, visual motion, scene novelty,
-  audio loudness and (given a transcript) speech activity, each averaged per clip and min-max normalised
-  over the video. A signal that is missing (no model, no audio stream, no transcript) or flat is left
-  out, the remaining weights are renormalised, and the prediction records which signals it used and why
-  others were absent.
+- generic (no query): a weighted fusion of CLIP similarity to a prompt set (and to the video's title),
+  visual motion, scene novelty, audio loudness, speech arousal and an applause cue (`prosody`), speech
+  activity (given a transcript), speech emotion (given a model), and per-clip scores the caller computed
+  (`extra_clip_scores`: a learned head's "head", personalization's "like"), each averaged per clip and
+  min-max normalised over the video (`signals` gathers the curves). A signal that is missing (no model, no
+  audio stream, no transcript) or flat is left out, the remaining weights are renormalised, and the
+  prediction records which signals it used and why others were absent.
+
+Every window carries its evidence (`HighlightResult.evidence`): the signals that lifted it above the
+video's typical level, with their contributions; in the prediction as `window_evidence`, one list per window.
 
 Windows: every run of 1..16 clips is a candidate, scored by its total excess over a threshold
 (sum of clip score - tau, tau = mean + threshold_std * std over the video), so the best window covers
@@ -27,22 +32,52 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 # CLIP_LEN_S: QVHighlights' clip length
-from grounding_agent.defaults import CLIP_LEN_S, HIGHLIGHTS, LIMITS, SAMPLING
+from grounding_agent.defaults import CLIP_LEN_S, HIGHLIGHTS, LIMITS, SAMPLING, SIGNAL_WEIGHTS
 from grounding_agent.errors import ConfigError
-from grounding_agent.highlights.curves import visual_change
 from grounding_agent.highlights.plots import save_highlights_plot
 from grounding_agent.highlights.result import HighlightResult
-from grounding_agent.media.audio import audio_energy
+from grounding_agent.highlights.signals import collect_signals
 from grounding_agent.types import Curve, Moment, Prediction, minmax
 from grounding_agent.utils.temporal import nms, tiou
 
 if TYPE_CHECKING:
     from grounding_agent.highlights.clip import ClipSaliency
+    from grounding_agent.highlights.emotion import EmotionModel
     from grounding_agent.media.transcript import Transcript
+
+__all__ = [
+    "EXTRA_SIGNALS",
+    "MIN_SPAN",
+    "SIGNALS",
+    "HighlightWeights",
+    "WindowSearch",
+    "clip_scores",
+    "find_windows",
+    "generic_highlights",
+    "collect_signals",
+    "num_clips",
+    "query_highlights",
+    "save_plot",
+]
 
 # Per-clip scores varying less than this are flat: no window stands out.
 FLAT_SPAN = 1e-6
-SIGNALS = ("clip", "motion", "scene", "audio", "speech")
+SIGNALS = (
+    "clip",
+    "motion",
+    "scene",
+    "audio",
+    "speech",
+    "arousal",
+    "applause",
+    "emotion",
+    "title",
+    "head",
+    "like",
+)
+# Per-clip scores the caller computes (`generic_highlights(extra_clip_scores=...)`): a learned head, likes.
+EXTRA_SIGNALS = ("head", "like")
+EXTRA_HINTS = {"head": "no head scores given: --head DIR", "like": "no liked spans given: --like START-END"}
 # Smallest per-clip range that counts as a real variation, in each signal's unit. A signal varying less
 # is left out as steady (its noise would otherwise be blown up to the full [0, 1] by min-max scaling);
 # one varying a little more is scaled by max(range, 2 * this) so it cannot dominate.
@@ -52,7 +87,13 @@ MIN_SPAN = {
     "scene": 0.05,
     "audio": 6.0,
     "speech": 0.1,
-}  # -, grey/255, TV, dB, fraction
+    "arousal": 0.5,
+    "applause": 0.5,
+    "emotion": 0.05,
+    "title": 0.0,
+    "head": 0.0,
+    "like": 0.0,
+}  # -, grey/255, TV, dB, fraction, z (floored spread: prosody), z, probability, -, -, -
 
 
 @dataclass(frozen=True)
@@ -64,11 +105,21 @@ class HighlightWeights:
     scene: float = 0.5
     audio: float = 1.0
     speech: float = 1.0  # voice activity from a transcript (`speech.Transcript`), when one is given
+    arousal: float = SIGNAL_WEIGHTS.arousal  # louder, higher, faster speech (`prosody`)
+    applause: float = SIGNAL_WEIGHTS.applause  # loud broadband noise: claps, cheering
+    emotion: float = SIGNAL_WEIGHTS.emotion  # a speech-emotion model's arousal, when one is given
+    title: float = SIGNAL_WEIGHTS.title  # CLIP similarity to the video's title, when both are given
+    head: float = SIGNAL_WEIGHTS.head  # a learned head's per-clip scores (`heads`), when given
+    like: float = SIGNAL_WEIGHTS.like  # similarity to the clips a user liked (`personalize`), when given
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
             if not math.isfinite(value) or value < 0:
                 raise ConfigError(f"highlight weight {name} must be a finite number >= 0, got {value}")
+
+    def of(self, name: str) -> float:
+        """The weight of signal `name` (one of `SIGNALS`)."""
+        return float(asdict(self)[name])
 
     @classmethod
     def parse(cls, text: str) -> HighlightWeights:
@@ -210,8 +261,10 @@ def query_highlights(
     fps: float | None = None,
     search: WindowSearch = WindowSearch(),
     qid: int | str = 0,
+    head_scores: np.ndarray | None = None,
 ) -> HighlightResult:
-    """Highlights of `query` in a video from its CLIP saliency curve."""
+    """Highlights of `query` in a video from its CLIP saliency curve, or from `head_scores` (one per 2-s
+    clip: a learned head such as VCL that read the query; `heads.head_scores` computes them)."""
     from grounding_agent.media.video import open_video
 
     LIMITS.check_text(query)
@@ -219,11 +272,24 @@ def query_highlights(
         LIMITS.check_fps(fps)  # before the video is opened: nothing runs away
 
     duration_s = open_video(path).duration_s
-    curve = saliency.curve(path, query, fps=fps)
-    raw = clip_scores(curve, duration_s)
+    if head_scores is None:
+        name, curve = "clip", saliency.curve(path, query, fps=fps)
+        raw = clip_scores(curve, duration_s)
+    else:
+        raw = np.asarray(head_scores, dtype=np.float64)
+        name, curve = "head", Curve("head", CLIP_LEN_S * (np.arange(len(raw)) + 0.5), raw)
     windows = find_windows(minmax(raw), duration_s, search)
-    pred = _prediction(
+    result = HighlightResult(
+        Prediction(qid, Path(path).stem, query, []),
         windows,
+        {name: minmax(raw)},
+        {name: curve},
+        {name: 1.0},
+        {},
+        duration_s,
+    )
+    return _with_evidence(
+        result,
         raw,
         qid=qid,
         vid=Path(path).stem,
@@ -231,49 +297,9 @@ def query_highlights(
         highlight_mode="query",
         model=saliency.model_id,
     )
-    return HighlightResult(
-        pred, windows, {"clip": minmax(raw)}, {"clip": curve}, {"clip": 1.0}, {}, duration_s
-    )
 
 
 # --- generic ----------------------------------------------------------------------------------------
-
-
-def generic_signals(
-    path: str | Path,
-    *,
-    saliency: ClipSaliency | None = None,
-    prompts: tuple[str, ...] = HIGHLIGHTS.prompts,
-    fps: float = SAMPLING.fps,
-    skip: frozenset[str] = frozenset(),
-    transcript: Transcript | None = None,
-) -> tuple[dict[str, Curve], dict[str, str]]:
-    """Every generic signal computable for this video (except those in `skip`), and why the others are not."""
-    curves: dict[str, Curve] = {}
-    absent: dict[str, str] = {name: "weight 0" for name in skip}
-    if "clip" not in skip:
-        if saliency is None:
-            absent["clip"] = "no CLIP model given"
-        else:
-            per_prompt = saliency.curves(path, list(prompts), fps=min(fps, saliency.fps))
-            curves["clip"] = per_prompt[0].with_values(np.mean([c.values for c in per_prompt], axis=0))
-    if not {"motion", "scene"} <= skip:
-        motion, scene = visual_change(path, fps=fps)
-        curves.update((c.name, c) for c in (motion, scene) if c.name not in skip)
-    if "audio" not in skip:
-        audio = audio_energy(path)
-        if audio is None:
-            absent["audio"] = "no audio stream"
-        else:
-            curves["audio"] = audio
-    if "speech" not in skip:
-        if transcript is None:
-            absent["speech"] = "no transcript (give an ASR model: --asr-model DIR)"
-        elif not transcript.has_audio:
-            absent["speech"] = "no audio stream"
-        else:
-            curves["speech"] = transcript.activity_curve()
-    return curves, absent
 
 
 def generic_highlights(
@@ -286,30 +312,69 @@ def generic_highlights(
     search: WindowSearch = WindowSearch(),
     qid: int | str = 0,
     transcript: Transcript | None = None,
+    title: str | None = None,
+    emotion: EmotionModel | None = None,
+    extra_clip_scores: dict[str, np.ndarray] | None = None,
 ) -> HighlightResult:
-    """Query-free highlights: fused CLIP-prompt, motion, scene, audio (and speech) saliency per 2-s clip."""
+    """Query-free highlights: fused CLIP-prompt/title, motion, scene, audio, speech arousal (and speech,
+    emotion, head and like scores when given) saliency per 2-s clip, each window with its evidence.
+
+    Args:
+        title: the video's title (or any metadata text) as a CLIP query: the "title" signal (needs `saliency`).
+        emotion: a speech-emotion model: the "emotion" signal.
+        extra_clip_scores: name in `EXTRA_SIGNALS` -> one score per 2-s clip, computed by the caller.
+
+    Raises:
+        ConfigError: an extra signal of an unknown name, of the wrong length or not finite.
+    """
     from grounding_agent.media.video import open_video
 
     LIMITS.check_fps(fps)  # before the video is opened: nothing runs away
+    if title is not None:
+        LIMITS.check_text(title)
 
     duration_s = open_video(path).duration_s
-    skip = frozenset(name for name in SIGNALS if getattr(weights, name) == 0)
-    curves, absent = generic_signals(
-        path, saliency=saliency, prompts=prompts, fps=fps, skip=skip, transcript=transcript
+    extra = _check_extra(extra_clip_scores or {}, num_clips(duration_s))
+    skip = frozenset(name for name in SIGNALS if weights.of(name) == 0)
+    found = collect_signals(
+        path,
+        saliency=saliency,
+        prompts=prompts,
+        fps=fps,
+        skip=skip,
+        transcript=transcript,
+        title=title,
+        emotion=emotion,
     )
+    curves, absent = found.curves, found.absent
+    raw_scores = {name: clip_scores(curve, duration_s) for name, curve in curves.items()}
+    for name in EXTRA_SIGNALS:
+        if name in extra and name not in skip:
+            raw_scores[name] = extra[name]
+        elif name not in skip:
+            absent[name] = EXTRA_HINTS[name]
     per_clip: dict[str, np.ndarray] = {}
-    for name, curve in curves.items():
-        raw = clip_scores(curve, duration_s)
+    for name, raw in raw_scores.items():
         if np.ptp(raw) <= max(MIN_SPAN[name], 1e-9):
             absent[name] = f"steady over this video (varies by {np.ptp(raw):.3g} < {MIN_SPAN[name]:g})"
         else:
             per_clip[name] = (raw - raw.min()) / max(np.ptp(raw), 2 * MIN_SPAN[name])
-    total = sum(getattr(weights, name) for name in per_clip)
-    used = {name: getattr(weights, name) / total for name in per_clip} if total > 0 else {}
+    total = sum(weights.of(name) for name in per_clip)
+    used = {name: weights.of(name) / total for name in per_clip} if total > 0 else {}
     fused = sum((used[name] * per_clip[name] for name in used), np.zeros(num_clips(duration_s)))
     windows = find_windows(fused, duration_s, search)
-    pred = _prediction(
+    result = HighlightResult(
+        Prediction(qid, Path(path).stem, "", []),
         windows,
+        {**per_clip, "fused": fused},
+        curves,
+        used,
+        absent,
+        duration_s,
+        describers=found.describers(),
+    )
+    return _with_evidence(
+        result,
         fused,
         qid=qid,
         vid=Path(path).stem,
@@ -318,7 +383,40 @@ def generic_highlights(
         signals_used={k: round(v, 6) for k, v in used.items()},
         signals_absent=dict(absent),
     )
-    return HighlightResult(pred, windows, {**per_clip, "fused": fused}, curves, used, absent, duration_s)
+
+
+def _check_extra(extra: dict[str, np.ndarray], n_clips: int) -> dict[str, np.ndarray]:
+    """The caller's per-clip scores as float arrays, or a one-line ConfigError saying what is wrong."""
+    out = {}
+    for name, scores in extra.items():
+        if name not in EXTRA_SIGNALS:
+            raise ConfigError(f"unknown extra signal {name!r}; use {', '.join(EXTRA_SIGNALS)}")
+        try:
+            values = np.asarray(scores, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name} scores must be numbers, one per 2-s clip") from None
+        if values.shape != (n_clips,) or not np.isfinite(values).all():
+            raise ConfigError(
+                f"{name} scores must be {n_clips} finite numbers (one per 2-s clip), got shape {values.shape}"
+            )
+        out[name] = values
+    return out
+
+
+def _with_evidence(result: HighlightResult, saliency: np.ndarray, **fields: object) -> HighlightResult:
+    """The result with each window's evidence on the window and in the prediction (`window_evidence`)."""
+    evidence = [result.evidence(w.start_s, w.end_s) for w in result.windows]
+    result.windows = [
+        w.with_score(w.score, {"evidence": [e.to_dict() for e in ev]})
+        for w, ev in zip(result.windows, evidence, strict=True)
+    ]
+    result.prediction = _prediction(
+        result.windows,
+        saliency,
+        window_evidence=[[e.to_dict() for e in ev] for ev in evidence],
+        **fields,  # type: ignore[arg-type]
+    )
+    return result
 
 
 # --- picture ----------------------------------------------------------------------------------------

@@ -7,6 +7,10 @@
     DELETE /v1/sessions/{id}                                                                  (204)
     POST   /v1/sessions/{id}/messages   {"message", "stream"}           -> an Answer, or server-sent
            events when "stream" is true: reference, plan, step (each sub-event), moments, text, answer
+    POST   /v1/sessions/{id}/summarize  {"seconds"} or {"ratio"}         -> a summary's EditPlan
+    POST   /v1/search                   {"query", "k", "channels"}      -> library hits (`library`)
+    POST   /v1/library/sessions         {"video_id"}                     -> a session on a library video
+    POST / GET /v1/streams, DELETE /v1/streams/{id}, GET /v1/streams/{id}/events (SSE): live watches (`streams`)
     GET    /docs                        OpenAPI UI (schema at /openapi.json)
 
 `video` is relative to the media root; anything resolving outside it is refused (403). Status codes:
@@ -32,6 +36,9 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from grounding_agent.defaults import HTTP_SERVICE, LOCAL_NAMES, ServiceLimits
 from grounding_agent.errors import GroundingAgentError
 from grounding_agent.http import ground, health, sessions
+from grounding_agent.http import library as library_routes
+from grounding_agent.http import streams as stream_routes
+from grounding_agent.http import summaries as summary_routes
 from grounding_agent.http.access import AccessLog
 from grounding_agent.http.guard import BodyGuard, validation_error
 from grounding_agent.http.media import MediaRoot
@@ -81,8 +88,11 @@ def create_app(
         limits,
         grounder_name,
     )
-    for module in (health, ground, sessions):
+    # library_routes answer 404 until `app.state.library` is set (`grounding-agent api --library DIR`).
+    for module in (health, ground, sessions, library_routes, summary_routes):
         app.include_router(module.router)
+    # /v1/streams answers 404 until `app.state.streams` is set (a `live.registry.StreamRegistry`).
+    app.include_router(stream_routes.router)
     app.add_exception_handler(GroundingAgentError, typed_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     # Outermost first: a foreign Host is refused before a byte of its body is read.

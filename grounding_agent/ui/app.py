@@ -28,6 +28,7 @@ import numpy as np
 from grounding_agent.defaults import EDIT_LIMITS, UI
 from grounding_agent.errors import ConfigError, GroundingAgentError
 from grounding_agent.types import Evidence, Moment
+from grounding_agent.ui import live_tab, search_tab, summary_tab
 from grounding_agent.utils.cache import BoundedCache
 
 if TYPE_CHECKING:
@@ -334,6 +335,17 @@ class App:
         # Notes quote file names and instructions: shown as text, never read as Markdown or HTML.
         return rows, files, rendered, "\n".join(f"- {markdown_text(n)}" for n in [summary, *notes])
 
+    def summarize(
+        self, seconds: Any, percent: Any, key: str | None, render: bool = False, progress: Any = None
+    ):
+        """The summary tab (`summary_tab.outputs`): plan rows, exports, the render (optional), notes."""
+        session = self.sessions.get(key)
+        stem = _file_stem(Path(session.video.path).stem) + "-summary"
+        rows, files, rendered, notes = summary_tab.outputs(
+            session, self.out_dir(key), stem, seconds, percent, render, progress
+        )
+        return rows, files, rendered, "\n".join(f"- {markdown_text(n)}" for n in notes)
+
 
 def markdown_text(text: str) -> str:
     """`text` shown literally in a Markdown line: one line, Markdown punctuation and HTML escaped."""
@@ -347,8 +359,12 @@ def _file_stem(stem: str) -> str:
     return _UNSAFE_FILE_CHARS.sub("_", stem)[: EDIT_LIMITS.max_stem_chars] or "video"
 
 
-def build_app(config: UIConfig, make_session: Callable[[Path], Any]):
-    """The Gradio Blocks app (call `.launch(**launch_options(config), ...)` on it)."""
+def build_app(
+    config: UIConfig, make_session: Callable[[Path], Any], library: Any = None, whisper: Any = None
+):
+    """The Gradio Blocks app (call `.launch(**launch_options(config), ...)` on it); with a `library`
+    (`grounding_agent.library.Library`), a "library" tab searches it (`search_tab`); `whisper` (a loaded
+    faster-whisper model) lets the live tab's speech alerts run."""
     # Gradio phones home (analytics, version check) unless told not to; a local tool should not.
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import gradio as gr
@@ -370,6 +386,9 @@ def build_app(config: UIConfig, make_session: Callable[[Path], Any]):
 
     def edit(instruction, key, render, progress=gr.Progress()):
         return guarded(app.edit, instruction, key, render, progress=progress)
+
+    def summarize(seconds, percent, key, render, progress=gr.Progress()):
+        return guarded(app.summarize, seconds, percent, key, render, progress=progress)
 
     with gr.Blocks(title="grounding-agent") as demo:
         key = gr.State(None)
@@ -410,6 +429,13 @@ def build_app(config: UIConfig, make_session: Callable[[Path], Any]):
                     files = gr.File(label="exports (EDL / OTIO / FCPXML / SRT)", file_count="multiple")
                     edit_notes = gr.Markdown(elem_id="edit-notes")
                     rendered = gr.Video(label="rendered cut", interactive=False)
+                summary_tab.build(gr, summarize, key)
+                if library is not None:  # its hits open in the player (App.open_video), seeked to the hit
+                    opened = [player, key, chat, chips, timeline, gallery, status]
+                    search_tab.build(gr, app, library, config.media_root, chips_html, opened)
+                live_tab.build(
+                    gr, live_tab.LiveTab(config.output_root, whisper=whisper), CHIPS_CSS
+                )  # stream URLs
         open_btn.click(
             open_video,
             [choice, upload],

@@ -1,0 +1,149 @@
+"""`grounding-agent watch SOURCE`: watch a live stream as it plays; events as JSON lines on stdout.
+
+grounding-agent watch udp://127.0.0.1:5000 --out w --alert "when someone says 'discount code'" --asr-model DIR
+grounding-agent watch http://host/live.m3u8 --out w --alert "the slide titled Results" --clip
+grounding-agent watch growing.ts --out w --webhook http://127.0.0.1:9000/hook      # a file being written
+ffmpeg ... -f mpegts - | grounding-agent watch - --out w                          # a pipe
+
+Everything written goes under --out: the ring recording (ring/, the last --keep-s seconds), clips/ (with
+--clip: each alert's moment as mp4 + OTIO (+ EDL at SMPTE rates)) and report.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from grounding_agent.cli._common import nonneg_float, nonneg_int, positive_float, text_arg, unit_float
+from grounding_agent.defaults import LIVE
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "source",
+        help="udp://, rtp://, srt://, rtmp://, rtsp://, an HLS .m3u8 URL, a file being written, or -",
+    )
+    p.add_argument(
+        "--out", required=True, metavar="DIR", help="folder for the ring recording, clips and report"
+    )
+    p.add_argument("--alert", action="append", type=text_arg, default=[], metavar="QUERY",
+                   help="a standing query (repeatable): \"when someone says 'X'\", \"the slide titled X\", or visual")  # fmt: skip
+    p.add_argument(
+        "--keep-s", type=positive_float, default=LIVE.keep_s, help="seconds kept in the ring recording"
+    )
+    p.add_argument("--segment-s", type=positive_float, default=LIVE.segment_s, help="ring segment length (s)")
+    p.add_argument("--fps", type=positive_float, default=LIVE.fps, help="frames sampled per second")
+    p.add_argument(
+        "--delay-s", type=nonneg_float, default=LIVE.delay_s, help="online highlights' look-ahead (s)"
+    )
+    p.add_argument("--no-highlights", action="store_true", help="no online highlight events")
+    p.add_argument("--clip", action="store_true", help="write each alert's moment as mp4 + OTIO/EDL")
+    p.add_argument("--pre-s", type=nonneg_float, default=LIVE.pre_s, help="--clip: seconds before the alert")
+    p.add_argument("--post-s", type=nonneg_float, default=LIVE.post_s, help="--clip: seconds after the alert")
+    p.add_argument("--min-score", type=unit_float, default=LIVE.min_score, help="alert match score (0-1)")
+    p.add_argument("--webhook", metavar="URL", help="also POST each event as JSON to URL (bounded queue)")
+    p.add_argument("--timeout", type=positive_float, default=LIVE.timeout_s,
+                   help="seconds without data before the source counts as stalled (files: ended)")  # fmt: skip
+    p.add_argument(
+        "--reconnects", type=nonneg_int, default=LIVE.reconnects, help="reconnect attempts per drop"
+    )
+    p.add_argument(
+        "--max-lag-s", type=positive_float, default=LIVE.max_lag_s, help="lag that starts degrading"
+    )
+    p.add_argument("--duration", type=positive_float, metavar="S", help="stop after S seconds of stream")
+    p.add_argument("--speed", type=positive_float, metavar="X", help="read a file at X times real time")
+    p.add_argument("--asr-model", metavar="DIR", help="CTranslate2 Whisper folder: needed by speech alerts")
+    p.add_argument("--asr-language", metavar="CODE", help="language spoken (default: detected)")
+    p.add_argument("--grounder", metavar="NAME", help="grounder for visual alerts (a registry name)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from grounding_agent.live import Watcher, WatchOptions
+    from grounding_agent.live.alerts import read_alert
+    from grounding_agent.live.sinks import JsonLinesSink
+
+    out = _check_out(args.out, args.source)
+    options = WatchOptions(
+        alerts=tuple(args.alert), fps=args.fps, keep_s=args.keep_s, segment_s=args.segment_s,
+        delay_s=args.delay_s, timeout_s=args.timeout, reconnects=args.reconnects, clip=args.clip,
+        pre_s=args.pre_s, post_s=args.post_s, min_score=args.min_score, max_lag_s=args.max_lag_s,
+        highlights=not args.no_highlights, asr_language=args.asr_language, speed=args.speed,
+        duration_s=args.duration,
+    )  # fmt: skip
+    webhook = _webhook(args.webhook)
+    sinks = [JsonLinesSink(sys.stdout)] + ([webhook] if webhook is not None else [])
+    # Alerts are read (and refused) before any model loads or the source is opened.
+    channels = {read_alert(a).channel for a in args.alert}
+    if "visual" in channels and not args.grounder:
+        Watcher(args.source, options, out)  # raises the one-line "pass --grounder" error
+    whisper = _whisper(args) if "speech" in channels else None
+    grounder = _grounder(args.grounder) if args.grounder and "visual" in channels else None
+    watcher = Watcher(args.source, options, out, sinks=sinks, whisper=whisper, grounder=grounder)
+    try:
+        report = watcher.run()
+    finally:
+        if webhook is not None:
+            webhook.close()
+    data = report.to_dict()
+    if webhook is not None:
+        data["webhook"] = webhook.stats.to_dict()
+        if webhook.stats.dropped or webhook.stats.failed or webhook.stats.pending:
+            s = webhook.stats
+            text = (
+                f"webhook: {s.dropped} event(s) dropped (queue full), {s.failed} failed, {s.pending} pending"
+            )
+            watcher.emit("status", report.stream_s, report.stream_s, "webhook", text, data=s.to_dict())
+    watcher.emit("status", report.stream_s, report.stream_s, "ended", report.ended, data=data)
+    tmp = out / "report.json.tmp"
+    tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    tmp.replace(out / "report.json")
+    return 0
+
+
+def _check_out(path: str, source: str) -> Path:
+    from grounding_agent.errors import OutputError
+
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out {path}: not a folder; give a folder for the ring recording and clips")
+    if source != "-" and "://" not in source and Path(source).resolve().is_relative_to(out.resolve()):
+        raise OutputError(f"--out {path}: holds the source {source}; give another folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(
+            f"--out {path}: cannot create it ({exc.strerror}); give a writable folder"
+        ) from None
+    return out
+
+
+def _whisper(args: argparse.Namespace):
+    from grounding_agent.errors import ConfigError
+    from grounding_agent.media.asr import check_language, load_whisper
+
+    if not args.asr_model:
+        raise ConfigError("a speech alert needs --asr-model DIR (a CTranslate2 Whisper folder)")
+    check_language(args.asr_language)
+    return load_whisper(args.asr_model, compute_type="int8")
+
+
+def _grounder(name: str):
+    from grounding_agent.errors import ConfigError
+    from grounding_agent.grounders.registry import GROUNDERS, make_grounder
+
+    if name not in GROUNDERS:
+        raise ConfigError(f"--grounder {name[:40]!r} is unknown; give one of: {', '.join(sorted(GROUNDERS))}")
+    return make_grounder(name)
+
+
+def _webhook(url: str | None):
+    from grounding_agent.errors import ConfigError
+    from grounding_agent.live.sinks import WebhookSink
+
+    if url is None:
+        return None
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(f"--webhook {url[:60]!r} is not an http(s) URL")
+    return WebhookSink(url)

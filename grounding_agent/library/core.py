@@ -1,0 +1,243 @@
+"""`Library`: index a folder of videos once, search them all, ground inside the best hits, open a session.
+
+lib = Library("~/rushes-lib", create=True, saliency="DIR", transcriber=WHISPER_DIR)
+report = lib.index(["~/rushes"])                   # incremental; a kill -9 loses at most the video in hand
+hits = lib.search('she says "the budget is final"', k=5)
+answer = lib.ground("the dog jumps", grounder=g)   # retrieve-then-ground
+session = lib.session(hits[0].video_id, grounder="uniform")
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from grounding_agent.defaults import LIBRARY
+from grounding_agent.errors import LibraryError, VideoError
+from grounding_agent.highlights.clip import ClipSaliency
+from grounding_agent.library.frames import ASR_THREADS
+from grounding_agent.library.lock import writer_lock
+from grounding_agent.library.pipeline import Models, index_one
+from grounding_agent.library.records import (
+    CHANNELS,
+    Channel,
+    IndexReport,
+    IndexRow,
+    LibraryAnswer,
+    LibraryVideo,
+    SearchHit,
+)
+from grounding_agent.library.scan import scan
+from grounding_agent.library.store import Store
+from grounding_agent.media.asr import Transcriber
+from grounding_agent.media.ocr import ScreenText
+from grounding_agent.media.transcript import Transcript
+from grounding_agent.utils.cache import file_fingerprint
+
+Progress = Callable[[IndexRow], None]
+
+
+class Library:
+    """A folder holding one store (see `store`): videos, frame vectors, transcripts, on-screen text, shots.
+
+    Args:
+        path: the library folder (default `LIBRARY.folder`, under the cache folder).
+        create: make it when missing (else a missing library is a `LibraryError`).
+        saliency: a `ClipSaliency` or a CLIP/SigLIP folder (the visual channel; for search, default: the
+            model the library was indexed with, when that folder still exists).
+        transcriber: a `Transcriber` or a Whisper folder (the speech channel when indexing).
+    """
+
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        *,
+        create: bool = False,
+        saliency: ClipSaliency | str | Path | None = None,
+        transcriber: Transcriber | str | Path | None = None,
+    ):
+        self.folder = Path(path).expanduser() if path is not None else LIBRARY.folder
+        self.store = Store.open(self.folder, create=create)
+        self._saliency = saliency
+        self._transcriber = transcriber
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Library:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- models ------------------------------------------------------------------------------------
+
+    def saliency(self) -> ClipSaliency | None:
+        """The visual model: the one given, else the one the library was indexed with (if it is here)."""
+        if self._saliency is None:
+            indexed = self.store.meta("visual_model")
+            if indexed and Path(indexed).is_dir():
+                self._saliency = indexed
+        if isinstance(self._saliency, (str, Path)):
+            self._saliency = ClipSaliency.from_pretrained(self._saliency)
+        return self._saliency
+
+    def models(self, channels: Sequence[Channel]) -> Models:
+        transcriber = self._transcriber
+        if isinstance(transcriber, (str, Path)) and "speech" in channels:
+            # Greedy, int8, one CTranslate2 thread: speech runs beside the frame channels (one core each),
+            # and on this loaded 2-core machine one thread transcribed 1.45x faster than two.
+            transcriber = self._transcriber = Transcriber(
+                transcriber, beam_size=LIBRARY.asr_beam_size, cpu_threads=ASR_THREADS
+            )
+        models = Models(
+            saliency=self.saliency() if "visual" in channels else None,
+            transcriber=transcriber if isinstance(transcriber, Transcriber) else None,
+        )
+        models.check(tuple(channels))
+        return models
+
+    # --- indexing ----------------------------------------------------------------------------------
+
+    def index(
+        self,
+        paths: Iterable[str | Path],
+        *,
+        channels: Sequence[Channel] = CHANNELS,
+        on_progress: Progress | None = None,
+        models: Models | None = None,
+    ) -> IndexReport:
+        """Index new and changed videos under `paths`; drop videos whose file is gone.
+
+        Each video is written in one transaction, so a killed run loses only the video it was on; the next
+        run picks up from there. One writer at a time (`LibraryStoreError` for a second one).
+        """
+        channels = tuple(dict.fromkeys(channels))
+        models = models or self.models(channels)
+        models.check(channels)
+        started, rows = time.perf_counter(), []
+        with writer_lock(self.folder):
+            known = {r["path"]: r for r in self.store.videos()}
+            by_fingerprint = {r["fingerprint"]: r["path"] for r in known.values()}
+            for found in scan(paths):
+                row = self._index_path(found.path, found.skip, channels, models, known, by_fingerprint)
+                rows.append(row)
+                if on_progress is not None:
+                    on_progress(row)
+            for row in self._drop_missing(known):
+                rows.append(row)
+                if on_progress is not None:
+                    on_progress(row)
+        return IndexReport(tuple(rows), time.perf_counter() - started)
+
+    def _index_path(self, path, skip, channels, models, known, by_fingerprint) -> IndexRow:
+        t0 = time.perf_counter()
+        if skip:
+            return IndexRow(str(path), "skipped", skip)
+        real = str(path.resolve())
+        try:
+            st = path.stat()
+            old = known.get(real)
+            if old and (old["size_bytes"], old["mtime_ns"]) == (st.st_size, st.st_mtime_ns):
+                if set(channels) <= set(old["channels"].split(",")):
+                    return IndexRow(real, "unchanged")
+            fingerprint = file_fingerprint(path)
+            twin = by_fingerprint.get(fingerprint)
+            if twin and twin != real and Path(twin).is_file():
+                return IndexRow(real, "skipped", f"duplicate of {twin}")
+            record = index_one(path, channels, models)
+        except VideoError as exc:
+            return IndexRow(real, "skipped", str(exc).removeprefix(f"{path}: "))
+        except OSError as exc:
+            return IndexRow(real, "skipped", f"unreadable ({exc.strerror or exc})")
+        self.store.write(record)
+        by_fingerprint[record.fingerprint] = real
+        known[real] = {"fingerprint": record.fingerprint, "seen": True}
+        return IndexRow(real, "indexed", seconds=round(time.perf_counter() - t0, 3))
+
+    def _drop_missing(self, known: dict[str, dict[str, Any]]) -> list[IndexRow]:
+        rows = []
+        for path, row in known.items():
+            if "id" in row and not Path(path).is_file():
+                self.store.delete(row["id"])
+                rows.append(IndexRow(path, "removed", "file no longer exists"))
+        return rows
+
+    # --- reading -----------------------------------------------------------------------------------
+
+    def videos(self) -> list[LibraryVideo]:
+        return [_video(r) for r in self.store.videos()]
+
+    def video(self, video_id_or_path: int | str | Path) -> LibraryVideo:
+        """One video by its id or path. Raises: LibraryError: not in the library."""
+        for v in self.videos():
+            if v.video_id == video_id_or_path or (
+                not isinstance(video_id_or_path, int) and str(v.path) == str(Path(video_id_or_path).resolve())
+            ):
+                return v
+        raise LibraryError(f"{video_id_or_path!r} is not in library {self.folder}; index it first")
+
+    def transcript(self, video_id: int) -> Transcript | None:
+        doc = self.store.document(video_id, "speech")
+        return Transcript.from_dict(doc, from_cache=True) if doc else None
+
+    def screen_text(self, video_id: int) -> ScreenText | None:
+        doc = self.store.document(video_id, "ocr")
+        return ScreenText.from_dict(doc, from_cache=True) if doc else None
+
+    def search(
+        self, query: str, *, k: int = LIBRARY.search_k, channels: Sequence[str] | None = None
+    ) -> list[SearchHit]:
+        """Hybrid search (see `library.search`): the `k` best spans across videos, with per-channel evidence.
+
+        Raises:
+            ConfigError: the query is empty or reads as nothing; LibraryError: an unknown channel.
+        """
+        from grounding_agent.agent.planner import RulePlanner
+        from grounding_agent.library.search import search
+
+        if k < 1:
+            raise LibraryError(f"k must be >= 1, got {k}")
+        plan = RulePlanner().plan(query)
+        wanted = tuple(channels or CHANNELS)
+        saliency = self.saliency() if "visual" in wanted else None
+        encode = (lambda text: saliency.embed_texts([text])[0]) if saliency is not None else None
+        return search(self.store, plan, k=k, channels=wanted, encode_text=encode)
+
+    def ground(
+        self,
+        query: str,
+        *,
+        grounder: Any,
+        k_videos: int = LIBRARY.ground_videos,
+        call_budget: int = LIBRARY.ground_calls,
+        pad_s: float = LIBRARY.ground_pad_s,
+    ) -> LibraryAnswer:
+        """Retrieve-then-ground: search, then let `grounder` refine inside the best hits' windows."""
+        from grounding_agent.library.ground import retrieve_then_ground
+
+        return retrieve_then_ground(
+            lambda q, k: self.search(q, k=k),
+            query,
+            grounder,
+            k_videos=k_videos,
+            call_budget=call_budget,
+            pad_s=pad_s,
+        )
+
+    def session(self, video_id_or_path: int | str | Path, **session_kwargs: Any) -> Any:
+        """A `conversation.Session` on one library video, its transcript taken from the library."""
+        from grounding_agent.conversation.session import Session
+
+        video = self.video(video_id_or_path)
+        session_kwargs.setdefault("grounder", "uniform")
+        if session_kwargs.get("transcript") is None:
+            session_kwargs["transcript"] = self.transcript(video.video_id)
+        return Session(video.path, **session_kwargs)
+
+
+def _video(row: dict[str, Any]) -> LibraryVideo:
+    channels = tuple(c for c in row["channels"].split(",") if c)
+    return LibraryVideo(row["id"], Path(row["path"]), row["fingerprint"], row["duration_s"], channels)
