@@ -15,7 +15,9 @@ from grounding_agent import defaults
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI_FILES = sorted((ROOT / "grounding_agent" / "cli").glob("*.py")) + sorted((ROOT / "eval").glob("*.py"))
-LIBRARY_FILES = [p for p in (ROOT / "grounding_agent").rglob("*.py") if "defaults" not in p.relative_to(ROOT).parts]
+LIBRARY_FILES = [
+    p for p in (ROOT / "grounding_agent").rglob("*.py") if "defaults" not in p.relative_to(ROOT).parts
+]
 
 
 def owned() -> dict[str, set[object]]:

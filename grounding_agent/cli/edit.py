@@ -130,10 +130,10 @@ def run(args: argparse.Namespace) -> int:
     from grounding_agent.edit import plan_edit
     from grounding_agent.media.video import open_video
 
-    _check_short_form(args)
+    check_short_form(args)
     video = open_video(args.video)
     check_outputs(args, video)
-    transcript = functools.cache(lambda: _transcript(args, video))  # once, for the edit and the captions
+    transcript = functools.cache(lambda: load_transcript(args, video))  # once, for the edit and the captions
     plan = plan_edit(
         video,
         args.instruction,
@@ -142,20 +142,20 @@ def run(args: argparse.Namespace) -> int:
         agent_factory=lambda grounder: build_agent(args, grounder),
         use_agent=lambda query: wants_agent(args, query),
         transcript_factory=transcript,
-        saliency_factory=lambda: _saliency(args),
+        saliency_factory=lambda: load_saliency(args),
         threshold_db=args.silence_db,
         min_silence_s=args.min_silence_s,
         pad_ms=args.pad_ms,
         min_gap_s=args.min_gap_s,
     )
     outputs: dict[str, Any] = {}
-    problem = _refusal(plan)
+    problem = refusal_reason(plan)
     if not args.dry_run and problem is None:
-        outputs = _write_outputs(args, plan, captions=transcript() if args.captions else None)
+        outputs = write_outputs(args, plan, captions=transcript() if args.captions else None)
     if args.json:
         print_json({**plan.to_dict(), "outputs": outputs, "dry_run": bool(args.dry_run)})
     else:
-        print(_human(plan, outputs, args.dry_run))
+        print(plan_text(plan, outputs, args.dry_run))
     wanted = bool(args.export or args.render or args.thumbnails)
     if problem is not None and wanted and not args.dry_run:
         raise EditError(f"{problem}; nothing was written")
@@ -195,7 +195,7 @@ def _named_outputs(args: argparse.Namespace) -> list[tuple[str, str | None]]:
     ]
 
 
-def _check_short_form(args: argparse.Namespace) -> None:
+def check_short_form(args: argparse.Namespace) -> None:
     """--captions / --aspect draw on the render: they need one, re-encoded, and captions need words."""
     if (args.captions or args.aspect) and not args.render:
         raise EditError("--captions and --aspect change the render: give --render OUT.mp4 too")
@@ -214,7 +214,7 @@ def _captions_out(args: argparse.Namespace) -> str | None:
     return args.captions_out or str(Path(args.render).with_suffix(".srt"))
 
 
-def _write_outputs(args: argparse.Namespace, plan: Any, captions: Any = None) -> dict[str, Any]:
+def write_outputs(args: argparse.Namespace, plan: Any, captions: Any = None) -> dict[str, Any]:
     """Every export, the render and the contact sheet, all or nothing: each is written to a temporary file
     beside its target and all are moved into place only when every one succeeded (an EDL refused for the
     frame rate leaves no .otio written before it)."""
@@ -249,7 +249,7 @@ def _write_outputs(args: argparse.Namespace, plan: Any, captions: Any = None) ->
     return outputs
 
 
-def _transcript(args: argparse.Namespace, video: Any) -> Any:
+def load_transcript(args: argparse.Namespace, video: Any) -> Any:
     """The transcript the edit needs: read from --transcript, else made with --asr-model, else None."""
     if args.transcript:
         import json
@@ -271,7 +271,7 @@ def _transcript(args: argparse.Namespace, video: Any) -> Any:
     return None if transcriber is None else transcriber.transcribe(video)
 
 
-def _saliency(args: argparse.Namespace) -> Any:
+def load_saliency(args: argparse.Namespace) -> Any:
     """CLIP saliency for the highlight detector with --saliency-model, else None (audio, motion, scene only)."""
     if not args.saliency_model:
         return None
@@ -292,7 +292,7 @@ def _parser(args: argparse.Namespace) -> Any:
     return LLMEditParser(chat_model(args.server, model))
 
 
-def _refusal(plan) -> str | None:
+def refusal_reason(plan) -> str | None:
     """Why the edit should not be written: it keeps nothing, or everything."""
     if plan.keeps_nothing:
         return "the edit keeps nothing (every frame is cut); change the instruction"
@@ -301,7 +301,7 @@ def _refusal(plan) -> str | None:
     return None
 
 
-def _human(plan, outputs: dict[str, Any], dry_run: bool) -> str:
+def plan_text(plan, outputs: dict[str, Any], dry_run: bool) -> str:
     grid = plan.grid
     rate = f"{float(grid.rate):.3f}".rstrip("0").rstrip(".") + (" DF" if grid.drop_frame else "")
     lines = [
@@ -369,8 +369,8 @@ def repl_edit(session: Any, rest: str, out: TextIO) -> None:
     except GroundingAgentError as exc:
         print(f"error: {exc}", file=out)
         return
-    print(_human(plan, {}, dry_run=False), file=out)
-    refusal = _refusal(plan)
+    print(plan_text(plan, {}, dry_run=False), file=out)
+    refusal = refusal_reason(plan)
     if refusal:
         print(f"note: {refusal}", file=out)
 
@@ -384,7 +384,7 @@ def repl_export(session: Any, path: str, instruction: str, out: TextIO) -> None:
         if plan is None:
             print("no edit yet: /edit INSTRUCTION first, or /export FILE INSTRUCTION", file=out)
             return
-        refusal = _refusal(plan)
+        refusal = refusal_reason(plan)
         if refusal:
             print(f"error: {refusal}; nothing was written", file=out)
             return

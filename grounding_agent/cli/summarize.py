@@ -19,14 +19,14 @@ from typing import Any
 
 from grounding_agent.cli._common import finite_float, nonneg_float, print_json, text_arg
 from grounding_agent.cli.edit import (
-    _check_short_form,
-    _human,
-    _refusal,
-    _saliency,
-    _transcript,
-    _write_outputs,
     add_output_arguments,
     check_outputs,
+    check_short_form,
+    load_saliency,
+    load_transcript,
+    plan_text,
+    refusal_reason,
+    write_outputs,
 )
 from grounding_agent.cli.options import add_asr_options
 from grounding_agent.defaults import SUMMARY
@@ -80,12 +80,14 @@ def run(args: argparse.Namespace) -> int:
     from grounding_agent.summaries import budget_s, summarize
 
     _add_out_folder(args)
-    _check_short_form(args)
+    check_short_form(args)
     video = open_video(args.video)
     budget_s(video.duration_s, args.seconds, args.ratio)  # a bad budget costs nothing and writes nothing
     check_outputs(args, video)
-    transcript = functools.cache(lambda: _transcript(args, video))  # once, for the summary and the captions
-    saliency = _saliency(args)
+    transcript = functools.cache(
+        lambda: load_transcript(args, video)
+    )  # once, for the summary and the captions
+    saliency = load_saliency(args)
     plan = summarize(
         video,
         seconds=args.seconds,
@@ -97,16 +99,16 @@ def run(args: argparse.Namespace) -> int:
         diversity=args.diversity,
         cache=not args.no_cache,
     )
-    problem = _refusal(plan)
+    problem = refusal_reason(plan)
     if problem is not None:  # a budget below one frame of any shot, say: nothing to write
         raise SummaryError(f"{problem}; nothing was written")
     outputs: dict[str, Any] = {}
     if not args.dry_run:
-        outputs = _write_outputs(args, plan, captions=transcript() if args.captions else None)
+        outputs = write_outputs(args, plan, captions=transcript() if args.captions else None)
     if args.json:
         print_json({**plan.to_dict(), "outputs": outputs, "dry_run": bool(args.dry_run)})
     else:
-        print(_human(plan, outputs, args.dry_run))
+        print(plan_text(plan, outputs, args.dry_run))
         print(why(plan))
     return 0
 

@@ -43,9 +43,9 @@ EXPORTS = {
 }
 _OTIO_ADAPTERS = {".otio": "otio_json", ".edl": "cmx_3600", ".xml": "fcp_xml", ".fcpxml": "fcpx_xml"}
 # The FCPXML adapter looks NTSC rates up by these rounded keys (its times are then rewritten exactly).
-_FCPX_RATE_KEYS = {24000 / 1001: 23.98, 30000 / 1001: 29.97, 60000 / 1001: 59.94}
-_FCPX_TIME_ATTRIBUTES = ("offset", "start", "duration", "tcStart")
-_FCPX_HEADER = '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE fcpxml>\n'
+FCPX_RATE_KEYS = {24000 / 1001: 23.98, 30000 / 1001: 29.97, 60000 / 1001: 59.94}
+FCPX_TIME_ATTRIBUTES = ("offset", "start", "duration", "tcStart")
+FCPX_HEADER = '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE fcpxml>\n'
 # A sequence's audio as FCPXML's DTD spells it (an asset's audioRate is plain hertz).
 _FCPX_SEQUENCE_RATES = {32000: "32k", 44100: "44.1k", 48000: "48k", 88200: "88.2k", 96000: "96k",
                         176400: "176.4k", 192000: "192k"}  # fmt: skip
@@ -136,7 +136,7 @@ def _check_rate(plan: EditPlan, path: str | Path, suffix: str) -> None:
 
 def otio_rate(plan: EditPlan, *, fcpx: bool = False) -> float:
     rate = float(plan.grid.rate)
-    return _FCPX_RATE_KEYS.get(rate, rate) if fcpx else rate
+    return FCPX_RATE_KEYS.get(rate, rate) if fcpx else rate
 
 
 def one_line(text: str) -> str:
@@ -160,8 +160,8 @@ def to_timeline(plan: EditPlan, *, fcpx: bool = False, audio: bool = True) -> An
     path = Path(plan.video.path).resolve()
     timeline = otio.schema.Timeline(name=f"{one_line(path.stem)} edit")
     timeline.metadata["grounding_agent"] = {
-        "instruction": _utf8(plan.instruction),
-        "source": _utf8(str(path)),
+        "instruction": utf8_text(plan.instruction),
+        "source": utf8_text(str(path)),
     }
     kinds = [otio.schema.TrackKind.Video]
     sound = source_audio(path) if audio else None
@@ -187,7 +187,7 @@ def to_timeline(plan: EditPlan, *, fcpx: bool = False, audio: bool = True) -> An
             )
             clip.metadata["grounding_agent"] = {
                 "segment": i,
-                "reason": _utf8(seg.reason),
+                "reason": utf8_text(seg.reason),
                 "start_s": seg.start_s,
                 "end_s": seg.end_s,
             }
@@ -201,7 +201,7 @@ def _frames(seconds: float, rate: Fraction) -> int:
     return round(Fraction(seconds) * rate)
 
 
-def _utf8(text: str) -> str:
+def utf8_text(text: str) -> str:
     """`text` with undecodable file-name bytes (lone surrogates) replaced: OTIO stores UTF-8."""
     return text.encode("utf-8", "replace").decode("utf-8")
 
@@ -212,9 +212,9 @@ def _utf8(text: str) -> str:
 def _edl_names(timeline: Any) -> None:
     """CMX 3600 is ASCII, one event per line: names become printable ASCII on one line, and each clip gets
     an explicit reel name (at most 8 letters and digits, else AX, "auxiliary source")."""
-    timeline.name = _ascii(timeline.name)
+    timeline.name = ascii_line(timeline.name)
     for clip in timeline.find_clips():
-        clip.name = _ascii(clip.name)
+        clip.name = ascii_line(clip.name)
         stem = clip.name.rsplit("_", 1)[0]
         reel = re.sub(r"[^A-Za-z0-9]", "", stem)[:8] or "AX"
         clip.metadata.setdefault("cmx_3600", {})["reel"] = reel
@@ -232,7 +232,7 @@ def _edl_channels(text: str, audio: SourceAudio | None, events: int) -> str:
     return text
 
 
-def _ascii(text: str) -> str:
+def ascii_line(text: str) -> str:
     """One line of printable ASCII: accents dropped (é -> e), anything else non-ASCII as '_'."""
     text = unicodedata.normalize("NFKD", one_line(text))
     text = "".join(c for c in text if not unicodedata.combining(c))
@@ -260,18 +260,18 @@ def _fcpx_xml(timeline: Any, plan: EditPlan, audio: SourceAudio | None) -> str:
     written = Fraction(str(otio_rate(plan, fcpx=True)))
     frame = 1 / plan.grid.rate
     for element in root.iter():
-        for key in _FCPX_TIME_ATTRIBUTES:
+        for key in FCPX_TIME_ATTRIBUTES:
             value = element.get(key)
             if value is not None:
                 frames = round(Fraction(value.removesuffix("s")) * written)
-                element.set(key, _fcpx_time(frames * frame))
+                element.set(key, fcpx_time(frames * frame))
         if element.tag == "format":
-            element.set("frameDuration", _fcpx_time(frame))
+            element.set("frameDuration", fcpx_time(frame))
         if element.get("name") in names:
             element.set("name", names[element.get("name")])
         _fcpx_audio(element, audio)
     ET.indent(root, space="    ")
-    return _FCPX_HEADER + ET.tostring(root, encoding="unicode") + "\n"
+    return FCPX_HEADER + ET.tostring(root, encoding="unicode") + "\n"
 
 
 def _fcpx_connect_audio(root: ET.Element) -> None:
@@ -304,7 +304,7 @@ def _fcpx_audio(element: ET.Element, audio: SourceAudio | None) -> None:
             element.set("audioRate", _FCPX_SEQUENCE_RATES[audio.sample_rate])
 
 
-def _fcpx_time(seconds: Fraction) -> str:
+def fcpx_time(seconds: Fraction) -> str:
     """FCPXML's rational seconds: '0s', '10s', '1001/30000s'."""
     if seconds.denominator == 1:
         return f"{seconds.numerator}s"

@@ -18,14 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from grounding_agent.edit.exports import (
-    _FCPX_HEADER,
-    _FCPX_RATE_KEYS,
-    _FCPX_TIME_ATTRIBUTES,
-    _ascii,
-    _fcpx_time,
-    _utf8,
+    FCPX_HEADER,
+    FCPX_RATE_KEYS,
+    FCPX_TIME_ATTRIBUTES,
+    ascii_line,
+    fcpx_time,
     one_line,
     rate_problem,
+    utf8_text,
 )
 from grounding_agent.edit.paths import check_output
 from grounding_agent.edit.reel import Reel, ReelClip
@@ -88,7 +88,7 @@ def reel_timeline(reel: Reel, *, exact: bool = True, audio: bool = True) -> Any:
 
     timeline = otio.schema.Timeline(name="reel")
     timeline.global_start_time = otio.opentime.RationalTime(0, _otio_rate(reel.record_rate))
-    timeline.metadata["grounding_agent"] = {"sources": [_utf8(str(s)) for s in reel.sources]}
+    timeline.metadata["grounding_agent"] = {"sources": [utf8_text(str(s)) for s in reel.sources]}
     sounds = {p: source_audio(p) for p in reel.sources} if audio else {}
     kinds = [otio.schema.TrackKind.Video]
     if any(s is not None for s in sounds.values()):
@@ -133,13 +133,13 @@ def _clip(reel: Reel, clip: ReelClip, i: int, record: tuple[int, int], exact: bo
     )
     item.metadata["grounding_agent"] = {
         "clip": i,
-        "source": _utf8(str(path)),
+        "source": utf8_text(str(path)),
         "source_rate": f"{clip.grid.rate.numerator}/{clip.grid.rate.denominator}",
         "start_frame": clip.start_frame,
         "end_frame": clip.end_frame,
         "start_s": clip.start_s,
         "end_s": clip.end_s,
-        "reason": _utf8(clip.reason),
+        "reason": utf8_text(clip.reason),
     }
     return item
 
@@ -163,7 +163,7 @@ def edl_reel_names(reel: Reel) -> dict[Path, str]:
     number in its last places), "AX" + a number when nothing is left."""
     names: dict[Path, str] = {}
     for source in reel.sources:
-        base = re.sub(r"[^A-Za-z0-9]", "", _ascii(source.stem)).upper()[:8] or "AX"
+        base = re.sub(r"[^A-Za-z0-9]", "", ascii_line(source.stem)).upper()[:8] or "AX"
         name, k = base, 1
         while name in names.values():
             k += 1
@@ -175,9 +175,9 @@ def edl_reel_names(reel: Reel) -> dict[Path, str]:
 def _edl_names(timeline: Any, reel: Reel) -> None:
     """ASCII names on one line, and each clip its source's reel name."""
     names = edl_reel_names(reel)
-    timeline.name = _ascii(timeline.name)
+    timeline.name = ascii_line(timeline.name)
     for clip in timeline.find_clips():
-        clip.name = _ascii(clip.name)
+        clip.name = ascii_line(clip.name)
         source = Path(clip.metadata["grounding_agent"]["source"])
         clip.metadata.setdefault("cmx_3600", {})["reel"] = names[source]
 
@@ -188,7 +188,7 @@ def _fcpx(timeline: Any, reel: Reel) -> str:
     import opentimelineio as otio
 
     rate = reel.record_rate
-    written_rate = _FCPX_RATE_KEYS.get(float(rate), float(rate))
+    written_rate = FCPX_RATE_KEYS.get(float(rate), float(rate))
     for clip in timeline.find_clips():  # the adapter looks NTSC rates up by rounded keys
         r = clip.source_range
         clip.source_range = _range(round(r.start_time.value), round(r.duration.value), written_rate)
@@ -201,15 +201,15 @@ def _fcpx(timeline: Any, reel: Reel) -> str:
     root = ET.fromstring(otio.adapters.write_to_string(timeline, adapter_name="fcpx_xml"))
     written, frame = Fraction(str(written_rate)), 1 / rate
     for element in root.iter():
-        for key in _FCPX_TIME_ATTRIBUTES:
+        for key in FCPX_TIME_ATTRIBUTES:
             value = element.get(key)
             if value is not None:
-                element.set(key, _fcpx_time(round(Fraction(value.removesuffix("s")) * written) * frame))
+                element.set(key, fcpx_time(round(Fraction(value.removesuffix("s")) * written) * frame))
         if element.tag == "format":
-            element.set("frameDuration", _fcpx_time(frame))
+            element.set("frameDuration", fcpx_time(frame))
             element.set("width", str(reel.record_size[0]))
             element.set("height", str(reel.record_size[1]))
         if element.get("name") in names:
             element.set("name", names[element.get("name")])
     ET.indent(root, space="    ")
-    return _FCPX_HEADER + ET.tostring(root, encoding="unicode") + "\n"
+    return FCPX_HEADER + ET.tostring(root, encoding="unicode") + "\n"

@@ -20,10 +20,10 @@ from grounding_agent.edit.paths import VIDEO_SUFFIXES, check_output
 from grounding_agent.edit.reel import Reel, ReelClip
 from grounding_agent.edit.rendering import (
     RenderResult,
-    _container_flags,
-    _graph_args,
-    _run_ffmpeg,
+    container_flags,
     ffmpeg_binary,
+    filter_graph_args,
+    run_ffmpeg,
 )
 from grounding_agent.errors import EditError
 from grounding_agent.io import atomic_path
@@ -51,7 +51,7 @@ def render_reel(
     expected_s = frames[-1][1] / float(reel.record_rate)
     with atomic_path(out) as tmp, tempfile.TemporaryDirectory(prefix="ga-reel-") as work:
         args = _args(reel, tmp, Path(work), preset, crf, audio_rate)
-        _run_ffmpeg(args, expected_s, progress, Path(work))
+        run_ffmpeg(args, expected_s, progress, Path(work))
         rendered = _check(reel, tmp, out, expected_s)
     total = frames[-1][1]
     return RenderResult(Path(out), "reel", expected_s, rendered.duration_s, time.perf_counter() - started,
@@ -97,7 +97,7 @@ def _args(reel: Reel, tmp: Path, work: Path, preset: str, crf: int, audio_rate: 
     parts.append(
         f"{inputs}concat=n={len(reel.clips)}:v=1:a={int(any_sound)}[v]" + ("[a]" if any_sound else "")
     )
-    graph_args = _graph_args(parts, work)
+    graph_args = filter_graph_args(parts, work)
     args = [ffmpeg_binary(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
     for s in sources:
         args += ["-i", str(s)]
@@ -106,7 +106,7 @@ def _args(reel: Reel, tmp: Path, work: Path, preset: str, crf: int, audio_rate: 
              "-r", f"{rate.numerator}/{rate.denominator}"]  # fmt: skip
     if any_sound:
         args += ["-c:a", "aac", "-b:a", "160k", "-ar", str(audio_rate)]
-    return [*args, *_container_flags(tmp), str(tmp)]
+    return [*args, *container_flags(tmp), str(tmp)]
 
 
 def _trim(clip: ReelClip) -> str:

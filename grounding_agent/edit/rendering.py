@@ -134,7 +134,7 @@ def render(
                 target_plan, tmp, Path(work), preset, crf, _look(plan, Path(work), captions, aspect)
             )
         )
-        _run_ffmpeg(args, target_plan.kept_s, progress, Path(work))
+        run_ffmpeg(args, target_plan.kept_s, progress, Path(work))
         rendered = _check_duration(target_plan, tmp, out)
     return RenderResult(Path(out), "copy" if copy else "accurate", plan.kept_s, rendered.duration_s,
                         time.perf_counter() - started, plan.kept_frames, rendered.num_frames,
@@ -207,16 +207,16 @@ def _accurate_args(plan: EditPlan, tmp: Path, work: Path, preset: str, crf: int,
     if look:  # reframe / captions on the edited timeline
         parts[-1] = parts[-1].replace("[v]", "[cat]", 1)
         parts.append(f"[cat]{look}[v]")
-    graph_args = _graph_args(parts, work)
+    graph_args = filter_graph_args(parts, work)
     args = [ffmpeg_binary(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", str(plan.video.path),
             *graph_args, "-map", "[v]", *(["-map", "[a]"] if audio else []), "-fps_mode", "passthrough",
             "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p"]  # fmt: skip
     if audio:
         args += ["-c:a", "aac", "-b:a", "160k"]
-    return [*args, *_container_flags(tmp), str(tmp)]
+    return [*args, *container_flags(tmp), str(tmp)]
 
 
-def _graph_args(parts: list[str], work: Path) -> list[str]:
+def filter_graph_args(parts: list[str], work: Path) -> list[str]:
     """ffmpeg's -filter_complex for the filter chains `parts`; a long graph goes through a script file in
     `work` (a command line has a length limit)."""
     graph = ";".join(parts)
@@ -248,7 +248,7 @@ def _copy_args(plan: EditPlan, tmp: Path, work: Path) -> list[str]:
     listing.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return [ffmpeg_binary(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0",
             "-i", str(listing), "-map", "0:v:0", "-map", "0:a:0?", "-c", "copy",
-            *_container_flags(tmp), str(tmp)]  # fmt: skip
+            *container_flags(tmp), str(tmp)]  # fmt: skip
 
 
 def _keyframe_dts_s(plan: EditPlan, times_s: list[float]) -> list[float]:
@@ -279,11 +279,11 @@ def _keyframe_dts_s(plan: EditPlan, times_s: list[float]) -> list[float]:
     return out
 
 
-def _container_flags(tmp: Path) -> list[str]:
+def container_flags(tmp: Path) -> list[str]:
     return ["-movflags", "+faststart"] if tmp.suffix.lower() in (".mp4", ".mov", ".m4v") else []
 
 
-def _run_ffmpeg(args: list[str], total_s: float, progress: bool | None, work: Path) -> None:
+def run_ffmpeg(args: list[str], total_s: float, progress: bool | None, work: Path) -> None:
     """Run ffmpeg, reading its `-progress` key=value stream into a tqdm bar; errors become EditError."""
     from tqdm import tqdm
 

@@ -20,19 +20,19 @@ from pydantic import Field
 
 from grounding_agent.defaults import LIBRARY
 from grounding_agent.errors import GroundingAgentError, LibraryError
-from grounding_agent.http.models import SessionOut, _Body
+from grounding_agent.http.models import RequestBody, SessionOut
 from grounding_agent.http.state import Service, StrictJSONResponse, service
 
 router = APIRouter(tags=["library"])
 
 
-class SearchRequest(_Body):
+class SearchRequest(RequestBody):
     query: str = Field(min_length=1, description="what is seen, said or written")
     k: int = Field(LIBRARY.search_k, ge=1, description="how many hits")
     channels: list[str] | None = Field(None, description='any of "visual", "speech", "ocr" (default: all)')
 
 
-class LibrarySessionRequest(_Body):
+class LibrarySessionRequest(RequestBody):
     video_id: int = Field(ge=0, description="a video's id, as /v1/search returns it")
 
 

@@ -7,23 +7,23 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 
-class _Body(BaseModel):
+class RequestBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
 # Lengths and top_k are bounded by the service's `ServiceLimits` (set by `grounding-agent api`), checked
 # in the routes; the body's size and shape were bounded before parsing (`guard`).
-class GroundRequest(_Body):
+class GroundRequest(RequestBody):
     video: str = Field(min_length=1, description="path relative to the media root")
     query: str = Field(min_length=1, description="what to find")
     top_k: int = Field(1, ge=1, description="how many moments")
 
 
-class SessionRequest(_Body):
+class SessionRequest(RequestBody):
     video: str = Field(min_length=1, description="path relative to the media root")
 
 
-class MessageRequest(_Body):
+class MessageRequest(RequestBody):
     message: str = Field(min_length=1)
     stream: bool = Field(False, description="answer as server-sent events (text/event-stream)")
 

@@ -13,13 +13,13 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from pydantic import Field
 
-from grounding_agent.http.models import _Body
+from grounding_agent.http.models import RequestBody
 from grounding_agent.http.state import Service, StrictJSONResponse, service
 
 router = APIRouter(prefix="/v1/sessions", tags=["summaries"])
 
 
-class SummaryRequest(_Body):
+class SummaryRequest(RequestBody):
     seconds: float | None = Field(None, description="the summary's length in seconds")
     ratio: float | None = Field(None, description="or its length as a share of the video, e.g. 0.15")
 
