@@ -56,7 +56,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--speed", type=positive_float, metavar="X", help="read a file at X times real time")
     p.add_argument("--asr-model", metavar="DIR", help="CTranslate2 Whisper folder: needed by speech alerts")
     p.add_argument("--asr-language", metavar="CODE", help="language spoken (default: detected)")
-    p.add_argument("--grounder", metavar="NAME", help="grounder for visual alerts (a registry name)")
+    p.add_argument("--grounder", metavar="NAME", help="grounder for visual alerts (hf, vllm or a baseline)")
+    p.add_argument(
+        "--grounder-model", metavar="ID", help="hf: hub id or folder; vllm: served model name (visual alerts)"
+    )
+    p.add_argument("--grounder-server", metavar="URL", help="vllm: the OpenAI-compatible server's /v1 URL")
+    p.add_argument(
+        "--saliency-model", metavar="DIR", help="CLIP folder: adds a CLIP signal to online highlights"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,8 +86,11 @@ def run(args: argparse.Namespace) -> int:
     if "visual" in channels and not args.grounder:
         Watcher(args.source, options, out)  # raises the one-line "pass --grounder" error
     whisper = _whisper(args) if "speech" in channels else None
-    grounder = _grounder(args.grounder) if args.grounder and "visual" in channels else None
-    watcher = Watcher(args.source, options, out, sinks=sinks, whisper=whisper, grounder=grounder)
+    grounder = _grounder(args) if args.grounder and "visual" in channels else None
+    saliency = _saliency(args.saliency_model) if args.saliency_model and not args.no_highlights else None
+    watcher = Watcher(
+        args.source, options, out, sinks=sinks, whisper=whisper, grounder=grounder, saliency=saliency
+    )
     try:
         report = watcher.run()
     finally:
@@ -129,13 +139,29 @@ def _whisper(args: argparse.Namespace):
     return load_whisper(args.asr_model, compute_type="int8")
 
 
-def _grounder(name: str):
+def _grounder(args: argparse.Namespace):
+    """The visual alerts' grounder: `--grounder hf --grounder-model DIR`, `--grounder vllm
+    [--grounder-server URL] [--grounder-model NAME]`, or a model-free baseline by name."""
     from grounding_agent.errors import ConfigError
     from grounding_agent.grounders.registry import GROUNDERS, make_grounder
 
+    name = args.grounder
     if name not in GROUNDERS:
         raise ConfigError(f"--grounder {name[:40]!r} is unknown; give one of: {', '.join(sorted(GROUNDERS))}")
-    return make_grounder(name)
+    options = {}
+    if args.grounder_model:
+        options["model"] = args.grounder_model
+    if args.grounder_server:
+        options["server"] = args.grounder_server
+    if name == "hf" and not args.grounder_model:
+        raise ConfigError("--grounder hf needs --grounder-model HUB_ID_OR_FOLDER")
+    return make_grounder(name, **options)
+
+
+def _saliency(path: str):
+    from grounding_agent.highlights.clip import ClipSaliency
+
+    return ClipSaliency.from_pretrained(path, use_cache=False)  # nothing written outside --out
 
 
 def _webhook(url: str | None):

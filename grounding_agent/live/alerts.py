@@ -46,6 +46,7 @@ MAX_PENDING = 3  # utterances waiting for Whisper at most; beyond, new ones are 
 KEEP_SILENCE_S = 0.5
 QUIET_RMS = 1e-3  # -60 dBFS
 QUIET_RATIO = 0.25  # -12 dB  # leading silence kept before speech (the VAD needs some context)
+WINDOWS_KEPT = 64  # visual windows remembered for the report (bounded)
 
 
 @dataclass(frozen=True)
@@ -332,7 +333,17 @@ class VisualAlerts:
         self.calls_per_min, self.window_s, self.min_score = calls_per_min, window_s, min_score
         self._next_s = window_s
         self._pending: _Pending | None = None
-        self.calls = self.skipped = 0
+        self.calls = self.skipped = self.malformed = self.failed = 0
+        # (start_s, end_s) of the last windows grounded, for the report
+        self.windows: deque[tuple[float, float]] = deque(maxlen=WINDOWS_KEPT)
+
+    def flush(self) -> list[Hit]:
+        """Wait for the call in flight (the stream ended) and return its hits."""
+        if self._pending is None:
+            return []
+        self._pending.thread.join()
+        hits, self._pending = self._pending.hits, None
+        return hits
 
     def poll(self, closed_until_s: float) -> list[Hit]:
         """Hits of a finished call; starts the next call when one is due and the ring has the window."""
@@ -352,17 +363,23 @@ class VisualAlerts:
 
     def _run(self, end_s: float, out: list[Hit]) -> None:
         start_s = max(0.0, end_s - self.window_s)
+        self.windows.append((start_s, end_s))  # end_s: the ring's closed part, already seen: no look-ahead
         clip = self.workdir / f"window-{int(end_s * 1000):012d}.mp4"
         try:
             self.cut(start_s, end_s, clip)
             for alert in self.alerts:
                 self.calls += 1
-                best: Moment | None = self.grounder.ground(clip, alert.target, top_k=1).best
+                answer = self.grounder.ground(clip, alert.target, top_k=1)
+                best: Moment | None = answer.best
+                if answer.failures or best is None:
+                    self.malformed += 1  # an answer with no usable span is expected: counted, not fatal
                 if best is not None and best.score >= self.min_score:
-                    a, b = start_s + best.start_s, start_s + best.end_s
+                    a = min(end_s, start_s + best.start_s)
+                    b = min(end_s, max(a, start_s + best.end_s))
                     ev = Evidence("grounder", a, b, best.score, alert.target, self.grounder.name)
                     out.append(Hit(alert, a, b, best.score, alert.target, (ev,)))
         except Exception as exc:  # noqa: BLE001 - a failed call is counted and logged, never fatal
+            self.failed += 1
             log.warning("visual alert call failed: %s", exc)
         finally:
             clip.unlink(missing_ok=True)

@@ -14,7 +14,9 @@ utterances); each signal is a z-score over exponentially weighted running statis
 `halflife_s`, so memory is constant and the scale follows the stream); a bin's score is their mean. A bin
 is a highlight when its score reaches `z` and it is the highest within `delay_s` on either side: it is
 known `delay_s` after it ends, never later. The running top-k keeps the best `top_k` so far.
-CLIP saliency and learned heads are not scored online (yet): they need a model per frame.
+With a `saliency` model (`highlights.clip.ClipSaliency`), each sampled frame is also encoded and its best
+cosine similarity to the highlight prompts (`defaults.HIGHLIGHTS.prompts`) kept per bin (the bin's max):
+the "clip" signal, a running z-score like the others. Learned heads are not scored online (yet).
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ from __future__ import annotations
 import heapq
 import math
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
-from grounding_agent.defaults import LIVE, PROSODY
+from grounding_agent.defaults import HIGHLIGHTS, LIVE, PROSODY
 from grounding_agent.highlights.prosody import frame_features
 from grounding_agent.media.vad import SAMPLE_RATE
 
@@ -37,7 +41,7 @@ SETTLE_S = 0.5  # a bin is scored this long after it ends (audio and video arriv
 MIN_SAMPLES = 5  # bins seen before a signal's z-score counts
 # The smallest spread each signal is measured against: 2 dB of loudness, 2 grey levels of motion, 5 % of
 # the colour histogram moving.
-MIN_STD = {"loudness": 2.0, "motion": 2.0, "scene": 0.05}
+MIN_STD = {"loudness": 2.0, "motion": 2.0, "scene": 0.05, "clip": 0.01}
 # Speech arousal's parts (weight, spread floor): the voiced frames' level, median pitch, pitch range.
 AROUSAL = {"voice_db": (1.0, PROSODY.spread_db), "pitch_st": (0.5, PROSODY.spread_st),
            "pitch_range_st": (0.5, PROSODY.spread_st)}  # fmt: skip
@@ -67,19 +71,31 @@ class RunningStats:
         return z
 
 
+class FrameScorer(Protocol):
+    """What the "clip" signal needs of `highlights.clip.ClipSaliency`."""
+
+    model_id: str
+
+    def encode_frames(self, pixels: np.ndarray) -> np.ndarray: ...
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
 @dataclass(frozen=True)
 class HighlightHit:
     start_s: float
     end_s: float
     score: float
     signals: dict[str, float]
+    clip_sim: float | None = None  # the bin's best frame-prompt similarity, with a saliency model
 
 
 class _Bin:
-    __slots__ = ("energy", "samples", "motion", "scene", "audio")
+    __slots__ = ("energy", "samples", "motion", "scene", "audio", "clip")
 
     def __init__(self) -> None:
         self.energy, self.samples, self.motion, self.scene = 0.0, 0, 0.0, 0.0
+        self.clip: float | None = None
         self.audio: list[np.ndarray] = []  # the bin's 16 kHz audio (one second at most), for arousal
 
 
@@ -93,13 +109,18 @@ class OnlineHighlights:
         z: float = LIVE.highlight_z,
         top_k: int = LIVE.highlight_top_k,
         halflife_s: float = LIVE.stats_halflife_s,
+        saliency: FrameScorer | None = None,
+        prompts: tuple[str, ...] = HIGHLIGHTS.prompts,
     ):
+        self.saliency = saliency
+        self._prompt_vectors = saliency.embed_texts(list(prompts)) if saliency is not None else None
         self.radius = max(0, int(delay_s // BIN_S))
         self.z, self.top_k = z, top_k
         floors = MIN_STD | {name: floor for name, (_, floor) in AROUSAL.items()}
         self.stats = {name: RunningStats(halflife_s / BIN_S, floor) for name, floor in floors.items()}
         self._bins: dict[int, _Bin] = {}
         self._window: deque[tuple[int, float, dict[str, float]]] = deque(maxlen=2 * self.radius + 1)
+        self._clip: deque[float | None] = deque(maxlen=2 * self.radius + 1)  # each window bin's similarity
         self._prev: tuple[np.ndarray, np.ndarray] | None = None
         self._next_bin = 0
         self.top: list[tuple[float, float]] = []  # min-heap of (score, start_s)
@@ -122,6 +143,9 @@ class OnlineHighlights:
         hist = np.concatenate([np.histogram(pixels[..., c], bins=8, range=(0, 256))[0] for c in range(3)])
         hist = hist / max(1, hist.sum())
         b = self._bin(t_s)
+        if b is not None and self.saliency is not None and self._prompt_vectors is not None:
+            sim = float((self.saliency.encode_frames(pixels[None]) @ self._prompt_vectors.T).max())
+            b.clip = sim if b.clip is None else max(b.clip, sim)
         if self._prev is not None and b is not None:
             b.motion = max(b.motion, float(np.abs(small - self._prev[0]).mean()))
             b.scene = max(b.scene, float(0.5 * np.abs(hist - self._prev[1]).sum()))
@@ -146,17 +170,21 @@ class OnlineHighlights:
             arousal = self._arousal(np.concatenate(b.audio))
             if arousal is not None:
                 signals["arousal"] = arousal
+        if b.clip is not None:
+            signals["clip"] = self.stats["clip"].z(b.clip)
         score = float(np.mean(list(signals.values())))
         self._window.append((k, score, signals))
+        self._clip.append(b.clip)
         if len(self._window) < self._window.maxlen:
             return None
         c, s, sig = self._window[self.radius]
+        clip_sim = self._clip[self.radius]
         if s < self.z or s < max(x[1] for x in self._window):
             return None
         heapq.heappush(self.top, (s, c * BIN_S))
         if len(self.top) > self.top_k:
             heapq.heappop(self.top)
-        return HighlightHit(c * BIN_S, (c + 1) * BIN_S, s, {n: round(v, 3) for n, v in sig.items()})
+        return HighlightHit(c * BIN_S, (c + 1) * BIN_S, s, {n: round(v, 3) for n, v in sig.items()}, clip_sim)
 
     def _arousal(self, audio: np.ndarray) -> float | None:
         """The bin's speech arousal (see the module docstring); None without enough voiced frames."""

@@ -39,11 +39,12 @@ from grounding_agent.live.alerts import (
 )
 from grounding_agent.live.clips import ClipWriter
 from grounding_agent.live.events import LiveEvent
-from grounding_agent.live.online import OnlineHighlights
+from grounding_agent.live.online import FrameScorer, HighlightHit, OnlineHighlights
 from grounding_agent.live.ring import RingRecorder
 from grounding_agent.live.sinks import Sink
 from grounding_agent.live.source import LiveSource
 from grounding_agent.media.vad import SAMPLE_RATE
+from grounding_agent.types import Evidence
 
 __all__ = ["DEGRADE_ORDER", "WatchOptions", "WatchReport", "Watcher"]
 
@@ -100,6 +101,9 @@ class WatchReport:
     asr_calls: int = 0
     asr_skipped_s: float = 0.0
     visual_calls: int = 0
+    visual_malformed: int = 0
+    visual_failed: int = 0
+    visual_skipped: int = 0
     decode_errors: int = 0
     ring_bytes: int = 0
     ring_segments_deleted: int = 0
@@ -123,6 +127,7 @@ class Watcher:
         sinks: Sequence[Sink] = (),
         whisper: Any = None,
         grounder: WindowGrounder | None = None,
+        saliency: FrameScorer | None = None,
     ):
         self.spec, self.options, self.out = source, options, Path(out)
         self.alerts: list[Alert] = [read_alert(a) for a in options.alerts]
@@ -148,7 +153,10 @@ class Watcher:
         )
         self.screen = ScreenAlerts(by["ocr"], min_score=options.min_score)
         self._visual_alerts, self._grounder = by["visual"], grounder
-        self.online = OnlineHighlights(delay_s=options.delay_s) if options.highlights else None
+        self.online = (
+            OnlineHighlights(delay_s=options.delay_s, saliency=saliency) if options.highlights else None
+        )
+        self._saliency_name = saliency.model_id if saliency is not None else ""
         self.report = WatchReport()
         self.fps = options.fps
         self._seq = 0
@@ -292,6 +300,7 @@ class Watcher:
                     "highlight",
                     f"score {h.score:.2f}",
                     delay_s=delay,
+                    evidence=self._clip_evidence(h),
                     data={"score": round(h.score, 3), "signals": h.signals},
                 )
                 self.report.highlights += 1
@@ -301,6 +310,12 @@ class Watcher:
         if self.clips is not None:
             self._clip_events(self.clips.poll())
         self._check_lag(t, start_wall)
+
+    def _clip_evidence(self, h: HighlightHit) -> tuple[Evidence, ...]:
+        if h.clip_sim is None:
+            return ()
+        sim = round(h.clip_sim, 4)
+        return (Evidence("saliency", h.start_s, h.end_s, sim, "highlight prompts", self._saliency_name),)
 
     def _clip_events(self, done: list) -> None:
         for job, result in done:
@@ -350,6 +365,9 @@ class Watcher:
         if self.speech is not None:
             for hit in self.speech.flush():
                 self._alert(hit)
+        if self.visual is not None:
+            for hit in self.visual.flush():
+                self._alert(hit)
         if self.ring is not None:
             self.ring.close()
         if self.clips is not None:
@@ -368,7 +386,14 @@ class Watcher:
             r.asr_calls, r.asr_skipped_s = self.speech.calls, self.speech.skipped_s
             if self.speech.skipped_s:
                 r.degraded.append("asr_skipped")
-        r.visual_calls = self.visual.calls if self.visual is not None else 0
+        if self.visual is not None:
+            v = self.visual
+            r.visual_calls, r.visual_malformed, r.visual_failed, r.visual_skipped = (
+                v.calls,
+                v.malformed,
+                v.failed,
+                v.skipped,
+            )
         if self.ring is not None:
             r.ring_bytes, r.ring_segments_deleted = self.ring.bytes_on_disk(), self.ring.deleted
         r.top_highlights = self.online.top_k_s() if self.online is not None else []
