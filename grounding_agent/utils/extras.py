@@ -17,6 +17,9 @@ LLM_CHAT = ("agent", ("langchain_core", "langchain_openai"))
 PLOT = ("saliency", ("matplotlib",))
 HF = ("hf", ("torch", "transformers"))
 CLIENT = ("client", ("httpx2", "tenacity"))
+LIBRARY = ("library", ("sqlite_vec", "pysqlite3", "faiss"))
+TEAM = ("team", ("psycopg",))
+RAY = ("ray", ("ray",))
 
 
 def missing(*modules: str) -> list[str]:
