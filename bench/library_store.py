@@ -1,17 +1,21 @@
-"""Which embedded store for the library's frame vectors: SQLite + sqlite-vec vs LanceDB (IVF-PQ), measured.
+"""Which store for the library's frame vectors: the library's `Store` (SQLite + a faiss IVF-SQ8 side file)
+vs sqlite-vec brute force vs LanceDB (IVF-PQ), measured.
 
-Engines: `sqlite:float`, `sqlite:int8`, `sqlite:bit` (sqlite-vec vec0 tables, brute force; `bit` is sign bits
-alone, no rescoring), `lancedb`, and `store` — the library's own `Store` (schema 3): sign-bit Hamming
-pre-filter in numpy keeping `--prefilter` frames, reranked by the float query against their bits (0: no
-rerank), exact cosine rescoring of the best `--rescore` frames in SQLite, written one
-3,600-frame "video" per transaction, vectors generated in chunks so 3.6M fit in memory.
+Engines: `store` — the library's own `Store`: frames written one 3,600-frame "video" per transaction, the
+ANN index (`grounding_agent/library/ann.py`) built from the store (random training sample, then every row),
+`Store.knn(q, LIBRARY.visual_candidates)` as the library asks it (faiss candidates, exact cosine rescoring of
+`--rescore` of them in SQLite); `sqlite:float` / `sqlite:int8` / `sqlite:bit` (sqlite-vec vec0 tables, brute
+force, k = 10); `lancedb` or `lancedb:ivf_pq` (IVF-PQ), `lancedb:ivf_sq` (IVF-SQ8, like `store`'s), k = 10.
 
-Per size (synthetic 512-d unit vectors, clustered like frame embeddings of many videos): index size on disk,
-insert rate, query latency p50/p95 (k=10), recall@10 against exact search; then, on the smallest size,
-two reader processes querying while a writer inserts (errors counted) and a writer killed with SIGKILL in
-the middle of inserting (is the store readable, are only whole batches there?).
+Per size (synthetic 512-d unit vectors around 256 centres, like frame embeddings of many videos; 200 queries
+near the same centres): insert rate, index build time, store + index size on disk, p50/p95 latency,
+recall@10 against exact brute force (numpy), RSS of the build and of a fresh reading process (anonymous vs
+file-backed, i.e. the memory-mapped index), and the time a reader takes to absorb one more appended video.
+The 1-min load average is recorded per row: the machine is shared. Then, unless `--no-extras`, two reader
+processes querying while a writer inserts and a writer killed with SIGKILL mid-insert (sqlite-vec, LanceDB).
 
     .venv/bin/python bench/library_store.py --sizes 10000 100000 --out bench/results/library_store.json
+    .venv/bin/python bench/library_store.py --sizes 3600000 --engines store --no-extras --append
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._common import machine, now  # noqa: E402
 
-DIM, K, QUERIES, BATCH, VIDEO_FRAMES = 512, 10, 30, 2000, 3600
+DIM, K, QUERIES, BATCH, VIDEO_FRAMES = 512, 10, 200, 2000, 3600
 
 
 def vector_chunks(
@@ -133,11 +137,12 @@ def lance_table(path: Path, data: np.ndarray):
     return table
 
 
-def lance_index(table, n: int) -> None:
+def lance_index(table, n: int, kind: str = "IVF_PQ") -> None:
     if n >= 10_000:
         parts = max(16, int(np.sqrt(n)))
+        subs = {"num_sub_vectors": 64} if kind == "IVF_PQ" else {}
         table.create_index(
-            metric="cosine", num_partitions=parts, num_sub_vectors=64, vector_column_name="vector"
+            metric="cosine", num_partitions=parts, vector_column_name="vector", index_type=kind, **subs
         )
 
 
@@ -169,19 +174,27 @@ def row(engine: str, n: int, insert_s: float, index_s: float, size: int, times, 
     return out
 
 
-def run_store(
-    n: int, work: Path, rescores: list[int], query_kind: str = "in", prefilters: list[int] = (0,)
-) -> list[dict]:
-    """The library's `Store`: insert `n` frames as 3,600-frame videos, then KNN per rescoring depth."""
-    from grounding_agent.library.store import Store
+def _status(*fields: str) -> dict[str, float]:
+    """Fields of /proc/self/status in MB (VmHWM: the peak since `_reset_peak`)."""
+    out = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in fields:
+            out[key] = round(int(value.split()[0]) / 1024, 1)
+    return out
 
-    qs, folder = queries(query_kind), work / f"store{n}"
-    store = Store.open(folder, create=True)
-    best, best_ids, done, insert_s = np.full((QUERIES, K), -np.inf), np.zeros((QUERIES, K), np.int64), 0, 0.0
+
+def _reset_peak() -> None:
+    Path("/proc/self/clear_refs").write_text("5")  # Linux: VmHWM starts again from the current RSS
+
+
+def _insert_store(store, n: int, qs: np.ndarray) -> tuple[float, list[set[int]]]:
+    """Insert `n` frames as 3,600-frame videos; the exact top K of each query, kept chunk by chunk."""
+    best, best_ids, done, insert_s = np.full((len(qs), K), -np.inf), np.zeros((len(qs), K), np.int64), 0, 0.0
     for chunk in vector_chunks(n):
-        sims = np.concatenate([best, qs @ chunk.T], axis=1)  # exact top-K kept chunk by chunk
+        sims = np.concatenate([best, qs @ chunk.T], axis=1)
         ids = np.concatenate(
-            [best_ids, np.broadcast_to(np.arange(done, done + len(chunk)), (QUERIES, len(chunk)))], 1
+            [best_ids, np.broadcast_to(np.arange(done, done + len(chunk)), (len(qs), len(chunk)))], 1
         )
         top = np.argpartition(-sims, K, axis=1)[:, :K]
         best, best_ids = np.take_along_axis(sims, top, 1), np.take_along_axis(ids, top, 1)
@@ -196,34 +209,75 @@ def run_store(
             start = end
         insert_s += time.perf_counter() - t0
         done += len(chunk)
-    truth = [set(t.tolist()) for t in best_ids]
+    return insert_s, [set(t.tolist()) for t in best_ids]
+
+
+def run_store(n: int, work: Path, rescores: list[int], query_kind: str = "in", probes=(0,)) -> list[dict]:
+    """The library's `Store`: insert, build the ANN index, open it as a fresh reader would, query."""
+    import dataclasses
+
+    from grounding_agent.defaults import LIBRARY
+    from grounding_agent.library import ann
+    from grounding_agent.library.store import DB_NAME, Store
+
+    qs, folder = queries(query_kind), work / f"store{n}"
+    store = Store.open(folder, create=True)
+    insert_s, truth = _insert_store(store, n, qs)
     store.query("PRAGMA wal_checkpoint(TRUNCATE)")
+    _reset_peak()
+    before = _status("VmRSS")["VmRSS"]
     t0 = time.perf_counter()
-    store.codes()  # read every frame's bits out of SQLite, write the side file
+    index = store.ann()  # sample, train, add every row, write the side file
     build_s = time.perf_counter() - t0
+    build = {"build_peak_rss_mb": _status("VmHWM")["VmHWM"], "rss_before_build_mb": before}
+    lists, exact = index.lists, index.meta.exact
     store.close()
+    side = next(folder.glob(DB_NAME + ".ann-*.faiss"))
+    sizes = {
+        "store_mb": round(size_of(folder / DB_NAME) / 1e6, 1),
+        "index_mb": round(side.stat().st_size / 1e6, 1),
+    }
     t0 = time.perf_counter()
     store = Store.open(folder)
-    store.codes()  # what a fresh `search` process pays: open + map the side file
+    store.ann()  # what a fresh `search` process pays: open + map the side file
     open_s = time.perf_counter() - t0
     rows = []
-    for m, r in [(m, r) for m in prefilters for r in rescores]:
-        fn = lambda q, m=m, r=r: [  # noqa: E731
-            (v - 1) * VIDEO_FRAMES + int(t) for v, t, _ in store.knn(q, K, rescore=r, prefilter=m)
-        ]
+    k = LIBRARY.visual_candidates
+    for probe, r in [(p, r) for p in (probes[:1] if exact else probes) for r in rescores]:  # nprobe: IVF only
+        ann.LIBRARY = dataclasses.replace(LIBRARY, visual_ann_probes=probe or LIBRARY.visual_ann_probes)
+
+        def fn(q, r=r):
+            return [(v - 1) * VIDEO_FRAMES + int(t) for v, t, _ in store.knn(q, k, rescore=r)[:K]]
+
         times, found = latency(fn, qs)
-        name = f"store bits {m} > asym > rescore {r}" if m > r else f"store bits+rescore {r}"
-        out = row(name, n, insert_s, build_s, size_of(folder), times, found, truth)
-        rows.append({**out, "codes_open_s": round(open_s, 3), "queries": query_kind})
+        name = (
+            "store exact (flat)" if exact else f"store ivf{lists}-sq8 nprobe {ann.LIBRARY.visual_ann_probes}"
+        )
+        out = row(f"{name} > rescore {max(r, k)}", n, insert_s, build_s, size_of(folder), times, found, truth)
+        rss = _status("RssAnon", "RssFile")
+        rows.append({**out, **sizes, **build, "open_s": round(open_s, 3), "k": k, "queries": query_kind,
+                     "reader_rss_anon_mb": rss.get("RssAnon"), "reader_rss_file_mb": rss.get("RssFile"),
+                     "load_avg_1m": round(os.getloadavg()[0], 2)})  # fmt: skip
+    ann.LIBRARY = LIBRARY
+    rows[-1]["append_one_video_s"] = _append_one(store, n)
     store.close()
     shutil.rmtree(folder)
     return rows
 
 
+def _append_one(store, n: int) -> float:
+    """Seconds a reader takes to absorb one more 3,600-frame video into its index (append + rewrite)."""
+    with store.transaction() as c:
+        store.insert_frames(c, n // VIDEO_FRAMES + 2, range(VIDEO_FRAMES), vectors(VIDEO_FRAMES, seed=9))
+    t0 = time.perf_counter()
+    store.ann()
+    return round(time.perf_counter() - t0, 2)
+
+
 def run_size(
-    n: int, work: Path, engines: list[str], rescores=(1000,), query_kind: str = "in", prefilters=(0,)
+    n: int, work: Path, engines: list[str], rescores=(1000,), query_kind: str = "in", probes=(0,)
 ) -> list[dict]:
-    rows = run_store(n, work, rescores, query_kind, prefilters) if "store" in engines else []
+    rows = run_store(n, work, rescores, query_kind, probes) if "store" in engines else []
     if not any(e.startswith(("sqlite", "lancedb")) for e in engines):
         return rows
     data, qset = vectors(n), queries(query_kind)
@@ -243,18 +297,21 @@ def run_size(
         times, found = latency(lambda q, c=conn: sqlite_query(c, q), qs)
         conn.close()
         out = row(f"sqlite-vec {kind}", n, ins, 0.0, size_of(path), times, found, truth)
-        rows.append({**out, "queries": query_kind})
+        rows.append({**out, "k": K, "queries": query_kind, "load_avg_1m": round(os.getloadavg()[0], 2)})
         path.unlink()
-    if "lancedb" in engines:
+    for kind in [(e.split(":") + ["ivf_pq"])[1].upper() for e in engines if e.startswith("lancedb")]:
         path = work / f"l{n}"
         t0 = time.perf_counter()
         table = lance_table(path, data)
         ins = time.perf_counter() - t0
         t0 = time.perf_counter()
-        lance_index(table, n)
+        lance_index(table, n, kind)
         idx = time.perf_counter() - t0
-        times, found = latency(lambda q: lance_query(table, q), qset)
-        rows.append(row("lancedb ivf-pq", n, ins, idx, size_of(path), times, found, truth))
+        times, found = latency(lambda q, t=table: lance_query(t, q), qset)
+        out = row(
+            f"lancedb {kind.lower().replace('_', '-')}", n, ins, idx, size_of(path), times, found, truth
+        )
+        rows.append({**out, "k": K, "queries": query_kind, "load_avg_1m": round(os.getloadavg()[0], 2)})
         shutil.rmtree(path)
     return rows
 
@@ -324,15 +381,9 @@ def crash(work: Path, engine: str) -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000])
-    ap.add_argument("--engines", nargs="+", default=["sqlite:float", "sqlite:int8", "lancedb"])
+    ap.add_argument("--engines", nargs="+", default=["store", "sqlite:float", "lancedb"])
     ap.add_argument("--rescore", type=int, nargs="+", default=[200, 1000], help="`store` rescoring depths")
-    ap.add_argument(
-        "--prefilter",
-        type=int,
-        nargs="+",
-        default=[20_000],
-        help="`store` Hamming depths (0: no asym rerank)",
-    )
+    ap.add_argument("--probes", type=int, nargs="+", default=[0], help="`store` IVF nprobe (0: the default)")
     ap.add_argument("--queries", choices=["in", "off"], default="in", help="query set (see `queries`)")
     ap.add_argument("--no-extras", action="store_true", help="skip the concurrency and crash checks")
     ap.add_argument("--out", default="bench/results/library_store.json")
@@ -343,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = [
             r
             for n in args.sizes
-            for r in run_size(n, work, args.engines, args.rescore, args.queries, args.prefilter)
+            for r in run_size(n, work, args.engines, args.rescore, args.queries, args.probes)
         ]
         extras = {} if args.no_extras else {
             "concurrent_readers": concurrency(work, 20_000),
@@ -351,10 +402,8 @@ def main(argv: list[str] | None = None) -> int:
         }  # fmt: skip
     if args.append and Path(args.out).is_file():
         before = json.loads(Path(args.out).read_text(encoding="utf-8"))
-        rows, extras = (
-            before["rows"] + rows,
-            {**{k: before[k] for k in ("concurrent_readers", "crash") if k in before}, **extras},
-        )
+        kept = {k: v for k, v in before.items() if k not in ("bench", "when", "machine", "dim", "k", "rows")}
+        rows, extras = before["rows"] + rows, {**kept, **extras}  # notes, earlier rows, checks: kept
     result = {
         "bench": "library_store",
         "when": now(),

@@ -12,7 +12,9 @@ realtime  a generated stream (espeak-ng phrases every ~4.2 s, a new drawtext sli
 long      a long source (slides changing every 5 min, a moving marker, a tone) read as fast as it decodes:
           RSS sampled over stream time (first vs last 30 min, or thirds when shorter), ring bytes on disk vs
           --keep-s, segments deleted.
-Writes bench/results/live.json. The 2 cores are shared: with other work on the machine, delays are longer
+Each phrase gets a row (`realtime.phrases`: spoken span, found, delay, the alert's matched text and score, and
+what Whisper heard over it), the missed ones are listed (`realtime.missed_phrases`); `--speech-only` writes
+just those speech figures into an earlier result (`--out`). Writes bench/results/live.json. The 2 cores are shared: with other work on the machine, delays are longer
 than on an idle one (the JSON records the load average).
 """
 
@@ -88,30 +90,51 @@ def realtime(folder: Path, asr_model: str) -> dict:
     thread.join(timeout=120)
     report = events.pop()
     clock = watcher.source.clock
-    speech, ocr, false = [], [], []
+    alerts_by = {"speech": [], "ocr": []}
     for e in (e for e in events if e.kind == "alert"):
-        if e.channel == "speech":
-            k = next((i for i, w in enumerate(WORDS) if w in e.query), None)
-            truth = spoken[k]
-            end = truth.words[-1].end_s
-            if abs(e.end_s - end) > 1.5:
-                false.append(e.to_dict())
-                continue
-            speech.append(e.wall_s - clock.arrival(end))
-        else:
-            k = next(i for i, t in enumerate(SLIDES) if t in e.query)
-            if abs(e.start_s - k * SLIDE_S) > 1.0 / WatchOptions().fps + 0.2:
-                false.append(e.to_dict())
-                continue
-            ocr.append(e.wall_s - clock.arrival(k * SLIDE_S))
+        alerts_by["speech" if e.channel == "speech" else "ocr"].append(e)
+    heard = list(watcher.speech.words) if watcher.speech is not None else []
+    phrases, false = speech_phrases(alerts_by["speech"], spoken, heard, clock)
+    ocr = []
+    for e in alerts_by["ocr"]:
+        k = next(i for i, t in enumerate(SLIDES) if t in e.query)
+        if abs(e.start_s - k * SLIDE_S) > 1.0 / WatchOptions().fps + 0.2:
+            false.append(e.to_dict())
+            continue
+        ocr.append(e.wall_s - clock.arrival(k * SLIDE_S))
     return {
         "stream_s": round(duration, 1),
-        "speech": _delays(speech, len(WORDS)),
+        "speech": _delays([p["delay_s"] for p in phrases if p["found"]], len(WORDS)),
+        "missed_phrases": [p["text"] for p in phrases if not p["found"]],
+        "phrases": phrases,
         "ocr": _delays(ocr, len(SLIDES)),
         "false_alerts": false,
         "cpu_share": round(report.cpu_s / report.wall_s, 3),
         "report": report.to_dict(),
     }
+
+
+def speech_phrases(alerts: list, spoken: tuple, heard: list, clock) -> tuple[list[dict], list[dict]]:
+    """One row per spoken phrase (found or not, its delay, what matched, or what Whisper heard there) and
+    the speech alerts that match no phrase where they fired, or repeat one already found (false alerts)."""
+    rows = [
+        {"text": w, "spoken_start_s": round(u.start_s, 3), "spoken_end_s": round(u.end_s, 3), "found": False,
+         "delay_s": None, "matched": None, "score": None}
+        for w, u in zip(WORDS, spoken, strict=True)
+    ]  # fmt: skip
+    false = []
+    for e in alerts:
+        k = next(i for i, w in enumerate(WORDS) if w in e.query)
+        end = spoken[k].words[-1].end_s
+        if abs(e.end_s - end) > 1.5 or rows[k]["found"]:
+            false.append(e.to_dict())
+            continue
+        rows[k].update(found=True, delay_s=round(e.wall_s - clock.arrival(end), 3), matched=e.text,
+                       score=e.data.get("score"), alert_start_s=round(e.start_s, 3), alert_end_s=round(e.end_s, 3))  # fmt: skip
+    for row in rows:  # what was heard over the phrase, found or not (a miss: the transcript says why)
+        a, b = row["spoken_start_s"] - 0.5, row["spoken_end_s"] + 0.5
+        row["heard"] = " ".join(w.text for w in heard if w.end_s > a and w.start_s < b)
+    return rows, false
 
 
 def _delays(values: list[float], expected: int) -> dict:
@@ -184,6 +207,27 @@ def long_run(folder: Path, minutes: int, keep_s: float) -> dict:
     }
 
 
+SPEECH_KEYS = ("speech", "missed_phrases", "phrases")
+
+
+def speech_only(out: Path, asr: str) -> int:
+    """The real-time run, its speech figures written into the earlier result `out` (the rest kept)."""
+    result = json.loads(out.read_text(encoding="utf-8"))
+    run_machine, when = machine(), now()
+    with tempfile.TemporaryDirectory() as tmp:
+        new = realtime(Path(tmp), asr)
+    old = result.setdefault("realtime", {})
+    old.update({k: new[k] for k in SPEECH_KEYS})
+    speech_false = [e for e in new["false_alerts"] if e["channel"] == "speech"]
+    old["false_alerts"] = [e for e in old.get("false_alerts", []) if e["channel"] != "speech"] + speech_false
+    old["speech_run"] = {"when": when, "machine": run_machine, "machine_after": {"load_avg_1m": os.getloadavg()[0]},
+                         "stream_s": new["stream_s"], "cpu_share": new["cpu_share"], "report": new["report"]}  # fmt: skip
+    write_json_atomic(out, result)
+    print("speech:", new["speech"], "missed:", new["missed_phrases"], "false:", len(speech_false))
+    print("wrote", out)
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
@@ -194,10 +238,16 @@ def main() -> int:
     )
     ap.add_argument("--keep-s", type=float, default=600.0)
     ap.add_argument("--skip-realtime", action="store_true")
+    ap.add_argument("--speech-only", action="store_true",
+                    help="run the real-time stream but write only its speech figures into --out (an earlier "
+                         "result), keeping its other figures and envelope; the speech run's own time and load "
+                         "go in realtime.speech_run")  # fmt: skip
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "live.json"))
     args = ap.parse_args()
     asr = args.asr_model or subprocess.run([sys.executable, str(REPO / "tests/assets/whisper_base.py")],
                                            capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    if args.speech_only:
+        return speech_only(Path(args.out), asr)
     result = {"bench": "live", "when": now(), "machine": machine()}
     with tempfile.TemporaryDirectory() as tmp:
         if not args.skip_realtime:

@@ -25,16 +25,8 @@ if __package__ in (None, ""):  # run as `python finetune/engagement.py`: make th
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from finetune.config import run_recipe
-from finetune.rank_common import (
-    RankConfig,
-    device_of,
-    list_videos,
-    load_saliency,
-    parse_run,
-    train_and_save,
-    video_features,
-)
-from finetune.rank_eval import write_eval
+from finetune.rank_common import RankConfig, list_videos, train_and_save, video_tensors
+from finetune.rank_eval import run
 from grounding_agent.errors import ConfigError
 from grounding_agent.highlights.head_rank import (
     ClipScorer,
@@ -100,13 +92,12 @@ def targets(series: tuple[np.ndarray, np.ndarray], duration_s: float) -> np.ndar
 
 
 def train(cfg: RankConfig, series: dict[Path, tuple[np.ndarray, np.ndarray]]) -> dict:
-    saliency = load_saliency(cfg)
-    data, device = [], device_of(cfg)
-    for video, s in sorted(series.items()):
-        feats, duration_s = video_features(saliency, video)
-        y = torch.from_numpy(targets(s, duration_s)[: len(feats)]).float()
-        data.append((torch.from_numpy(feats).to(device), y.to(device)))
+    videos, data = sorted(series), []
+    for video, (x, duration_s) in zip(videos, video_tensors(cfg, videos)):
+        y = torch.from_numpy(targets(series[video], duration_s)[: len(x)]).float()
+        data.append((x, y.to(x.device)))
     dim = int(data[0][0].shape[1])
+    torch.manual_seed(cfg.training.seed)  # the initial weights depend on the seed only
     scorer = ClipScorer(dim, cfg.model.hidden, cfg.model.dropout)
     t = cfg.training
 
@@ -124,18 +115,18 @@ def train(cfg: RankConfig, series: dict[Path, tuple[np.ndarray, np.ndarray]]) ->
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    cfg, task = parse_run(RECIPE, argv, __doc__, "training.loss=ranknet")
+def fit(cfg: RankConfig, task: Path | None) -> None:
+    """Train on the generated task's `eng_train` videos and CSV, or on data.videos and data.csv."""
     folder, table = (task / "eng_train", task / "engagement.csv") if task else (cfg.data.videos, cfg.data.csv)
     if folder is None or table is None:
         raise ConfigError(
             f"{cfg.source}: data.videos and data.csv are required (or set data.synthetic: true)"
         )
     train(cfg, read_engagement(table, list_videos(folder)))
-    print(f"head written to {cfg.output_dir}")
-    if task is not None and cfg.eval.after_training:
-        write_eval(cfg, task)
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(RECIPE, argv, __doc__, "training.loss=ranknet", fit)
 
 
 if __name__ == "__main__":

@@ -24,16 +24,8 @@ if __package__ in (None, ""):  # run as `python finetune/less_is_more.py`: make 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from finetune.config import run_recipe
-from finetune.rank_common import (
-    RankConfig,
-    device_of,
-    list_videos,
-    load_saliency,
-    parse_run,
-    train_and_save,
-    video_features,
-)
-from finetune.rank_eval import write_eval
+from finetune.rank_common import RankConfig, list_videos, train_and_save, video_tensors
+from finetune.rank_eval import run
 from grounding_agent.errors import ConfigError
 from grounding_agent.highlights.head_rank import ClipScorer, PairConfidence, less_is_more_loss
 from grounding_agent.media.video import open_video
@@ -57,11 +49,11 @@ def split_by_duration(videos: list[Path], cfg: RankConfig) -> tuple[list[Path], 
 def train(cfg: RankConfig, videos: list[Path]) -> dict:
     """Train f (and h) on the short/long clips; save the head; the head config written."""
     short, long = split_by_duration(videos, cfg)
-    saliency = load_saliency(cfg)
-    device = device_of(cfg)
-    x_short = torch.from_numpy(np.concatenate([video_features(saliency, v)[0] for v in short])).to(device)
-    x_long = torch.from_numpy(np.concatenate([video_features(saliency, v)[0] for v in long])).to(device)
+    feats = [x for x, _ in video_tensors(cfg, short + long)]
+    x_short, x_long = torch.cat(feats[: len(short)]), torch.cat(feats[len(short) :])
+    device = x_short.device
     dim = int(x_short.shape[1])
+    torch.manual_seed(cfg.training.seed)  # the initial weights depend on the seed only
     scorer = ClipScorer(dim, cfg.model.hidden, cfg.model.dropout)
     modules: dict[str, torch.nn.Module] = {"scorer": scorer}
     if cfg.training.confidence:
@@ -91,16 +83,16 @@ def train(cfg: RankConfig, videos: list[Path]) -> dict:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    cfg, task = parse_run(RECIPE, argv, __doc__, "training.steps=100")
+def fit(cfg: RankConfig, task: Path | None) -> None:
+    """Train on the generated task's `train` videos, or on data.videos."""
     folder = task / "train" if task else cfg.data.videos
     if folder is None:
         raise ConfigError(f"{cfg.source}: data.videos is required (or set data.synthetic: true)")
     train(cfg, list_videos(folder))
-    print(f"head written to {cfg.output_dir}")
-    if task is not None and cfg.eval.after_training:
-        write_eval(cfg, task)
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(RECIPE, argv, __doc__, "training.steps=100", fit)
 
 
 if __name__ == "__main__":

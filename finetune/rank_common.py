@@ -1,4 +1,5 @@
 """What the ranking-head recipes (Less is More, engagement) share: config, clip features, checkpoints, the loop.
+A recipe's command line runs through `rank_eval.run`; device and checkpoint writes: `head_training`.
 
 Config sections (finetune/configs/*less_is_more*.yaml, *engagement*.yaml):
     model:     clip_model (hub id or folder), backend (torch | onnx | onnx-int8), fps, hidden, dropout
@@ -18,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -30,6 +29,7 @@ import numpy as np
 import torch
 
 from finetune.config import read_recipe_yaml
+from finetune.head_training import save_state, training_device
 from finetune.highlight_tasks_rank import RankTaskSpec, make_rank_task
 from grounding_agent.defaults import HEADS, HIGHLIGHTS
 from grounding_agent.errors import ConfigError
@@ -192,6 +192,16 @@ def video_features(saliency: Any, path: Path) -> tuple[np.ndarray, float]:
     return clip_features(saliency.embed(path), duration_s), duration_s
 
 
+def video_tensors(cfg: RankConfig, videos: list[Path]) -> list[tuple[torch.Tensor, float]]:
+    """Each video's (n_clips, d) clip features on the training device, and its duration, in order."""
+    saliency, device = load_saliency(cfg), device_of(cfg)
+    out = []
+    for video in videos:
+        feats, duration_s = video_features(saliency, video)
+        out.append((torch.from_numpy(feats).to(device), duration_s))
+    return out
+
+
 # --- checkpoints and the loop ----------------------------------------------------------------------
 
 
@@ -199,21 +209,13 @@ def save_checkpoint(
     out: Path, step: int, modules: dict[str, torch.nn.Module], opt: Any, fingerprint: str
 ) -> None:
     """`out/checkpoint/state.pt`, atomically: a kill mid-write leaves the previous checkpoint."""
-    path = out / CHECKPOINT
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {
         "step": step,
         "fingerprint": fingerprint,
         "modules": {k: m.state_dict() for k, m in modules.items()},
         "optimizer": opt.state_dict(),
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".state.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    save_state(out / CHECKPOINT, state)
 
 
 def load_checkpoint(cfg: RankConfig, modules: dict[str, torch.nn.Module], opt: Any, fingerprint: str) -> int:
@@ -249,9 +251,7 @@ def train_loop(
 ) -> list[float]:
     """AdamW over `modules` for `training.steps` steps of `step_loss(rng)`, checkpointing and resuming."""
     t = cfg.training
-    device = device_of(cfg)
-    if t.threads:
-        torch.set_num_threads(t.threads)
+    device = training_device(t.device, t.threads)
     for module in modules.values():
         module.to(device)
     params = [p for m in modules.values() for p in m.parameters()]
@@ -295,13 +295,8 @@ def train_and_save(
 
 
 def device_of(cfg: RankConfig) -> torch.device:
-    """The training device: `training.device`, or cuda when available (auto)."""
-    name = cfg.training.device
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"training.device is {name!r} but no CUDA GPU is visible; set training.device=cpu")
-    return torch.device(name)
+    """The training device (`training.device`; see `head_training.training_device`)."""
+    return training_device(cfg.training.device)
 
 
 def fingerprint(cfg: RankConfig, names: list[str], feature_dim: int) -> str:

@@ -1,4 +1,5 @@
-"""Held-out table of the ranking heads on their generated tasks (finetune/highlight_tasks_rank.py).
+"""Held-out table of the ranking heads on their generated tasks (finetune/highlight_tasks_rank.py), and
+the ranking recipes' run that writes it after training (`run`).
 
     python finetune/rank_eval.py --task runs/rank_task --clip-model .tiny-models/clip \
         --head runs/tiny_less_is_more --head runs/tiny_engagement --out runs/rank_eval.json
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,7 @@ if __package__ in (None, ""):  # run as `python finetune/rank_eval.py`: make the
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from finetune.config import run_recipe
-from finetune.rank_common import RankConfig, load_saliency
+from finetune.rank_common import RankConfig, load_saliency, parse_run
 from grounding_agent.benchmarks.metrics import ranking_ap
 from grounding_agent.defaults import CLIP_LEN_S, HIGHLIGHTS
 from grounding_agent.errors import ConfigError
@@ -150,6 +152,24 @@ def write_eval(cfg: RankConfig, task: Path) -> dict[str, Any]:
     write_json_atomic(cfg.output_dir / "eval.json", result)
     print(markdown(result))
     return result
+
+
+def run(
+    recipe: str,
+    argv: list[str] | None,
+    doc: str,
+    example: str,
+    fit: Callable[[RankConfig, Path | None], None],
+) -> int:
+    """A ranking recipe's run (Less is More, engagement): its `CONFIG [KEY=VALUE ...]` (`parse_run`; `example`
+    shows an override in --help), `fit` (the recipe reads its data, from the generated task when there is
+    one, trains and saves the head), then on a generated task the held-out table (`eval.after_training`)."""
+    cfg, task = parse_run(recipe, argv, doc, example)
+    fit(cfg, task)
+    print(f"head written to {cfg.output_dir}")
+    if task is not None and cfg.eval.after_training:
+        write_eval(cfg, task)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

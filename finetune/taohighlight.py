@@ -30,6 +30,7 @@ from torch.nn import functional as F
 
 from finetune import vcl_tao_train as common
 from finetune.config import run_recipe
+from finetune.vcl_tao_run import HeadRecipe, run
 from grounding_agent.highlights import head_tao
 
 RECIPE = "taohighlight"
@@ -97,28 +98,21 @@ def make_batch_loss(net: head_tao.TaoHighlightNet, tokenizer, cfg: common.RunCon
     return batch_loss
 
 
+TAO = HeadRecipe(
+    name=RECIPE,
+    title="TaoHighlight (trained)",
+    usage=__doc__.splitlines()[2].strip(),
+    defaults=DEFAULTS,
+    text_field="title",
+    build=head_tao.build,
+    head=head_tao.TaoHighlightHead,
+    batch_loss=make_batch_loss,
+    describe=lambda net, cfg: f"taohighlight: {net.num_trainable():,} trainable parameters; CLIP frozen",
+)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if not args:
-        print(__doc__.splitlines()[2].strip(), file=sys.stderr)
-        return 2
-    cfg, state, device, train_pairs, val_pairs = common.start(RECIPE, args, DEFAULTS, "title")
-    net, tokenizer, feature_dim = head_tao.build(cfg.clip_model, cfg.head)
-    source = common.FeatureSource(cfg)
-    train_set = common.load_samples(train_pairs, source, feature_dim)
-    print(f"taohighlight: {net.num_trainable():,} trainable parameters; CLIP frozen", flush=True)
-    batch_loss = make_batch_loss(net, tokenizer, cfg, device)
-    common.train_and_save(RECIPE, net, train_set, batch_loss, cfg, state, device, feature_dim)
-    if val_pairs:
-        val_set = common.load_samples(val_pairs, source, feature_dim)
-        head = head_tao.TaoHighlightHead(net, tokenizer, clip_model=cfg.clip_model, feature_dim=feature_dim)
-        rows = {"head": common.score(val_set, {s.qid: head.score_clips(s.features, s.text) for s in val_set})}
-        if cfg.eval.get("baselines"):
-            rows.update(common.baselines(val_set, source))
-        common.report(
-            cfg, "TaoHighlight (trained)", rows, {"recipe": RECIPE, "steps": int(cfg.training["steps"])}
-        )
-    return 0
+    return run(TAO, argv)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from scipy.optimize import linear_sum_assignment
 
 from finetune import vcl_tao_train as common
 from finetune.config import run_recipe
+from finetune.vcl_tao_run import HeadRecipe, run
 from grounding_agent.defaults import CLIP_LEN_S
 from grounding_agent.highlights import head_vcl
 
@@ -102,8 +103,8 @@ def make_batch_loss(net: head_vcl.VCLNet, tokenizer, cfg: common.RunConfig, devi
 
 
 def evaluate(head: head_vcl.VCLHead, samples: list[common.Sample]) -> tuple[dict, dict]:
-    """(clip scores by qid, moment metrics): the MLP's joined windows against GT, R1@0.5 and mIoU of the
-    best-scored window (percent; a query with no member clip counts IoU 0)."""
+    """(clip scores by qid, {"moments": metrics}): the MLP's joined windows against GT, R1@0.5 and mIoU of
+    the best-scored window (percent; a query with no member clip counts IoU 0)."""
     from grounding_agent.benchmarks.metrics import top_k_ious
     from grounding_agent.types import Prediction
 
@@ -117,38 +118,38 @@ def evaluate(head: head_vcl.VCLHead, samples: list[common.Sample]) -> tuple[dict
         "R1@0.5": round(100 * float((top1 >= 0.5).mean()), 2),
         "mIoU": round(100 * float(top1.mean()), 2),
     }
-    return scores, moments
+    return scores, {"moments": moments}
+
+
+def describe(net: head_vcl.VCLNet, cfg: common.RunConfig) -> str:
+    return (
+        f"vcl: {net.num_trainable():,} trainable parameters ({net.encoder.n_prompts} prompts x "
+        f"{net.encoder.prompts.shape[1]} + MLP {net.window}->{cfg.head['hidden']}->3); CLIP frozen"
+    )
+
+
+def moments_line(more: dict) -> str:
+    m = more["moments"]
+    return f"VCL moments (joined member clips): R1@0.5 {m['R1@0.5']:.2f}  mIoU {m['mIoU']:.2f}"
+
+
+VCL = HeadRecipe(
+    name=RECIPE,
+    title="VCL (trained)",
+    usage=__doc__.splitlines()[2].strip(),
+    defaults=DEFAULTS,
+    text_field="query",
+    build=head_vcl.build,
+    head=head_vcl.VCLHead,
+    batch_loss=make_batch_loss,
+    describe=describe,
+    evaluate=evaluate,
+    footer=moments_line,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if not args:
-        print(__doc__.splitlines()[2].strip(), file=sys.stderr)
-        return 2
-    cfg, state, device, train_pairs, val_pairs = common.start(RECIPE, args, DEFAULTS, "query")
-    net, tokenizer, feature_dim = head_vcl.build(cfg.clip_model, cfg.head)
-    source = common.FeatureSource(cfg)
-    train_set = common.load_samples(train_pairs, source, feature_dim)
-    print(
-        f"vcl: {net.num_trainable():,} trainable parameters ({net.encoder.n_prompts} prompts x "
-        f"{net.encoder.prompts.shape[1]} + MLP {net.window}->{cfg.head['hidden']}->3); CLIP frozen",
-        flush=True,
-    )
-    batch_loss = make_batch_loss(net, tokenizer, cfg, device)
-    common.train_and_save(RECIPE, net, train_set, batch_loss, cfg, state, device, feature_dim)
-    if val_pairs:
-        val_set = common.load_samples(val_pairs, source, feature_dim)
-        head = head_vcl.VCLHead(net, tokenizer, clip_model=cfg.clip_model, feature_dim=feature_dim)
-        scores, moments = evaluate(head, val_set)
-        rows = {"head": common.score(val_set, scores)}
-        if cfg.eval.get("baselines"):
-            rows.update(common.baselines(val_set, source))
-        extra = {"recipe": RECIPE, "steps": int(cfg.training["steps"]), "moments": moments}
-        common.report(cfg, "VCL (trained)", rows, extra)
-        print(
-            f"VCL moments (joined member clips): R1@0.5 {moments['R1@0.5']:.2f}  mIoU {moments['mIoU']:.2f}"
-        )
-    return 0
+    return run(VCL, argv)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """What the VCL and TaoHighlight recipes share: config, data (frames or moment_detr features), the training
 loop with atomic checkpoints and resume, and the evaluation against zero-shot CLIP and heuristic fusion.
+A recipe's command line runs through `vcl_tao_run.run`; device and checkpoint writes: `head_training`.
 
 Config sections (finetune/configs/vcl_tiny.yaml):
     model:     clip_model (hub id or folder; frozen)
@@ -18,8 +19,6 @@ Config sections (finetune/configs/vcl_tiny.yaml):
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,13 +29,14 @@ import numpy as np
 import torch
 
 from finetune.config import read_recipe_yaml
+from finetune.head_training import save_state, training_device
 from grounding_agent.benchmarks.annotations import Annotation
 from grounding_agent.benchmarks.metrics import clip_saliency_matrix, highlight_metrics
 from grounding_agent.benchmarks.qvhighlights import load_qvhighlights
 from grounding_agent.benchmarks.reading import read_jsonl
 from grounding_agent.benchmarks.summary_metrics import kendall_tau_b
 from grounding_agent.errors import ConfigError, DatasetError, HeadError
-from grounding_agent.highlights.heads import CONFIG_NAME, WEIGHTS_NAME, read_config, save_head
+from grounding_agent.highlights.heads import check_writable, save_head
 from grounding_agent.io import write_json_atomic
 from grounding_agent.types import Prediction
 
@@ -144,22 +144,10 @@ def _check_keys(path: Path, name: str, section: dict[str, Any], allowed: set[str
 
 
 def check_output(folder: Path, recipe: str) -> None:
-    """Refuse, before anything is written, a folder holding another recipe's head or checkpoint."""
-    if not folder.exists():
-        return
-    if not folder.is_dir():
-        raise HeadError(f"{folder} exists and is not a folder; choose another training.output_dir")
-    if (folder / CONFIG_NAME).is_file():
-        other = read_config(folder)["recipe"]
-        if other != recipe:
-            raise HeadError(
-                f"{folder} holds a {other!r} head; choose another output_dir than this {recipe} run"
-            )
+    """Refuse, before anything is written, a folder holding another recipe's head or checkpoint, or other
+    files (`heads.check_writable`, which `save_head` applies too, plus the checkpoint's recipe)."""
+    check_writable(folder, recipe)
     checkpoint_recipe(folder, recipe)
-    ours = {CONFIG_NAME, WEIGHTS_NAME, CHECKPOINT_DIR, EVAL_NAME}
-    extra = sorted(p.name for p in folder.iterdir() if p.name not in ours and not p.name.startswith("."))
-    if extra:
-        raise HeadError(f"{folder} holds other files ({extra[0]}, ...); choose an empty or new output_dir")
 
 
 def checkpoint_recipe(folder: Path, recipe: str) -> dict[str, Any] | None:
@@ -179,15 +167,7 @@ def checkpoint_recipe(folder: Path, recipe: str) -> dict[str, Any] | None:
 
 def save_checkpoint(folder: Path, state: dict[str, Any]) -> None:
     """`checkpoint/state.pt`, atomically (a kill mid-write leaves the previous one)."""
-    ckpt = folder / CHECKPOINT_DIR
-    ckpt.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=ckpt, prefix=".state.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, ckpt / STATE_NAME)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    save_state(folder / CHECKPOINT_DIR / STATE_NAME, state)
 
 
 def resume_state(cfg: RunConfig, recipe: str) -> dict[str, Any] | None:
@@ -309,12 +289,9 @@ def splits(cfg: RunConfig, text_field: str) -> tuple[list[tuple[Any, str]], list
 
 
 def device_of(cfg: RunConfig) -> torch.device:
-    if cfg.training.get("threads"):
-        torch.set_num_threads(int(cfg.training["threads"]))
-    name = str(cfg.training.get("device", "auto"))
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
+    """The training device (`training.device`, `training.threads`: see `head_training.training_device`)."""
+    threads = cfg.training.get("threads")
+    return training_device(str(cfg.training.get("device", "auto")), int(threads) if threads else None)
 
 
 def start(
@@ -359,18 +336,7 @@ def train(
     t = cfg.training
     params = [p for p in net.parameters() if p.requires_grad]
     optim = torch.optim.AdamW(params, lr=float(t["lr"]), weight_decay=float(t["weight_decay"]))
-    start = 0
-    if state is not None:
-        try:
-            net.load_state_dict(state["model"], strict=False)
-            optim.load_state_dict(state["optim"])
-            start = int(state["step"])
-        except (KeyError, RuntimeError, ValueError):
-            raise HeadError(
-                f"the checkpoint in {cfg.output_dir / CHECKPOINT_DIR} does not fit this config's head; "
-                "use another output_dir or resume: false"
-            ) from None
-        print(f"resumed from step {start} ({cfg.output_dir / CHECKPOINT_DIR})", flush=True)
+    start = 0 if state is None else resume(net, optim, state, cfg)
     steps, save_every = int(t["steps"]), int(t["save_every"])
     batch = min(int(t["batch_size"]), len(samples))
     log = cfg.output_dir / CHECKPOINT_DIR / "log.jsonl"  # save_head allows only its own files
@@ -387,14 +353,30 @@ def train(
                 cfg.output_dir,
                 {"recipe": recipe, "step": step + 1, "model": trainable, "optim": optim.state_dict()},
             )
+            line = {"step": step + 1, "loss": round(float(loss.detach()), 6), "time": time.time()}
             with log.open("a", encoding="utf-8") as fh:
-                fh.write(
-                    json.dumps(
-                        {"step": step + 1, "loss": round(float(loss.detach()), 6), "time": time.time()}
-                    )
-                    + "\n"
-                )
+                fh.write(json.dumps(line) + "\n")
     return steps
+
+
+def resume(net: torch.nn.Module, optim: torch.optim.Optimizer, state: dict[str, Any], cfg: RunConfig) -> int:
+    """Load a checkpoint into the net and optimizer; the step it reached. Its weights must be exactly the
+    net's trainable ones: loading the frozen CLIP needs strict=False, which alone would skip any other key
+    and resume from untrained weights without a word."""
+    refusal = HeadError(
+        f"the checkpoint in {cfg.output_dir / CHECKPOINT_DIR} does not fit this config's head; "
+        "use another output_dir or resume: false"
+    )
+    if set(state.get("model") or {}) != _trainable(net):
+        raise refusal
+    try:
+        net.load_state_dict(state["model"], strict=False)
+        optim.load_state_dict(state["optim"])
+        start = int(state["step"])
+    except (KeyError, RuntimeError, ValueError):
+        raise refusal from None
+    print(f"resumed from step {start} ({cfg.output_dir / CHECKPOINT_DIR})", flush=True)
+    return start
 
 
 def _trainable(net: torch.nn.Module) -> set[str]:

@@ -11,8 +11,9 @@ PY="${PYTHON:-python3}"
 mkdir -p "$CACHE"
 
 # Debian packages the project and its tests use: ffmpeg (decode/render), espeak-ng (speech with known
-# words at known times), chromium + its driver (the web UI's browser test).
-APT_PACKAGES=(ffmpeg espeak-ng chromium chromium-driver)
+# words at known times), chromium + its driver (the web UI's browser test), postgresql (the team library's
+# tests start their own server from its binaries: no system service is used).
+APT_PACKAGES=(ffmpeg espeak-ng chromium chromium-driver postgresql)
 
 need_apt() {
   local missing=()

@@ -1,5 +1,6 @@
 """Live test streams: an MPEG-TS with espeak-ng speech and drawtext slides at known times, and publishers
-on 127.0.0.1 (ffmpeg at real speed over UDP, a local HTTP server for HLS, a file that grows).
+on 127.0.0.1 (ffmpeg at real speed over UDP or TCP, a local HTTP server for HLS, a live HLS playlist that
+grows in real time and can pause, a file that grows).
 
     stream = make_stream(tmp / "live.ts")            # LiveStream(path, phrases, slides)
     pub = publish_udp(stream.path, port)             # ffmpeg -re ... -f mpegts udp://127.0.0.1:port
@@ -72,6 +73,17 @@ def publish_udp(
     return subprocess.Popen(cmd)
 
 
+def publish_tcp(
+    path: Path, port: int, *, start_s: float = 0.0, duration_s: float | None = None
+) -> subprocess.Popen:
+    """ffmpeg reading `path` at real speed (from `start_s`), serving MPEG-TS on tcp://127.0.0.1:port to one
+    client (`?listen=1`: the watch connects to it; killing this process closes the connection)."""
+    cmd = [FFMPEG, "-nostdin", "-v", "error", "-re", "-ss", str(start_s), "-i", str(path)]
+    cmd += ["-t", str(duration_s)] if duration_s else []
+    cmd += ["-c", "copy", "-f", "mpegts", f"tcp://127.0.0.1:{port}?listen=1"]
+    return subprocess.Popen(cmd)
+
+
 def make_hls(path: Path, folder: Path) -> Path:
     """An HLS rendition (2-s segments) of `path` in `folder`; returns the playlist."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -85,10 +97,11 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def serve_folder(folder: Path) -> tuple[http.server.ThreadingHTTPServer, int]:
-    """A local HTTP server for `folder` in a daemon thread; call `.shutdown()` when done."""
+def serve_folder(folder: Path, port: int = 0) -> tuple[http.server.ThreadingHTTPServer, int]:
+    """A local HTTP server for `folder` in a daemon thread (on `port`: a server restarted where it was; 0:
+    any free port); call `.shutdown()` when done (and `.server_close()` to refuse connections at once)."""
     server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(_Quiet, directory=str(folder))
+        ("127.0.0.1", port), functools.partial(_Quiet, directory=str(folder))
     )
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, server.server_address[1]
@@ -110,3 +123,67 @@ def grow_file(src: Path, dst: Path, *, seconds: float, chunks: int = 20) -> thre
     thread = threading.Thread(target=write, daemon=True)
     thread.start()
     return thread
+
+
+class LiveHls:
+    """A live HLS playlist in `folder` (served by `serve_folder`): the segments of `make_hls(path, ...)` are
+    published one per segment duration, in real time, with no `#EXT-X-ENDLIST` until the last; after
+    `pause_after` segments, publishing stops for `pause_s` seconds (a stalled publisher), then goes on.
+
+        hls = LiveHls(stream.path, tmp / "served", pause_after=5, pause_s=4.0)
+        hls.start(); ...; hls.join()       # hls.resumed_at: wall time (monotonic) publishing went on
+    """
+
+    def __init__(self, path: Path, folder: Path, *, pause_after: int | None = None, pause_s: float = 0.0):
+        source = make_hls(path, folder.parent / (folder.name + "-all"))
+        self.segments = [ln for ln in source.read_text().splitlines() if ln and not ln.startswith("#")]
+        self.durations = [float(ln.split(":")[1].rstrip(",")) for ln in source.read_text().splitlines()
+                          if ln.startswith("#EXTINF")]  # fmt: skip
+        self.source, self.folder = source.parent, folder
+        self.pause_after, self.pause_s = pause_after, pause_s
+        self.paused_at: float | None = None
+        self.resumed_at: float | None = None
+        folder.mkdir(parents=True, exist_ok=True)
+        self._publish(1)  # a playlist with its first segment: something to open
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def join(self, timeout_s: float | None = None) -> None:
+        self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        for k in range(1, len(self.segments)):
+            time.sleep(self.durations[k - 1])
+            if k == self.pause_after:
+                self.paused_at = time.monotonic()
+                time.sleep(self.pause_s)
+                self.resumed_at = time.monotonic()
+            self._publish(k + 1)
+
+    def _publish(self, count: int) -> None:
+        for name in self.segments[:count]:
+            if not (self.folder / name).exists():
+                shutil.copyfile(self.source / name, self.folder / name)
+        target = f"#EXT-X-TARGETDURATION:{-int(-max(self.durations) // 1)}"
+        lines = ["#EXTM3U", "#EXT-X-VERSION:3", target, "#EXT-X-MEDIA-SEQUENCE:0"]
+        for name, duration in zip(self.segments[:count], self.durations, strict=False):
+            lines += [f"#EXTINF:{duration:.6f},", name]
+        lines += ["#EXT-X-ENDLIST"] if count == len(self.segments) else []
+        tmp = self.folder / "live.m3u8.tmp"
+        tmp.write_text("\n".join(lines) + "\n")
+        tmp.replace(self.folder / "live.m3u8")  # readers never see half a playlist
+
+
+def wait_listening(port: int, timeout_s: float = 10.0) -> None:
+    """Wait until a TCP socket listens on 127.0.0.1:port, read from /proc/net/tcp: connecting to find out
+    would take the one connection an `?listen=1` publisher accepts."""
+    want = f"0100007F:{port:04X}"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        rows = [line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:]]
+        if any(row[1] == want and row[3] == "0A" for row in rows):  # 0A: LISTEN
+            return
+        time.sleep(0.02)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout_s:g} s")

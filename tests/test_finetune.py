@@ -13,11 +13,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.killed_runs import kill_when, torch_threads, trainer_checkpoint
 from tests.test_finetune_data import standin_sft_set
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -32,14 +32,8 @@ SAMPLING = {"fps": 1.0, "max_frames": 4, "max_pixels": 112 * 112}
 
 @pytest.fixture(scope="module", autouse=True)
 def one_torch_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy 2-core box OpenMP threads spinning
-    against each other made a training step 10-50x slower (1-5 s vs 0.1 s measured)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -96,41 +90,12 @@ def test_lora_20_steps_loss_goes_down_adapter_card_and_eval(lora_run, sft_dir):
     assert "base_model:" in (adapter / "README.md").read_text()
 
 
-def _wait_for_checkpoint(out: Path, step: int, proc: subprocess.Popen, timeout_s: float = 300) -> None:
-    """Until checkpoint-STEP has its trainer_state.json (the Trainer writes it last) as complete JSON."""
-    state = out / f"checkpoint-{step}" / "trainer_state.json"
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"recipe exited early ({proc.returncode}):\n{proc.stdout.read()[-3000:]}")
-        try:
-            if json.loads(state.read_text())["global_step"] == step:
-                return
-        except (OSError, ValueError, KeyError):
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"no {state} within {timeout_s} s")
-
-
 def test_killed_at_step_10_resumes_to_the_same_loss(lora_run, tiny_models, sft_dir, tmp_path):
     """SIGKILL the CLI-launched recipe once checkpoint-10 exists, resume, compare with the full run."""
     _, uninterrupted = lora_run
     out = tmp_path / "run"
     args = overrides(tiny_models["qwen2_5_vl"], sft_dir, out, "eval.after_training=false")
-    proc = subprocess.Popen(
-        [str(CLI), "finetune", str(LORA_CONFIG), *args],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
-    try:
-        _wait_for_checkpoint(out, 10, proc)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    proc = kill_when([str(CLI), "finetune", str(LORA_CONFIG), *args], trainer_checkpoint(out, 10))
     assert proc.returncode == -signal.SIGKILL and not (out / "adapter").exists()
 
     resumed = run_recipe(LORA_CONFIG, args, out)  # resume: auto -> the latest checkpoint

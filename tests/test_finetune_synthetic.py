@@ -7,14 +7,13 @@ Slow: the learning test trains for several minutes (finetune/README.md has the t
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
+
+from tests.killed_runs import kill_when, torch_threads, trainer_checkpoint
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -26,13 +25,8 @@ CLI = REPO / ".venv" / "bin" / "grounding-agent"
 
 @pytest.fixture(scope="module", autouse=True)
 def one_torch_thread():
-    """Tiny models gain nothing from intra-op threads; on a busy 2-core box they only fight."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with torch_threads(1):
+        yield
 
 
 def small(model: Path, data: Path, out: Path, *extra: str) -> list[str]:
@@ -102,21 +96,6 @@ def test_tiny_grpo_from_sft_trains_saves_and_evaluates(grpo_run):
     assert metrics["queries"] == 4 and set(metrics["metrics"]) >= {"R1@0.5", "mIoU"}
 
 
-def _wait_for_checkpoint(out: Path, step: int, proc: subprocess.Popen, timeout_s: float = 300) -> None:
-    state = out / f"checkpoint-{step}" / "trainer_state.json"
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"recipe exited early ({proc.returncode}):\n{proc.stdout.read()[-3000:]}")
-        try:
-            if json.loads(state.read_text())["global_step"] == step:
-                return
-        except (OSError, ValueError, KeyError):
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"no {state} within {timeout_s} s")
-
-
 def test_grpo_killed_then_resumed_past_an_incomplete_checkpoint_matches_the_uninterrupted_run(
     grpo_run, tiny_models
 ):
@@ -129,16 +108,8 @@ def test_grpo_killed_then_resumed_past_an_incomplete_checkpoint_matches_the_unin
     out = root / "killed"
     adapter = f"model.adapter={root / 'sft' / 'adapter'}"
     args = small(tiny_models["qwen2_5_vl"], root / "syn", out, adapter, "eval.after_training=false")
-    proc = subprocess.Popen(
-        [str(CLI), "finetune", "--recipe", "grpo", str(GRPO_CONFIG), *args],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )  # fmt: skip
-    try:
-        _wait_for_checkpoint(out, 2, proc)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    cmd = [str(CLI), "finetune", "--recipe", "grpo", str(GRPO_CONFIG), *args]
+    proc = kill_when(cmd, trainer_checkpoint(out, 2))
     assert proc.returncode == -signal.SIGKILL and not (out / "adapter").exists()
     shutil.rmtree(out / "checkpoint-4", ignore_errors=True)  # if the kill came late, drop what it got to
     shutil.copytree(out / "checkpoint-2", out / "checkpoint-3")

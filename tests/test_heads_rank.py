@@ -9,11 +9,8 @@ random-weight CLIP, beats zero-shot on the held-out split; a recipe killed with 
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +35,7 @@ from grounding_agent.highlights.head_rank import (
 )
 from grounding_agent.highlights.heads import HEADS, clip_features, load_head, save_head
 from grounding_agent.highlights.personalize import parse_likes, personalize
+from tests.killed_runs import kill_when
 from tests.test_hostile_options import assert_one_line_error, run_cli
 
 REPO = Path(__file__).resolve().parents[1]
@@ -347,30 +345,38 @@ def head_dim(folder: Path) -> int:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("recipe", ["less-is-more", "engagement"])
-def test_a_recipe_killed_after_a_checkpoint_resumes(tmp_path, tiny_models, rank_task, recipe):
-    script = REPO / recipe_path(recipe)
+def test_a_recipe_killed_after_a_checkpoint_resumes_and_ends_like_the_uninterrupted_run(
+    tmp_path, tiny_models, rank_task, recipe
+):
+    """SIGKILL the recipe once a checkpoint exists, rerun it: it resumes there, and its head equals a run
+    of as many steps that was never killed (the seed fixes the initial weights, the batches, the dropout)."""
+    from safetensors.torch import load_file
+
     config = REPO / f"finetune/configs/tiny_{recipe.replace('-', '_')}.yaml"
-    out = tmp_path / "head"
-    argv = [sys.executable, str(script), str(config),
-            *_overrides(tiny_models, rank_task, out, "training.save_every=20", "eval.after_training=false")]  # fmt: skip
-    state = out / "checkpoint" / "state.pt"
-    proc = subprocess.Popen(
-        [*argv, "training.steps=1000000"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    try:
-        deadline = time.monotonic() + 240
-        while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert state.exists(), (
-            proc.stderr.read().decode() if proc.poll() is not None else "no checkpoint in 240 s"
+
+    def argv(out: Path, *extra: str) -> list[str]:
+        overrides = _overrides(
+            tiny_models, rank_task, out, "training.save_every=20", "eval.after_training=false"
         )
-    finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+        return [sys.executable, str(REPO / recipe_path(recipe)), str(config), *overrides, *extra]
+
+    def train_to(folder: Path, steps: int) -> str:
+        done = subprocess.run(
+            argv(folder, f"training.steps={steps}"), capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stderr
+
+    out, fresh = tmp_path / "head", tmp_path / "uninterrupted"
+    state = out / "checkpoint" / "state.pt"
+    kill_when(argv(out, "training.steps=1000000"), state.exists, timeout_s=240)
     assert not (out / "head_config.json").exists()  # killed mid-training: no head yet
     step = int(torch.load(state, weights_only=True)["step"])
-    done = subprocess.run([*argv, f"training.steps={step + 20}"], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    assert f"resumed from step {step}" in done.stderr
+    assert f"resumed from step {step}" in train_to(out, step + 20)
+    assert "resumed" not in train_to(fresh, step + 20)
     assert int(torch.load(state, weights_only=True)["step"]) == step + 20
     assert load_head(out, expect=recipe).recipe == recipe
+    ours, reference = load_file(out / "head.safetensors"), load_file(fresh / "head.safetensors")
+    assert set(ours) == set(reference)
+    for name, tensor in reference.items():
+        torch.testing.assert_close(ours[name], tensor, atol=1e-5, rtol=1e-4)

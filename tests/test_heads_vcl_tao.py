@@ -5,11 +5,9 @@ resume after kill -9 (slow), and a head folder of another recipe refused."""
 
 from __future__ import annotations
 
+import importlib
 import json
-import os
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +17,7 @@ import torch
 from finetune import vcl_tao_train as common
 from grounding_agent.highlights import head_tao, head_vcl
 from grounding_agent.highlights.heads import load_head
+from tests.killed_runs import kill_when, torch_threads
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = REPO / ".venv" / "bin" / "grounding-agent"
@@ -30,11 +29,8 @@ TAO_HEAD = {"hidden": 32, "n_heads": 2}
 
 @pytest.fixture(scope="module", autouse=True)
 def one_torch_thread():
-    """Tiny models gain nothing from intra-op threads; on a busy 2-core box they only fight."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -253,13 +249,18 @@ def vcl_run(tiny_clip, task_root) -> Path:
     return out
 
 
-@pytest.mark.slow
-def test_each_head_beats_zero_shot_on_its_generated_task(vcl_run, tiny_clip, task_root):
+@pytest.fixture(scope="module")
+def tao_run(tiny_clip, task_root) -> Path:
     from finetune.taohighlight import main
 
-    tao = task_root / "tao"
-    assert main([str(TAO_CONFIG), *task_args(tiny_clip, task_root, tao)]) == 0
-    for out in (vcl_run, tao):
+    out = task_root / "tao"
+    assert main([str(TAO_CONFIG), *task_args(tiny_clip, task_root, out)]) == 0
+    return out
+
+
+@pytest.mark.slow
+def test_each_head_beats_zero_shot_on_its_generated_task(vcl_run, tao_run):
+    for out in (vcl_run, tao_run):
         rows = json.loads((out / "eval.json").read_text())["rows"]
         head, zero = rows["head"], rows["zero-shot CLIP"]
         assert head["mAP"] > zero["mAP"] + 10 and head["HIT@1"] >= zero["HIT@1"], (out.name, rows)
@@ -287,79 +288,33 @@ def test_highlights_query_with_a_vcl_head_scores_the_query_through_the_head(
     assert pred["pred_relevant_windows"], pred
 
 
-def _wait_for_checkpoint(out: Path, proc: subprocess.Popen, timeout_s: float = 300) -> int:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"recipe exited early ({proc.returncode}):\n{proc.stdout.read()[-3000:]}")
-        if (out / "checkpoint" / "state.pt").is_file():
-            return 0
-        time.sleep(0.05)
-    pytest.fail(f"no checkpoint in {out} within {timeout_s} s")
-
-
 @pytest.mark.slow
-def test_taohighlight_killed_after_a_checkpoint_resumes_to_the_last_step(tiny_clip, task_root, capsys):
-    from finetune.taohighlight import main
-
-    out = task_root / "tao_killed"
-    args = task_args(tiny_clip, task_root, out)
-    cmd = [str(CLI), "finetune", "--recipe", "taohighlight", str(TAO_CONFIG), *args]
-    proc = subprocess.Popen(
-        cmd,
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
-    try:
-        _wait_for_checkpoint(out, proc)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    assert not (out / "head.safetensors").exists()
-    assert main([str(TAO_CONFIG), *args]) == 0
-    resumed = int(capsys.readouterr().out.split("resumed from step ")[1].split()[0])
-    assert 0 < resumed < 150
-    state = torch.load(out / "checkpoint" / "state.pt", weights_only=True)
-    assert state["step"] == 150 and state["recipe"] == "taohighlight"
-    assert load_head(out, expect="taohighlight").recipe == "taohighlight"
-
-
-@pytest.mark.slow
-def test_vcl_killed_after_a_checkpoint_resumes_and_ends_like_the_uninterrupted_run(
-    vcl_run, tiny_clip, task_root, capsys
+@pytest.mark.parametrize(
+    "recipe, config, uninterrupted", [("vcl", VCL_CONFIG, "vcl_run"), ("taohighlight", TAO_CONFIG, "tao_run")]
+)
+def test_a_run_killed_after_a_checkpoint_resumes_and_ends_like_the_uninterrupted_run(
+    recipe, config, uninterrupted, request, tiny_clip, task_root, capsys
 ):
+    """SIGKILL the CLI-launched recipe once a checkpoint exists, rerun it in process: it says it resumed,
+    and its head equals the uninterrupted run's (a resume that loaded nothing would train from scratch)."""
     from safetensors.torch import load_file
 
-    from finetune.vcl import main
-
-    out = task_root / "vcl_killed"
-    cmd = [str(CLI), "finetune", "--recipe", "vcl", str(VCL_CONFIG), *task_args(tiny_clip, task_root, out)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(
-        cmd,
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-        env=env,
+    reference = load_file(request.getfixturevalue(uninterrupted) / "head.safetensors")
+    out = task_root / f"{recipe}_killed"
+    args = task_args(tiny_clip, task_root, out)
+    kill_when(
+        [str(CLI), "finetune", "--recipe", recipe, str(config), *args],
+        (out / "checkpoint" / "state.pt").is_file,
     )
-    try:
-        _wait_for_checkpoint(out, proc)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
     assert not (out / "head.safetensors").exists()
-    assert main([str(VCL_CONFIG), *task_args(tiny_clip, task_root, out)]) == 0  # the rerun, in process
+    capsys.readouterr()
+    assert importlib.import_module(f"finetune.{recipe}").main([str(config), *args]) == 0  # the rerun
     resumed = int(capsys.readouterr().out.split("resumed from step ")[1].split()[0])
     assert 0 < resumed < 150
     state = torch.load(out / "checkpoint" / "state.pt", weights_only=True)
-    assert state["step"] == 150 and state["recipe"] == "vcl"
-    ours, reference = load_file(out / "head.safetensors"), load_file(vcl_run / "head.safetensors")
+    assert state["step"] == 150 and state["recipe"] == recipe
+    ours = load_file(out / "head.safetensors")
+    assert set(ours) == set(reference)
     for name, tensor in reference.items():
         torch.testing.assert_close(ours[name], tensor, atol=1e-5, rtol=1e-4)
 
@@ -414,3 +369,36 @@ def test_bad_recipe_configs_are_one_line_config_errors(override, message, tmp_pa
     with pytest.raises(ConfigError, match=message):
         common.load_run_config(VCL_CONFIG, [override, f"training.output_dir={tmp_path / 'out'}"], DEFAULTS)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_checkpoint_must_hold_exactly_the_trainable_weights_to_resume(tiny_clip, tmp_path):
+    """The frozen CLIP is not in a checkpoint, so it loads with strict=False; a checkpoint missing a
+    trainable weight (or holding a foreign one) must be refused, not resumed from untrained weights."""
+    from grounding_agent.errors import HeadError
+
+    net, _, _ = head_vcl.build(tiny_clip, VCL_HEAD)
+    optim = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad])
+    cfg = common.RunConfig(tiny_clip, VCL_HEAD, {}, {}, {"output_dir": str(tmp_path)})
+    trained = {k: torch.full_like(v, 0.5) for k, v in net.trainable_state().items()}
+    state = {"recipe": "vcl", "step": 7, "model": trained, "optim": optim.state_dict()}
+    for model in (
+        {k: v for k, v in trained.items() if k != "encoder.prompts"},
+        {**trained, "other.w": torch.ones(1)},
+    ):
+        with pytest.raises(HeadError, match="does not fit this config's head"):
+            common.resume(net, optim, {**state, "model": model}, cfg)
+    assert not torch.equal(net.encoder.prompts, trained["encoder.prompts"])
+    assert common.resume(net, optim, state, cfg) == 7
+    for name, tensor in net.trainable_state().items():
+        assert torch.equal(tensor, trained[name]), name
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a visible GPU")
+def test_training_device_cuda_without_a_gpu_is_a_one_line_config_error(tmp_path):
+    from grounding_agent.errors import ConfigError
+
+    cuda = common.RunConfig("m", {}, {}, {}, {"output_dir": str(tmp_path), "device": "cuda"})
+    with pytest.raises(ConfigError, match="no CUDA GPU is visible; set training.device=cpu"):
+        common.device_of(cuda)
+    auto = common.RunConfig("m", {}, {}, {}, {"output_dir": str(tmp_path), "threads": 1})
+    assert common.device_of(auto) == torch.device("cpu") and torch.get_num_threads() == 1

@@ -91,7 +91,7 @@ def test_an_old_schema_is_migrated(tmp_path):
     conn.execute("INSERT INTO meta VALUES ('tool', 'grounding-agent-library'), ('schema_version', '1')")
     conn.close()
     migrated = Store.open(folder)
-    assert migrated.meta("schema_version") == str(SCHEMA_VERSION) == "3"
+    assert migrated.meta("schema_version") == str(SCHEMA_VERSION) == "4"
     assert migrated.shots(1) == []  # the table version 2 added
 
 

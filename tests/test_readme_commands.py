@@ -38,6 +38,8 @@ NOT_RUN = {
     "jq": "reads the reply of the `curl` it is piped from (see curl)",
     "accelerate": "multi-GPU training launch: needs GPUs and 7B weights (finetune/README.md)",
     "echo": "only feeds the `grounding-agent` command it is piped into, which is checked (and run when cheap)",
+    "createuser": "administers the team's PostgreSQL server (docs/library.md); tests/pg_server.py makes one with initdb",
+    "createdb": "administers the team's PostgreSQL server (see createuser); tests/test_library_pg.py creates its databases",
 }
 
 
@@ -235,6 +237,8 @@ def why_not_run(command: Command) -> str | None:
     argv = command.argv
     if command in CHEAP or command in WITH_CLIP or command in EDITS:
         return None
+    if any(a.startswith(("postgresql://", "postgres://")) for a in argv):
+        return "needs a team's PostgreSQL server: tests/test_library_pg.py starts a real one and runs index/search on it"
     if argv[0] == "finetune" and any("tiny" in a for a in argv):
         return "trains for minutes on CPU: tests/test_finetune*.py run the same recipes on the tiny models"
     if argv[0] in ("serve", "finetune"):

@@ -1,9 +1,12 @@
-"""Edits across clips (`edit.reel`): exports with several sources read back through OTIO's adapters, and
-renders of mixed sizes and rates that are frame-exact, as long as their clips, at the record format."""
+"""Edits across clips (`edit.reel`): exports with several sources read back through OTIO's adapters (each clip's
+sound on its picture's source range and record place, frame-exact; a silent source picture-only), and renders
+of mixed sizes and rates that are frame-exact, as long as their clips, at the record format."""
 
 from __future__ import annotations
 
+import re
 import subprocess
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -34,11 +37,13 @@ class HitStandIn:
     evidence: tuple[Evidence, ...] = ()
 
 
-def _encode(path: Path, size: str, rate: str, audio: bool) -> Path:
+def _encode(path: Path, size: str, rate: str, audio: bool, stereo: bool = False) -> Path:
     args = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi",
             "-i", f"testsrc=size={size}:rate={rate}:duration=4"]  # fmt: skip
     if audio:
-        args += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100:duration=4", "-c:a", "aac"]
+        hz = 48000 if stereo else 44100
+        args += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate={hz}:duration=4", "-c:a", "aac"]
+        args += ["-ac", "2"] if stereo else []
     args += [
         "-c:v",
         "libx264",
@@ -57,11 +62,13 @@ def _encode(path: Path, size: str, rate: str, audio: bool) -> Path:
 
 @pytest.fixture(scope="session")
 def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Two clips of different sizes and rates: 640x360 at 25 fps with sound, 1280x720 at 29.97 without."""
+    """Clips of different sizes, rates and sound: 640x360 at 25 fps with mono 44.1 kHz sound, 1280x720 at
+    29.97 without sound, 320x240 at 25 with stereo 48 kHz sound."""
     folder = tmp_path_factory.mktemp("reel")
     return {
         "small": _encode(folder / "small clip.mp4", "640x360", "25", audio=True),
         "large": _encode(folder / "large.mp4", "1280x720", "30000/1001", audio=False),
+        "stereo": _encode(folder / "stereo.mp4", "320x240", "25", audio=True, stereo=True),
     }
 
 
@@ -118,7 +125,7 @@ def test_edl_fcp7_and_fcpxml_parse_back_with_one_reel_or_asset_per_source(reel: 
     edl = export_reel(reel, tmp_path / "reel.edl")
     names = edl_reel_names(reel)
     assert len(set(names.values())) == 2 and all(len(n) <= 8 and n.isalnum() for n in names.values())
-    back = otio.adapters.read_from_file(str(edl), rate=25)
+    back = otio.adapters.read_from_file(str(edl), rate=25).video_tracks()[0]
     assert [c.metadata["cmx_3600"]["reel"] for c in back.find_clips()] == ["SMALLCLI", "LARGE", "SMALLCLI"]
     # One record rate (the first source's): the 29.97 clip's real 0.5005-2.5025 s is 25 fps frames 13-63.
     assert [(c.source_range.start_time.value, c.source_range.duration.value) for c in back.find_clips()] == [
@@ -138,6 +145,105 @@ def test_edl_fcp7_and_fcpxml_parse_back_with_one_reel_or_asset_per_source(reel: 
             2.0,
             0.8,
         ]
+
+
+# --- sound in every export: each clip's sound on its picture's source range -----------------------------------
+
+
+@pytest.fixture(scope="session")
+def sound_reel(sources: dict[str, Path]) -> Reel:
+    """Mono, silent, stereo, mono again: four clips, three sources, at the record rate of the first (25)."""
+    return Reel([_clip(sources["small"], 1.0, 2.0), _clip(sources["large"], 0.5005, 2.5025),
+                 _clip(sources["stereo"], 0.4, 1.2), _clip(sources["small"], 2.4, 3.2)])  # fmt: skip
+
+
+def _frames_at(t: otio.opentime.RationalTime, rate: float) -> int:
+    """`t` in whole frames of `rate`; fails unless it is one (frame-exact)."""
+    frames = t.value_rescaled_to(rate)
+    assert frames == pytest.approx(round(frames), abs=1e-6)
+    return round(frames)
+
+
+def _track_clips(timeline, kind: str) -> list[list[tuple[str, int, int, float]]]:
+    """Per track of `kind`: (clip name, source in, source frames, record in) of each clip: source times in
+    whole frames of the clip's own rate, record in as seconds from the track's start (as the adapters place
+    it: the EDL reader starts a track at its first event and says so in its source range)."""
+    out = []
+    for track in timeline.tracks:
+        if track.kind != kind:
+            continue
+        shift = track.source_range.start_time if track.source_range is not None else None
+        rows = []
+        for clip in track.find_clips():
+            rate = clip.source_range.start_time.rate
+            record = clip.range_in_parent().start_time - (shift or otio.opentime.RationalTime(0, rate))
+            r = clip.source_range
+            rows.append((clip.name, _frames_at(r.start_time, rate), _frames_at(r.duration, rate),
+                         round(record.to_seconds(), 6)))  # fmt: skip
+        out.append(rows)
+    return out
+
+
+@pytest.mark.parametrize("suffix", [".edl", ".fcpxml", ".xml", ".otio"])
+def test_every_export_carries_each_clips_sound_on_its_pictures_range(
+    sound_reel: Reel, suffix: str, tmp_path: Path
+) -> None:
+    path = export_reel(sound_reel, tmp_path / f"reel{suffix}")
+    timeline = otio.adapters.read_from_file(str(path), **({"rate": 25} if suffix == ".edl" else {}))
+    (picture,) = _track_clips(timeline, otio.schema.TrackKind.Video)
+    sound = _track_clips(timeline, otio.schema.TrackKind.Audio)
+    assert [name.rsplit("_", 1)[0] for name, *_ in picture] == ["small clip", "large", "stereo", "small clip"]
+    if suffix != ".otio":  # the single-rate formats: the 29.97 clip's 0.5005-2.5025 s is 25 fps frames 13-63
+        assert [row[1:] for row in picture] == [(25, 25, 0), (13, 50, 1), (10, 20, 3), (60, 20, 3.8)]
+    by_name = {row[0]: row for row in picture}
+    heard = [name for name, *_ in picture if not name.startswith("large")]
+    # Sound on A1 for every clip whose source has some, at the same source range and record place.
+    assert sound[0] == [by_name[name] for name in heard]
+    if suffix == ".edl":  # AA/V: the stereo clip's second channel on A2
+        assert sound[1:] == [[by_name["stereo_003"]]]
+    else:
+        assert len(sound) == 1
+
+
+def test_edl_events_say_each_sources_channels(sound_reel: Reel, tmp_path: Path) -> None:
+    text = export_reel(sound_reel, tmp_path / "reel.edl").read_text()
+    events = re.findall(r"^\d{3}\s+(\S+)\s+(\S+)\s+C\s", text, re.MULTILINE)
+    # B: picture and mono sound; V: picture only (a silent source); AA/V: picture and two sound channels.
+    assert events == [("SMALLCLI", "B"), ("LARGE", "V"), ("STEREO", "AA/V"), ("SMALLCLI", "B")]
+
+
+def test_fcpxml_assets_say_each_sources_sound(sound_reel: Reel, tmp_path: Path) -> None:
+    root = ET.parse(export_reel(sound_reel, tmp_path / "reel.fcpxml")).getroot()
+    assets = {a.get("name"): a for a in root.iter("asset")}
+    assert set(assets) == {"small clip.mp4", "large.mp4", "stereo.mp4"}  # one a source, named after it
+    described = {
+        name: (a.get("hasAudio"), a.get("audioChannels"), a.get("audioRate")) for name, a in assets.items()
+    }
+    assert described == {"small clip.mp4": ("1", "1", "44100"), "large.mp4": ("0", None, None),
+                         "stereo.mp4": ("1", "2", "48000")}  # fmt: skip
+    sequence = root.find(".//sequence")  # what the render makes of them
+    assert (sequence.get("audioLayout"), sequence.get("audioRate")) == ("stereo", "48k")
+    spine = root.findall(".//spine/clip")
+    connected = [[(c.get("start"), c.get("duration"), c.get("offset")) for c in clip.findall("clip[@lane='-1']")]
+                 for clip in spine]  # fmt: skip
+    # Each sound clip spans its picture's source range; its offset (on the parent's timeline) is its start.
+    assert connected == [
+        [(c.get("start"), c.get("duration"), c.get("start"))] if not c.get("name").startswith("large") else []
+        for c in spine
+    ]
+
+
+def test_a_reel_of_silent_sources_is_picture_only_everywhere(
+    sources: dict[str, Path], tmp_path: Path
+) -> None:
+    silent = Reel([_clip(sources["large"], 0.5005, 2.5025), _clip(sources["large"], 3.0, 3.5)])
+    for suffix, kwargs in ((".edl", {"rate": 30000 / 1001}), (".xml", {}), (".otio", {})):
+        timeline = otio.adapters.read_from_file(str(export_reel(silent, tmp_path / f"s{suffix}")), **kwargs)
+        assert len(_track_clips(timeline, otio.schema.TrackKind.Video)[0]) == 2, suffix
+        assert _track_clips(timeline, otio.schema.TrackKind.Audio) == [], suffix
+    root = ET.parse(export_reel(silent, tmp_path / "s.fcpxml")).getroot()
+    assert not root.findall(".//clip[@lane='-1']") and root.find(".//sequence").get("audioLayout") is None
+    assert [a.get("hasAudio") for a in root.iter("asset")] == ["0"]
 
 
 def test_a_rate_the_format_cannot_hold_is_refused_and_nothing_written(reel: Reel, tmp_path: Path) -> None:

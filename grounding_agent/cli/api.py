@@ -26,7 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default=LOCAL_HOST, help=f"address to listen on (default {LOCAL_HOST})")
     p.add_argument("--port", type=port, default=LIMITS.port, help=f"port (default {LIMITS.port})")
     p.add_argument(
-        "--library", metavar="DIR", help="serve POST /v1/search and /v1/library/sessions over this library"
+        "--library",
+        metavar="DIR|URL",
+        help="serve POST /v1/search and /v1/library/sessions over this library",
     )
     p.add_argument("--streams", metavar="DIR",
                    help="serve /v1/streams (live watches of stream URLs; speech alerts need --asr-model), "

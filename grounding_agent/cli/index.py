@@ -3,6 +3,7 @@
 grounding-agent index ~/rushes --library ~/rushes-lib --saliency-model CLIP_DIR --asr-model WHISPER_DIR
 grounding-agent index ~/rushes --library ~/rushes-lib --no-visual --asr-model WHISPER_DIR --no-ocr
 grounding-agent index --repair --library ~/rushes-lib        # a damaged store: moved aside, made afresh
+grounding-agent index ~/rushes --library postgresql://me@db.lan:5432/rushes --no-visual --no-speech  # a team's
 """
 
 from __future__ import annotations
@@ -13,10 +14,15 @@ import sys
 from grounding_agent.cli._common import fps_float, print_json
 from grounding_agent.defaults import LIBRARY
 
+LIBRARY_HELP = (
+    f"library folder (default {LIBRARY.folder}), or postgresql://USER@HOST:PORT/DATABASE for a library a "
+    "team shares (the password in the URL or PGPASSWORD; docs/library.md)"
+)
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="*", metavar="PATH", help="video files or folders (walked recursively)")
-    p.add_argument("--library", metavar="DIR", help=f"library folder (default {LIBRARY.folder})")
+    p.add_argument("--library", metavar="DIR|URL", help=LIBRARY_HELP)
     for channel, what in (
         ("visual", "frame embeddings"),
         ("speech", "transcripts"),
@@ -47,8 +53,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from grounding_agent.errors import LibraryError
     from grounding_agent.library import Library, repair
+    from grounding_agent.library.store_api import is_server_url
 
     folder = args.library or LIBRARY.folder
+    if args.repair and is_server_url(folder):
+        raise LibraryError(
+            "--repair mends a library folder; a PostgreSQL library needs none (the server rolls a killed "
+            "writer back): run `index` again"
+        )
     if args.repair:
         done = repair(folder)
         print(f"store {'was damaged: moved to ' + str(done['kept']) if done['damaged'] else 'is sound'}"
@@ -76,13 +88,15 @@ def run(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace, library, report) -> int:
     if args.json:
-        print_json({"library": str(library.folder), **report.to_dict()})
+        print_json({"library": library.location, **report.to_dict()})
         return 0
     for row in report.rows:
         if row.status in ("skipped", "removed"):
             print(f"{row.status}: {row.path}: {row.reason}")
     counts = report.to_dict()["counts"]
-    print(", ".join(f"{n} {s}" for s, n in counts.items()) + f" in {report.wall_s:.1f} s -> {library.folder}")
+    print(
+        ", ".join(f"{n} {s}" for s, n in counts.items()) + f" in {report.wall_s:.1f} s -> {library.location}"
+    )
     return 0
 
 

@@ -22,7 +22,7 @@ from grounding_agent.errors import EditError
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("query", nargs="?", help="what the clips show or say (searched in --library)")
     src = p.add_argument_group("sources")
-    src.add_argument("--library", metavar="DIR", help="the library to search (grounding-agent index)")
+    src.add_argument("--library", metavar="DIR|URL", help="the library to search (grounding-agent index)")
     src.add_argument(
         "--clip", action="append", default=[], metavar="VIDEO@START-END",
         help="a clip by hand, e.g. talk.mp4@12.5-20 or talk.mp4@0:12-0:20; repeatable, played in order",

@@ -12,6 +12,7 @@ import contextlib
 import sys
 
 from grounding_agent.cli._common import positive_float, positive_int, print_json, text_arg, top_k_int
+from grounding_agent.cli.index import LIBRARY_HELP
 from grounding_agent.cli.terminal import CleanWriter
 from grounding_agent.defaults import LIBRARY
 
@@ -20,7 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from grounding_agent.grounders.registry import GROUNDERS
 
     p.add_argument("query", type=text_arg, help="what to find: a description, a quote, an on-screen title")
-    p.add_argument("--library", metavar="DIR", help=f"library folder (default {LIBRARY.folder})")
+    p.add_argument("--library", metavar="DIR|URL", help=LIBRARY_HELP)
     p.add_argument(
         "-k", type=top_k_int, default=LIBRARY.search_k, help=f"hits to show (default {LIBRARY.search_k})"
     )
@@ -66,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     hits = library.search(args.query, k=args.k, channels=channels)
     if args.json:
-        print_json({"query": args.query, "library": str(library.folder), "hits": [h.to_dict() for h in hits]})
+        print_json({"query": args.query, "library": library.location, "hits": [h.to_dict() for h in hits]})
         return 0
     with contextlib.redirect_stdout(CleanWriter(sys.stdout)):
         if not hits:

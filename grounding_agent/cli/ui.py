@@ -28,7 +28,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=port, default=UI.port, help=f"port (default {UI.port})")
     p.add_argument("--media-root", type=Path, default=Path("."), help="folder the videos are picked from")
     p.add_argument(
-        "--library", metavar="DIR", help="add a tab that searches this library (its videos in the media root)"
+        "--library",
+        metavar="DIR|URL",
+        help="add a tab that searches this library (its videos in the media root)",
     )
     p.add_argument(
         "--output-dir", type=Path, help="where timelines, exports and renders go (default: a temp folder)"

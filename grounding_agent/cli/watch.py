@@ -18,21 +18,29 @@ from pathlib import Path
 
 from grounding_agent.cli._common import nonneg_float, nonneg_int, positive_float, text_arg, unit_float
 from grounding_agent.defaults import LIVE
+from grounding_agent.errors import ConfigError
+
+SOURCE_HELP = (
+    "udp://, rtp://, srt://, rtmp://, rtsp://, tcp://, an HLS .m3u8 URL, a file being written, - (a pipe), "
+    "or FORMAT:INPUT for an FFmpeg input device (lavfi:GRAPH, v4l2:/dev/video0)"
+)
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
+def add_recording_arguments(p: argparse.ArgumentParser, *, out_required: bool = True) -> None:
+    """--out and --keep-s: where a watch records and for how long (`watch`, `chat --live`)."""
     p.add_argument(
-        "source",
-        help="udp://, rtp://, srt://, rtmp://, rtsp://, an HLS .m3u8 URL, a file being written, or -",
+        "--out", required=out_required, metavar="DIR", help="folder for the ring recording, clips and report"
     )
-    p.add_argument(
-        "--out", required=True, metavar="DIR", help="folder for the ring recording, clips and report"
-    )
-    p.add_argument("--alert", action="append", type=text_arg, default=[], metavar="QUERY",
-                   help="a standing query (repeatable): \"when someone says 'X'\", \"the slide titled X\", or visual")  # fmt: skip
     p.add_argument(
         "--keep-s", type=positive_float, default=LIVE.keep_s, help="seconds kept in the ring recording"
     )
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("source", help=SOURCE_HELP)
+    add_recording_arguments(p)
+    p.add_argument("--alert", action="append", type=text_arg, default=[], metavar="QUERY",
+                   help="a standing query (repeatable): \"when someone says 'X'\", \"the slide titled X\", or visual")  # fmt: skip
     p.add_argument("--segment-s", type=positive_float, default=LIVE.segment_s, help="ring segment length (s)")
     p.add_argument("--fps", type=positive_float, default=LIVE.fps, help="frames sampled per second")
     p.add_argument(
@@ -64,6 +72,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--saliency-model", metavar="DIR", help="CLIP folder: adds a CLIP signal to online highlights"
     )
+    p.add_argument("--head", metavar="DIR",
+                   help="folder of a trained highlight head (`finetune`): its score per 2-s clip is an online-"
+                        "highlight signal (on its own CLIP model unless --saliency-model)")  # fmt: skip
+    p.add_argument("--head-text", type=text_arg, metavar="TEXT",
+                   help="what a vcl / taohighlight head scores the clips against (a query, the stream's title)")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,13 +84,19 @@ def run(args: argparse.Namespace) -> int:
     from grounding_agent.live.alerts import read_alert
     from grounding_agent.live.sinks import JsonLinesSink
 
-    out = _check_out(args.out, args.source)
+    if args.head and args.no_highlights:
+        raise ConfigError("--head scores the online highlights: drop --no-highlights")
+    if args.head:  # a wrong folder is refused before --out is made (the head loads with the watch)
+        from grounding_agent.highlights.heads import read_config
+
+        read_config(args.head)
+    out = check_out(args.out, args.source)
     options = WatchOptions(
         alerts=tuple(args.alert), fps=args.fps, keep_s=args.keep_s, segment_s=args.segment_s,
         delay_s=args.delay_s, timeout_s=args.timeout, reconnects=args.reconnects, clip=args.clip,
         pre_s=args.pre_s, post_s=args.post_s, min_score=args.min_score, max_lag_s=args.max_lag_s,
         highlights=not args.no_highlights, asr_language=args.asr_language, speed=args.speed,
-        duration_s=args.duration,
+        duration_s=args.duration, head=args.head, head_text=args.head_text,
     )  # fmt: skip
     webhook = _webhook(args.webhook)
     sinks = [JsonLinesSink(sys.stdout)] + ([webhook] if webhook is not None else [])
@@ -85,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     channels = {read_alert(a).channel for a in args.alert}
     if "visual" in channels and not args.grounder:
         Watcher(args.source, options, out)  # raises the one-line "pass --grounder" error
-    whisper = _whisper(args) if "speech" in channels else None
+    whisper = live_whisper(args, "a speech alert") if "speech" in channels else None
     grounder = _grounder(args) if args.grounder and "visual" in channels else None
     saliency = _saliency(args.saliency_model) if args.saliency_model and not args.no_highlights else None
     watcher = Watcher(
@@ -106,13 +125,19 @@ def run(args: argparse.Namespace) -> int:
             )
             watcher.emit("status", report.stream_s, report.stream_s, "webhook", text, data=s.to_dict())
     watcher.emit("status", report.stream_s, report.stream_s, "ended", report.ended, data=data)
-    tmp = out / "report.json.tmp"
-    tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
-    tmp.replace(out / "report.json")
+    write_report(out, data)
     return 0
 
 
-def _check_out(path: str, source: str) -> Path:
+def write_report(out: Path, data: dict) -> None:
+    """--out/report.json, replaced whole (temp + rename)."""
+    tmp = out / "report.json.tmp"
+    tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    tmp.replace(out / "report.json")
+
+
+def check_out(path: str, source: str) -> Path:
+    """The --out folder, created; refused in one line when it is a file or holds the source."""
     from grounding_agent.errors import OutputError
 
     out = Path(path)
@@ -129,12 +154,12 @@ def _check_out(path: str, source: str) -> Path:
     return out
 
 
-def _whisper(args: argparse.Namespace):
-    from grounding_agent.errors import ConfigError
+def live_whisper(args: argparse.Namespace, needed_by: str):
+    """--asr-model's Whisper (int8) for a watch, --asr-language checked; `needed_by` says who needs it."""
     from grounding_agent.media.asr import check_language, load_whisper
 
     if not args.asr_model:
-        raise ConfigError("a speech alert needs --asr-model DIR (a CTranslate2 Whisper folder)")
+        raise ConfigError(f"{needed_by} needs --asr-model DIR (a CTranslate2 Whisper folder)")
     check_language(args.asr_language)
     return load_whisper(args.asr_model, compute_type="int8")
 
@@ -142,7 +167,6 @@ def _whisper(args: argparse.Namespace):
 def _grounder(args: argparse.Namespace):
     """The visual alerts' grounder: `--grounder hf --grounder-model DIR`, `--grounder vllm
     [--grounder-server URL] [--grounder-model NAME]`, or a model-free baseline by name."""
-    from grounding_agent.errors import ConfigError
     from grounding_agent.grounders.registry import GROUNDERS, make_grounder
 
     name = args.grounder
@@ -165,7 +189,6 @@ def _saliency(path: str):
 
 
 def _webhook(url: str | None):
-    from grounding_agent.errors import ConfigError
     from grounding_agent.live.sinks import WebhookSink
 
     if url is None:

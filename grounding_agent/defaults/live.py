@@ -26,6 +26,11 @@ class LiveConfig:
         asr_max_s: an utterance is transcribed at this length even while it goes on (bounds the delay).
         asr_context_s: seconds of transcribed words kept to match phrases across utterances.
         asr_beam_size: Whisper beam size on live audio (greedy: the delay matters more than a rare word).
+        asr_hotwords: pass the speech alerts' phrases to Whisper as hotwords (biases it towards them).
+        asr_no_speech, asr_unsure_logprob: a Whisper segment with a no-speech probability at least
+            `asr_no_speech` and a mean token log-probability under `asr_unsure_logprob` is dropped (made up).
+        asr_max_compression: a Whisper segment whose text compresses more than this (gzip) is a loop: dropped.
+        asr_max_tokens: tokens one Whisper decode may write (8 s of fast speech: ~40; bounds a loop's cost).
         max_pixels: sampled frames are resized to at most this many pixels.
         visual_calls_per_min: grounder calls allowed per minute for visual alerts.
         visual_window_s: a visual alert grounds the last this-many seconds of the recording.
@@ -38,6 +43,8 @@ class LiveConfig:
         webhook_timeout_s: seconds one POST may take.
         max_streams: watches one HTTP service runs at once (`api --streams`).
         keep_events: events kept per watch for `/v1/streams/{id}/events` readers (older ones dropped).
+        chat_stop_s: after `/quit`, `chat --live` waits this long for its watch to finish (the last
+            utterance's transcription, the recording's last segment) before it gives up on it.
     """
 
     fps: float = 2.0
@@ -55,6 +62,11 @@ class LiveConfig:
     asr_max_s: float = 8.0
     asr_context_s: float = 12.0
     asr_beam_size: int = 1
+    asr_hotwords: bool = True
+    asr_no_speech: float = 0.5
+    asr_unsure_logprob: float = -0.5
+    asr_max_compression: float = 2.4
+    asr_max_tokens: int = 64
     max_pixels: int = 320 * 240
     visual_calls_per_min: int = 6
     visual_window_s: float = 8.0
@@ -67,6 +79,7 @@ class LiveConfig:
     webhook_timeout_s: float = 5.0
     max_streams: int = 4
     keep_events: int = 1000
+    chat_stop_s: float = 30.0
 
 
 LIVE = LiveConfig()

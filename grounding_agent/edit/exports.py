@@ -221,15 +221,20 @@ def _edl_names(timeline: Any) -> None:
 
 
 def _edl_channels(text: str, audio: SourceAudio | None, events: int) -> str:
-    """The adapter's picture events, each also given the source's sound when it has some: CMX 3600's
-    channel field "B" (picture and audio 1) for mono, "AA/V" (picture and audio 1 and 2) for more."""
-    if audio is None:
+    return edl_channels(text, [audio] * events)
+
+
+def edl_channels(text: str, sounds: list[SourceAudio | None]) -> str:
+    """The adapter's picture events, event i also given the sound of its source, `sounds[i]`, when it has
+    some: CMX 3600's channel field "B" (picture and audio 1) for mono, "AA/V" (picture and audio 1 and 2)
+    for more; "V" (picture only) where the source is silent."""
+    if all(sound is None for sound in sounds):
         return text
-    channel = "B" if audio.channels == 1 else "AA/V"
-    text, found = _EDL_VIDEO_EVENT.subn(lambda m: m.group(1) + channel.ljust(5), text)
-    if found != events:  # the adapter wrote a line this does not know: never a half-audio EDL
-        raise ValueError(f"found {found} picture events for {events} kept segments")
-    return text
+    fields = iter(["V" if a is None else "B" if a.channels == 1 else "AA/V" for a in sounds])
+    found = len(_EDL_VIDEO_EVENT.findall(text))
+    if found != len(sounds):  # the adapter wrote a line this does not know: never a half-audio EDL
+        raise ValueError(f"found {found} picture events for {len(sounds)} clips")
+    return _EDL_VIDEO_EVENT.sub(lambda m: m.group(1) + next(fields).ljust(5), text)
 
 
 def ascii_line(text: str) -> str:
@@ -275,12 +280,15 @@ def _fcpx_xml(timeline: Any, plan: EditPlan, audio: SourceAudio | None) -> str:
 
 
 def _fcpx_connect_audio(root: ET.Element) -> None:
-    """Each picture clip on the spine gets its sound as a connected clip below it (lane -1), spanning the
-    same source range, in the form the adapter writes and reads back as an audio track."""
     for clip in root.findall(".//spine/clip"):
-        video = clip.find("video")
-        if video is None:
-            continue
+        fcpx_connect_audio(clip)
+
+
+def fcpx_connect_audio(clip: ET.Element) -> None:
+    """A picture clip of the spine gets its sound as a connected clip below it (lane -1), spanning the same
+    source range, in the form the adapter writes and reads back as an audio track."""
+    video = clip.find("video")
+    if video is not None:
         times = {k: clip.get(k) for k in ("start", "duration") if clip.get(k) is not None}
         # A connected clip's offset is on its parent's timeline, which begins at the parent's start.
         sound = ET.SubElement(clip, "clip", {"name": clip.get("name", ""), "offset": clip.get("start", "0s"),
@@ -293,15 +301,26 @@ def _fcpx_connect_audio(root: ET.Element) -> None:
 def _fcpx_audio(element: ET.Element, audio: SourceAudio | None) -> None:
     """An asset's and the sequence's sound as the source's stream has it (or none, said so)."""
     if element.tag == "asset":
-        element.set("hasAudio", "0" if audio is None else "1")
-        if audio is not None:
-            element.set("audioSources", "1")
-            element.set("audioChannels", str(audio.channels))
-            element.set("audioRate", str(audio.sample_rate))
-    if element.tag == "sequence" and audio is not None:
-        element.set("audioLayout", {1: "mono", 2: "stereo"}.get(audio.channels, "surround"))
+        fcpx_asset_audio(element, audio)
+    if element.tag == "sequence":
+        fcpx_sequence_audio(element, audio)
+
+
+def fcpx_asset_audio(asset: ET.Element, audio: SourceAudio | None) -> None:
+    """`hasAudio` and, with sound, its sources, channels and rate as the stream has them."""
+    asset.set("hasAudio", "0" if audio is None else "1")
+    if audio is not None:
+        asset.set("audioSources", "1")
+        asset.set("audioChannels", str(audio.channels))
+        asset.set("audioRate", str(audio.sample_rate))
+
+
+def fcpx_sequence_audio(sequence: ET.Element, audio: SourceAudio | None) -> None:
+    """The sequence's audio layout and rate (the rate only where the DTD has a value for it)."""
+    if audio is not None:
+        sequence.set("audioLayout", {1: "mono", 2: "stereo"}.get(audio.channels, "surround"))
         if audio.sample_rate in _FCPX_SEQUENCE_RATES:
-            element.set("audioRate", _FCPX_SEQUENCE_RATES[audio.sample_rate])
+            sequence.set("audioRate", _FCPX_SEQUENCE_RATES[audio.sample_rate])
 
 
 def fcpx_time(seconds: Fraction) -> str:

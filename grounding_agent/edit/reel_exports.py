@@ -2,9 +2,12 @@
 asset.
 
 By suffix: `.otio` (each clip on its source's own frame grid and rate; an audio track where sources have
-sound, gaps where not), `.edl` (CMX 3600: one unique reel name of at most 8 letters and digits a source),
+sound, gaps as long as the picture where not), `.edl` (CMX 3600: one unique reel name of at most 8 letters
+and digits a source; each event "B" / "AA/V" for a source with mono / more sound, "V" for a silent one),
 `.xml` (Final Cut Pro 7: one `file` a source; picture and sound), `.fcpxml` (Final Cut Pro X: one asset a
-source), `.json` (the reel itself). EDL, FCP7 XML and FCPXML are single-rate formats: there every time is a
+source, saying its sound; each clip of a source with sound carries it as a connected clip), `.json` (the
+reel itself). Every clip's sound is on its picture's source range and record place; a silent source stays
+picture-only. EDL, FCP7 XML and FCPXML are single-rate formats: there every time is a
 whole frame of the record rate (a 25 fps clip in a 29.97 reel is counted in 29.97 frames from its real
 times), so the record rate must be one the format holds. Each file is written atomically.
 """
@@ -17,11 +20,16 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from grounding_agent.defaults import REELS
 from grounding_agent.edit.exports import (
     FCPX_HEADER,
     FCPX_RATE_KEYS,
     FCPX_TIME_ATTRIBUTES,
     ascii_line,
+    edl_channels,
+    fcpx_asset_audio,
+    fcpx_connect_audio,
+    fcpx_sequence_audio,
     fcpx_time,
     one_line,
     rate_problem,
@@ -29,7 +37,7 @@ from grounding_agent.edit.exports import (
 )
 from grounding_agent.edit.paths import check_output
 from grounding_agent.edit.reel import Reel, ReelClip
-from grounding_agent.edit.timeline import source_audio
+from grounding_agent.edit.timeline import SourceAudio, source_audio
 from grounding_agent.errors import EditError
 from grounding_agent.io import atomic_path, write_json_atomic
 
@@ -66,14 +74,20 @@ def export_reel(reel: Reel, path: str | Path) -> Path:
         raise EditError(
             f"{path}: {problem}; this reel runs at {float(reel.record_rate):g} fps: pass --fps 25"
         )
+    sounds = {p: source_audio(p) for p in reel.sources}
+    # As for one source (`exports.export`): the EDL and FCPXML adapters get the picture, and each clip's
+    # sound is added to what they write, on the same source range.
     timeline = reel_timeline(reel, exact=suffix == ".otio", audio=suffix in (".otio", ".xml"))
     with atomic_path(path) as tmp:
         try:
             if suffix == ".fcpxml":
-                tmp.write_text(_fcpx(timeline, reel), encoding="utf-8")
+                tmp.write_text(_fcpx(timeline, reel, sounds), encoding="utf-8")
+            elif suffix == ".edl":
+                _edl_names(timeline, reel)
+                text = otio.adapters.write_to_string(timeline, adapter_name="cmx_3600")
+                clip_sounds = [sounds[Path(c.video.path).resolve()] for c in reel.clips]
+                tmp.write_text(edl_channels(text, clip_sounds), encoding="utf-8")
             else:
-                if suffix == ".edl":
-                    _edl_names(timeline, reel)
                 otio.adapters.write_to_file(timeline, str(tmp), adapter_name=_ADAPTERS[suffix])
         except (otio.exceptions.OTIOError, ValueError, KeyError, TypeError, SyntaxError) as exc:
             raise EditError(f"{path}: the {REEL_EXPORTS[suffix]} writer failed ({exc})") from None
@@ -97,12 +111,13 @@ def reel_timeline(reel: Reel, *, exact: bool = True, audio: bool = True) -> Any:
     for kind in kinds:
         track = otio.schema.Track(name="V1" if kind == otio.schema.TrackKind.Video else "A1", kind=kind)
         for i, (clip, (a, b)) in enumerate(zip(reel.clips, record, strict=True)):
-            path = Path(clip.video.path).resolve()
-            if kind == otio.schema.TrackKind.Audio and sounds.get(path) is None:
-                rate = _otio_rate(reel.record_rate)
-                track.append(otio.schema.Gap(source_range=_range(0, b - a, rate)))
-                continue
-            track.append(_clip(reel, clip, i, (a, b), exact))
+            item = _clip(reel, clip, i, (a, b), exact)
+            if kind == otio.schema.TrackKind.Audio and sounds.get(Path(clip.video.path).resolve()) is None:
+                # As long as the picture it stands under (on its source's rate when exact), or the sound
+                # after it would drift out of sync.
+                length = item.source_range.duration
+                item = otio.schema.Gap(source_range=_range(0, length.value, length.rate))
+            track.append(item)
         timeline.tracks.append(track)
     return timeline
 
@@ -182,9 +197,11 @@ def _edl_names(timeline: Any, reel: Reel) -> None:
         clip.metadata.setdefault("cmx_3600", {})["reel"] = names[source]
 
 
-def _fcpx(timeline: Any, reel: Reel) -> str:
+def _fcpx(timeline: Any, reel: Reel, sounds: dict[Path, SourceAudio | None]) -> str:
     """The FCPXML adapter's document with exact rational times and the real names (as `exports` does for
-    one source: placeholder names keep apostrophes out of the adapter's XPath lookups)."""
+    one source: placeholder names keep apostrophes out of the adapter's XPath lookups). Each clip of a
+    source with sound carries it as a connected clip; each asset says its own source's sound (`hasAudio`);
+    the sequence's is what `render_reel` makes of them (stereo at `REELS.audio_rate`)."""
     import opentimelineio as otio
 
     rate = reel.record_rate
@@ -199,6 +216,7 @@ def _fcpx(timeline: Any, reel: Reel) -> str:
     for i, clip in enumerate(timeline.find_clips()):
         names[f"ga-clip-{i}"], clip.name = clip.name, f"ga-clip-{i}"
     root = ET.fromstring(otio.adapters.write_to_string(timeline, adapter_name="fcpx_xml"))
+    _fcpx_sound(root, reel, sounds)
     written, frame = Fraction(str(written_rate)), 1 / rate
     for element in root.iter():
         for key in FCPX_TIME_ATTRIBUTES:
@@ -211,5 +229,21 @@ def _fcpx(timeline: Any, reel: Reel) -> str:
             element.set("height", str(reel.record_size[1]))
         if element.get("name") in names:
             element.set("name", names[element.get("name")])
+    sources = {p.as_uri(): p for p in reel.sources}
+    for asset in root.iter("asset"):  # the adapter names an asset after its first clip; it is a source
+        asset.set("name", one_line(sources[asset.get("src", "")].name))
     ET.indent(root, space="    ")
     return FCPX_HEADER + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _fcpx_sound(root: ET.Element, reel: Reel, sounds: dict[Path, SourceAudio | None]) -> None:
+    """Connected sound under each clip whose source has some; every asset (one a source, named after it)
+    and the sequence say what sound they have."""
+    by_url = {p.as_uri(): sound for p, sound in sounds.items()}
+    for asset in root.iter("asset"):
+        fcpx_asset_audio(asset, by_url[asset.get("src", "")])
+    for i, clip in enumerate(reel.clips):
+        if sounds[Path(clip.video.path).resolve()] is not None:
+            fcpx_connect_audio(root.find(f".//spine/clip[@name='ga-clip-{i}']"))
+    if any(s is not None for s in sounds.values()):
+        fcpx_sequence_audio(root.find(".//sequence"), SourceAudio(2, REELS.audio_rate, "stereo"))

@@ -8,6 +8,10 @@ ground inside the best hits (issue 31).
 - `frames`: one decode per video for the visual and OCR channels (OCR on changed frames only);
 - `scan`: the files under the given paths (symlink loops, non-videos skipped with reasons);
 - `store`: SQLite + sqlite-vec + FTS5 in one WAL file, schema migrations, typed errors; `lock`, `repair`;
+- `pg_store`: the same on a PostgreSQL server a team shares (`--library postgresql://...`); `store_api`:
+  the `LibraryStore` protocol both satisfy, and which location names which;
+- `ann`: the visual channel's faiss IVF-SQ8 index, a rebuildable side file beside the store (`AnnIndex`:
+  `sync` from any store's row batches, `search`);
 - `search`: hybrid retrieval fused by reciprocal rank, plans composed across channels;
 - `ground`: retrieve-then-ground.
 

@@ -17,9 +17,7 @@ from typing import Any
 from grounding_agent.defaults import LIBRARY
 from grounding_agent.errors import LibraryError, VideoError
 from grounding_agent.highlights.clip import ClipSaliency
-from grounding_agent.library.frames import ASR_THREADS
-from grounding_agent.library.lock import writer_lock
-from grounding_agent.library.pipeline import Models, index_one
+from grounding_agent.library.pipeline import Models, SpeechAhead, index_one, index_transcriber
 from grounding_agent.library.records import (
     CHANNELS,
     Channel,
@@ -31,6 +29,7 @@ from grounding_agent.library.records import (
 )
 from grounding_agent.library.scan import scan
 from grounding_agent.library.store import Store
+from grounding_agent.library.store_api import LibraryStore, is_server_url
 from grounding_agent.media.asr import Transcriber
 from grounding_agent.media.ocr import ScreenText
 from grounding_agent.media.transcript import Transcript
@@ -40,10 +39,12 @@ Progress = Callable[[IndexRow], None]
 
 
 class Library:
-    """A folder holding one store (see `store`): videos, frame vectors, transcripts, on-screen text, shots.
+    """A store of videos, frame vectors, transcripts, on-screen text and shots: a folder (`store`, SQLite), or
+    a PostgreSQL database a team shares (`pg_store`) when `path` is a `postgresql://` URL.
 
     Args:
-        path: the library folder (default `LIBRARY.folder`, under the cache folder).
+        path: the library folder (default `LIBRARY.folder`, under the cache folder), or
+            `postgresql://USER@HOST:PORT/DATABASE` (the password from the URL or libpq's PGPASSWORD/~/.pgpass).
         create: make it when missing (else a missing library is a `LibraryError`).
         saliency: a `ClipSaliency` or a CLIP/SigLIP folder (the visual channel; for search, default: the
             model the library was indexed with, when that folder still exists).
@@ -58,8 +59,10 @@ class Library:
         saliency: ClipSaliency | str | Path | None = None,
         transcriber: Transcriber | str | Path | None = None,
     ):
-        self.folder = Path(path).expanduser() if path is not None else LIBRARY.folder
-        self.store = Store.open(self.folder, create=create)
+        self.store = open_store(path if path is not None else LIBRARY.folder, create=create)
+        # A folder library's folder (None for a database); `location` names either in messages.
+        self.folder: Path | None = self.store.folder if isinstance(self.store, Store) else None
+        self.location = self.store.location
         self._saliency = saliency
         self._transcriber = transcriber
 
@@ -87,11 +90,7 @@ class Library:
     def models(self, channels: Sequence[Channel]) -> Models:
         transcriber = self._transcriber
         if isinstance(transcriber, (str, Path)) and "speech" in channels:
-            # Greedy, int8, one CTranslate2 thread: speech runs beside the frame channels (one core each),
-            # and on this loaded 2-core machine one thread transcribed 1.45x faster than two.
-            transcriber = self._transcriber = Transcriber(
-                transcriber, beam_size=LIBRARY.asr_beam_size, cpu_threads=ASR_THREADS
-            )
+            transcriber = self._transcriber = index_transcriber(transcriber)
         models = Models(
             saliency=self.saliency() if "visual" in channels else None,
             transcriber=transcriber if isinstance(transcriber, Transcriber) else None,
@@ -112,42 +111,50 @@ class Library:
         """Index new and changed videos under `paths`; drop videos whose file is gone.
 
         Each video is written in one transaction, so a killed run loses only the video it was on; the next
-        run picks up from there. One writer at a time (`LibraryStoreError` for a second one).
+        run picks up from there. A folder takes one writer at a time (`LibraryStoreError` for a second one);
+        a database takes several at once (each video locks its own path).
         """
         channels = tuple(dict.fromkeys(channels))
         models = models or self.models(channels)
         models.check(channels)
         started, rows = time.perf_counter(), []
-        with writer_lock(self.folder):
+        paths = list(paths)
+        with self.store.writer():
             known = {r["path"]: r for r in self.store.videos()}
             by_fingerprint = {r["fingerprint"]: r["path"] for r in known.values()}
-            for found in scan(paths):
-                row = self._index_path(found.path, found.skip, channels, models, known, by_fingerprint)
+            found = list(scan(paths))
+            todo = [
+                f.path.resolve() for f in found if not f.skip and not is_unchanged(f.path, known, channels)
+            ]
+            with SpeechAhead(models, todo if "speech" in channels else []) as speech:
+                for item in found:
+                    row = self._index_path(
+                        item.path, item.skip, channels, models, known, by_fingerprint, speech
+                    )
+                    rows.append(row)
+                    if on_progress is not None:
+                        on_progress(row)
+            for row in self.drop_missing(known, paths):
                 rows.append(row)
                 if on_progress is not None:
                     on_progress(row)
-            for row in self._drop_missing(known):
-                rows.append(row)
-                if on_progress is not None:
-                    on_progress(row)
+        if "visual" in channels:
+            self.store.prepare_search()
         return IndexReport(tuple(rows), time.perf_counter() - started)
 
-    def _index_path(self, path, skip, channels, models, known, by_fingerprint) -> IndexRow:
+    def _index_path(self, path, skip, channels, models, known, by_fingerprint, speech) -> IndexRow:
         t0 = time.perf_counter()
         if skip:
             return IndexRow(str(path), "skipped", skip)
         real = str(path.resolve())
         try:
-            st = path.stat()
-            old = known.get(real)
-            if old and (old["size_bytes"], old["mtime_ns"]) == (st.st_size, st.st_mtime_ns):
-                if set(channels) <= set(old["channels"].split(",")):
-                    return IndexRow(real, "unchanged")
+            if _unchanged(path, known, channels):
+                return IndexRow(real, "unchanged")
             fingerprint = file_fingerprint(path)
             twin = by_fingerprint.get(fingerprint)
             if twin and twin != real and Path(twin).is_file():
                 return IndexRow(real, "skipped", f"duplicate of {twin}")
-            record = index_one(path, channels, models)
+            record = index_one(path, channels, models, speech=speech.take(path))
         except VideoError as exc:
             return IndexRow(real, "skipped", str(exc).removeprefix(f"{path}: "))
         except OSError as exc:
@@ -157,10 +164,14 @@ class Library:
         known[real] = {"fingerprint": record.fingerprint, "seen": True}
         return IndexRow(real, "indexed", seconds=round(time.perf_counter() - t0, 3))
 
-    def _drop_missing(self, known: dict[str, dict[str, Any]]) -> list[IndexRow]:
+    def drop_missing(self, known: dict[str, dict[str, Any]], roots: Iterable[str | Path]) -> list[IndexRow]:
+        """Delete the videos of `known` under `roots` whose file is gone. Only under the paths being indexed:
+        a machine of a team that lacks another's folder (or a disk not mounted today) drops nothing of it."""
+        under = [Path(r).expanduser().resolve() for r in roots]
         rows = []
         for path, row in known.items():
-            if "id" in row and not Path(path).is_file():
+            inside = any(Path(path) == r or r in Path(path).parents for r in under)
+            if "id" in row and inside and not Path(path).is_file():
                 self.store.delete(row["id"])
                 rows.append(IndexRow(path, "removed", "file no longer exists"))
         return rows
@@ -177,7 +188,7 @@ class Library:
                 not isinstance(video_id_or_path, int) and str(v.path) == str(Path(video_id_or_path).resolve())
             ):
                 return v
-        raise LibraryError(f"{video_id_or_path!r} is not in library {self.folder}; index it first")
+        raise LibraryError(f"{video_id_or_path!r} is not in library {self.location}; index it first")
 
     def transcript(self, video_id: int) -> Transcript | None:
         doc = self.store.document(video_id, "speech")
@@ -236,6 +247,37 @@ class Library:
         if session_kwargs.get("transcript") is None:
             session_kwargs["transcript"] = self.transcript(video.video_id)
         return Session(video.path, **session_kwargs)
+
+
+def open_store(location: str | Path, *, create: bool = False) -> LibraryStore:
+    """The store `location` names: a `postgresql://` URL opens a `PgStore`, anything else a folder's `Store`."""
+    if is_server_url(location):
+        from grounding_agent.library.pg_store import PgStore
+
+        return PgStore.open(str(location), create=create)
+    return Store.open(Path(location).expanduser(), create=create)
+
+
+def _unchanged(path: Path, known: dict[str, dict[str, Any]], channels: tuple[Channel, ...]) -> bool:
+    """The file's row matches its size and mtime and holds every wanted channel (not even hashed).
+
+    Raises:
+        OSError: the file cannot be read (the caller reports it as skipped).
+    """
+    old = known.get(str(path.resolve()))
+    if not old:
+        return False
+    st = path.stat()
+    same_file = (old["size_bytes"], old["mtime_ns"]) == (st.st_size, st.st_mtime_ns)
+    return same_file and set(channels) <= set(old["channels"].split(","))
+
+
+def is_unchanged(path: Path, known: dict[str, dict[str, Any]], channels: tuple[Channel, ...]) -> bool:
+    """`_unchanged`, False for a file that cannot be read (the indexer reports why); `ray_index` uses it too."""
+    try:
+        return _unchanged(path, known, channels)
+    except OSError:
+        return False
 
 
 def _video(row: dict[str, Any]) -> LibraryVideo:

@@ -3,11 +3,14 @@
     visual, screen = frame_pass(video, fingerprint, ("visual", "ocr"), saliency=clip, fps=1.0, ocr_fps=1.0,
                                 ocr_threads=1)
 
-Frames are streamed in chunks at `FRAME_SIDE` pixels on the long side (720p -> 640x360): big enough for
-titles and captions to stay readable, and CLIP's processor shrinks them to its input size anyway. OCR
-runs only on a frame that changed since the last one read (a difference test on a grey copy of every 4th
-pixel each way, ~0.1 ms), with RapidOCR's detector capped at the frame's own size (its default,
-`limit_type: min` at 736, *enlarges* a 360p frame to 1309x736: 0.88 s a frame against 0.33 s). The engine is built once per process.
+Frames are streamed in chunks at `LIBRARY.frame_side` pixels on the long side (720p -> 640x360): big
+enough for titles and captions to stay readable, and CLIP's processor shrinks them to its input size
+anyway. OCR runs only on a frame that changed since the last one read (a difference test on a grey copy of
+every 4th pixel each way, ~0.1 ms; thresholds `LIBRARY.ocr_same_*`), with RapidOCR's detector capped at the
+frame's own size (its default, `limit_type: min` at 736, *enlarges* a 360p frame to 1309x736: 0.88 s a
+frame against 0.33 s). The engine is built once per process. OCR runs in its own thread beside decode and
+CLIP (ONNX Runtime and PyAV release the GIL), fed at most `LIBRARY.ocr_queue_chunks` chunks ahead, so the
+frame side of a video is no longer decode + CLIP + OCR in series but about the OCR alone.
 Both channels are cached by file content (embeddings as .npz, on-screen text as JSON), so a file indexed
 before, into any library, is not decoded again. Stage by stage (`pipeline.embed`, `pipeline.read_text`)
 or together (`pipeline.index_one`), the same frames give the same vectors and text.
@@ -19,11 +22,14 @@ import functools
 import hashlib
 import json
 import logging
+from collections import deque
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
+from grounding_agent.defaults import LIBRARY
 from grounding_agent.highlights.clip import ClipSaliency
 from grounding_agent.highlights.embedding_cache import EmbeddingCache, cache_key, model_fingerprint
 from grounding_agent.io import write_json_atomic
@@ -34,15 +40,9 @@ from grounding_agent.utils.cache import cache_folder
 
 log = logging.getLogger(__name__)
 
-FRAME_SIDE = 640  # long side of the shared frames, pixels
+FRAME_SIDE = LIBRARY.frame_side  # long side of the shared frames, pixels
 OCR_VERSION = 1  # in the OCR cache key: bump when the pass changes what it reads
-# The change test on the 1/4-size grey copy: a mean absolute difference (0-255) under SAME_MEAN and at
-# most SAME_FRACTION of its pixels changed by more than CHANGED_LEVEL is "the same frame" (a word appearing
-# on a still background moves the mean by less than 1, but its strokes change many pixels a lot).
-SAME_MEAN = 3.0
-ASR_THREADS = 1  # CTranslate2 threads of the library's Whisper (see `pipeline.Models`)
-SAME_FRACTION = 0.002
-CHANGED_LEVEL = 32
+ASR_THREADS = LIBRARY.asr_threads  # CTranslate2 threads of the library's Whisper (`ray_index` reads it)
 
 
 def frame_pixels(video: Video) -> int | None:
@@ -93,7 +93,10 @@ def same(a: np.ndarray, b: np.ndarray) -> bool:
     if a.shape != b.shape:
         return False
     diff = np.abs(a - b)
-    return float(diff.mean()) < SAME_MEAN and float((diff > CHANGED_LEVEL).mean()) <= SAME_FRACTION
+    return (
+        float(diff.mean()) < LIBRARY.ocr_same_mean
+        and float((diff > LIBRARY.ocr_changed_level).mean()) <= LIBRARY.ocr_same_fraction
+    )
 
 
 class _Ocr:
@@ -121,8 +124,8 @@ def _keys(fingerprint: str, saliency: ClipSaliency | None, fps: dict[str, float]
         keys["visual"] = cache_key(
             video=fingerprint, fps=fps["visual"], side=FRAME_SIDE, model=model, backend=saliency.backend
         )
-    parts = [OCR_VERSION, fingerprint, fps["ocr"], FRAME_SIDE, ScreenReader.model_name(), SAME_MEAN, SAME_FRACTION,
-             CHANGED_LEVEL]  # fmt: skip
+    parts = [OCR_VERSION, fingerprint, fps["ocr"], FRAME_SIDE, ScreenReader.model_name(), LIBRARY.ocr_same_mean,
+             LIBRARY.ocr_same_fraction, LIBRARY.ocr_changed_level]  # fmt: skip
     keys["ocr"] = hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
     return keys
 
@@ -176,12 +179,18 @@ def _compute(
     times, vectors = [], []
     embedder = saliency if "visual" in todo else None
     ocr = _Ocr(ocr_engine(ocr_threads)) if "ocr" in todo else None
-    for chunk in iter_frame_chunks(video.path, fps=fps, max_pixels=frame_pixels(video)):
-        if embedder is not None:
-            times.append(chunk.timestamps_s)
-            vectors.append(embedder.encode_frames(chunk.pixels))
-        if ocr is not None:
-            ocr.feed(chunk.timestamps_s, chunk.pixels)
+    with ThreadPoolExecutor(1, thread_name_prefix="ocr") as pool:
+        pending: deque[Future] = deque()  # OCR of earlier chunks, in order (one worker: FIFO)
+        for chunk in iter_frame_chunks(video.path, fps=fps, max_pixels=frame_pixels(video)):
+            if ocr is not None:
+                pending.append(pool.submit(ocr.feed, chunk.timestamps_s, chunk.pixels))
+            if embedder is not None:
+                times.append(chunk.timestamps_s)
+                vectors.append(embedder.encode_frames(chunk.pixels))
+            while len(pending) > LIBRARY.ocr_queue_chunks:  # memory: the decoder waits for the OCR
+                pending.popleft().result()
+        for job in pending:
+            job.result()  # raises what the OCR raised
     out: dict[str, Any] = {}
     if embedder is not None:
         pair = (

@@ -5,16 +5,20 @@
 
 Each stage takes the probed `Video` and the models and returns plain data, so a Ray Data job can run the
 same stages as map steps (read -> decode -> embed / transcribe / OCR -> write). `index_one` runs them on
-one machine with less waste: one decode feeds both frame channels (`frames.frame_pass`), and speech runs
-in a second thread meanwhile (CTranslate2 and ONNX Runtime release the GIL, so both cores work). Models
-are loaded once per `Models` (one per `Library.index` run) and reused across files; every channel keeps a
-content-keyed cache, so a file indexed before into another library costs nothing the second time.
+one machine with less waste: one decode feeds both frame channels (`frames.frame_pass`, OCR in a thread of
+its own), and speech runs in other threads meanwhile (CTranslate2 and ONNX Runtime release the GIL, so both
+cores work). Across files, `SpeechAhead` starts the speech of the next files while this one's frames are
+read (on a folder of short files Whisper is the long pole: its 30-s window costs the same for 5 s of
+audio). Models are loaded once per `Models` (one per `Library.index` run) and reused across files; every
+channel keeps a content-keyed cache, so a file indexed before into another library costs nothing the
+second time.
 """
 
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,19 +39,32 @@ from grounding_agent.utils.cache import file_fingerprint
 Embedded = tuple[np.ndarray, np.ndarray, tuple[tuple[float, float], ...]]
 
 
+def index_transcriber(folder: str | Path, *, num_workers: int = LIBRARY.asr_workers) -> Transcriber:
+    """The library's Whisper, the same on one machine and on every Ray worker (the beam and threads change
+    what it hears: `tests/test_ray.py` compares the words): greedy, int8, `LIBRARY.asr_threads` CTranslate2
+    threads (speech runs beside the frame channels), the language detected once per run, not once a file (a
+    short file's detection cost as much as its ASR)."""
+    return Transcriber(
+        folder,
+        beam_size=LIBRARY.asr_beam_size,
+        cpu_threads=LIBRARY.asr_threads,
+        num_workers=num_workers,
+        language_once_at=LIBRARY.asr_language_once_at,
+    )
+
+
 @dataclass
 class Models:
     """The models of the channels (None where a channel is not wanted) and the frame sampling rates (at
-    equal rates, the default, the visual and OCR channels read the same decoded frames). `ocr_threads`: ONNX Runtime threads of the OCR
-    (one: on a shared 2-core machine one thread ran 2.3x faster than two, whose spinning workers fight
-    the other processes; speech runs beside it on the other core)."""
+    equal rates, the default, the visual and OCR channels read the same decoded frames). `ocr_threads`:
+    ONNX Runtime threads of the OCR (`LIBRARY.ocr_threads`)."""
 
     saliency: ClipSaliency | None = None
     transcriber: Transcriber | None = None
     reader: ScreenReader | None = field(default=None)
     visual_fps: float = LIBRARY.visual_fps
     ocr_fps: float = LIBRARY.ocr_fps
-    ocr_threads: int = 1
+    ocr_threads: int = LIBRARY.ocr_threads
 
     def names(self) -> dict[str, str]:
         out = {}
@@ -132,10 +149,64 @@ def read_text(video: Video, models: Models) -> ScreenText:
     return screen
 
 
-def index_one(path: str | Path, channels: tuple[Channel, ...], models: Models) -> VideoRecord:
+class SpeechAhead:
+    """Transcripts started before their file's turn, in the order the files will be indexed:
+
+        with SpeechAhead(models, todo_paths) as ahead:
+            for path in todo_paths:
+                record = index_one(path, channels, models, speech=ahead.take(path))
+
+    `take(path)` returns that file's future and starts the next ones, so `workers` files are transcribed at
+    once (each Whisper call on one CTranslate2 thread; `Transcriber(num_workers=...)` lets them run in
+    parallel). A file whose probe fails just leaves its future unread; its error is the probe's.
+    """
+
+    def __init__(self, models: Models, paths: Sequence[Path], workers: int = LIBRARY.asr_workers):
+        self.models, self.paths, self.workers = models, list(paths), max(1, workers)
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="speech-ahead")
+        self._order = {p: i for i, p in enumerate(self.paths)}
+        self._started: dict[Path, Future[Transcript]] = {}
+        self._next = 0
+
+    def take(self, path: str | Path) -> Future[Transcript] | None:
+        """`path`'s transcript (a future), the next files' started; None for a path not in the plan."""
+        path = Path(path).resolve()
+        at = self._order.get(path)
+        if at is None:
+            return None
+        for passed in [p for p in self._started if self._order[p] < at]:  # not indexed after all (a twin)
+            self._started.pop(passed).cancel()
+        self._next = max(self._next, at)
+        while len(self._started) < self.workers + 1 and self._next < len(self.paths):  # this + next ones
+            ahead = self.paths[self._next]
+            self._started[ahead] = self._pool.submit(self._transcribe, ahead)
+            self._next += 1
+        return self._started.pop(path, None)
+
+    def _transcribe(self, path: Path) -> Transcript:
+        assert self.models.transcriber is not None
+        return self.models.transcriber.transcribe(path)
+
+    def __enter__(self) -> SpeechAhead:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for future in self._started.values():
+            future.cancel()  # a stopped run does not transcribe files it will not index
+        self._pool.shutdown(wait=True)
+
+
+def index_one(
+    path: str | Path,
+    channels: tuple[Channel, ...],
+    models: Models,
+    *,
+    speech: Future[Transcript] | None = None,
+) -> VideoRecord:
     """Run every wanted stage on one file and return its record (nothing is written here).
 
-    Speech runs in a second thread while the frames are decoded, embedded and read.
+    Speech runs in a second thread while the frames are decoded, embedded and read (or was started
+    earlier: `speech`, from `SpeechAhead`).
 
     Raises:
         VideoError: the file is no usable video (the caller reports it as skipped).
@@ -145,7 +216,8 @@ def index_one(path: str | Path, channels: tuple[Channel, ...], models: Models) -
         Path(path).resolve(), video.duration_s, video.avg_fps, video.num_frames, video.width, video.height
     )
     with ThreadPoolExecutor(1, thread_name_prefix="speech") as pool:
-        speech = pool.submit(transcribe, video, models) if "speech" in channels else None
+        if speech is None and "speech" in channels:
+            speech = pool.submit(transcribe, video, models)
         visual, screen = _frames(video, fingerprint, models, channels)
         transcript = speech.result() if speech is not None else None
     times, vectors, cuts = (

@@ -1,14 +1,16 @@
 """`index --ray ADDRESS`: the same index stages as a Ray Data job, the writes in this process.
 
     report = index_on_ray(Library(DIR, create=True), ["~/rushes"], address="10.0.0.5:6379",
-                          channels=("speech", "ocr"), asr_model=WHISPER_DIR)
+                          models=ModelDirs(saliency=CLIP_DIR, asr=WHISPER_DIR))   # every channel
 
-read (the files to do, found here exactly as `Library.index` finds them) -> decode (probe + fingerprint, a
-Ray task a file: unusable files are skipped there, with the reason a local run gives) -> embed / transcribe
-/ OCR (an actor pool, each actor loading the models once from their folders: `pipeline`'s own stage
-functions) -> write (here, in scan order: SQLite has one writer, and the rows, duplicates and skips come
-out as a one-process `index` makes them). Every node needs this package and the model folders at the
-same paths (a shared folder, or the same image); see docs/scale-out.md.
+read (the files to do, found here exactly as `Library.index` finds them) -> decode (probe + fingerprint,
+per file: unusable files are skipped there, with the reason a local run gives) -> embed / transcribe / OCR
+(an actor pool, one actor a cluster CPU, each loading CLIP, Whisper and RapidOCR once with the options
+`Library.models` uses; `frames.frame_pass` feeds CLIP and OCR from one decode, `pipeline.transcribe` the
+speech, as `pipeline.index_one` does) -> write (here, in scan order: the store takes one writer for a
+folder, and the rows, duplicates and skips come out as a one-process `index` makes them; the records, and
+so the store, are the same: tests/test_ray.py). Every node needs this package and the model folders at
+the same paths (a shared folder, or the same image); see docs/scale-out.md.
 """
 
 from __future__ import annotations
@@ -22,9 +24,9 @@ from typing import Any
 
 from grounding_agent.defaults import RAY
 from grounding_agent.errors import LibraryError, VideoError
-from grounding_agent.library.core import Library, Progress
-from grounding_agent.library.lock import writer_lock
-from grounding_agent.library.pipeline import Models, decode, embed, read_text, transcribe
+from grounding_agent.library.core import Library, Progress, is_unchanged
+from grounding_agent.library.frames import frame_pass
+from grounding_agent.library.pipeline import Models, decode, index_transcriber, shots, transcribe
 from grounding_agent.library.records import CHANNELS, Channel, IndexReport, IndexRow, VideoRecord
 from grounding_agent.library.scan import scan
 from grounding_agent.types import Video
@@ -49,14 +51,19 @@ class ModelDirs:
                 raise LibraryError(f"the {channel} channel needs a model: pass {option} or --no-{channel}")
 
     def load(self, channels: Sequence[Channel]) -> Models:
+        """The models `Library.models` makes, once per actor (`index_transcriber`: the same Whisper). Each
+        actor transcribes one file at a time and detects the language once for the files it gets, as one
+        `index` run does for all of them."""
         from grounding_agent.highlights.clip import ClipSaliency
-        from grounding_agent.media.asr import Transcriber
 
+        transcriber = None
+        if "speech" in channels and self.asr:
+            transcriber = index_transcriber(self.asr, num_workers=1)
         models = Models(
             saliency=ClipSaliency.from_pretrained(self.saliency)
             if "visual" in channels and self.saliency
             else None,
-            transcriber=Transcriber(self.asr) if "speech" in channels and self.asr else None,
+            transcriber=transcriber,
         )
         if self.visual_fps is not None:
             models.visual_fps = self.visual_fps
@@ -81,11 +88,11 @@ def index_on_ray(
     """
     channels = tuple(dict.fromkeys(channels))
     models.check(channels)
-    started, rows = time.perf_counter(), []
-    with writer_lock(library.folder):
+    started, rows, paths = time.perf_counter(), [], list(paths)
+    with library.store.writer():  # a folder's one-writer lock; a database takes several writers
         known = {r["path"]: r for r in library.store.videos()}
         found = list(scan(paths))
-        todo = [f.path for f in found if not f.skip and not _unchanged(f.path, known, channels)]
+        todo = [f.path for f in found if not f.skip and not is_unchanged(f.path, known, channels)]
         results = run_stages(todo, address=address, channels=channels, models=models)
         by_fingerprint = {r["fingerprint"]: r["path"] for r in known.values()}
         for item in found:
@@ -93,24 +100,13 @@ def index_on_ray(
             rows.append(row)
             if on_progress is not None:
                 on_progress(row)
-        for path, row in known.items():
-            if "id" in row and not Path(path).is_file():
-                library.store.delete(row["id"])
-                rows.append(IndexRow(path, "removed", "file no longer exists"))
+        for row in library.drop_missing(known, paths):
+            rows.append(row)
+            if on_progress is not None:
+                on_progress(row)
+    if "visual" in channels:
+        library.store.prepare_search()
     return IndexReport(tuple(rows), time.perf_counter() - started)
-
-
-def _unchanged(path: Path, known: dict[str, dict[str, Any]], channels: tuple[Channel, ...]) -> bool:
-    old = known.get(str(path.resolve()))
-    try:
-        st = path.stat()
-    except OSError:
-        return False
-    return (
-        bool(old)
-        and (old["size_bytes"], old["mtime_ns"]) == (st.st_size, st.st_mtime_ns)
-        and set(channels) <= set(old["channels"].split(","))
-    )
 
 
 def _row(library, item, known, channels, results, by_fingerprint) -> IndexRow:
@@ -118,7 +114,7 @@ def _row(library, item, known, channels, results, by_fingerprint) -> IndexRow:
     if item.skip:
         return IndexRow(str(item.path), "skipped", item.skip)
     real = str(item.path.resolve())
-    if _unchanged(item.path, known, channels):
+    if is_unchanged(item.path, known, channels):
         return IndexRow(real, "unchanged")
     done = results[real]
     if done["skip"]:
@@ -159,7 +155,7 @@ def run_stages(
     ds = ds.map(
         _ChannelStage,
         fn_constructor_kwargs={"channels": channels, "models": models},
-        concurrency=actors,  # one actor a CPU of the cluster (each loads the models once)
+        compute=ray.data.ActorPoolStrategy(size=actors),  # one actor a CPU, each loading the models once
         num_cpus=RAY.num_cpus,
     )
     return {row["path"]: row for row in ds.take_all()}
@@ -206,12 +202,16 @@ class _ChannelStage:
 def channel_record(
     video: Video, fingerprint: str, size: int, mtime: int, channels: tuple[Channel, ...], models: Models
 ) -> VideoRecord:
-    """The record `pipeline.index_one` makes, from a decoded file (the same stage functions)."""
+    """The record `pipeline.index_one` makes, from a decoded file: one frame pass feeds the visual and OCR
+    channels (as there; two stage calls would decode the file twice), then speech (`pipeline.transcribe`)."""
     import numpy as np
 
-    times, vectors, cuts = (
-        embed(video, models) if "visual" in channels else (np.zeros(0), np.zeros((0, 0)), ())
-    )
+    visual, screen = frame_pass(
+        video, fingerprint, channels, saliency=models.saliency, fps=models.visual_fps,
+        ocr_fps=models.ocr_fps, ocr_threads=models.ocr_threads,
+    )  # fmt: skip
+    times = np.asarray(visual[0], dtype=np.float64) if visual is not None else np.zeros(0)
+    vectors = np.asarray(visual[1], dtype=np.float32) if visual is not None else np.zeros((0, 0), np.float32)
     return VideoRecord(
         video=video,
         fingerprint=fingerprint,
@@ -219,9 +219,9 @@ def channel_record(
         mtime_ns=mtime,
         channels=tuple(channels),
         frame_times_s=times,
-        frame_vectors=vectors.astype(np.float32),
-        shots=cuts,
+        frame_vectors=vectors,
+        shots=shots(times, vectors, video.duration_s) if visual is not None else (),
         transcript=transcribe(video, models) if "speech" in channels else None,
-        screen=read_text(video, models) if "ocr" in channels else None,
+        screen=screen,
         model={c: n for c, n in models.names().items() if c in channels},
     )

@@ -1,8 +1,8 @@
 """Hybrid retrieval over a library: visual similarity, speech and on-screen text, fused by reciprocal rank.
 
 Per sub-event of the planner's plan, each channel ranks spans:
-- visual: the query's CLIP text vector against every frame vector (`Store.knn`: sign-bit pre-filter, exact
-  cosine rescoring; exact up to `LIBRARY.visual_rescore` frames, approximate above), frames of one video
+- visual: the query's CLIP text vector against every frame vector (`LibraryStore.knn`: faiss IVF-SQ8 candidates, exact
+  cosine rescoring; exact up to `LIBRARY.visual_exact_frames` frames, approximate above), frames of one video
   closer than `LIBRARY.span_gap_s` grouped into a span scored by its best frame;
 - speech: FTS5 BM25 picks candidate segments, the fuzzy phrase matcher (`Transcript.search`, the one `edit`
   and `ground` use) then places the quote word-exactly in those videos; BM25 rows it cannot place stay as
@@ -27,7 +27,7 @@ import numpy as np
 from grounding_agent.defaults import AGENT, LIBRARY
 from grounding_agent.errors import LibraryError
 from grounding_agent.library.records import CHANNELS, SearchHit
-from grounding_agent.library.store import Store
+from grounding_agent.library.store_api import LibraryStore
 from grounding_agent.media.ocr import ScreenText, ocr_query
 from grounding_agent.media.speech_query import speech_query
 from grounding_agent.media.transcript import Transcript
@@ -54,15 +54,15 @@ class _Hit:
     evidence: list[Evidence] = field(default_factory=list)
 
 
-def fts_match(text: str) -> str | None:
-    """An FTS5 query matching any word of `text` (each quoted: no FTS syntax gets through), or None."""
+def fts_words(text: str) -> list[str]:
+    """The words of `text` a full-text search looks for (lower case, once each; stop words dropped unless
+    they are all there is). The store builds its own query from them."""
     words = list(dict.fromkeys(t.lower() for t in _TOKEN.findall(text)))
-    tokens = [w for w in words if w not in STOP_WORDS] or words
-    return " OR ".join(f'"{t}"' for t in tokens) or None
+    return [w for w in words if w not in STOP_WORDS] or words
 
 
 def search(
-    store: Store,
+    store: LibraryStore,
     plan: Plan,
     *,
     k: int = LIBRARY.search_k,
@@ -74,7 +74,7 @@ def search(
     for c in channels:
         if c not in CHANNELS:
             raise LibraryError(f"unknown channel {c!r}; choose from {', '.join(CHANNELS)}")
-    if not any(fts_match(s.text) for s in plan.steps):
+    if not any(fts_words(s.text) for s in plan.steps):
         raise LibraryError("the query reads as nothing to search (no words); give words to look for")
     paths = {row["id"]: Path(row["path"]) for row in store.videos()}
     per_step = {s.id: step_hits(store, s.text, channels, encode_text) for s in plan.steps}
@@ -87,7 +87,7 @@ def search(
 
 
 def step_hits(
-    store: Store, text: str, channels: Sequence[str], encode_text: TextEncoder | None
+    store: LibraryStore, text: str, channels: Sequence[str], encode_text: TextEncoder | None
 ) -> list[_Hit]:
     """One sub-event's hits, every channel's ranking fused by reciprocal rank, best first."""
     rankings: list[tuple[float, list[_Hit]]] = []
@@ -125,11 +125,11 @@ def _overlap(a: _Hit, b: _Hit) -> bool:
     return min(a.end_s, b.end_s) > max(a.start_s, b.start_s)
 
 
-def speech_hits(store: Store, text: str) -> list[_Hit]:
+def speech_hits(store: LibraryStore, text: str) -> list[_Hit]:
     return _text_hits(store, text, "speech", _speech_matches)
 
 
-def ocr_hits(store: Store, text: str) -> list[_Hit]:
+def ocr_hits(store: LibraryStore, text: str) -> list[_Hit]:
     return _text_hits(store, text, "ocr", _ocr_matches)
 
 
@@ -144,13 +144,16 @@ def _ocr_matches(doc: dict, text: str) -> list[tuple[float, float, float, str]]:
 
 
 def _text_hits(
-    store: Store, text: str, kind: str, matcher: Callable[[dict, str], list[tuple[float, float, float, str]]]
+    store: LibraryStore,
+    text: str,
+    kind: str,
+    matcher: Callable[[dict, str], list[tuple[float, float, float, str]]],
 ) -> list[_Hit]:
     """BM25 candidates, then the fuzzy matcher in each candidate video; unplaced BM25 rows after them."""
-    match = fts_match(text)
-    if match is None:
+    words = fts_words(text)
+    if not words:
         return []
-    rows = store.text_search(match, kind, LIBRARY.text_candidates)
+    rows = store.text_search(words, kind, LIBRARY.text_candidates)
     placed: list[_Hit] = []
     for video_id in dict.fromkeys(r[0] for r in rows):
         doc = store.document(video_id, kind)
@@ -166,7 +169,7 @@ def _text_hits(
     return placed
 
 
-def visual_hits(store: Store, vector: np.ndarray) -> list[_Hit]:
+def visual_hits(store: LibraryStore, vector: np.ndarray) -> list[_Hit]:
     """Nearest frames grouped per video into spans (gaps under `span_gap_s`), best frame first."""
     by_video: dict[int, list[tuple[float, float]]] = {}
     for video_id, time_s, sim in store.knn(vector, LIBRARY.visual_candidates):

@@ -2,14 +2,14 @@
 
     store = Store.open(folder, create=True)   # folder/library.sqlite, WAL: readers never wait for the writer
     store.write(record)                       # one video in one transaction: all of it or none of it
-    store.knn(vector, k); store.text_search("price", "speech", limit)
+    store.knn(vector, k); store.text_search(["price"], "speech", limit)
 
 Why SQLite + sqlite-vec: measured against LanceDB in `bench/library_store.py` (docs/library.md). One file, no
 server, WAL mode gives concurrent readers while `index` writes, and a transaction per video makes a kill -9
-leave every video either fully there or absent. Schema 3 keeps each frame vector as float32 and as 512 sign
-bits in plain tables: `knn` ranks every frame by Hamming distance in numpy (`codes`), then rescores the best
+leave every video either fully there or absent. Frame vectors are float32 rows of a plain table: `knn` asks
+a faiss IVF-SQ8 index kept beside the file (`ann`, a rebuildable cache) for candidates, then rescores the best
 `LIBRARY.visual_rescore` exactly with sqlite-vec's `vec_distance_cosine` (vec0's brute-force KNN took ~1 s
-at 1M vectors, its `bit[512]` KNN 0.35-2.8 s for k = 200-1000). `schema_version` in `meta` drives
+at 1M vectors; recall and latency vs size in docs/library.md). `schema_version` in `meta` drives
 `MIGRATIONS`; a newer or foreign file is refused with a one-line `LibraryError`, a damaged or locked one
 with `LibraryStoreError` (`index --repair` moves a damaged file aside and salvages what it can).
 """
@@ -20,8 +20,8 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +29,14 @@ import numpy as np
 
 from grounding_agent.defaults import LIBRARY
 from grounding_agent.errors import LibraryError, LibraryStoreError
-from grounding_agent.library import codes as codes_mod
+from grounding_agent.library.ann import AnnIndex, random_ids, vector_rows
+from grounding_agent.library.lock import writer_lock
 from grounding_agent.library.records import VideoRecord
 
 TOOL = "grounding-agent-library"
 DB_NAME = "library.sqlite"
 PAGE_SIZE = 16384
+ANN_BATCH = 50_000  # frame vectors read per batch when the ANN index is built (100 MB at 512-d)
 REPAIR = "run `grounding-agent index --repair --library {folder}`"
 
 
@@ -51,6 +53,14 @@ def _migrate_v3(conn: Any) -> None:
         vectors = np.frombuffer(b"".join(r[1] for r in rows), np.float32).reshape(len(rows), dim)
         _insert_vectors(conn, [r[0] for r in rows], vectors)
     conn.execute("DROP TABLE frame_vecs")
+
+
+def _migrate_v4(conn: Any) -> None:
+    """4: the sign bits go (the ANN index in `ann` replaced their pre-filter), with their side files."""
+    conn.execute("DROP TABLE IF EXISTS frame_bits")
+    db = Path(conn.execute("PRAGMA database_list").fetchone()[2] or ".")
+    for old in db.parent.glob(f"{db.name}.codes-*.npy"):
+        old.unlink(missing_ok=True)
 
 
 FRAME_TABLES = """
@@ -86,6 +96,8 @@ MIGRATIONS: tuple[str | Callable[[Any], None], ...] = (
     """,
     # 3: frame vectors as float32 + sign-bit rows (binary pre-filter, exact rescoring); see `_migrate_v3`.
     _migrate_v3,
+    # 4: no sign bits (the faiss index beside the file pre-filters); see `_migrate_v4`.
+    _migrate_v4,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -118,8 +130,9 @@ class Store:
 
     def __init__(self, folder: Path, conn: Any):
         self.folder, self.conn = folder, conn
+        self.location = str(folder)  # for messages (`store_api.LibraryStore`)
         self._lock = threading.RLock()
-        self._codes: codes_mod.Codes | None = None
+        self._ann: AnnIndex | None = None
 
     # --- opening ---------------------------------------------------------------------------------
 
@@ -175,6 +188,9 @@ class Store:
     def close(self) -> None:
         with self._lock:
             self.conn.close()
+
+    def writer(self) -> AbstractContextManager[None]:
+        return writer_lock(self.folder)  # one `index` at a time per folder, for its whole run
 
     # --- writing -----------------------------------------------------------------------------------
 
@@ -240,7 +256,7 @@ class Store:
             self.insert_frames(c, video_id, r.frame_times_s, vectors)
 
     def insert_frames(self, c: Any, video_id: int, times_s: Any, vectors: np.ndarray) -> None:
-        """Frame rows, their float32 vectors and sign bits, inside the caller's transaction `c`."""
+        """Frame rows and their float32 vectors, inside the caller's transaction `c`."""
         ids = []
         for t in times_s:
             ids.append(
@@ -273,11 +289,8 @@ class Store:
 
     def _delete_rows(self, video_id: int) -> None:
         c = self.conn
-        gone = 0
-        for table in ("frame_vectors", "frame_bits"):
-            sql = f"DELETE FROM {table} WHERE id IN (SELECT id FROM frames WHERE video_id = ?)"
-            gone += c.execute(sql, (video_id,)).rowcount
-        if gone:  # ids below the codes' newest may be gone: readers rebuild their codes (a new epoch)
+        sql = "DELETE FROM frame_vectors WHERE id IN (SELECT id FROM frames WHERE video_id = ?)"
+        if c.execute(sql, (video_id,)).rowcount:  # ids below the ANN index's newest are gone: a new epoch
             self._bump(c, "codes_epoch")
         c.execute(
             "DELETE FROM texts_fts WHERE rowid IN (SELECT id FROM texts WHERE video_id = ?)", (video_id,)
@@ -302,24 +315,18 @@ class Store:
         return [dict(zip(keys, row)) for row in self.query(f"SELECT {cols} FROM videos ORDER BY id")]
 
     def knn(
-        self,
-        vector: np.ndarray,
-        k: int,
-        *,
-        rescore: int = LIBRARY.visual_rescore,
-        prefilter: int = LIBRARY.visual_prefilter,
+        self, vector: np.ndarray, k: int, *, rescore: int = LIBRARY.visual_rescore
     ) -> list[tuple[int, float, float]]:
         """The `k` frames nearest `vector` (cosine): (video_id, time_s, similarity), nearest first.
 
-        Sign bits pick `prefilter` frames by Hamming distance, the float query reranks them on their bits,
-        the best `max(rescore, k)` are rescored exactly: exact search whenever the library has no more frames
-        than that, approximate above (recall in docs/library.md)."""
+        The ANN index (`ann`) proposes `max(rescore, k)` frames, rescored exactly from the stored vectors:
+        exact for a library of at most `LIBRARY.visual_exact_frames` frames, approximate above (recall in
+        docs/library.md); frames deleted since the index was written are never returned."""
         query = np.ascontiguousarray(vector, dtype=np.float32).reshape(-1)
         with self._lock, _store_errors(self.folder):
-            self.conn.execute("BEGIN")  # one snapshot for the codes and the rows they point at
+            self.conn.execute("BEGIN")  # one snapshot for the index's stamp and the rows it points at
             try:
-                codes = self.codes()
-                ids = codes.candidates(query, int(prefilter), max(int(rescore), int(k)))
+                ids, _ = self.ann().search(query, max(int(rescore), int(k)))
                 rows = self.conn.execute(
                     "SELECT f.video_id, f.time_s, vec_distance_cosine(v.embedding, ?) AS d "
                     "FROM frame_vectors v JOIN frames f ON f.id = v.id "
@@ -330,25 +337,58 @@ class Store:
                 self.conn.execute("COMMIT")
         return [(int(a), float(t), 1.0 - float(d)) for a, t, d in rows]
 
-    def codes(self) -> codes_mod.Codes:
-        """Every frame's sign bits as of this read (in memory, a side file, or read from the store)."""
-        with self._lock:
-            meta = dict(
-                self.conn.execute("SELECT key, value FROM meta WHERE key LIKE 'codes_%' OR key = 'store_id'")
-            )
-            stamp = (
-                meta.get("store_id", "none"),
-                int(meta.get("codes_epoch", 0)),
-                int(meta.get("codes_version", 0)),
-            )
-            self._codes = codes_mod.load(self.folder / DB_NAME, stamp, self._codes, self._bits_after)
-            return self._codes
+    def ann(self) -> AnnIndex:
+        """The visual ANN index as of this read: in memory, its side file, or (re)built from the store.
 
-    def _bits_after(self, after_id: int) -> Any:
-        return self.conn.execute("SELECT id, bits FROM frame_bits WHERE id > ? ORDER BY id", (after_id,))
+        Stamped by the store id, `codes_epoch` (bumped by deletions) and `codes_version` (bumped by writes of
+        frames), both written in the writing transaction; read inside one snapshot with the rows."""
+        with self._lock, _store_errors(self.folder):
+            own = not self.conn.in_transaction
+            if own:
+                self.conn.execute("BEGIN")
+            try:
+                meta = dict(
+                    self.conn.execute(
+                        "SELECT key, value FROM meta WHERE key LIKE 'codes_%' OR key = 'store_id'"
+                    )
+                )
+                store_id = meta.get("store_id", "none")
+                if self._ann is None or self._ann.store_id != store_id:
+                    self._ann = AnnIndex(self.folder / DB_NAME, store_id)
+                epoch, version = int(meta.get("codes_epoch", 0)), int(meta.get("codes_version", 0))
+                self._ann.sync(self._rows_after, epoch, version, count=self._frame_count, sample=self._sample)
+            finally:
+                if own:
+                    self.conn.execute("COMMIT")
+            return self._ann
 
-    def text_search(self, match: str, kind: str, limit: int) -> list[tuple[int, float, float, str, float]]:
-        """FTS5 BM25 over `kind` ("speech"/"ocr") rows: (video_id, start_s, end_s, text, bm25), best first."""
+    def prepare_search(self) -> None:
+        """Build or catch up the ANN index and its side file now (see `LibraryStore.prepare_search`)."""
+        self.ann()
+
+    def _frame_count(self) -> int:
+        return int(self.conn.execute("SELECT count(*) FROM frames").fetchone()[0])
+
+    def _rows_after(self, after_id: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids, float32 vectors) of the frames above `after_id`, ascending, in batches."""
+        cur = self.conn.execute(
+            "SELECT id, embedding FROM frame_vectors WHERE id > ? ORDER BY id", (after_id,)
+        )
+        while rows := cur.fetchmany(ANN_BATCH):
+            yield np.fromiter((r[0] for r in rows), np.int64, len(rows)), vector_rows([r[1] for r in rows])
+
+    def _sample(self, m: int) -> np.ndarray:
+        """About `m` frame vectors at random ids (rowid lookups: no full scan to train the index)."""
+        lo, hi = self.conn.execute("SELECT min(id), max(id) FROM frame_vectors").fetchone()
+        sql = "SELECT embedding FROM frame_vectors WHERE id IN (SELECT value FROM json_each(?))"
+        return vector_rows([r[0] for r in self.conn.execute(sql, (json.dumps(random_ids(lo, hi, m)),))])
+
+    def text_search(
+        self, words: Sequence[str], kind: str, limit: int
+    ) -> list[tuple[int, float, float, str, float]]:
+        """FTS5 BM25 over `kind` ("speech"/"ocr") rows holding any of `words`: (video_id, start_s, end_s, text,
+        -bm25), best first. Each word is quoted, so no FTS5 syntax gets through."""
+        match = " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
         return [
             (int(v), float(a), float(b), str(t), -float(s))
             for v, a, b, t, s in self.query(
@@ -419,9 +459,7 @@ def _check_new_folder(folder: Path, create: bool) -> None:
 
 def _insert_vectors(c: Any, ids: list[int], vectors: np.ndarray) -> None:
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    bits = codes_mod.pack(vectors)
     c.executemany("INSERT INTO frame_vectors(id, embedding) VALUES (?, ?)", zip(ids, map(bytes, vectors)))
-    c.executemany("INSERT INTO frame_bits(id, bits) VALUES (?, ?)", zip(ids, map(bytes, bits)))
 
 
 def _executescript(conn: Any, script: str) -> None:

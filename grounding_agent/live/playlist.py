@@ -1,10 +1,11 @@
 """What an HLS playlist says before and after FFmpeg plays it: whether it loops back on itself (a master
 playlist whose variant is itself or an ancestor: refused before anything plays), whether it has ended
-(`#EXT-X-ENDLIST`), and whether a live one still grows (its media sequence and segment count), so that a
-watch ending on an HLS source can say why in one line instead of replaying the same segments.
+(`#EXT-X-ENDLIST`), whether a live one still grows (its media sequence and segment count) and how often
+it should (`#EXT-X-TARGETDURATION`), so that a watch ending on an HLS source can say why in one line
+instead of replaying the same segments, and tell a dead publisher (same playlist) from a dead server (none).
 
     info = read_playlist("http://127.0.0.1:8080/live.m3u8", timeout_s=10)   # None: not reachable as text
-    info.ended, info.position                                                # True, (0, 12)
+    info.ended, info.position, info.target_s                                 # True, (0, 12), 2.0
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class Playlist:
     url: str  # the media playlist (after following master playlists)
     ended: bool  # #EXT-X-ENDLIST: nothing will be added
     position: tuple[int, int]  # (media sequence, segments listed): a live playlist that grows changes it
+    target_s: float = 0.0  # #EXT-X-TARGETDURATION: a live publisher adds a segment at least this often
 
 
 def is_hls(spec: str) -> bool:
@@ -77,10 +79,13 @@ def _after(text: str, tag: str) -> list[str]:
 
 
 def _media(url: str, text: str) -> Playlist:
-    sequence = 0
+    sequence, target_s = 0, 0.0
     for line in text.splitlines():
         if line.startswith("#EXT-X-MEDIA-SEQUENCE:"):
             value = line.split(":", 1)[1].strip()
             sequence = int(value) if value.isdigit() else 0
+        elif line.startswith("#EXT-X-TARGETDURATION:"):
+            value = line.split(":", 1)[1].strip()
+            target_s = float(value) if value.isdigit() else 0.0
     segments = sum(1 for line in text.splitlines() if line.startswith("#EXTINF"))
-    return Playlist(url, "#EXT-X-ENDLIST" in text, (sequence, segments))
+    return Playlist(url, "#EXT-X-ENDLIST" in text, (sequence, segments), target_s)

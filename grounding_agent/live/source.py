@@ -4,12 +4,18 @@
     for packet, t_s in source.packets():      # t_s: seconds since the watch began, never going back
         ...
 
-SOURCE is a URL (`udp://`, `rtp://`, `srt://`, `rtmp://`, `rtsp://`, `http://…/x.m3u8`, …), `-` (a pipe on
-stdin) or a file, which is followed while it grows (like `tail -f`; it must be a streamable container:
-MPEG-TS, Matroska, FLV, fragmented MP4) and ends after `timeout_s` without growth. Every open and read has
+SOURCE is a URL (`udp://`, `rtp://`, `srt://`, `rtmp://`, `rtsp://`, `tcp://`, `http://…/x.m3u8`, …), an
+FFmpeg input device as `FORMAT:INPUT` (`v4l2:/dev/video0`, `lavfi:GRAPH`, `alsa:default`: opened with that
+format, refused in one line when PyAV's FFmpeg build lacks it; its end is the end), `-` (a pipe on stdin)
+or a file, which is followed while it grows (like `tail -f`; it must be a streamable container: MPEG-TS,
+Matroska, FLV, fragmented MP4) and ends after `timeout_s` without growth. Every open and read has
 a timeout (PyAV's interrupt callback), so nothing hangs. A network source that drops or stalls is reopened
-with exponential backoff (tenacity), `reconnects` times per drop; the stream time then goes on from where
-it was. Timestamps that jump back (a reset, a 33-bit MPEG-TS wrap, a restarted publisher) or far ahead are
+with exponential backoff (tenacity), `reconnects` times per drop, each failed attempt said with its wait;
+the stream time then goes on from where it was. An HLS playlist is waited on for `timeout_s` beyond its
+target duration: one that stops growing for that long ends (FFmpeg re-read it all that time), one that
+cannot be read any more (a dead server) is a drop, and after a reconnect the segments FFmpeg plays again
+(it starts a live playlist 3 segments from its end) are skipped by their timestamps, not seen twice.
+Timestamps that jump back (a reset, a 33-bit MPEG-TS wrap, a restarted publisher) or far ahead are
 re-anchored, so stream time is monotonic; a short leap ahead (data lost) stays a gap in stream time. `clock.arrival(t_s)` says when the stream reached `t_s`, for delays.
 """
 
@@ -26,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import av
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from grounding_agent.defaults import LIVE
 from grounding_agent.errors import StreamError
@@ -41,9 +47,12 @@ log = logging.getLogger(__name__)
 JUMP_BACK_S = 3.0
 JUMP_AHEAD_S = 30.0
 GAP_S = 0.04  # stream time added across a re-anchoring (one frame at 25 fps)
+REPLAY_SEGMENTS = 4  # after an HLS reconnect FFmpeg plays the last 3 segments again: up to this many seen
 POLL_S = 0.05
 PROBE_S = 1.0
 _HINT = "check that the publisher is running and the URL is right, or raise --timeout"
+# FFmpeg input devices a SOURCE may name as FORMAT:INPUT (a capture card, a virtual lavfi graph, a sound card)
+DEVICE_FORMATS = ("v4l2", "video4linux2", "lavfi", "alsa", "pulse", "x11grab", "fbdev", "kmsgrab", "dshow")
 
 
 class FollowFile(io.RawIOBase):
@@ -89,9 +98,17 @@ class ArrivalClock:
         return self._wall[k] if k < len(self._t) else None
 
 
+def _device(spec: str) -> tuple[str, str] | None:
+    """(FFmpeg input format, its input) of a `FORMAT:INPUT` device source, else None."""
+    name, colon, rest = spec.partition(":")
+    return (name, rest) if colon and name in DEVICE_FORMATS and not rest.startswith("//") else None
+
+
 def _kind(spec: str) -> str:
     if spec == "-":
         return "pipe"
+    if _device(spec) is not None:
+        return "device"
     if "://" in spec or spec.startswith("/dev/"):
         return "url"
     return "file"
@@ -122,6 +139,12 @@ class LiveSource:
         self.spec, self.kind = spec, _kind(spec)
         if self.kind == "file" and not Path(spec).is_file():
             raise StreamError(f"{spec}: no such file; give a file being written, a URL or - for stdin")
+        device = _device(spec)
+        if device is not None and device[0] not in av.formats_available:
+            raise StreamError(
+                f"{spec}: this FFmpeg (PyAV's build) has no {device[0]} input device; "
+                "publish the device with the ffmpeg command instead (e.g. to udp://) and watch that"
+            )
         self.timeout_s, self.reconnects, self.speed = timeout_s, reconnects, speed
         self.backoff_s, self.backoff_max_s = backoff_s, backoff_max_s
         self.on_status = on_status or (lambda topic, text: None)
@@ -131,10 +154,19 @@ class LiveSource:
         self.resets = self.drops = self.connects = 0
         self.has_audio = False
         self.waited_s = 0.0  # how long the last packet was waited for (waiting: the watch has caught up)
+        self._yielded_at = time.monotonic()  # a drop and reconnect count as waiting too, not as lag
         self.lost = ""  # why a source that played was given up on ("" while it plays or when it ended)
         self.end_note = ""  # why it ended, when the source says so (an HLS playlist's #EXT-X-ENDLIST)
         self.playlist: Playlist | None = None  # an HLS source's playlist as last read
         self._anchor = True
+        self._resume = False  # an HLS reconnect: the stream may pick up its own timeline (see _continues)
+        self._delivered: dict[str, float] = {}  # stream type -> stream time of the last dts yielded
+        self._replay: dict[str, float] = {}  # stream type -> skip packets up to here (played before)
+
+    @property
+    def read_timeout_s(self) -> float:
+        """Seconds a read may wait: a live HLS publisher is silent up to a target duration between segments."""
+        return self.timeout_s + (self.playlist.target_s if self.playlist is not None else 0.0)
 
     def _open_once(self) -> av.container.InputContainer:
         try:
@@ -142,10 +174,13 @@ class LiveSource:
                 return av.open(FollowFile(self.spec, self.timeout_s), timeout=self.timeout_s)
             if self.kind == "pipe":
                 return av.open(sys.stdin.buffer, timeout=self.timeout_s)
+            device = _device(self.spec)
+            if device is not None:
+                return av.open(device[1], format=device[0], timeout=self.timeout_s)
             if is_hls(self.spec):  # a playlist that loops is refused before FFmpeg follows it forever
                 self.playlist = read_playlist(self.spec, self.timeout_s)
             return av.open(
-                self.spec, timeout=(self.timeout_s, self.timeout_s), options=_url_options(self.spec)
+                self.spec, timeout=(self.timeout_s, self.read_timeout_s), options=_url_options(self.spec)
             )
         except av.error.ExitError:
             raise StreamError(f"{self.spec}: no data within {self.timeout_s:g} s; {_HINT}") from None
@@ -160,11 +195,23 @@ class LiveSource:
             wait=wait_exponential(multiplier=self.backoff_s, max=self.backoff_max_s),
             retry=retry_if_exception_type(StreamError),
             reraise=True,
+            before_sleep=self._say_retry,
         )
         for attempt in retrying:
             with attempt:
                 return self._open_once()
         raise AssertionError("unreachable")  # pragma: no cover - Retrying reraises
+
+    def _say_retry(self, state: RetryCallState) -> None:
+        """One line per failed reconnect attempt, with the wait before the next: the backoff is visible."""
+        exc = state.outcome.exception() if state.outcome is not None else None
+        why = str(exc).removeprefix(f"{self.spec}: ").split("; ")[0]
+        wait_s = state.next_action.sleep if state.next_action is not None else 0.0
+        self.on_status(
+            "retry",
+            f"reconnect attempt {state.attempt_number} of {self.reconnects} failed ({why}); "
+            f"next in {wait_s:.1f} s",
+        )
 
     def packets(self) -> Iterator[tuple[av.Packet, float]]:
         """(packet, stream time of its pts) until the source ends; reconnects on drops (URL sources)."""
@@ -179,6 +226,7 @@ class LiveSource:
                 self.on_status("lost", self.lost)
                 return
             streams = self._streams(container, first)
+            self._resume = not first and is_hls(self.spec)
             first, reason = False, "ended"
             self.connects += 1
             self._anchor = True
@@ -186,13 +234,12 @@ class LiveSource:
             try:
                 yield from self._demux(container, streams)
             except av.error.ExitError:
-                reason = f"no data for {self.timeout_s:g} s"
+                reason = f"no data for {self.read_timeout_s:g} s"
             except av.error.FFmpegError as exc:
                 reason = _reason(exc)
             finally:
                 container.close()
-            if self.kind != "url" or (reason == "ended" and self.spec.startswith(("http://", "https://"))):
-                self._note_end()  # over HTTP, an end is the end: replaying a playlist or file would loop
+            if self._ended(reason):
                 return
             self.drops += 1
             if self.reconnects <= 0:
@@ -201,20 +248,34 @@ class LiveSource:
                 return
             self.on_status("dropped", f"source lost ({reason}); reconnecting")
 
-    def _note_end(self) -> None:
-        """Why an HLS source ended: its playlist ended, or stopped growing (a dead publisher, a loop)."""
-        before = self.playlist
-        if before is None or not is_hls(self.spec):
-            return
-        after = read_playlist(self.spec, self.timeout_s) or before
+    def _ended(self, reason: str) -> bool:
+        """Whether the source is over (else it dropped: reconnect). Over HTTP an end is the end (replaying a
+        file would loop), except a live HLS playlist's (see `_hls_ended`)."""
+        if self.kind != "url":
+            return True
+        if is_hls(self.spec) and self.playlist is not None:
+            return self._hls_ended(stalled=reason != "ended")
+        return reason == "ended" and self.spec.startswith(("http://", "https://"))
+
+    def _hls_ended(self, stalled: bool) -> bool:
+        """An HLS source is over when its playlist ended, or stopped growing (a dead publisher, or one that
+        replays the same segments: FFmpeg re-read it for the whole read timeout). A playlist that cannot be
+        read any more (a dead server), or that grows while FFmpeg gave up on it, is a drop."""
+        before, after = self.playlist, read_playlist(self.spec, self.timeout_s)
+        if before is None or after is None:
+            return before is None
+        self.playlist = after
         if after.ended:
             self.end_note = "the playlist ended (#EXT-X-ENDLIST)"
-        elif after.position == before.position:
+            return True
+        if stalled or after.position == before.position:
             self.lost = (
-                f"the playlist stopped growing (no new segment after {after.position[1]} listed): the "
-                "publisher stopped, or it replays the same segments"
+                f"the playlist stopped growing (no new segment after {after.position[1]} listed within "
+                f"{self.read_timeout_s:g} s): the publisher stopped, or it replays the same segments"
             )
             self.on_status("lost", self.lost)
+            return True
+        return False
 
     def _streams(self, container: av.container.InputContainer, first: bool) -> list[Any]:
         video = next(iter(container.streams.video), None)
@@ -230,7 +291,7 @@ class LiveSource:
     def _demux(
         self, container: av.container.InputContainer, streams: list[Any]
     ) -> Iterator[tuple[av.Packet, float]]:
-        start_wall = resumed = time.monotonic()
+        start_wall, resumed = time.monotonic(), self._yielded_at
         start_t: float | None = None
         for packet in container.demux(streams):
             self.waited_s = time.monotonic() - resumed
@@ -239,7 +300,13 @@ class LiveSource:
                 continue  # a flush packet
             if self._anchor and packet.stream.type != "video":
                 continue  # stream time counts from the first picture
-            t = self._stream_time(float(stamp * packet.time_base))
+            raw_s = float(stamp * packet.time_base)
+            if self._anchor and self._continues(raw_s):
+                self._anchor, self._replay = False, dict(self._delivered)
+            if self._replay and self._replayed(packet):
+                continue
+            t = self._stream_time(raw_s)
+            self._note_delivered(packet, t)
             if self.speed and self.kind == "file":
                 start_t = t if start_t is None else start_t
                 ahead = (t - start_t) / self.speed - (time.monotonic() - start_wall)
@@ -248,7 +315,32 @@ class LiveSource:
                     self.waited_s += ahead
             self.clock.note(t, time.time())
             yield packet, t
-            resumed = time.monotonic()
+            resumed = self._yielded_at = time.monotonic()
+
+    def _continues(self, raw_s: float) -> bool:
+        """After an HLS reconnect: whether the first picture is on the stream's own timeline, up to the few
+        segments FFmpeg plays again behind where the watch was (then the offset is kept, nothing re-anchored)."""
+        if not self._resume or self.last_s is None or self.playlist is None:
+            return False
+        back_s = REPLAY_SEGMENTS * max(self.playlist.target_s, 1.0)
+        return -back_s <= raw_s + self.offset_s - self.last_s <= JUMP_AHEAD_S
+
+    def _dts_s(self, packet: av.Packet) -> float:
+        stamp = packet.dts if packet.dts is not None else packet.pts
+        return float(stamp * packet.time_base) + self.offset_s
+
+    def _replayed(self, packet: av.Packet) -> bool:
+        """A packet yielded before the reconnect (by decode time, per stream type); the first that was not
+        ends the replay for its type."""
+        kind = packet.stream.type
+        if kind in self._replay and self._dts_s(packet) <= self._replay[kind] + 1e-6:
+            return True
+        self._replay.pop(kind, None)
+        return False
+
+    def _note_delivered(self, packet: av.Packet, t: float) -> None:
+        kind = packet.stream.type
+        self._delivered[kind] = max(self._delivered.get(kind, t), self._dts_s(packet))
 
     def _stream_time(self, raw_s: float) -> float:
         if self._anchor:

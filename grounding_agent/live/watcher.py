@@ -39,7 +39,7 @@ from grounding_agent.live.alerts import (
 )
 from grounding_agent.live.clips import ClipWriter
 from grounding_agent.live.events import LiveEvent
-from grounding_agent.live.online import FrameScorer, HighlightHit, OnlineHighlights
+from grounding_agent.live.online import FrameScorer, HighlightHit, OnlineHighlights, load_head_scorer
 from grounding_agent.live.ring import RingRecorder
 from grounding_agent.live.sinks import Sink
 from grounding_agent.live.source import LiveSource
@@ -80,6 +80,8 @@ class WatchOptions:
     asr_language: str | None = None
     speed: float | None = None
     duration_s: float | None = None
+    head: str | None = None  # a learned highlight head's folder: its score is an online-highlight signal
+    head_text: str | None = None  # what a head that needs a text (vcl, taohighlight) scores against
 
 
 @dataclass
@@ -153,8 +155,15 @@ class Watcher:
         )
         self.screen = ScreenAlerts(by["ocr"], min_score=options.min_score)
         self._visual_alerts, self._grounder = by["visual"], grounder
+        head = (  # loaded and checked here: a head that cannot score is refused before the source opens
+            load_head_scorer(options.head, options.head_text, saliency)
+            if options.head and options.highlights
+            else None
+        )
         self.online = (
-            OnlineHighlights(delay_s=options.delay_s, saliency=saliency) if options.highlights else None
+            OnlineHighlights(delay_s=options.delay_s, saliency=saliency, head=head)
+            if options.highlights
+            else None
         )
         self._saliency_name = saliency.model_id if saliency is not None else ""
         self.report = WatchReport()
@@ -301,7 +310,8 @@ class Watcher:
                     f"score {h.score:.2f}",
                     delay_s=delay,
                     evidence=self._clip_evidence(h),
-                    data={"score": round(h.score, 3), "signals": h.signals},
+                    data={"score": round(h.score, 3), "signals": h.signals}
+                    | ({"head_score": round(h.head_score, 4)} if h.head_score is not None else {}),
                 )
                 self.report.highlights += 1
         if self.visual is not None:
@@ -336,7 +346,7 @@ class Watcher:
 
     def _check_lag(self, t: float, start_wall: float) -> None:
         o = self.options
-        if self.source is None or (self.source.kind != "url" and not o.speed):
+        if self.source is None or (self.source.kind not in ("url", "device") and not o.speed):
             return  # a file read as fast as it decodes is never "behind"
         behind = (time.monotonic() - start_wall) - t / (o.speed or 1.0)
         if self._lag_base is None or self.source.waited_s > CAUGHT_UP_S or behind < self._lag_base:

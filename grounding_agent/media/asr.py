@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +71,7 @@ def load_whisper(
     cpu_threads: int = 0,
     download_root: str | Path | None = None,
     local_files_only: bool = False,
+    num_workers: int = 1,
 ) -> Any:
     """A faster-whisper `WhisperModel` from a CTranslate2 folder, or by name ("base", "org/repo") from the hub.
 
@@ -97,6 +99,7 @@ def load_whisper(
             cpu_threads=cpu_threads,
             download_root=None if download_root is None else str(download_root),
             local_files_only=local_files_only,
+            num_workers=num_workers,
         )
     except Exception as exc:  # noqa: BLE001 - the hub client and CTranslate2 raise many unrelated types
         first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
@@ -151,12 +154,17 @@ class Transcriber:
     Args:
         model: a CTranslate2 Whisper folder, or a faster-whisper name ("base") / hub id (needs network).
         language: a language code, or None to detect it on the first chunk with speech.
+        language_once_at: with no `language`, keep the first language detected with at least this
+            probability for every later file (a library run: Whisper's detection is a second encoder pass,
+            as dear as the whole transcription of a short file); a file in another language is then heard
+            as that one. None: detect per file.
         compute_type: CTranslate2 compute type ("int8" on CPU).
         beam_size: Whisper beam size.
         vad: find speech with the VAD first (False: transcribe each chunk whole).
         chunk_s: seconds of audio held and transcribed at once.
         cache_dir: where transcripts go; None: `cache_folder("transcripts")`. use_cache=False: never read or write.
         cpu_threads: CTranslate2 threads (0: its default).
+        num_workers: files transcribed at once from as many Python threads (CTranslate2 `inter_threads`).
         local_files_only: never reach the hub for a name.
     """
 
@@ -165,6 +173,7 @@ class Transcriber:
         model: str | Path,
         *,
         language: str | None = None,
+        language_once_at: float | None = None,
         device: str = "cpu",
         compute_type: str = "int8",
         beam_size: int = 5,
@@ -173,6 +182,7 @@ class Transcriber:
         cache_dir: str | Path | None = None,
         use_cache: bool = True,
         cpu_threads: int = 0,
+        num_workers: int = 1,
         download_root: str | Path | None = None,
         local_files_only: bool = False,
     ):
@@ -182,6 +192,8 @@ class Transcriber:
             raise ConfigError(f"beam_size must be >= 1, got {beam_size}")
         self.model_name = str(model)
         self.language = check_language(language)
+        self.language_once_at = language_once_at
+        self.run_language: str | None = None  # the language detected once (`language_once_at`)
         self.device, self.compute_type, self.beam_size, self.vad = device, compute_type, beam_size, vad
         self.chunk_s = chunk_s
         self.cache_dir = Path(cache_dir) if cache_dir is not None else cache_folder("transcripts")
@@ -191,10 +203,12 @@ class Transcriber:
             "device": device,
             "compute_type": compute_type,
             "cpu_threads": cpu_threads,
+            "num_workers": num_workers,
             "download_root": download_root,
             "local_files_only": local_files_only,
         }
         self._model: Any = None
+        self._loading = threading.Lock()  # files transcribed from several threads load it once
         if (
             _looks_like_path(self.model_name)
             and not (Path(self.model_name).expanduser() / "model.bin").is_file()
@@ -204,8 +218,9 @@ class Transcriber:
     @property
     def whisper(self) -> Any:
         # Loaded on first use: a cache hit never pays for the model.
-        if self._model is None:
-            self._model = load_whisper(self.model_name, **self._load_kwargs)
+        with self._loading:
+            if self._model is None:
+                self._model = load_whisper(self.model_name, **self._load_kwargs)
         return self._model
 
     def _key(self, path: Path) -> str:
@@ -213,7 +228,8 @@ class Transcriber:
             "version": CACHE_VERSION,
             "file": file_fingerprint(path),
             "model": asr_model_fingerprint(self.model_name),
-            "language": self.language,
+            # Detected once per run is not detected per file: the two are cached apart.
+            "language": self.language or (None if self.language_once_at is None else "once per run"),
             "compute_type": self.compute_type,
             "beam_size": self.beam_size,
             "vad": VAD if self.vad else None,
@@ -256,7 +272,7 @@ class Transcriber:
             return Transcript(has_audio=False, model=self.model_name, notes=("no audio track",))
         segments: list[Segment] = []
         regions_s: list[tuple[float, float]] = []
-        duration_s, language = 0.0, self.language
+        duration_s, language = 0.0, self.language or self.run_language
         for offset_s, audio, regions in self._chunks(iter_audio(path, sample_rate=SAMPLE_RATE)):
             duration_s = offset_s + audio.size / SAMPLE_RATE
             chunk_regions = [(offset_s + a / SAMPLE_RATE, offset_s + b / SAMPLE_RATE) for a, b in regions]
@@ -326,6 +342,9 @@ class Transcriber:
             prob = float(np.mean([w.probability for w in words]))
             out.append(Segment(seg.text.strip(), words[0].start_s, words[-1].end_s, prob, words))
         self.stats.audio_s_transcribed += audio.size / SAMPLE_RATE
+        sure = self.language_once_at is not None and info.language_probability >= self.language_once_at
+        if language is None and out and sure:
+            self.run_language = info.language
         return out, language or info.language
 
 
