@@ -102,6 +102,7 @@ class WatchReport:
     ocr_frames_skipped: int = 0
     asr_calls: int = 0
     asr_skipped_s: float = 0.0
+    asr_segments_dropped: int = 0  # Whisper segments dropped as made up (no speech, unsure, or a loop)
     visual_calls: int = 0
     visual_malformed: int = 0
     visual_failed: int = 0
@@ -394,6 +395,7 @@ class Watcher:
         r.ocr_frames_read, r.ocr_frames_skipped = self.screen.read, self.screen.skipped
         if self.speech is not None:
             r.asr_calls, r.asr_skipped_s = self.speech.calls, self.speech.skipped_s
+            r.asr_segments_dropped = self.speech.dropped
             if self.speech.skipped_s:
                 r.degraded.append("asr_skipped")
         if self.visual is not None:
