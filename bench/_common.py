@@ -51,3 +51,14 @@ def reset_server_caches(base_url: str) -> bool:
     names = ("reset_prefix_cache", "reset_mm_cache", "reset_encoder_cache")
     codes = [httpx.post(f"{root}/{name}", timeout=30).status_code for name in names]
     return all(code == 200 for code in codes)
+
+
+def latency(fn, queries) -> tuple[list[float], list]:
+    """Seconds of each `fn(q)` over `queries` (after one warm-up call), and what each returned."""
+    fn(queries[0])  # warm
+    times, found = [], []
+    for q in queries:
+        t0 = time.perf_counter()
+        found.append(fn(q))
+        times.append(time.perf_counter() - t0)
+    return times, found

@@ -14,8 +14,14 @@ file-backed, i.e. the memory-mapped index), and the time a reader takes to absor
 The 1-min load average is recorded per row: the machine is shared. Then, unless `--no-extras`, two reader
 processes querying while a writer inserts and a writer killed with SIGKILL mid-insert (sqlite-vec, LanceDB).
 
+`--real-vectors N` measures only `store` on N real vectors instead (Whisper base's encoder states over speech:
+bench/_real_vectors.py): recall@10 and recall@200 of `Store.knn` against brute force for held-out vectors and
+for vectors of unseen sentences, at each `--probes` (then doubled until recall@10 >= 0.9), into the --out
+file's `real_vectors` key (the file's other keys kept). Below `visual_exact_frames` the IVF index is forced.
+
     .venv/bin/python bench/library_store.py --sizes 10000 100000 --out bench/results/library_store.json
     .venv/bin/python bench/library_store.py --sizes 3600000 --engines store --no-extras --append
+    .venv/bin/python bench/library_store.py --real-vectors 200000 --probes 0 8 16 64
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench._common import machine, now  # noqa: E402
+from bench._common import latency, machine, now  # noqa: E402
 
 DIM, K, QUERIES, BATCH, VIDEO_FRAMES = 512, 10, 200, 2000, 3600
 
@@ -152,16 +158,6 @@ def lance_query(table, q: np.ndarray) -> list[int]:
 
 
 # --- runs ------------------------------------------------------------------------------------------
-
-
-def latency(fn, queries: np.ndarray) -> tuple[list[float], list[list[int]]]:
-    fn(queries[0])  # warm
-    times, found = [], []
-    for q in queries:
-        t0 = time.perf_counter()
-        found.append(fn(q))
-        times.append(time.perf_counter() - t0)
-    return times, found
 
 
 def row(engine: str, n: int, insert_s: float, index_s: float, size: int, times, found, truth) -> dict:
@@ -388,7 +384,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-extras", action="store_true", help="skip the concurrency and crash checks")
     ap.add_argument("--out", default="bench/results/library_store.json")
     ap.add_argument("--append", action="store_true", help="add these rows (and checks) to the --out file's")
+    ap.add_argument(
+        "--real-vectors",
+        type=int,
+        metavar="N",
+        help="only N real vectors (Whisper encoder states) "
+        "in `store`: recall at --probes, into the --out file's `real_vectors` (other keys kept)",
+    )
+    ap.add_argument(
+        "--real-lists",
+        type=int,
+        default=0,
+        help="IVF lists of the --real-vectors index (0: "
+        "the shipped lists_for(N)); results under `real_vectors_ivf<L>`",
+    )
     args = ap.parse_args(argv)
+    if args.real_vectors:
+        from bench._real_vectors import run_real
+
+        with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
+            real = run_real(args.real_vectors, Path(tmp), args.probes, args.real_lists)
+        key = f"real_vectors_ivf{args.real_lists}" if args.real_lists else "real_vectors"
+        return _write(args.out, [], {key: real}, append=True)
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
         work = Path(tmp)
         rows = [
@@ -400,8 +417,13 @@ def main(argv: list[str] | None = None) -> int:
             "concurrent_readers": concurrency(work, 20_000),
             "crash": [crash(work, "sqlite"), crash(work, "lancedb")],
         }  # fmt: skip
-    if args.append and Path(args.out).is_file():
-        before = json.loads(Path(args.out).read_text(encoding="utf-8"))
+    return _write(args.out, rows, extras, append=args.append)
+
+
+def _write(out: str, rows: list[dict], extras: dict, *, append: bool) -> int:
+    """The results file; with `append`, the earlier file's rows and other keys are kept (new keys win)."""
+    if append and Path(out).is_file():
+        before = json.loads(Path(out).read_text(encoding="utf-8"))
         kept = {k: v for k, v in before.items() if k not in ("bench", "when", "machine", "dim", "k", "rows")}
         rows, extras = before["rows"] + rows, {**kept, **extras}  # notes, earlier rows, checks: kept
     result = {
@@ -413,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
         "rows": rows,
         **extras,
     }
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    Path(out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(extras, indent=2))
     return 0
 

@@ -134,10 +134,16 @@ class Library:
                     rows.append(row)
                     if on_progress is not None:
                         on_progress(row)
-            for row in self.drop_missing(known, paths):
-                rows.append(row)
-                if on_progress is not None:
-                    on_progress(row)
+            return self.finish_index(rows, known, paths, channels, started, on_progress)
+
+    def finish_index(self, rows, known, paths, channels, started, on_progress) -> IndexReport:
+        """An index run's end (here and on Ray), under the writer lock: drop the videos whose file is gone
+        under `paths`, bring the visual ANN index up to date (the first search then pays nothing); the
+        report."""
+        for row in self.drop_missing(known, paths):
+            rows.append(row)
+            if on_progress is not None:
+                on_progress(row)
         if "visual" in channels:
             self.store.prepare_search()
         return IndexReport(tuple(rows), time.perf_counter() - started)

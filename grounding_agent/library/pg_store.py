@@ -52,7 +52,7 @@ from grounding_agent.errors import LibraryError, LibraryStoreError
 from grounding_agent.library.ann import AnnIndex
 from grounding_agent.library.records import VideoRecord
 from grounding_agent.library.store import TOOL, ocr_rows, speech_rows
-from grounding_agent.library.store_api import TextRow, redact, secrets_in
+from grounding_agent.library.store_api import TextRow, checked_schema, redact, secrets_in
 from grounding_agent.utils.extras import TEAM, require_spec
 
 # Advisory lock namespaces (the first of the two int4 keys): schema changes, and one lock per video path.
@@ -171,18 +171,9 @@ class PgStore:
         if "meta" in tables:
             with contextlib.suppress(psycopg.Error), self._conn.transaction():  # a savepoint
                 meta = dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
-        if meta.get("tool") != TOOL:
-            raise LibraryError(
-                f"database {self.location} holds another tool's tables (no {TOOL} schema); "
-                "give an empty database for the library"
-            )
-        version = int(meta.get("schema_version", "0"))
-        if version > SCHEMA_VERSION:
-            raise LibraryError(
-                f"library {self.location} has schema {version}, newer than this grounding-agent's "
-                f"{SCHEMA_VERSION}; upgrade grounding-agent"
-            )
-        return version
+        return checked_schema(
+            meta, tool=TOOL, latest=SCHEMA_VERSION, where=f"database {self.location}", fix="an empty database"
+        )
 
     def close(self) -> None:
         with self._lock:

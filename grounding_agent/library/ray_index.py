@@ -100,13 +100,7 @@ def index_on_ray(
             rows.append(row)
             if on_progress is not None:
                 on_progress(row)
-        for row in library.drop_missing(known, paths):
-            rows.append(row)
-            if on_progress is not None:
-                on_progress(row)
-    if "visual" in channels:
-        library.store.prepare_search()
-    return IndexReport(tuple(rows), time.perf_counter() - started)
+        return library.finish_index(rows, known, paths, channels, started, on_progress)
 
 
 def _row(library, item, known, channels, results, by_fingerprint) -> IndexRow:

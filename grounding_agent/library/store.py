@@ -32,6 +32,7 @@ from grounding_agent.errors import LibraryError, LibraryStoreError
 from grounding_agent.library.ann import AnnIndex, random_ids, vector_rows
 from grounding_agent.library.lock import writer_lock
 from grounding_agent.library.records import VideoRecord
+from grounding_agent.library.store_api import checked_schema
 
 TOOL = "grounding-agent-library"
 DB_NAME = "library.sqlite"
@@ -172,18 +173,10 @@ class Store:
         if not tables:
             return 0
         meta = dict(self.conn.execute("SELECT key, value FROM meta")) if "meta" in tables else {}
-        if meta.get("tool") != TOOL:
-            raise LibraryError(
-                f"{self.folder / DB_NAME} belongs to another tool (no {TOOL} schema); "
-                "give another --library folder"
-            )
-        version = int(meta.get("schema_version", "0"))
-        if version > SCHEMA_VERSION:
-            raise LibraryError(
-                f"library {self.folder} has schema {version}, newer than this grounding-agent's "
-                f"{SCHEMA_VERSION}; upgrade grounding-agent or use another --library folder"
-            )
-        return version
+        where = str(self.folder / DB_NAME)
+        return checked_schema(
+            meta, tool=TOOL, latest=SCHEMA_VERSION, where=where, fix="another --library folder"
+        )
 
     def close(self) -> None:
         with self._lock:

@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import numpy as np
 
+from grounding_agent.errors import LibraryError
 from grounding_agent.library.records import VideoRecord
 
 SERVER_SCHEMES = ("postgresql", "postgres")
@@ -107,3 +108,21 @@ def secrets_in(url: str) -> list[str]:
         return [s for s in [parts.password, *found] if s]
     except ValueError:
         return []
+
+
+def checked_schema(meta: dict[str, str], *, tool: str, latest: int, where: str, fix: str) -> int:
+    """The schema version a store's `meta` records (0: none yet).
+
+    Raises:
+        LibraryError: the store holds another tool's tables, or a schema newer than `latest`; `fix` says
+            what to give instead ("another --library folder", "an empty database").
+    """
+    if meta.get("tool") != tool:
+        raise LibraryError(f"{where} holds another tool's tables (no {tool} schema); give {fix}")
+    version = int(meta.get("schema_version", "0"))
+    if version > latest:
+        raise LibraryError(
+            f"library {where} has schema {version}, newer than this grounding-agent's {latest}; "
+            f"upgrade grounding-agent or give {fix}"
+        )
+    return version
