@@ -145,8 +145,26 @@ class Span:
     evidence: Evidence | None = None
 
 
+class FrameSpan:
+    """`duration_s` and `num_frames` of a span that has its start and end in seconds and in frames
+    (`EditSegment`, `edit.reel.ReelClip`)."""
+
+    start_s: float
+    end_s: float
+    start_frame: int
+    end_frame: int
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+    @property
+    def num_frames(self) -> int:
+        return self.end_frame - self.start_frame
+
+
 @dataclass(frozen=True)
-class EditSegment:
+class EditSegment(FrameSpan):
     """A run of frames [start_frame, end_frame) the edit keeps or cuts, and why."""
 
     action: Action
@@ -157,14 +175,6 @@ class EditSegment:
     reason: str
     operation: int | None = None  # index into EditPlan.operations; None: no operation touched it
     evidence: tuple[Evidence, ...] = ()
-
-    @property
-    def duration_s(self) -> float:
-        return self.end_s - self.start_s
-
-    @property
-    def num_frames(self) -> int:
-        return self.end_frame - self.start_frame
 
 
 @dataclass

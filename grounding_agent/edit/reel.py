@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from grounding_agent.defaults import REELS
-from grounding_agent.edit.plan import EditPlan
+from grounding_agent.edit.plan import EditPlan, FrameSpan
 from grounding_agent.edit.timeline import FrameGrid, clock, nominal_rate
 from grounding_agent.errors import EditError
 from grounding_agent.types import Evidence, Video
@@ -45,7 +45,7 @@ class Hit(Protocol):
 
 
 @dataclass(frozen=True, eq=False)
-class ReelClip:
+class ReelClip(FrameSpan):
     """Frames [start_frame, end_frame) of `video` on its own grid, and why they are in the reel."""
 
     video: Video
@@ -69,14 +69,6 @@ class ReelClip:
     @property
     def end_s(self) -> float:
         return self.grid.time_s(self.end_frame)
-
-    @property
-    def duration_s(self) -> float:
-        return self.end_s - self.start_s
-
-    @property
-    def num_frames(self) -> int:
-        return self.end_frame - self.start_frame
 
 
 @dataclass

@@ -34,7 +34,7 @@ from grounding_agent.highlights.clip import ClipSaliency
 from grounding_agent.highlights.embedding_cache import EmbeddingCache, cache_key, model_fingerprint
 from grounding_agent.io import write_json_atomic
 from grounding_agent.media.decode import iter_frame_chunks
-from grounding_agent.media.ocr import MIN_LINE_SCORE, FrameText, ScreenReader, ScreenText, TextLine
+from grounding_agent.media.ocr import FrameText, ScreenReader, ScreenText, read_lines
 from grounding_agent.types import Video
 from grounding_agent.utils.cache import cache_folder
 
@@ -70,20 +70,6 @@ def ocr_engine(threads: int) -> Any:
     )
 
 
-def read_lines(engine: Any, pixels: np.ndarray) -> tuple[TextLine, ...]:
-    """OCR one RGB frame; lines under `MIN_LINE_SCORE` dropped (as `media.ocr.read_lines`)."""
-    out = engine(np.ascontiguousarray(pixels[:, :, ::-1]))  # RapidOCR takes OpenCV's BGR order
-    if out.txts is None:
-        return ()
-    lines = []
-    for text, score, box in zip(out.txts, out.scores, out.boxes):
-        if float(score) >= MIN_LINE_SCORE and text.strip():
-            xs, ys = np.asarray(box)[:, 0], np.asarray(box)[:, 1]
-            box_px = (float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max()))
-            lines.append(TextLine(text.strip(), float(score), box_px))
-    return tuple(lines)
-
-
 def thumb(pixels: np.ndarray) -> np.ndarray:
     """A small grey copy (every 4th pixel each way, green channel): what the change test compares."""
     return pixels[::4, ::4, 1].astype(np.int16)
@@ -112,7 +98,7 @@ class _Ocr:
             if self._last is not None and self.frames and same(self._last, small):
                 lines = self.frames[-1].lines
             else:
-                lines, self._last = read_lines(self.engine, frame), small
+                lines, self._last = read_lines(frame, self.engine), small
                 self.read += 1
             self.frames.append(FrameText(float(t), lines))
 

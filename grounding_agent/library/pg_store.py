@@ -37,7 +37,6 @@ import json
 import os
 import re
 import threading
-import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -52,7 +51,14 @@ from grounding_agent.errors import LibraryError, LibraryStoreError
 from grounding_agent.library.ann import AnnIndex
 from grounding_agent.library.records import VideoRecord
 from grounding_agent.library.store import TOOL, ocr_rows, speech_rows
-from grounding_agent.library.store_api import TextRow, checked_schema, redact, secrets_in
+from grounding_agent.library.store_api import (
+    VIDEO_COLUMNS,
+    TextRow,
+    checked_schema,
+    redact,
+    secrets_in,
+    video_values,
+)
 from grounding_agent.utils.extras import TEAM, require_spec
 
 # Advisory lock namespaces (the first of the two int4 keys): schema changes, and one lock per video path.
@@ -380,13 +386,10 @@ class PgStore:
 
 
 def _insert_video(c: Any, r: VideoRecord) -> int:
-    v = r.video
+    marks = ",".join(["%s"] * len(VIDEO_COLUMNS.split(",")))
     row = c.execute(
-        "INSERT INTO videos(path, fingerprint, size_bytes, mtime_ns, duration_s, avg_fps, num_frames, width,"
-        " height, channels, models, indexed_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) RETURNING id",
-        (str(v.path), r.fingerprint, r.size_bytes, r.mtime_ns, v.duration_s, v.avg_fps, v.num_frames,
-         v.width, v.height, ",".join(r.channels), json.dumps(r.model, sort_keys=True), time.time()),
-    ).fetchone()  # fmt: skip
+        f"INSERT INTO videos({VIDEO_COLUMNS}) VALUES ({marks}) RETURNING id", video_values(r)
+    ).fetchone()
     return int(row[0])
 
 

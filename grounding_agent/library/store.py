@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -32,7 +31,7 @@ from grounding_agent.errors import LibraryError, LibraryStoreError
 from grounding_agent.library.ann import AnnIndex, random_ids, vector_rows
 from grounding_agent.library.lock import writer_lock
 from grounding_agent.library.records import VideoRecord
-from grounding_agent.library.store_api import checked_schema
+from grounding_agent.library.store_api import VIDEO_COLUMNS, checked_schema, video_values
 
 TOOL = "grounding-agent-library"
 DB_NAME = "library.sqlite"
@@ -233,13 +232,8 @@ class Store:
             return video_id
 
     def _insert_video(self, c: Any, r: VideoRecord) -> int:
-        v = r.video
-        cur = c.execute(
-            "INSERT INTO videos(path, fingerprint, size_bytes, mtime_ns, duration_s, avg_fps, num_frames,"
-            " width, height, channels, models, indexed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            (str(v.path), r.fingerprint, r.size_bytes, r.mtime_ns, v.duration_s, v.avg_fps, v.num_frames,
-             v.width, v.height, ",".join(r.channels), json.dumps(r.model, sort_keys=True), time.time()),
-        )  # fmt: skip
+        marks = ",".join(["?"] * len(VIDEO_COLUMNS.split(",")))
+        cur = c.execute(f"INSERT INTO videos({VIDEO_COLUMNS}) VALUES ({marks})", video_values(r))
         return int(cur.lastrowid)
 
     def _insert_frames(self, c: Any, video_id: int, r: VideoRecord) -> None:

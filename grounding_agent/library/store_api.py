@@ -11,6 +11,8 @@ this one).
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
@@ -126,3 +128,16 @@ def checked_schema(meta: dict[str, str], *, tool: str, latest: int, where: str, 
             f"upgrade grounding-agent or give {fix}"
         )
     return version
+
+
+VIDEO_COLUMNS = (
+    "path, fingerprint, size_bytes, mtime_ns, duration_s, avg_fps, num_frames, width, height, channels, models, "
+    "indexed_at"
+)
+
+
+def video_values(r: VideoRecord) -> tuple[Any, ...]:
+    """A record's `videos` row, in `VIDEO_COLUMNS` order (both stores write the same row)."""
+    v = r.video
+    return (str(v.path), r.fingerprint, r.size_bytes, r.mtime_ns, v.duration_s, v.avg_fps, v.num_frames,
+            v.width, v.height, ",".join(r.channels), json.dumps(r.model, sort_keys=True), time.time())  # fmt: skip

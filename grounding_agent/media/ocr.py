@@ -177,9 +177,10 @@ def _engine() -> Any:
     return RapidOCR(params={"Global.log_level": "error"})
 
 
-def read_lines(pixels: np.ndarray) -> tuple[TextLine, ...]:
-    """OCR one RGB frame (H, W, 3) uint8."""
-    out = _engine()(np.ascontiguousarray(pixels[:, :, ::-1]))  # RapidOCR takes OpenCV's BGR order
+def read_lines(pixels: np.ndarray, engine: Any = None) -> tuple[TextLine, ...]:
+    """OCR one RGB frame (H, W, 3) uint8; lines under `MIN_LINE_SCORE` dropped. `engine`: a RapidOCR
+    instance of the caller's (e.g. with its own thread count), else this process's shared one."""
+    out = (engine or _engine())(np.ascontiguousarray(pixels[:, :, ::-1]))  # RapidOCR takes OpenCV's BGR order
     if out.txts is None:
         return ()
     lines = []
