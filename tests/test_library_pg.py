@@ -14,6 +14,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -208,16 +209,27 @@ def test_two_writers_and_a_reader_at_once(pg, clips, tmp_path):
     # The schema first (as a team does once), so both writers start on an existing library.
     assert main(["index", str(tmp_path / "none"), "--library", url, "--no-visual", "--no-speech"]) == 0
     writers = [subprocess.Popen([*index, str(f)], env=env, cwd=REPO, stdout=subprocess.PIPE) for f in halves]
-    both_running, searches = False, 0
+    overlap = threading.Event()  # a video written while both writers still run: polled often, in a thread,
+    # because each `search` below takes a second or two of start-up and would sample too coarsely.
+
+    def watch_overlap() -> None:
+        while not overlap.is_set() and all(w.poll() is None for w in writers):
+            if _count(url) >= 1 and all(w.poll() is None for w in writers):
+                overlap.set()
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch_overlap, daemon=True)
+    watcher.start()
+    searches = 0
     while any(w.poll() is None for w in writers):
-        both_running |= all(w.poll() is None for w in writers) and _count(url) >= 1
         done = subprocess.run([*CLI, "search", "the slide titled", "--library", url, "--json"], env=env,
                               cwd=REPO, capture_output=True, text=True)  # fmt: skip
         assert done.returncode == 0, done.stderr
         searches += 1
     reports = [json.loads(w.communicate()[0]) for w in writers]
+    watcher.join(timeout=10)
     assert all(w.returncode == 0 for w in writers)
-    assert both_running, "one writer finished before the other had written: the test did not test"
+    assert overlap.is_set(), "one writer finished before the other had written: the test did not test"
     assert [r["counts"].get("indexed") for r in reports] == [4, 4] and searches >= 1
     with Library(url) as lib:
         paths = [str(v.path) for v in lib.videos()]
